@@ -1,0 +1,111 @@
+/* rp_state — the object store that holds session state and execution
+ * records between executions.
+ *
+ * Keys are relative paths of segments of [A-Za-z0-9._:-] separated by '/'
+ * ("sessions/s1/state.json"); no empty, "." or ".." segments, at most
+ * RP_STATE_KEY_MAX bytes. Values are opaque bytes up to RP_STATE_VALUE_MAX.
+ *
+ * Every object has a version (uint64, never 0 for a live object) that
+ * changes on every write and is never reused for the same key, even after a
+ * delete: this is Cloud Storage's `generation`, and the file backend gives
+ * the same guarantee. Writes are conditional:
+ *   if_version == RP_STATE_ANY   unconditional
+ *   if_version == 0              create-only (fails RP_ERR_EXISTS if live)
+ *   if_version == N              compare-and-swap (RP_ERR_CONFLICT if the
+ *                                live version is not N, incl. absent)
+ * A conflict is reported, never retried blindly: the caller decides.
+ *
+ * Layout used by runpool (rp_state_key_* build these):
+ *   sessions/{session_id}/state.json        written by the worker only
+ *   executions/{execution_id}/result.json   written by the executor, create-only
+ *
+ * Backends are chosen by URL:
+ *   file:///abs/dir[?fsync=0|1]   rp_state_file.c (this machine; default fsync=1)
+ *   gs://bucket[/prefix]          Cloud Storage (issue 3)
+ *
+ * Thread-safety: an rp_state_t may be used from several threads at once
+ * (the worker's I/O threads share one); every operation blocks until done.
+ */
+#ifndef RP_STATE_H
+#define RP_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rp_buf.h"
+#include "rp_err.h"
+
+#define RP_STATE_KEY_MAX 512
+#define RP_STATE_URL_MAX 2048
+#define RP_STATE_VALUE_MAX (64 * 1024 * 1024)
+#define RP_STATE_ANY UINT64_MAX
+
+typedef struct rp_state rp_state_t;
+
+/* Called once per key found by rp_state_list (key borrowed for the call).
+ * Return non-zero to stop listing early. */
+typedef int(rp_state_list_cb)(void *opaque, const char *key, uint64_t version);
+
+/* Backend operations; each backend file defines one const instance. */
+typedef struct rp_state_ops {
+    const char *scheme; /* "file", "gs" */
+    rp_err_t (*open)(rp_state_t *st, const char *url, char *errstr,
+                     size_t errstr_size);
+    rp_err_t (*get)(rp_state_t *st, const char *key, rp_buf_t *out,
+                    uint64_t *version, char *errstr, size_t errstr_size);
+    rp_err_t (*put)(rp_state_t *st, const char *key, const void *data,
+                    size_t len, uint64_t if_version, uint64_t *new_version,
+                    char *errstr, size_t errstr_size);
+    rp_err_t (*del)(rp_state_t *st, const char *key, uint64_t if_version,
+                    char *errstr, size_t errstr_size);
+    rp_err_t (*list)(rp_state_t *st, const char *prefix, rp_state_list_cb *cb,
+                     void *opaque, char *errstr, size_t errstr_size);
+    void (*close)(rp_state_t *st);
+} rp_state_ops_t;
+
+struct rp_state {
+    const rp_state_ops_t *ops;
+    char url[RP_STATE_URL_MAX];
+    void *impl; /* backend-private, owned by the backend */
+};
+
+/* Open the store named by url. Caller frees with rp_state_destroy().
+ * RP_ERR_INVALID for a malformed or unsupported URL. */
+rp_err_t rp_state_open(const char *url, rp_state_t **out, char *errstr,
+                       size_t errstr_size);
+
+/* Read key into out (caller-initialised buffer; its max bounds the read,
+ * RP_ERR_TOO_LARGE past it) and its version (may be NULL).
+ * RP_ERR_NOT_FOUND when absent. */
+rp_err_t rp_state_get(rp_state_t *st, const char *key, rp_buf_t *out,
+                      uint64_t *version, char *errstr, size_t errstr_size);
+
+/* Write data under key if if_version matches (see above). new_version
+ * (may be NULL) receives the version written. */
+rp_err_t rp_state_put(rp_state_t *st, const char *key, const void *data,
+                      size_t len, uint64_t if_version, uint64_t *new_version,
+                      char *errstr, size_t errstr_size);
+
+/* Delete key if if_version matches (RP_STATE_ANY: unconditional).
+ * RP_ERR_NOT_FOUND when absent. */
+rp_err_t rp_state_delete(rp_state_t *st, const char *key, uint64_t if_version,
+                         char *errstr, size_t errstr_size);
+
+/* Call cb for every key that starts with prefix (prefix "" = all keys),
+ * in no particular order. */
+rp_err_t rp_state_list(rp_state_t *st, const char *prefix,
+                       rp_state_list_cb *cb, void *opaque, char *errstr,
+                       size_t errstr_size);
+
+/* Accepts NULL. */
+void rp_state_destroy(rp_state_t *st);
+
+/* true when key follows the key rules above. */
+int rp_state_key_valid(const char *key);
+
+/* "sessions/{session_id}/state.json" into out (RP_STATE_KEY_MAX bytes). */
+void rp_state_key_session(const char *session_id, char *out, size_t out_size);
+/* "executions/{execution_id}/result.json" into out. */
+void rp_state_key_result(const char *execution_id, char *out, size_t out_size);
+
+#endif
