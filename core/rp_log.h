@@ -14,6 +14,8 @@
 #ifndef RP_LOG_H
 #define RP_LOG_H
 
+#include <stddef.h>
+
 #define RP_LOG_LINE_MAX 4096
 
 typedef enum rp_log_level {
