@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "rp_time.h"
 
 #include <ctype.h>
