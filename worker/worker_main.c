@@ -1,2 +1,203 @@
-/* placeholder: being written */
-int main(void) { return 1; }
+/* runpool-worker: command line and environment -> rp_worker. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rp_kafka.h"
+#include "rp_log.h"
+#include "rp_worker.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: runpool-worker [options]\n"
+"Consumes execution requests from Kafka, runs each session's requests in\n"
+"order through the execution backend, publishes results.\n"
+"\n"
+"  --brokers LIST         Kafka bootstrap servers        (RUNPOOL_BROKERS)\n"
+"  --group ID             consumer group [runpool-workers] (RUNPOOL_GROUP)\n"
+"  --requests-topic T     [runpool.requests]             (RUNPOOL_REQUESTS_TOPIC)\n"
+"  --results-topic T      [runpool.results]              (RUNPOOL_RESULTS_TOPIC)\n"
+"  --dlq-topic T          [runpool.dlq]                  (RUNPOOL_DLQ_TOPIC)\n"
+"  --backend NAME         local [local]                  (RUNPOOL_BACKEND)\n"
+"  --state URL            file:///DIR                    (RUNPOOL_STATE)\n"
+"  --max-inflight N       requests held at once [1024]   (RUNPOOL_MAX_INFLIGHT)\n"
+"  --drain-timeout S      on SIGTERM/SIGINT [30]         (RUNPOOL_DRAIN_TIMEOUT)\n"
+"  --io-threads N         state-store threads [8]        (RUNPOOL_IO_THREADS)\n"
+"  --output-max BYTES     stdout/stderr cap each [1 MiB] (RUNPOOL_OUTPUT_MAX)\n"
+"  --worker-name NAME     in results and logs [HOST:PID] (RUNPOOL_WORKER_NAME)\n"
+"  --executor PATH        local: runpool-executor [next to this binary]\n"
+"                                                        (RUNPOOL_EXECUTOR)\n"
+"  --workdir DIR          local: new sessions start in DIR/SESSION_ID\n"
+"                                                        (RUNPOOL_WORKDIR)\n"
+"  -X key=value           librdkafka setting (repeatable)\n"
+"  -h, --help\n");
+}
+
+/* Integer option in [lo, hi]; names the option when wrong. */
+static int parse_int(const char *name, const char *v, long lo, long hi,
+                     long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) {
+        fprintf(stderr, "runpool-worker: %s: '%s' is not an integer in %ld..%ld\n",
+                name, v, lo, hi);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? v : dflt;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_BROKERS = 256, O_GROUP, O_REQ, O_RES, O_DLQ, O_BACKEND, O_STATE,
+           O_MAXIN, O_DRAIN, O_IOT, O_OUTMAX, O_NAME, O_EXEC, O_WORKDIR };
+    static const struct option opts[] = {
+        {"brokers", required_argument, NULL, O_BROKERS},
+        {"group", required_argument, NULL, O_GROUP},
+        {"requests-topic", required_argument, NULL, O_REQ},
+        {"results-topic", required_argument, NULL, O_RES},
+        {"dlq-topic", required_argument, NULL, O_DLQ},
+        {"backend", required_argument, NULL, O_BACKEND},
+        {"state", required_argument, NULL, O_STATE},
+        {"max-inflight", required_argument, NULL, O_MAXIN},
+        {"drain-timeout", required_argument, NULL, O_DRAIN},
+        {"io-threads", required_argument, NULL, O_IOT},
+        {"output-max", required_argument, NULL, O_OUTMAX},
+        {"worker-name", required_argument, NULL, O_NAME},
+        {"executor", required_argument, NULL, O_EXEC},
+        {"workdir", required_argument, NULL, O_WORKDIR},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    rp_worker_conf_t conf;
+    const char *props[RP_KAFKA_PROPS_MAX];
+    const char *maxin = env_or("RUNPOOL_MAX_INFLIGHT", NULL);
+    const char *drain = env_or("RUNPOOL_DRAIN_TIMEOUT", NULL);
+    const char *iot = env_or("RUNPOOL_IO_THREADS", NULL);
+    const char *outmax = env_or("RUNPOOL_OUTPUT_MAX", NULL);
+    char exe[PATH_MAX], default_executor[PATH_MAX + 32], errstr[1024];
+    rp_worker_t *w = NULL;
+    sigset_t sigs;
+    long n;
+    int c, rc = 1;
+    ssize_t len;
+
+    memset(&conf, 0, sizeof(conf));
+    conf.brokers = env_or("RUNPOOL_BROKERS", NULL);
+    conf.group = env_or("RUNPOOL_GROUP", NULL);
+    conf.requests_topic = env_or("RUNPOOL_REQUESTS_TOPIC", NULL);
+    conf.results_topic = env_or("RUNPOOL_RESULTS_TOPIC", NULL);
+    conf.dlq_topic = env_or("RUNPOOL_DLQ_TOPIC", NULL);
+    conf.backend = env_or("RUNPOOL_BACKEND", NULL);
+    conf.state_url = env_or("RUNPOOL_STATE", NULL);
+    conf.worker_name = env_or("RUNPOOL_WORKER_NAME", NULL);
+    conf.backend_conf.executor_path = env_or("RUNPOOL_EXECUTOR", NULL);
+    conf.backend_conf.workdir = env_or("RUNPOOL_WORKDIR", NULL);
+    conf.kafka_props = props;
+
+    while ((c = getopt_long(argc, argv, "X:h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_BROKERS: conf.brokers = optarg; break;
+        case O_GROUP: conf.group = optarg; break;
+        case O_REQ: conf.requests_topic = optarg; break;
+        case O_RES: conf.results_topic = optarg; break;
+        case O_DLQ: conf.dlq_topic = optarg; break;
+        case O_BACKEND: conf.backend = optarg; break;
+        case O_STATE: conf.state_url = optarg; break;
+        case O_MAXIN: maxin = optarg; break;
+        case O_DRAIN: drain = optarg; break;
+        case O_IOT: iot = optarg; break;
+        case O_OUTMAX: outmax = optarg; break;
+        case O_NAME: conf.worker_name = optarg; break;
+        case O_EXEC: conf.backend_conf.executor_path = optarg; break;
+        case O_WORKDIR: conf.backend_conf.workdir = optarg; break;
+        case 'X':
+            if (conf.n_kafka_props >= RP_KAFKA_PROPS_MAX) {
+                fprintf(stderr, "runpool-worker: at most %d -X settings\n",
+                        RP_KAFKA_PROPS_MAX);
+                return 2;
+            }
+            props[conf.n_kafka_props++] = optarg;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "runpool-worker: unexpected argument '%s'\n",
+                argv[optind]);
+        return 2;
+    }
+    if (maxin && parse_int("--max-inflight", maxin, 1,
+                           RP_WORKER_MAX_INFLIGHT_LIMIT, &n) == 0)
+        conf.max_inflight = (int)n;
+    else if (maxin)
+        return 2;
+    if (drain && parse_int("--drain-timeout", drain, 0, 86400, &n) == 0)
+        conf.drain_timeout_s = n ? (int)n : -1;
+    else if (drain)
+        return 2;
+    if (iot && parse_int("--io-threads", iot, 1, 256, &n) == 0)
+        conf.io_threads = (int)n;
+    else if (iot)
+        return 2;
+    if (outmax && parse_int("--output-max", outmax, 1, RP_OUTPUT_MAX_LIMIT,
+                            &n) == 0)
+        conf.output_max = (size_t)n;
+    else if (outmax)
+        return 2;
+    if (conf.drain_timeout_s == -1)
+        conf.drain_timeout_s = 0;
+    if (!conf.backend_conf.executor_path) {
+        /* Installed side by side: bin/runpool-worker, bin/runpool-executor. */
+        len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (len > 0) {
+            exe[len] = '\0';
+            snprintf(default_executor, sizeof(default_executor),
+                     "%s/runpool-executor", dirname(exe));
+            conf.backend_conf.executor_path = default_executor;
+        }
+    }
+
+    rp_log_init("worker", RP_LOG_INFO);
+    /* Before any thread exists: SIGTERM/SIGINT are read from a signalfd,
+     * and a closed pipe must be an error, not a death. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (rp_worker_new(&conf, &w, errstr, sizeof(errstr)) != RP_OK) {
+        rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
+        fprintf(stderr, "runpool-worker: %s\n", errstr);
+        rc = 2;
+        goto out;
+    }
+    if (rp_worker_run(w, errstr, sizeof(errstr)) != RP_OK) {
+        rp_log(RP_LOG_ERROR, "worker_failed", NULL, NULL, "%s", errstr);
+        goto out;
+    }
+    rc = 0;
+out:
+    rp_worker_destroy(w);
+    return rc;
+}

@@ -1,0 +1,40 @@
+# Shared by scripts/demo and scripts/test: install what runpool needs.
+# Sourced, not run. Versions are pinned to Debian 12 (bookworm) series; a
+# security update inside a series is accepted, a different series is not.
+
+RP_APT_PACKAGES=(
+  "build-essential"
+  "cmake=3.25.*"
+  "ninja-build"
+  "pkg-config"
+  "librdkafka-dev=2.0.2*"
+  "libcjson-dev=1.7.15*"
+  "libcmocka-dev=1.1.5*"
+  "libcurl4-openssl-dev=7.88.1*"
+  "libssl-dev=3.0.*"
+)
+
+rp_log() { printf '==> %s\n' "$*" >&2; }
+
+# Install the Debian packages that are missing (no-op when all are there).
+rp_install_debian() {
+  local missing=() spec name
+  for spec in "${RP_APT_PACKAGES[@]}"; do
+    name=${spec%%=*}
+    dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$spec")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  rp_log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Configure and build one build directory. $1 = dir, rest = cmake args.
+rp_build() {
+  local dir=$1; shift
+  cmake -S "$RP_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -- -j"$(nproc)"
+}

@@ -1,0 +1,63 @@
+#include "rp_backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    rp_err_t (*init)(rp_backend_t *be, const rp_backend_conf_t *conf,
+                     char *errstr, size_t errstr_size);
+} rp_backends[] = {
+    {"local", rp_backend_local_init},
+};
+
+rp_err_t rp_backend_new(const char *name, const rp_backend_conf_t *conf,
+                        rp_backend_done_cb *done_cb, void *opaque,
+                        rp_backend_t **out, char *errstr, size_t errstr_size)
+{
+    rp_backend_t *be;
+    rp_err_t err;
+
+    *out = NULL;
+    for (size_t i = 0; i < sizeof(rp_backends) / sizeof(rp_backends[0]); i++) {
+        if (strcmp(rp_backends[i].name, name) != 0)
+            continue;
+        if (!(be = calloc(1, sizeof(*be))))
+            return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+        be->done_cb = done_cb;
+        be->done_opaque = opaque;
+        if ((err = rp_backends[i].init(be, conf, errstr, errstr_size))) {
+            free(be);
+            return err;
+        }
+        *out = be;
+        return RP_OK;
+    }
+    return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                   "unknown backend '%s' (available: local)", name);
+}
+
+rp_err_t rp_backend_start(rp_backend_t *be, const rp_jobspec_t *spec,
+                          void *job, rp_backend_run_t **run, char *errstr,
+                          size_t errstr_size)
+{
+    return be->ops->start(be, spec, job, run, errstr, errstr_size);
+}
+
+void rp_backend_cancel(rp_backend_t *be, rp_backend_run_t *run)
+{
+    be->ops->cancel(be, run);
+}
+
+void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run)
+{
+    be->ops->release(be, run);
+}
+
+void rp_backend_destroy(rp_backend_t *be)
+{
+    if (!be)
+        return;
+    be->ops->close(be);
+    free(be);
+}

@@ -1,0 +1,99 @@
+/* rp_backend — where executions run.
+ *
+ * The worker hands a backend an rp_jobspec_t (the executor's environment
+ * contract, core/rp_jobenv.h) and is told, without blocking, when that
+ * execution has ended. The executor inside writes the result record to the
+ * state store; the backend only reports how the run ended (ran to the end,
+ * could not start, was cancelled), and the worker reads the record.
+ *
+ *   local     runpool-executor as a child process of the worker, with the
+ *             environment a job container would get (rp_backend_local.c)
+ *   cloudrun  Cloud Run Jobs (next issue), same interface
+ *
+ * Lifecycle of one run (all calls from the worker's main thread, except the
+ * done callback, which comes from a backend thread):
+ *
+ *   rp_backend_start(be, spec, job, &run)    -> run handle
+ *   [rp_backend_cancel(be, run)]              -> asks it to stop (async)
+ *   done_cb(job, &done, opaque)               -> on a backend thread, once
+ *   rp_backend_release(be, run)               -> main thread, after it has
+ *                                                seen done; frees the handle
+ *
+ * A handle stays valid until released, so cancelling a run that has just
+ * ended is harmless.
+ */
+#ifndef RP_BACKEND_H
+#define RP_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "rp_err.h"
+#include "rp_jobenv.h"
+
+#define RP_BACKEND_DETAIL_MAX 512
+
+typedef struct rp_backend rp_backend_t;
+typedef struct rp_backend_run rp_backend_run_t;
+
+/* How a run ended. */
+typedef struct rp_backend_done {
+    rp_err_t err;      /* RP_OK: the executor ran and exited (see exit_code);
+                          otherwise the infrastructure failed */
+    bool cancelled;    /* ended because rp_backend_cancel asked it to */
+    int exit_code;     /* executor's exit code, -1 if killed by a signal */
+    int signal;        /* signal that killed the executor, 0 if none */
+    char detail[RP_BACKEND_DETAIL_MAX]; /* human-readable, for logs/results */
+} rp_backend_done_t;
+
+/* Called once per run on a backend thread; done is borrowed for the call.
+ * It must not block: the worker posts it to its inbox. */
+typedef void(rp_backend_done_cb)(void *job, const rp_backend_done_t *done,
+                                 void *opaque);
+
+typedef struct rp_backend_ops {
+    const char *name;
+    rp_err_t (*start)(rp_backend_t *be, const rp_jobspec_t *spec, void *job,
+                      rp_backend_run_t **run, char *errstr, size_t errstr_size);
+    void (*cancel)(rp_backend_t *be, rp_backend_run_t *run);
+    void (*release)(rp_backend_t *be, rp_backend_run_t *run);
+    void (*close)(rp_backend_t *be);
+} rp_backend_ops_t;
+
+struct rp_backend {
+    const rp_backend_ops_t *ops;
+    rp_backend_done_cb *done_cb;
+    void *done_opaque;
+    void *impl;
+};
+
+/* Configuration for every backend; each reads what it needs. */
+typedef struct rp_backend_conf {
+    const char *executor_path; /* local: runpool-executor to spawn */
+    const char *workdir;       /* local: sessions start in workdir/{session} */
+    int kill_grace_ms;         /* local: SIGTERM -> SIGKILL on cancel */
+} rp_backend_conf_t;
+
+/* Create the backend named `name` ("local"). done_cb/opaque borrowed for
+ * the backend's life. Caller frees with rp_backend_destroy. */
+rp_err_t rp_backend_new(const char *name, const rp_backend_conf_t *conf,
+                        rp_backend_done_cb *done_cb, void *opaque,
+                        rp_backend_t **out, char *errstr, size_t errstr_size);
+
+/* See the lifecycle above. spec and job are borrowed; spec only during the
+ * call. */
+rp_err_t rp_backend_start(rp_backend_t *be, const rp_jobspec_t *spec,
+                          void *job, rp_backend_run_t **run, char *errstr,
+                          size_t errstr_size);
+void rp_backend_cancel(rp_backend_t *be, rp_backend_run_t *run);
+void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run);
+
+/* Cancels what still runs, waits for it to end (no more callbacks after
+ * this returns) and frees. Accepts NULL. */
+void rp_backend_destroy(rp_backend_t *be);
+
+/* Backend constructors, one per implementation file. */
+rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
+                               char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,427 @@
+/* The local backend: each execution is a runpool-executor child process.
+ *
+ * The child gets the environment a Cloud Run job container would get: the
+ * executor contract (rp_jobenv_build) plus a base of PATH, HOME and TMPDIR
+ * — not the worker's own environment, so nothing of the worker leaks into
+ * sessions and the two backends behave alike.
+ *
+ * Children are watched through pidfds on an epoll set served by one reaper
+ * thread, so thousands of executions cost one thread, not thousands. A
+ * child is in its own process group (a Ctrl-C meant for the worker does not
+ * reach it: the worker drains instead) and gets SIGTERM if the worker dies
+ * (PR_SET_PDEATHSIG): the executor then stops its command and writes no
+ * result, so a re-delivered request runs again cleanly elsewhere instead of
+ * racing an orphan.
+ */
+#include "rp_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rp_log.h"
+#include "rp_time.h"
+
+#define RP_LOCAL_PATH_DEFAULT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define RP_LOCAL_KILL_GRACE_DEFAULT_MS 5000
+
+struct rp_backend_run {
+    struct rp_backend_run *prev, *next; /* live list, under lock */
+    pid_t pid;
+    int pidfd;
+    void *job;
+    int64_t kill_at_ms; /* SIGKILL deadline after a cancel; 0 = none */
+    bool cancelled;
+    bool reaped;   /* waited for: the pid may be reused, never signal it */
+    bool reported; /* done callback returned: the reaper is finished with it */
+    bool released; /* the worker is finished with it */
+};
+
+typedef struct rp_local {
+    char *executor_path;
+    char *workdir;
+    int kill_grace_ms;
+    int epfd;
+    int wake_fd; /* wakes the reaper to re-read kill deadlines / stop */
+    pid_t self_pid;
+    pthread_t reaper;
+    bool reaper_started;
+    pthread_mutex_t lock;
+    rp_backend_run_t *live; /* started and not yet reaped */
+    bool stopping;
+} rp_local_t;
+
+static void rp_local_free_run(rp_backend_run_t *run)
+{
+    free(run);
+}
+
+/* Build "NAME=value" strings for execve. Caller frees with free_envp. */
+static char **rp_local_envp(const rp_env_t *env)
+{
+    char **envp = calloc(env->n + 1, sizeof(char *));
+
+    if (!envp)
+        return NULL;
+    for (size_t i = 0; i < env->n; i++) {
+        size_t n = strlen(env->vars[i].name) + strlen(env->vars[i].value) + 2;
+
+        if (!(envp[i] = malloc(n))) {
+            for (size_t j = 0; j < i; j++)
+                free(envp[j]);
+            free(envp);
+            return NULL;
+        }
+        snprintf(envp[i], n, "%s=%s", env->vars[i].name, env->vars[i].value);
+    }
+    return envp;
+}
+
+static void rp_local_free_envp(char **envp)
+{
+    if (!envp)
+        return;
+    for (size_t i = 0; envp[i]; i++)
+        free(envp[i]);
+    free(envp);
+}
+
+/* The child side of fork(): only async-signal-safe calls until execve. */
+static void rp_local_child(const char *path, char **envp, pid_t parent)
+{
+    sigset_t none;
+    struct sigaction dfl;
+    char *argv[] = {(char *)path, NULL};
+    int devnull;
+
+    /* The worker blocks SIGTERM/SIGINT for its signalfd and ignores
+     * SIGPIPE; both would otherwise be inherited across execve. */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, NULL);
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(126); /* the worker died between fork and prctl */
+    devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO); /* executor logs go to stderr */
+        if (devnull > STDERR_FILENO)
+            close(devnull);
+    }
+    execve(path, argv, envp);
+    _exit(127);
+}
+
+static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
+                               void *job, rp_backend_run_t **out, char *errstr,
+                               size_t errstr_size)
+{
+    rp_local_t *lb = be->impl;
+    rp_jobspec_t s = *spec; /* shallow: only default_cwd is replaced */
+    rp_env_t env = {0};
+    char **envp = NULL, cwd[4096];
+    const char *v;
+    rp_backend_run_t *run = NULL;
+    struct epoll_event ev;
+    rp_err_t err;
+    pid_t pid;
+
+    *out = NULL;
+    if (lb->workdir) {
+        snprintf(cwd, sizeof(cwd), "%s/%s", lb->workdir, spec->session_id);
+        s.default_cwd = cwd;
+    }
+    if ((err = rp_jobenv_build(&s, &env, errstr, errstr_size)))
+        goto out;
+    v = getenv("PATH");
+    err = rp_env_set(&env, "PATH", v ? v : RP_LOCAL_PATH_DEFAULT);
+    if (!err && (v = getenv("HOME")))
+        err = rp_env_set(&env, "HOME", v);
+    if (!err && (v = getenv("TMPDIR")))
+        err = rp_env_set(&env, "TMPDIR", v);
+    if (err || !(envp = rp_local_envp(&env)) ||
+        !(run = calloc(1, sizeof(*run)))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    run->job = job;
+
+    pid = fork();
+    if (pid < 0) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "fork: %s",
+                      strerror(errno));
+        goto out;
+    }
+    if (pid == 0)
+        rp_local_child(lb->executor_path, envp, lb->self_pid);
+
+    run->pid = pid;
+    run->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (run->pidfd < 0) {
+        /* Cannot watch it: do not leave it running unobserved. */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "pidfd_open: %s",
+                      strerror(errno));
+        goto out;
+    }
+    pthread_mutex_lock(&lb->lock);
+    run->next = lb->live;
+    if (lb->live)
+        lb->live->prev = run;
+    lb->live = run;
+    pthread_mutex_unlock(&lb->lock);
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = run;
+    /* The pidfd is registered last: from here on the reaper owns the exit. */
+    epoll_ctl(lb->epfd, EPOLL_CTL_ADD, run->pidfd, &ev);
+    *out = run;
+    run = NULL;
+out:
+    free(run);
+    rp_local_free_envp(envp);
+    rp_env_clear(&env);
+    return err;
+}
+
+static void rp_local_wake(rp_local_t *lb)
+{
+    uint64_t one = 1;
+
+    if (write(lb->wake_fd, &one, sizeof(one)) < 0) {
+    }
+}
+
+static void rp_local_cancel(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_local_t *lb = be->impl;
+
+    pthread_mutex_lock(&lb->lock);
+    if (!run->reaped && !run->cancelled) {
+        run->cancelled = true;
+        /* The executor turns SIGTERM into a clean stop of its command's
+         * process group; SIGKILL follows if it does not exit in time. */
+        kill(run->pid, SIGTERM);
+        run->kill_at_ms = rp_time_mono_ms() + lb->kill_grace_ms;
+    }
+    pthread_mutex_unlock(&lb->lock);
+    rp_local_wake(lb);
+}
+
+static void rp_local_release(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_local_t *lb = be->impl;
+    bool free_it;
+
+    if (!run)
+        return;
+    pthread_mutex_lock(&lb->lock);
+    run->released = true;
+    free_it = run->reported;
+    pthread_mutex_unlock(&lb->lock);
+    if (free_it)
+        rp_local_free_run(run);
+}
+
+/* Reap one child whose pidfd became readable and report it. */
+static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_local_t *lb = be->impl;
+    rp_backend_done_t done;
+    int status = 0;
+    bool free_it;
+
+    if (waitpid(run->pid, &status, WNOHANG) <= 0)
+        return;
+    memset(&done, 0, sizeof(done));
+    done.err = RP_OK;
+    if (WIFEXITED(status)) {
+        done.exit_code = WEXITSTATUS(status);
+        snprintf(done.detail, sizeof(done.detail), "executor exited with %d",
+                 done.exit_code);
+        if (done.exit_code == 127 || done.exit_code == 126) {
+            done.err = RP_ERR_SPAWN;
+            snprintf(done.detail, sizeof(done.detail),
+                     "could not execute %s (exit %d)", lb->executor_path,
+                     done.exit_code);
+        }
+    } else {
+        done.exit_code = -1;
+        done.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        snprintf(done.detail, sizeof(done.detail),
+                 "executor killed by signal %d", done.signal);
+    }
+    close(run->pidfd); /* also removes it from the epoll set */
+    pthread_mutex_lock(&lb->lock);
+    done.cancelled = run->cancelled;
+    run->reaped = true;
+    if (run->prev)
+        run->prev->next = run->next;
+    else
+        lb->live = run->next;
+    if (run->next)
+        run->next->prev = run->prev;
+    pthread_mutex_unlock(&lb->lock);
+
+    be->done_cb(run->job, &done, be->done_opaque);
+
+    /* Whoever of reaper and worker finishes with the run last frees it. */
+    pthread_mutex_lock(&lb->lock);
+    run->reported = true;
+    free_it = run->released;
+    pthread_mutex_unlock(&lb->lock);
+    if (free_it)
+        rp_local_free_run(run);
+}
+
+/* SIGKILL runs whose cancel grace expired; return ms until the next one
+ * (-1: none). Called with lb->lock held. */
+static int rp_local_kill_overdue(rp_local_t *lb)
+{
+    int64_t now = rp_time_mono_ms(), next = -1;
+
+    for (rp_backend_run_t *r = lb->live; r; r = r->next) {
+        if (!r->kill_at_ms)
+            continue;
+        if (r->kill_at_ms <= now) {
+            kill(r->pid, SIGKILL);
+            r->kill_at_ms = 0;
+        } else if (next < 0 || r->kill_at_ms - now < next) {
+            next = r->kill_at_ms - now;
+        }
+    }
+    return next > INT32_MAX ? INT32_MAX : (int)next;
+}
+
+static void *rp_local_reaper(void *opaque)
+{
+    rp_backend_t *be = opaque;
+    rp_local_t *lb = be->impl;
+    struct epoll_event evs[64];
+
+    for (;;) {
+        int timeout, n;
+        bool done;
+
+        pthread_mutex_lock(&lb->lock);
+        timeout = rp_local_kill_overdue(lb);
+        done = lb->stopping && !lb->live;
+        pthread_mutex_unlock(&lb->lock);
+        if (done)
+            break;
+        n = epoll_wait(lb->epfd, evs, 64, timeout);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL) {
+                uint64_t v;
+
+                if (read(lb->wake_fd, &v, sizeof(v)) < 0) {
+                }
+                continue;
+            }
+            rp_local_reap(be, evs[i].data.ptr);
+        }
+    }
+    return NULL;
+}
+
+static void rp_local_close(rp_backend_t *be)
+{
+    rp_local_t *lb = be->impl;
+
+    if (!lb)
+        return;
+    if (lb->reaper_started) {
+        pthread_mutex_lock(&lb->lock);
+        lb->stopping = true;
+        for (rp_backend_run_t *r = lb->live; r; r = r->next) {
+            if (!r->cancelled) {
+                r->cancelled = true;
+                kill(r->pid, SIGTERM);
+                r->kill_at_ms = rp_time_mono_ms() + lb->kill_grace_ms;
+            }
+        }
+        pthread_mutex_unlock(&lb->lock);
+        rp_local_wake(lb);
+        pthread_join(lb->reaper, NULL);
+    }
+    if (lb->epfd >= 0)
+        close(lb->epfd);
+    if (lb->wake_fd >= 0)
+        close(lb->wake_fd);
+    pthread_mutex_destroy(&lb->lock);
+    free(lb->executor_path);
+    free(lb->workdir);
+    free(lb);
+    be->impl = NULL;
+}
+
+static const rp_backend_ops_t rp_local_ops = {
+    .name = "local",
+    .start = rp_local_start,
+    .cancel = rp_local_cancel,
+    .release = rp_local_release,
+    .close = rp_local_close,
+};
+
+rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
+                               char *errstr, size_t errstr_size)
+{
+    rp_local_t *lb;
+    struct epoll_event ev;
+    rp_err_t err = RP_OK;
+
+    if (!conf->executor_path || access(conf->executor_path, X_OK) != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "local backend: executor '%s' is not an executable "
+                       "file (set --executor)",
+                       conf->executor_path ? conf->executor_path : "(none)");
+    if (!(lb = calloc(1, sizeof(*lb))))
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&lb->lock, NULL);
+    lb->epfd = lb->wake_fd = -1;
+    be->ops = &rp_local_ops;
+    be->impl = lb;
+    lb->self_pid = getpid();
+    lb->kill_grace_ms = conf->kill_grace_ms > 0 ? conf->kill_grace_ms
+                                                : RP_LOCAL_KILL_GRACE_DEFAULT_MS;
+    lb->executor_path = strdup(conf->executor_path);
+    lb->workdir = conf->workdir ? strdup(conf->workdir) : NULL;
+    lb->epfd = epoll_create1(EPOLL_CLOEXEC);
+    lb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!lb->executor_path || (conf->workdir && !lb->workdir) ||
+        lb->epfd < 0 || lb->wake_fd < 0) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_IO,
+                      "local backend: cannot set up: %s", strerror(errno));
+        goto out;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL; /* NULL marks the wake fd */
+    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, lb->wake_fd, &ev) != 0 ||
+        pthread_create(&lb->reaper, NULL, rp_local_reaper, be) != 0) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INTERNAL,
+                      "local backend: cannot start reaper");
+        goto out;
+    }
+    lb->reaper_started = true;
+out:
+    if (err)
+        rp_local_close(be);
+    return err;
+}

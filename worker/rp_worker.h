@@ -1,0 +1,69 @@
+/* rp_worker — the consumer-group worker: Kafka in, executions, results out.
+ *
+ * Design note (read docs/worker.md for the full picture):
+ *
+ * One main thread runs an event loop over two fds: an eventfd that wakes it
+ * when the Kafka consumer queue, the producer's delivery reports, the I/O
+ * pool or the backend has something, and a signalfd for SIGTERM/SIGINT.
+ * It never blocks, so max.poll.interval.ms cannot expire however long
+ * executions run. Each consumed record becomes an rp_job that moves through
+ *
+ *   QUEUED -> LOADING -> RUNNING -> FINISHING -> PUBLISHING -> done
+ *   (sched)   (io pool)  (backend)  (io pool)    (producer)
+ *
+ * rp_sched keeps one running job per session; rp_offsets commits only up to
+ * the lowest unfinished offset of each partition. Jobs of a revoked
+ * partition are abandoned (not published, not committed) and run again by
+ * the new owner, which reuses executions/{id}/result.json when the
+ * execution had finished.
+ *
+ * Thread-safety: rp_worker_new/run/destroy from the main thread only.
+ */
+#ifndef RP_WORKER_H
+#define RP_WORKER_H
+
+#include <stddef.h>
+
+#include "rp_backend.h"
+#include "rp_err.h"
+
+#define RP_WORKER_MAX_INFLIGHT_LIMIT 1000000
+
+typedef struct rp_worker_conf {
+    const char *brokers;
+    const char *group;          /* default "runpool-workers" */
+    const char *requests_topic; /* default runpool.requests */
+    const char *results_topic;  /* default runpool.results */
+    const char *dlq_topic;      /* default runpool.dlq */
+    const char *backend;        /* "local" */
+    const char *state_url;      /* file:///dir */
+    int max_inflight;           /* records held at once; default 1024 */
+    int drain_timeout_s;        /* on SIGTERM; default 30 */
+    int io_threads;             /* state-store threads; default 8 */
+    int timeout_grace_s;        /* backstop beyond timeout_s; default 60 */
+    const char *worker_name;    /* default HOST:PID */
+    size_t output_max;          /* per stream; 0 = executor default */
+    rp_backend_conf_t backend_conf;
+    const char *const *kafka_props; /* "key=value", borrowed */
+    size_t n_kafka_props;
+} rp_worker_conf_t;
+
+typedef struct rp_worker rp_worker_t;
+
+/* Connects nothing yet beyond creating the clients; validates conf.
+ * The caller must have blocked SIGTERM and SIGINT in every thread (block
+ * them before this call: librdkafka starts threads here) — the worker reads
+ * them from a signalfd. conf is copied. Caller frees with
+ * rp_worker_destroy. */
+rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
+                       char *errstr, size_t errstr_size);
+
+/* Run until SIGTERM/SIGINT, then drain (finish in-flight executions for up
+ * to drain_timeout_s, publish, commit) and return RP_OK; or return an error
+ * on a fatal failure. */
+rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t errstr_size);
+
+/* Accepts NULL. */
+void rp_worker_destroy(rp_worker_t *w);
+
+#endif
