@@ -46,7 +46,15 @@ typedef struct rp_state rp_state_t;
  * Return non-zero to stop listing early. */
 typedef int(rp_state_list_cb)(void *opaque, const char *key, uint64_t version);
 
-/* Backend operations; each backend file defines one const instance. */
+/* Backend operations; each backend file defines one const instance and
+ * rp_state.c lists it in its table. rp_state.c checks the arguments every
+ * backend would otherwise repeat before calling in: keys are valid, data is
+ * non-NULL when len > 0, len <= RP_STATE_VALUE_MAX, out/cb/prefix non-NULL,
+ * prefix <= RP_STATE_KEY_MAX bytes.
+ *   open   st->ops and st->url are set; sets st->impl on success. On failure
+ *          it frees whatever it made itself: close is not called.
+ *   close  frees st->impl; called once, only after a successful open.
+ * Every entry may be called from several threads at once. */
 typedef struct rp_state_ops {
     const char *scheme; /* "file", "gs" */
     rp_err_t (*open)(rp_state_t *st, const char *url, char *errstr,
@@ -69,43 +77,53 @@ struct rp_state {
     void *impl; /* backend-private, owned by the backend */
 };
 
-/* Open the store named by url. Caller frees with rp_state_destroy().
- * RP_ERR_INVALID for a malformed or unsupported URL. */
+/* Open the store named by url (borrowed). Caller frees *out with
+ * rp_state_destroy(). RP_ERR_INVALID for a malformed or unsupported URL.
+ * Any thread. */
 rp_err_t rp_state_open(const char *url, rp_state_t **out, char *errstr,
                        size_t errstr_size);
 
-/* Read key into out (caller-initialised buffer; its max bounds the read,
- * RP_ERR_TOO_LARGE past it) and its version (may be NULL).
- * RP_ERR_NOT_FOUND when absent. */
+/* Read key into out (caller-initialised buffer, borrowed; it is reset
+ * first, its max bounds the read, RP_ERR_TOO_LARGE past it; on success
+ * out->data is non-NULL and NUL-terminated) and its version (may be NULL).
+ * RP_ERR_NOT_FOUND when absent. Any thread. */
 rp_err_t rp_state_get(rp_state_t *st, const char *key, rp_buf_t *out,
                       uint64_t *version, char *errstr, size_t errstr_size);
 
-/* Write data under key if if_version matches (see above). new_version
- * (may be NULL) receives the version written. */
+/* Write data (borrowed, copied) under key if if_version matches (see
+ * above). new_version (may be NULL) receives the version written; it is
+ * only set on RP_OK. Any thread. */
 rp_err_t rp_state_put(rp_state_t *st, const char *key, const void *data,
                       size_t len, uint64_t if_version, uint64_t *new_version,
                       char *errstr, size_t errstr_size);
 
 /* Delete key if if_version matches (RP_STATE_ANY: unconditional).
- * RP_ERR_NOT_FOUND when absent. */
+ * RP_ERR_NOT_FOUND when absent, whatever if_version. Any thread. */
 rp_err_t rp_state_delete(rp_state_t *st, const char *key, uint64_t if_version,
                          char *errstr, size_t errstr_size);
 
-/* Call cb for every key that starts with prefix (prefix "" = all keys),
- * in no particular order. */
+/* Call cb for every key that starts with prefix (borrowed; "" = all keys),
+ * in no particular order. Keys written or deleted while the listing runs
+ * may or may not be reported. cb runs on the calling thread and may call
+ * other rp_state functions. Any thread. */
 rp_err_t rp_state_list(rp_state_t *st, const char *prefix,
                        rp_state_list_cb *cb, void *opaque, char *errstr,
                        size_t errstr_size);
 
-/* Accepts NULL. */
+/* Close the store and free st (takes ownership). Accepts NULL. Call it
+ * once no other thread is using st. */
 void rp_state_destroy(rp_state_t *st);
 
-/* true when key follows the key rules above. */
+/* true when key (may be NULL) follows the key rules above. Any thread. */
 int rp_state_key_valid(const char *key);
 
-/* "sessions/{session_id}/state.json" into out (RP_STATE_KEY_MAX bytes). */
+/* "sessions/{session_id}/state.json" into out (out_size >= RP_STATE_KEY_MAX
+ * + 1 always fits a valid id). When the id is not a valid key segment (see
+ * rp_id_valid: "." and ".." are not) or the key does not fit, out is set to
+ * "", which every operation rejects, so a bad id can never address some
+ * other object. Any thread. */
 void rp_state_key_session(const char *session_id, char *out, size_t out_size);
-/* "executions/{execution_id}/result.json" into out. */
+/* "executions/{execution_id}/result.json" into out; same rules. */
 void rp_state_key_result(const char *execution_id, char *out, size_t out_size);
 
 #endif
