@@ -1,5 +1,7 @@
 #include "rp_kafka.h"
 
+#include "rp_log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,4 +70,23 @@ rp_err_t rp_kafka_unique_client_id(rd_kafka_conf_t *conf, const char *prefix,
     snprintf(id, sizeof(id), "%s-%s-%ld-%lx", prefix, host, (long)getpid(),
              (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20)));
     return rp_kafka_set(conf, "client.id", id, errstr, errstr_size);
+}
+
+/* Called on librdkafka's threads; rp_log is thread-safe. Syslog levels:
+ * 0-3 error, 4 warning, 5-6 info, 7 debug. */
+static void rp_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                            const char *buf)
+{
+    rp_log_level_t lvl = level <= 3   ? RP_LOG_ERROR
+                         : level == 4 ? RP_LOG_WARN
+                         : level <= 6 ? RP_LOG_INFO
+                                      : RP_LOG_DEBUG;
+
+    rp_log(lvl, "kafka_log", NULL, NULL, "%s %s: %s", rd_kafka_name(rk), fac,
+           buf);
+}
+
+void rp_kafka_log_via_rp(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_log_cb(conf, rp_kafka_log_cb);
 }

@@ -38,4 +38,8 @@ rp_err_t rp_kafka_producer_defaults(rd_kafka_conf_t *conf, char *errstr,
 rp_err_t rp_kafka_unique_client_id(rd_kafka_conf_t *conf, const char *prefix,
                                    char *errstr, size_t errstr_size);
 
+/* Send librdkafka's own log lines through rp_log (JSON lines, event
+ * "kafka_log") instead of its plain-text stderr format. */
+void rp_kafka_log_via_rp(rd_kafka_conf_t *conf);
+
 #endif

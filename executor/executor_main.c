@@ -1,2 +1,466 @@
-/* placeholder: being written */
-int main(void) { return 1; }
+/* runpool-executor — runs one execution inside a job: a Cloud Run Job
+ * container in production, a child process of the worker locally. The
+ * job environment (core/rp_jobenv.h) says what to run; the executor
+ *
+ *   1. loads sessions/{session_id}/state.json (absent = new session),
+ *   2. runs COMMAND in the session's cwd and environment (rp_exec),
+ *   3. writes executions/{execution_id}/result.json, create-only: the
+ *      result plus the session env after the command.
+ *
+ * It never writes session state; the worker is its only writer.
+ *
+ * Exit status: 0 a result record exists for the execution (written now or
+ * before), whatever the command did; 1 the executor itself failed (it
+ * still tries to leave a status "error" record); 2 the job environment is
+ * missing or malformed (an "error" record is left when the ids and the
+ * store are usable).
+ *
+ * `runpool-executor --dump-env` writes its environment NUL-separated to
+ * stdout: the shell's EXIT trap runs it to capture exported variables.
+ *
+ * See docs/executor.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rp_buf.h"
+#include "rp_err.h"
+#include "rp_exec.h"
+#include "rp_jobenv.h"
+#include "rp_log.h"
+#include "rp_msg.h"
+#include "rp_state.h"
+#include "rp_time.h"
+
+#define RP_EXECUTOR_EXIT_RECORDED 0 /* a result record exists */
+#define RP_EXECUTOR_EXIT_FAILED 1   /* the executor itself failed */
+#define RP_EXECUTOR_EXIT_CONTRACT 2 /* bad job environment */
+#define RP_EXECUTOR_DEFAULT_PATH \
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define RP_EXECUTOR_ERRSTR_MAX 512
+
+typedef struct rp_main {
+    rp_jobspec_t spec;
+    rp_state_t *st;
+    rp_session_t session;     /* zeroed for a new session */
+    const char *default_cwd;  /* borrowed: spec, $HOME or "/" */
+    rp_env_t base;            /* variables we supplied under the session's */
+    rp_env_t cmd_env;         /* base + session + COMMAND_ENV */
+    char result_key[RP_STATE_KEY_MAX];
+} rp_main_t;
+
+/* Written by the signal handler; rp_exec polls the read end. */
+static int rp_main_cancel_pipe[2] = {-1, -1};
+
+static void rp_main_on_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+
+    if (write(rp_main_cancel_pipe[1], &c, 1) < 0) {
+        /* Pipe full: a cancellation is already pending. */
+    }
+    errno = saved;
+}
+
+/* SIGTERM (Cloud Run cancelling the task, the worker stopping us) must
+ * not orphan the command's process group, which is not ours: turn it into
+ * a cancellation that rp_exec handles like a timeout. */
+static void rp_main_install_signals(void)
+{
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    struct sigaction sa;
+    sigset_t set;
+
+    signal(SIGPIPE, SIG_IGN); /* a closed stderr must not kill us */
+    if (pipe2(rp_main_cancel_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = rp_main_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++) {
+        sigaction(sigs[i], &sa, NULL);
+        sigaddset(&set, sigs[i]);
+    }
+    /* A parent that blocked them (for its own signalfd) must not make us
+     * deaf to them. */
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static const char *rp_main_lookup(const char *name, void *opaque)
+{
+    (void)opaque;
+    return getenv(name);
+}
+
+/* The job contract's own variables: never part of a session. */
+static bool rp_main_contract_var(const char *name)
+{
+    static const char *const names[] = {"EXECUTION_ID", "SESSION_ID",
+                                        "COMMAND", "TIMEOUT", "COMMAND_ENV"};
+
+    if (!strncmp(name, "RUNPOOL_", 8))
+        return true;
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+        if (!strcmp(name, names[i]))
+            return true;
+    return false;
+}
+
+static bool rp_main_is_dir(const char *path)
+{
+    struct stat st;
+
+    return path && path[0] == '/' && stat(path, &st) == 0 &&
+           S_ISDIR(st.st_mode);
+}
+
+/* RP_ERR_NOT_FOUND leaves m->session zeroed: a new session. */
+static rp_err_t rp_main_load_session(rp_main_t *m, char *errstr,
+                                     size_t errstr_size)
+{
+    char key[RP_STATE_KEY_MAX], msg[RP_EXECUTOR_ERRSTR_MAX];
+    rp_buf_t doc;
+    rp_err_t err;
+
+    rp_buf_init(&doc, RP_STATE_DOC_MAX);
+    rp_state_key_session(m->spec.session_id, key, sizeof(key));
+    err = rp_state_get(m->st, key, &doc, NULL, msg, sizeof(msg));
+    if (err == RP_ERR_NOT_FOUND) {
+        err = RP_OK;
+        goto out;
+    }
+    if (err != RP_OK) {
+        rp_errf(errstr, errstr_size, err, "reading %s: %s", key, msg);
+        goto out;
+    }
+    err = rp_session_parse(doc.data, doc.len, &m->session, msg, sizeof(msg));
+    if (err != RP_OK) {
+        rp_errf(errstr, errstr_size, err, "session state %s is invalid: %s",
+                key, msg);
+        goto out;
+    }
+    if (m->session.session_id[0] &&
+        strcmp(m->session.session_id, m->spec.session_id) != 0)
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "session state %s belongs to session %s", key,
+                      m->session.session_id);
+out:
+    rp_buf_free(&doc);
+    return err;
+}
+
+/* The command's environment: a minimal base, the session's variables over
+ * it, the request's per-command variables on top. The executor's own
+ * environment (the contract, the platform's variables) stays out. */
+static rp_err_t rp_main_build_env(rp_main_t *m)
+{
+    const char *home = getenv("HOME");
+    const rp_env_t *layers[] = {&m->base, &m->session.env, &m->spec.env};
+    rp_err_t err = RP_OK;
+
+    if (!rp_env_get(&m->session.env, "PATH"))
+        err = rp_env_set(&m->base, "PATH", RP_EXECUTOR_DEFAULT_PATH);
+    if (err == RP_OK && home && home[0] && !rp_env_get(&m->session.env, "HOME"))
+        err = rp_env_set(&m->base, "HOME", home);
+    for (size_t l = 0; err == RP_OK && l < 3; l++)
+        for (size_t i = 0; err == RP_OK && i < layers[l]->n; i++)
+            err = rp_env_set(&m->cmd_env, layers[l]->vars[i].name,
+                             layers[l]->vars[i].value);
+    return err;
+}
+
+/* What the session keeps: the env after the command, except that a
+ * per-command or base variable still holding the value we put in goes
+ * back to what the session had (or away). A value the command changed
+ * itself persists. */
+static rp_err_t rp_main_session_env(const rp_main_t *m, const rp_env_t *after,
+                                    rp_env_t *out)
+{
+    rp_err_t err = rp_env_copy(out, after);
+
+    for (size_t i = 0; err == RP_OK && i < m->spec.env.n; i++) {
+        const rp_env_var_t *v = &m->spec.env.vars[i];
+        const char *now = rp_env_get(out, v->name), *prev;
+
+        if (!now || strcmp(now, v->value) != 0)
+            continue;
+        prev = rp_env_get(&m->session.env, v->name);
+        if (!prev)
+            prev = rp_env_get(&m->base, v->name);
+        if (prev)
+            err = rp_env_set(out, v->name, prev);
+        else
+            rp_env_unset(out, v->name);
+    }
+    for (size_t i = 0; err == RP_OK && i < m->base.n; i++) {
+        const rp_env_var_t *v = &m->base.vars[i];
+        const char *now = rp_env_get(out, v->name);
+
+        if (now && !strcmp(now, v->value))
+            rp_env_unset(out, v->name);
+    }
+    /* Contract names never enter a session, even if the user exported one. */
+    for (size_t i = out->n; err == RP_OK && i > 0; i--)
+        if (rp_main_contract_var(out->vars[i - 1].name))
+            rp_env_unset(out, out->vars[i - 1].name);
+    return err;
+}
+
+/* Create-only write of the record. RP_ERR_EXISTS is passed up unchanged.
+ * An "error" record has no env at all (not an empty one): the session's
+ * variables are unknown, not gone. */
+static rp_err_t rp_main_put_result(rp_main_t *m, const rp_result_t *res,
+                                   char *errstr, size_t errstr_size)
+{
+    char *json = rp_result_to_json(res, res->has_env);
+    rp_err_t err;
+
+    if (!json)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM,
+                       "serialising the result failed");
+    err = rp_state_put(m->st, m->result_key, json, strlen(json), 0, NULL,
+                       errstr, errstr_size);
+    free(json);
+    return err;
+}
+
+/* Leave a status "error" record explaining why the executor failed. Returns
+ * the exit status: an existing record wins (0), else 1. */
+static int rp_main_fail(rp_main_t *m, rp_err_t cause, const char *message)
+{
+    char errstr[RP_EXECUTOR_ERRSTR_MAX] = "";
+    rp_result_t res;
+    rp_err_t err;
+
+    memset(&res, 0, sizeof(res));
+    rp_log(RP_LOG_ERROR, "executor_failed", m->spec.execution_id,
+           m->spec.session_id, "%s", message);
+    memcpy(res.execution_id, m->spec.execution_id, sizeof(res.execution_id));
+    memcpy(res.session_id, m->spec.session_id, sizeof(res.session_id));
+    res.status = RP_STATUS_ERROR;
+    res.finished_at_ms = rp_time_wall_ms();
+    err = rp_result_set_error(&res, rp_err_code(cause), message);
+    if (err == RP_OK)
+        err = rp_main_put_result(m, &res, errstr, sizeof(errstr));
+    rp_result_clear(&res);
+    if (err == RP_ERR_EXISTS) {
+        rp_log(RP_LOG_INFO, "result_exists", m->spec.execution_id,
+               m->spec.session_id, "a result record exists already; kept it");
+        return RP_EXECUTOR_EXIT_RECORDED;
+    }
+    if (err != RP_OK)
+        rp_log(RP_LOG_ERROR, "result_write_failed", m->spec.execution_id,
+               m->spec.session_id, "error record not written: %s", errstr);
+    return RP_EXECUTOR_EXIT_FAILED;
+}
+
+/* A redelivered request must not run its command twice. */
+static bool rp_main_result_exists(rp_main_t *m)
+{
+    char errstr[RP_EXECUTOR_ERRSTR_MAX] = "";
+    rp_buf_t doc;
+    rp_err_t err;
+
+    rp_buf_init(&doc, RP_RESULT_MAX);
+    err = rp_state_get(m->st, m->result_key, &doc, NULL, errstr,
+                       sizeof(errstr));
+    rp_buf_free(&doc);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND && err != RP_ERR_TOO_LARGE)
+        /* The create-only write still protects the record; run. */
+        rp_log(RP_LOG_WARN, "result_check_failed", m->spec.execution_id,
+               m->spec.session_id, "%s", errstr);
+    return err == RP_OK || err == RP_ERR_TOO_LARGE;
+}
+
+/* Move the outcome into a result record (the outcome loses ownership). */
+static rp_err_t rp_main_fill_result(rp_main_t *m, rp_exec_outcome_t *oc,
+                                    rp_result_t *res)
+{
+    memcpy(res->execution_id, m->spec.execution_id, sizeof(res->execution_id));
+    memcpy(res->session_id, m->spec.session_id, sizeof(res->session_id));
+    res->status = oc->status;
+    res->has_exit_code = oc->has_exit_code;
+    res->exit_code = oc->exit_code;
+    res->has_signal = oc->has_signal;
+    res->signal = oc->signal;
+    res->stdout_data = oc->stdout_data;
+    res->stdout_len = oc->stdout_len;
+    res->stdout_truncated = oc->stdout_truncated;
+    res->stderr_data = oc->stderr_data;
+    res->stderr_len = oc->stderr_len;
+    res->stderr_truncated = oc->stderr_truncated;
+    res->cwd = oc->cwd_after;
+    oc->stdout_data = oc->stderr_data = oc->cwd_after = NULL;
+    res->started_at_ms = oc->started_at_ms;
+    res->finished_at_ms = oc->finished_at_ms;
+    res->duration_ms = oc->duration_ms;
+    res->has_env = true;
+    return rp_main_session_env(m, &oc->env_after, &res->env);
+}
+
+/* A malformed job environment will not get better on a retry: when the
+ * ids and the store are usable, leave an "error" record naming the
+ * variable, so the requester learns what was wrong. Exit status stays 2. */
+static void rp_main_contract_record(rp_main_t *m, rp_err_t cause,
+                                    const char *message)
+{
+    const char *url = getenv("RUNPOOL_STATE_URL");
+    char errstr[RP_EXECUTOR_ERRSTR_MAX];
+
+    if (!m->spec.execution_id[0] || !m->spec.session_id[0] || !url || !url[0])
+        return;
+    if (rp_state_open(url, &m->st, errstr, sizeof(errstr)) != RP_OK) {
+        rp_log(RP_LOG_ERROR, "state_open_failed", m->spec.execution_id,
+               m->spec.session_id, "%s", errstr);
+        return;
+    }
+    rp_state_key_result(m->spec.execution_id, m->result_key,
+                        sizeof(m->result_key));
+    rp_main_fail(m, cause, message);
+}
+
+static int rp_main_run(rp_main_t *m)
+{
+    char errstr[RP_EXECUTOR_ERRSTR_MAX], msg[RP_STATE_KEY_MAX + RP_EXECUTOR_ERRSTR_MAX + 64];
+    const char *home = getenv("HOME");
+    rp_exec_opts_t opts;
+    rp_exec_outcome_t oc;
+    rp_result_t res;
+    rp_err_t err;
+    int rc = RP_EXECUTOR_EXIT_FAILED;
+
+    memset(&oc, 0, sizeof(oc));
+    memset(&res, 0, sizeof(res));
+    if (rp_main_result_exists(m)) {
+        rp_log(RP_LOG_INFO, "result_exists", m->spec.execution_id,
+               m->spec.session_id,
+               "a result record exists already; not running again");
+        return RP_EXECUTOR_EXIT_RECORDED;
+    }
+    if ((err = rp_main_load_session(m, errstr, sizeof(errstr))) != RP_OK)
+        return rp_main_fail(m, err, errstr);
+    if ((err = rp_main_build_env(m)) != RP_OK)
+        return rp_main_fail(m, err, "building the environment failed");
+
+    /* RUNPOOL_DEFAULT_CWD is created when missing (rp_exec does mkdir -p). */
+    if (m->spec.default_cwd && m->spec.default_cwd[0])
+        m->default_cwd = m->spec.default_cwd;
+    else if (rp_main_is_dir(home))
+        m->default_cwd = home;
+    else
+        m->default_cwd = "/";
+
+    rp_exec_opts_init(&opts);
+    opts.command = m->spec.command;
+    opts.cwd = m->session.cwd ? m->session.cwd : m->default_cwd;
+    opts.fallback_cwd = m->default_cwd;
+    opts.env = &m->cmd_env;
+    opts.timeout_ms = (int64_t)m->spec.timeout_s * 1000;
+    opts.output_max = m->spec.output_max;
+    opts.cancel_fd = rp_main_cancel_pipe[0];
+    opts.subreaper = true; /* we own no other children */
+    rp_log(RP_LOG_INFO, "execution_start", m->spec.execution_id,
+           m->spec.session_id, "cwd=%s timeout_s=%d new_session=%s",
+           opts.cwd, m->spec.timeout_s, m->session.cwd ? "no" : "yes");
+
+    err = rp_exec_run(&opts, &oc, errstr, sizeof(errstr));
+    if (err != RP_OK) {
+        snprintf(msg, sizeof(msg), "running the command failed: %s", errstr);
+        rc = rp_main_fail(m, err, msg);
+        goto out;
+    }
+    if (oc.cancelled) {
+        /* Whoever stopped us decides about a retry; leave no record. */
+        rp_log(RP_LOG_WARN, "execution_cancelled", m->spec.execution_id,
+               m->spec.session_id, "stopped by a signal; no result written");
+        goto out;
+    }
+    rp_log(RP_LOG_INFO, "execution_done", m->spec.execution_id,
+           m->spec.session_id,
+           "status=%s exit_code=%d signal=%d duration_ms=%lld "
+           "stdout_bytes=%zu stderr_bytes=%zu captured=%s",
+           rp_status_str(oc.status), oc.has_exit_code ? oc.exit_code : -1,
+           oc.has_signal ? oc.signal : 0, (long long)oc.duration_ms,
+           oc.stdout_len, oc.stderr_len, oc.captured ? "yes" : "no");
+
+    if ((err = rp_main_fill_result(m, &oc, &res)) != RP_OK) {
+        rc = rp_main_fail(m, err, "building the session environment failed");
+        goto out;
+    }
+    err = rp_main_put_result(m, &res, errstr, sizeof(errstr));
+    if (err == RP_OK) {
+        rc = RP_EXECUTOR_EXIT_RECORDED;
+    } else if (err == RP_ERR_EXISTS) {
+        rp_log(RP_LOG_INFO, "result_exists", m->spec.execution_id,
+               m->spec.session_id,
+               "a result record appeared meanwhile; kept it, ours dropped");
+        rc = RP_EXECUTOR_EXIT_RECORDED;
+    } else {
+        snprintf(msg, sizeof(msg), "writing %s failed: %s", m->result_key,
+                 errstr);
+        rc = rp_main_fail(m, err, msg);
+    }
+out:
+    rp_exec_outcome_clear(&oc);
+    rp_result_clear(&res);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    char errstr[RP_EXECUTOR_ERRSTR_MAX];
+    rp_main_t m;
+    rp_err_t err;
+    int rc;
+
+    /* The capture half: keep it tiny, it runs at the end of every command. */
+    if (argc == 2 && !strcmp(argv[1], "--dump-env"))
+        return rp_exec_dump_env(STDOUT_FILENO) == 0 ? 0 : 1;
+    if (argc > 1) {
+        fprintf(stderr, "usage: runpool-executor [--dump-env]\n"
+                        "Runs the command described by the job environment "
+                        "(EXECUTION_ID, SESSION_ID, COMMAND, TIMEOUT, "
+                        "RUNPOOL_STATE_URL, ...).\n");
+        return RP_EXECUTOR_EXIT_CONTRACT;
+    }
+    rp_log_init("executor", RP_LOG_INFO);
+    memset(&m, 0, sizeof(m));
+    err = rp_jobenv_parse(rp_main_lookup, NULL, &m.spec, errstr,
+                          sizeof(errstr));
+    if (err != RP_OK) {
+        rp_log(RP_LOG_ERROR, "jobenv_invalid", m.spec.execution_id,
+               m.spec.session_id, "%s", errstr);
+        rp_main_contract_record(&m, err, errstr);
+        rc = RP_EXECUTOR_EXIT_CONTRACT;
+        goto out;
+    }
+    rp_state_key_result(m.spec.execution_id, m.result_key,
+                        sizeof(m.result_key));
+    rp_main_install_signals();
+    err = rp_state_open(m.spec.state_url, &m.st, errstr, sizeof(errstr));
+    if (err != RP_OK) {
+        /* No store, so no record can be written either. */
+        rp_log(RP_LOG_ERROR, "state_open_failed", m.spec.execution_id,
+               m.spec.session_id, "%s", errstr);
+        rc = RP_EXECUTOR_EXIT_FAILED;
+        goto out;
+    }
+    rc = rp_main_run(&m);
+out:
+    rp_state_destroy(m.st);
+    rp_session_clear(&m.session);
+    rp_env_clear(&m.base);
+    rp_env_clear(&m.cmd_env);
+    rp_jobspec_clear(&m.spec);
+    return rc;
+}

@@ -1,1 +1,864 @@
-/* placeholder: being written */
+/* rp_exec — run one command with cwd/env capture (see rp_exec.h and
+ * docs/executor.md for the design). */
+#include "rp_exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rp_time.h"
+
+extern char **environ;
+
+#define RP_EXEC_READ_CHUNK 65536
+/* Reads per stream per poll round, so one chatty stream cannot starve the
+ * other stream or the deadline checks. */
+#define RP_EXEC_READS_PER_ROUND 16
+/* Without a pidfd we notice the shell's exit by polling waitpid. */
+#define RP_EXEC_WAITPID_TICK_MS 20
+#define RP_EXEC_NOTE_MAX 1024
+
+/* Variables the shell manages itself; saving them would only make the next
+ * shell start with stale values. */
+static const char *const rp_exec_shell_vars[] = {"PWD", "OLDPWD", "SHLVL",
+                                                 "_"};
+
+typedef struct rp_exec_stream {
+    int fd; /* read end, -1 once closed */
+    rp_buf_t buf;
+    bool truncated;
+} rp_exec_stream_t;
+
+/* The capture files inside the private temp directory. */
+typedef struct rp_exec_paths {
+    char dir[RP_EXEC_PATH_MAX];
+    char cwd[RP_EXEC_PATH_MAX + 16]; /* dir + "/" + a short file name */
+    char env[RP_EXEC_PATH_MAX + 16];
+    char env_ok[RP_EXEC_PATH_MAX + 16];
+} rp_exec_paths_t;
+
+void rp_exec_opts_init(rp_exec_opts_t *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->cancel_fd = -1;
+}
+
+void rp_exec_outcome_clear(rp_exec_outcome_t *out)
+{
+    if (!out)
+        return;
+    free(out->stdout_data);
+    free(out->stderr_data);
+    free(out->cwd_after);
+    rp_env_clear(&out->env_after);
+    memset(out, 0, sizeof(*out));
+}
+
+static int rp_exec_write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int rp_exec_dump_env(int fd)
+{
+    for (char **e = environ; e && *e; e++)
+        /* Each entry goes out with its own terminating NUL. */
+        if (rp_exec_write_all(fd, *e, strlen(*e) + 1) != 0)
+            return -1;
+    return 0;
+}
+
+rp_err_t rp_exec_shell_quote(rp_buf_t *out, const char *s)
+{
+    rp_err_t err = rp_buf_append(out, "'", 1);
+
+    while (err == RP_OK && *s) {
+        size_t span = strcspn(s, "'");
+
+        err = rp_buf_append(out, s, span);
+        s += span;
+        if (err == RP_OK && *s == '\'') {
+            /* Close the quote, add an escaped quote, reopen. */
+            err = rp_buf_append_str(out, "'\\''");
+            s++;
+        }
+    }
+    if (err == RP_OK)
+        err = rp_buf_append(out, "'", 1);
+    return err;
+}
+
+static bool rp_exec_is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* mkdir -p: a fresh container does not have the session's directories. */
+static int rp_exec_mkdir_p(const char *path)
+{
+    char tmp[RP_CWD_MAX + 1];
+    size_t len = strlen(path);
+
+    if (len == 0 || len > RP_CWD_MAX || path[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(tmp, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+            return -1;
+        tmp[i] = path[i];
+    }
+    if (!rp_exec_is_dir(path)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static void rp_exec_note(rp_exec_stream_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Add a "runpool: …" line to a captured stream, where the user sees it. */
+static void rp_exec_note(rp_exec_stream_t *s, const char *fmt, ...)
+{
+    char line[RP_EXEC_NOTE_MAX];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1;
+    if (rp_buf_append_upto(&s->buf, line, (size_t)n) < (size_t)n)
+        s->truncated = true;
+}
+
+/* Choose the directory to start in; a fallback is announced on stderr. */
+static const char *rp_exec_pick_cwd(const rp_exec_opts_t *opts,
+                                    rp_exec_stream_t *err_stream)
+{
+    const char *fallback = opts->fallback_cwd ? opts->fallback_cwd : "/";
+    const char *cwd = opts->cwd ? opts->cwd : fallback;
+    const char *why;
+
+    if (cwd[0] == '/' && rp_exec_is_dir(cwd))
+        return cwd;
+    if (cwd[0] != '/')
+        why = "not an absolute path";
+    else if (rp_exec_mkdir_p(cwd) == 0)
+        return cwd;
+    else
+        why = strerror(errno);
+    if (cwd == fallback || (fallback[0] != '/' || !rp_exec_is_dir(fallback)))
+        fallback = "/";
+    rp_exec_note(err_stream,
+                 "runpool: cannot use working directory %s (%s); running in %s\n",
+                 cwd, why, fallback);
+    return fallback;
+}
+
+static rp_err_t rp_exec_make_paths(rp_exec_paths_t *p, char *errstr,
+                                   size_t errstr_size)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n;
+
+    if (!tmp || tmp[0] != '/')
+        tmp = "/tmp";
+    n = snprintf(p->dir, sizeof(p->dir), "%s/runpool-exec.XXXXXX", tmp);
+    if (n < 0 || (size_t)n >= sizeof(p->dir))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "TMPDIR too long");
+    if (!mkdtemp(p->dir))
+        return rp_errf(errstr, errstr_size, RP_ERR_IO,
+                       "mkdtemp under %s: %s", tmp, strerror(errno));
+    snprintf(p->cwd, sizeof(p->cwd), "%s/cwd", p->dir);
+    snprintf(p->env, sizeof(p->env), "%s/env", p->dir);
+    snprintf(p->env_ok, sizeof(p->env_ok), "%s/env.ok", p->dir);
+    return RP_OK;
+}
+
+static void rp_exec_remove_paths(const rp_exec_paths_t *p)
+{
+    if (!p->dir[0])
+        return;
+    unlink(p->cwd);
+    unlink(p->env);
+    unlink(p->env_ok);
+    rmdir(p->dir);
+}
+
+/* SCRIPT = one prologue line, then the user's command verbatim.
+ *
+ * The EXIT trap records `pwd` and the exported environment (via
+ * `DUMPER --dump-env`, an absolute path so a changed PATH cannot break it)
+ * into files of our private directory, then `exit` without an argument,
+ * which keeps the status the shell was exiting with. `set +ex` is silenced
+ * so a user's `set -x` does not trace our trap and `set -e` cannot cut it
+ * short; `>|` defeats `set -C`. The TERM trap turns our timeout SIGTERM into
+ * a normal exit, so the capture also runs for a timed-out command. */
+static rp_err_t rp_exec_build_script(const rp_exec_paths_t *p,
+                                     const char *dumper, const char *command,
+                                     rp_buf_t *script)
+{
+    rp_buf_t action;
+    rp_err_t err;
+
+    rp_buf_init(&action, RP_EXEC_SCRIPT_MAX);
+    err = rp_buf_append_str(&action,
+                            "{ set +ex; } 2>/dev/null; command pwd >|");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(&action, p->cwd);
+    if (err == RP_OK)
+        err = rp_buf_append_str(&action, "; ");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(&action, dumper);
+    if (err == RP_OK)
+        err = rp_buf_append_str(&action, " --dump-env >|");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(&action, p->env);
+    if (err == RP_OK)
+        err = rp_buf_append_str(&action, " && : >|");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(&action, p->env_ok);
+    if (err == RP_OK)
+        err = rp_buf_append_str(&action, "; exit");
+
+    if (err == RP_OK)
+        err = rp_buf_append_str(script, "trap ");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(script, action.data);
+    if (err == RP_OK)
+        err = rp_buf_append_str(script, " EXIT; trap 'exit 143' TERM\n");
+    if (err == RP_OK)
+        err = rp_buf_append_str(script, command);
+    rp_buf_free(&action);
+    return err;
+}
+
+/* NULL-terminated "NAME=VALUE" array for posix_spawn (caller frees with
+ * rp_exec_envp_free). PWD is set to the start directory so the shell keeps
+ * a logical path (symlinks) instead of recomputing a physical one. */
+static char **rp_exec_envp(const rp_env_t *env, const char *cwd)
+{
+    size_t n = env ? env->n : 0, k = 0;
+    char **envp = calloc(n + 2, sizeof(*envp));
+    size_t len;
+
+    if (!envp)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const rp_env_var_t *v = &env->vars[i];
+
+        if (!v->name[0] || strchr(v->name, '=') || !strcmp(v->name, "PWD"))
+            continue;
+        len = strlen(v->name) + 1 + strlen(v->value) + 1;
+        if (!(envp[k] = malloc(len)))
+            goto fail;
+        snprintf(envp[k], len, "%s=%s", v->name, v->value);
+        k++;
+    }
+    len = sizeof("PWD=") + strlen(cwd);
+    if (!(envp[k] = malloc(len)))
+        goto fail;
+    snprintf(envp[k], len, "PWD=%s", cwd);
+    return envp;
+fail:
+    for (size_t i = 0; i < k; i++)
+        free(envp[i]);
+    free(envp);
+    return NULL;
+}
+
+static void rp_exec_envp_free(char **envp)
+{
+    if (!envp)
+        return;
+    for (char **e = envp; *e; e++)
+        free(*e);
+    free(envp);
+}
+
+static rp_err_t rp_exec_spawn(const char *script, char **envp,
+                              const char *cwd, int out_w, int err_w,
+                              pid_t *pid, char *errstr, size_t errstr_size)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    char *argv[] = {"sh", "-c", (char *)script, NULL};
+    int rc;
+
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    /* Own process group: one kill(-pgid) reaches everything it starts.
+     * Default dispositions and an empty mask: whatever this process ignores
+     * or blocks must not leak into the user's command. */
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                                        POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, out_w, 1);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    if (rc == 0)
+        rc = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc == E2BIG)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "command and environment too large to exec");
+    if (rc != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_SPAWN,
+                       "spawn /bin/sh in %s: %s", cwd, strerror(rc));
+    return RP_OK;
+}
+
+/* Read what is available now; closes the stream at EOF or on error. Bytes
+ * past the cap are read and dropped so the writer never blocks on us. */
+static void rp_exec_stream_read(rp_exec_stream_t *s)
+{
+    char chunk[RP_EXEC_READ_CHUNK];
+
+    for (int i = 0; s->fd >= 0 && i < RP_EXEC_READS_PER_ROUND; i++) {
+        ssize_t n = read(s->fd, chunk, sizeof(chunk));
+
+        if (n > 0) {
+            if (rp_buf_append_upto(&s->buf, chunk, (size_t)n) < (size_t)n)
+                s->truncated = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+static void rp_exec_stream_close(rp_exec_stream_t *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+static int rp_exec_pipe(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
+    /* Only our end is non-blocking; the child's end stays blocking. */
+    return fcntl(fds[0], F_SETFL, O_NONBLOCK);
+}
+
+static int rp_exec_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static void rp_exec_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* SIGKILL the group and wait (bounded) until none of it is left. With a
+ * subreaper, orphans are our children and are reaped here; without, init
+ * reaps them. */
+static void rp_exec_kill_group(pid_t pgid)
+{
+    int64_t until = rp_time_mono_ms() + RP_EXEC_REAP_WAIT_MS;
+
+    for (;;) {
+        /* Again each round: a process that was mid-fork may have a child
+         * the first signal missed. */
+        kill(-pgid, SIGKILL);
+        while (waitpid(-pgid, NULL, WNOHANG) > 0) {
+        }
+        if (kill(-pgid, 0) != 0 && errno == ESRCH)
+            return;
+        if (rp_time_mono_ms() >= until)
+            return;
+        rp_exec_sleep_ms(5);
+    }
+}
+
+static int64_t rp_exec_min(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Read a small capture file whole. RP_ERR_NOT_FOUND when absent. */
+static rp_err_t rp_exec_read_file(const char *path, rp_buf_t *out)
+{
+    char chunk[RP_EXEC_READ_CHUNK];
+    rp_err_t err = RP_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = RP_ERR_IO;
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((err = rp_buf_append(out, chunk, (size_t)n)) != RP_OK)
+            break;
+    }
+    close(fd);
+    return err;
+}
+
+static bool rp_exec_shell_var(const char *name)
+{
+    for (size_t i = 0; i < sizeof(rp_exec_shell_vars) / sizeof(*rp_exec_shell_vars); i++)
+        if (!strcmp(name, rp_exec_shell_vars[i]))
+            return true;
+    return false;
+}
+
+/* Parse the NUL-separated dump (modified in place) into env. Variables a
+ * session could not store are left out and announced on stderr. */
+static rp_err_t rp_exec_parse_env(char *data, size_t len, rp_env_t *env,
+                                  rp_exec_stream_t *err_stream)
+{
+    bool full_noted = false;
+    size_t off = 0;
+
+    while (off < len) {
+        char *entry = data + off, *eq;
+        size_t elen = strnlen(entry, len - off);
+        rp_err_t err;
+
+        off += elen + 1;
+        if (!(eq = memchr(entry, '=', elen)))
+            continue;
+        *eq = '\0';
+        /* Names the shell cannot export (inherited oddities) are dropped. */
+        if (rp_exec_shell_var(entry) || !rp_env_name_valid(entry))
+            continue;
+        if (strlen(eq + 1) > RP_ENV_VALUE_MAX) {
+            rp_exec_note(err_stream,
+                         "runpool: not saving variable %s: value over %d bytes\n",
+                         entry, RP_ENV_VALUE_MAX);
+            continue;
+        }
+        if (!rp_utf8_valid(eq + 1, strlen(eq + 1))) {
+            rp_exec_note(err_stream,
+                         "runpool: not saving variable %s: value is not UTF-8\n",
+                         entry);
+            continue;
+        }
+        if (env->n >= RP_ENV_MAX_VARS && !rp_env_get(env, entry)) {
+            if (!full_noted)
+                rp_exec_note(err_stream,
+                             "runpool: not saving variables past %d, from %s on\n",
+                             RP_ENV_MAX_VARS, entry);
+            full_noted = true;
+            continue;
+        }
+        if ((err = rp_env_set(env, entry, eq + 1)) != RP_OK)
+            return err;
+    }
+    return RP_OK;
+}
+
+/* Fill cwd_after/env_after from the capture files, or from what the
+ * command started with when the capture did not happen. */
+static rp_err_t rp_exec_read_capture(const rp_exec_paths_t *p,
+                                     const rp_exec_opts_t *opts,
+                                     const char *start_cwd,
+                                     rp_exec_outcome_t *out,
+                                     rp_exec_stream_t *err_stream)
+{
+    rp_buf_t buf;
+    struct stat st;
+    bool have_cwd = false, have_env = false;
+    rp_err_t err;
+
+    rp_buf_init(&buf, RP_CWD_MAX + 1); /* + pwd's newline */
+    err = rp_exec_read_file(p->cwd, &buf);
+    if (err == RP_OK && buf.len > 1 && buf.data[0] == '/' &&
+        buf.data[buf.len - 1] == '\n' && memchr(buf.data, '\0', buf.len) == NULL) {
+        buf.data[--buf.len] = '\0';
+        have_cwd = (out->cwd_after = rp_buf_steal(&buf, NULL)) != NULL;
+        if (!have_cwd) {
+            err = RP_ERR_NOMEM;
+            goto out;
+        }
+    } else if (err == RP_ERR_TOO_LARGE) {
+        rp_exec_note(err_stream, "runpool: not saving the working directory: "
+                                 "longer than %d bytes\n", RP_CWD_MAX);
+    }
+    rp_buf_free(&buf);
+    if (!have_cwd && !(out->cwd_after = strdup(start_cwd))) {
+        err = RP_ERR_NOMEM;
+        goto out;
+    }
+
+    /* env.ok exists only when the dumper finished: never trust half a dump. */
+    rp_buf_init(&buf, RP_EXEC_ENV_DUMP_MAX);
+    if (stat(p->env_ok, &st) == 0) {
+        err = rp_exec_read_file(p->env, &buf);
+        if (err == RP_OK) {
+            err = buf.len ? rp_exec_parse_env(buf.data, buf.len,
+                                              &out->env_after, err_stream)
+                          : RP_OK;
+            if (err != RP_OK)
+                goto out;
+            have_env = true;
+        } else {
+            rp_exec_note(err_stream, "runpool: not saving the environment: %s\n",
+                         rp_err_str(err));
+        }
+    }
+    err = RP_OK;
+    if (!have_env && opts->env) {
+        rp_env_clear(&out->env_after);
+        if ((err = rp_env_copy(&out->env_after, opts->env)) != RP_OK)
+            goto out;
+    }
+    out->captured = have_cwd && have_env;
+out:
+    rp_buf_free(&buf);
+    return err;
+}
+
+/* Cut a truncated stream back to a UTF-8 boundary so text stays text. */
+static void rp_exec_stream_finish(rp_exec_stream_t *s)
+{
+    if (s->truncated && s->buf.data) {
+        s->buf.len = rp_utf8_trim(s->buf.data, s->buf.len);
+        s->buf.data[s->buf.len] = '\0';
+    }
+}
+
+/* What the wait loop tracks about one running shell. Times are monotonic
+ * ms; INT64_MAX means "not scheduled". */
+typedef struct rp_exec_child {
+    pid_t pid;    /* the shell; also its process group id */
+    int pidfd;    /* -1 when the kernel offers none */
+    int wstatus;  /* valid once reaped */
+    bool reaped;
+    bool term_sent, kill_sent;
+    bool timed_out, cancelled;
+    int64_t deadline;   /* timeout: SIGTERM the group */
+    int64_t kill_at;    /* grace over: SIGKILL the group */
+    int64_t linger_end; /* shell gone: stop waiting for pipe EOF */
+    int64_t kill_grace, linger;
+    int64_t end_mono;
+    int64_t end_wall;
+} rp_exec_child_t;
+
+static void rp_exec_terminate(rp_exec_child_t *c, int64_t now)
+{
+    kill(-c->pid, SIGTERM);
+    c->term_sent = true;
+    c->kill_at = now + c->kill_grace;
+}
+
+static void rp_exec_try_reap(rp_exec_child_t *c)
+{
+    if (waitpid(c->pid, &c->wstatus, WNOHANG) != c->pid)
+        return;
+    c->reaped = true;
+    c->end_mono = rp_time_mono_ms();
+    c->end_wall = rp_time_wall_ms();
+    c->linger_end = c->end_mono + c->linger;
+}
+
+/* ms until the next timed step, for poll(); -1 = wait for an fd. */
+static int rp_exec_poll_ms(const rp_exec_child_t *c, int64_t now)
+{
+    int64_t wake;
+
+    if (c->reaped)
+        wake = c->linger_end;
+    else if (!c->term_sent)
+        wake = c->deadline;
+    else
+        wake = c->kill_sent ? INT64_MAX : c->kill_at;
+    if (!c->reaped && c->pidfd < 0)
+        wake = rp_exec_min(wake, now + RP_EXEC_WAITPID_TICK_MS);
+    if (wake == INT64_MAX)
+        return -1;
+    return wake <= now ? 0 : (int)rp_exec_min(wake - now, INT_MAX);
+}
+
+/* The one loop: read both pipes, enforce the timeout, notice the shell's
+ * exit, then linger briefly for pipe EOF. Returns when the shell is reaped
+ * and the pipes are at EOF or the linger time is over. */
+static rp_err_t rp_exec_wait(rp_exec_child_t *c, rp_exec_stream_t *so,
+                             rp_exec_stream_t *se, int cancel_fd,
+                             char *errstr, size_t errstr_size)
+{
+    for (;;) {
+        struct pollfd pfd[4];
+        int np = 0, i_so = -1, i_se = -1, i_pid = -1, i_cancel = -1;
+        int64_t now = rp_time_mono_ms();
+
+        if (!c->reaped && !c->term_sent && now >= c->deadline) {
+            c->timed_out = true;
+            rp_exec_terminate(c, now);
+        }
+        if (!c->reaped && c->term_sent && !c->kill_sent && now >= c->kill_at) {
+            kill(-c->pid, SIGKILL);
+            c->kill_sent = true;
+        }
+        if (c->reaped && ((so->fd < 0 && se->fd < 0) || now >= c->linger_end))
+            return RP_OK;
+
+        if (so->fd >= 0) {
+            i_so = np;
+            pfd[np++] = (struct pollfd){.fd = so->fd, .events = POLLIN};
+        }
+        if (se->fd >= 0) {
+            i_se = np;
+            pfd[np++] = (struct pollfd){.fd = se->fd, .events = POLLIN};
+        }
+        if (!c->reaped && c->pidfd >= 0) {
+            i_pid = np;
+            pfd[np++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
+        }
+        if (!c->reaped && !c->term_sent && cancel_fd >= 0) {
+            i_cancel = np;
+            pfd[np++] = (struct pollfd){.fd = cancel_fd, .events = POLLIN};
+        }
+        if (poll(pfd, (nfds_t)np, rp_exec_poll_ms(c, now)) < 0) {
+            if (errno == EINTR)
+                continue;
+            return rp_errf(errstr, errstr_size, RP_ERR_IO, "poll: %s",
+                           strerror(errno));
+        }
+        if (i_so >= 0 && pfd[i_so].revents)
+            rp_exec_stream_read(so);
+        if (i_se >= 0 && pfd[i_se].revents)
+            rp_exec_stream_read(se);
+        if (i_cancel >= 0 && pfd[i_cancel].revents) {
+            c->cancelled = true;
+            rp_exec_terminate(c, rp_time_mono_ms());
+        }
+        if (!c->reaped && (c->pidfd < 0 || (i_pid >= 0 && pfd[i_pid].revents)))
+            rp_exec_try_reap(c);
+    }
+}
+
+static void rp_exec_set_status(const rp_exec_child_t *c, rp_exec_outcome_t *out)
+{
+    if (WIFEXITED(c->wstatus)) {
+        out->has_exit_code = true;
+        out->exit_code = WEXITSTATUS(c->wstatus);
+    } else if (WIFSIGNALED(c->wstatus)) {
+        out->has_signal = true;
+        out->signal = WTERMSIG(c->wstatus);
+    }
+    out->cancelled = c->cancelled;
+    if (c->timed_out)
+        out->status = RP_STATUS_TIMED_OUT;
+    else if (out->has_exit_code && out->exit_code == 0 && !c->cancelled)
+        out->status = RP_STATUS_SUCCEEDED;
+    else
+        out->status = RP_STATUS_FAILED;
+}
+
+rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
+                     char *errstr, size_t errstr_size)
+{
+    rp_exec_stream_t so = {.fd = -1}, se = {.fd = -1};
+    rp_exec_child_t child = {.pid = -1, .pidfd = -1};
+    rp_exec_paths_t paths = {{0}};
+    rp_buf_t script;
+    char self[RP_EXEC_PATH_MAX];
+    const char *dumper, *cwd;
+    char **envp = NULL;
+    int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+    int64_t start_mono;
+    size_t cap;
+    rp_err_t err = RP_OK;
+
+    memset(out, 0, sizeof(*out));
+    rp_buf_init(&script, RP_EXEC_SCRIPT_MAX);
+    if (!opts || !opts->command)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID, "no command");
+    if (strlen(opts->command) > RP_COMMAND_MAX)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "command over %d bytes", RP_COMMAND_MAX);
+    if (opts->output_max > RP_OUTPUT_MAX_LIMIT)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "output_max over %d bytes", RP_OUTPUT_MAX_LIMIT);
+    cap = opts->output_max ? opts->output_max : RP_OUTPUT_MAX_DEFAULT;
+    rp_buf_init(&so.buf, cap);
+    rp_buf_init(&se.buf, cap);
+
+    dumper = opts->env_dumper;
+    if (!dumper) {
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        if (n <= 0 || (size_t)n >= sizeof(self) - 1) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_IO,
+                          "readlink /proc/self/exe failed");
+            goto out;
+        }
+        self[n] = '\0';
+        dumper = self;
+    }
+    if (dumper[0] != '/') {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "env dumper must be an absolute path: %s", dumper);
+        goto out;
+    }
+    if (opts->subreaper)
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+    cwd = rp_exec_pick_cwd(opts, &se);
+    if ((err = rp_exec_make_paths(&paths, errstr, errstr_size)) != RP_OK)
+        goto out;
+    if (rp_exec_build_script(&paths, dumper, opts->command, &script) != RP_OK) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      "script over %d bytes", RP_EXEC_SCRIPT_MAX);
+        goto out;
+    }
+    if (!(envp = rp_exec_envp(opts->env, cwd))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "environment");
+        goto out;
+    }
+    if (rp_exec_pipe(out_pipe) != 0 || rp_exec_pipe(err_pipe) != 0) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_IO, "pipe: %s",
+                      strerror(errno));
+        goto out;
+    }
+
+    start_mono = rp_time_mono_ms();
+    out->started_at_ms = rp_time_wall_ms();
+    err = rp_exec_spawn(script.data, envp, cwd, out_pipe[1], err_pipe[1],
+                        &child.pid, errstr, errstr_size);
+    if (err != RP_OK)
+        goto out;
+    out->pgid = child.pid;
+    /* Our copies of the write ends must go, or we would never see EOF. */
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    out_pipe[1] = err_pipe[1] = -1;
+    so.fd = out_pipe[0];
+    se.fd = err_pipe[0];
+    out_pipe[0] = err_pipe[0] = -1;
+
+    /* A pidfd turns "the shell exited" into a poll event; without one
+     * (old kernel, some sandboxes) we poll waitpid on a short tick. */
+    child.pidfd = rp_exec_pidfd(child.pid);
+    child.deadline = opts->timeout_ms > 0 ? start_mono + opts->timeout_ms
+                                          : INT64_MAX;
+    child.kill_at = child.linger_end = INT64_MAX;
+    child.kill_grace = opts->kill_grace_ms > 0 ? opts->kill_grace_ms
+                                               : RP_EXEC_KILL_GRACE_DEFAULT_MS;
+    child.linger = opts->linger_ms > 0 ? opts->linger_ms
+                                       : RP_EXEC_LINGER_DEFAULT_MS;
+    err = rp_exec_wait(&child, &so, &se, opts->cancel_fd, errstr, errstr_size);
+
+    /* Nothing of the command outlives the call; what it already wrote into
+     * the pipes is still read. */
+    rp_exec_kill_group(child.pid);
+    if (!child.reaped) {
+        /* Only after a poll failure: collect the (now killed) shell. */
+        while (waitpid(child.pid, &child.wstatus, 0) < 0 && errno == EINTR) {
+        }
+        child.end_mono = rp_time_mono_ms();
+        child.end_wall = rp_time_wall_ms();
+    }
+    rp_exec_stream_read(&so);
+    rp_exec_stream_read(&se);
+    if (err != RP_OK)
+        goto out;
+
+    rp_exec_set_status(&child, out);
+    out->finished_at_ms = child.end_wall;
+    out->duration_ms = child.end_mono - start_mono;
+    rp_exec_stream_finish(&so);
+    rp_exec_stream_finish(&se);
+    err = rp_exec_read_capture(&paths, opts, cwd, out, &se);
+    if (err != RP_OK) {
+        rp_errf(errstr, errstr_size, err, "reading the capture: %s",
+                rp_err_str(err));
+        goto out;
+    }
+    out->stdout_truncated = so.truncated;
+    out->stderr_truncated = se.truncated;
+    out->stdout_data = rp_buf_steal(&so.buf, &out->stdout_len);
+    out->stderr_data = rp_buf_steal(&se.buf, &out->stderr_len);
+    if (!out->stdout_data || !out->stderr_data)
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "output buffers");
+out:
+    rp_exec_stream_close(&so);
+    rp_exec_stream_close(&se);
+    for (int i = 0; i < 2; i++) {
+        if (out_pipe[i] >= 0)
+            close(out_pipe[i]);
+        if (err_pipe[i] >= 0)
+            close(err_pipe[i]);
+    }
+    if (child.pidfd >= 0)
+        close(child.pidfd);
+    rp_buf_free(&so.buf);
+    rp_buf_free(&se.buf);
+    rp_buf_free(&script);
+    rp_exec_envp_free(envp);
+    rp_exec_remove_paths(&paths);
+    return err;
+}

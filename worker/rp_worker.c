@@ -1009,6 +1009,8 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
         (err = rp_kafka_set_props(pc, c->kafka_props, c->n_kafka_props, errstr,
                                   es)))
         goto out;
+    rp_kafka_log_via_rp(cc);
+    rp_kafka_log_via_rp(pc);
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_rebalance_cb(cc, rp_worker_rebalance_cb);
     rd_kafka_conf_set_opaque(pc, w);

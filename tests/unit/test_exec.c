@@ -1,0 +1,709 @@
+/* rp_exec: running one command — cwd/env capture, exit status, timeouts,
+ * output caps, background processes. Uses the built runpool-executor
+ * ($RP_BIN_DIR/runpool-executor) as the --dump-env helper. */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "rp_exec.h"
+#include "rp_msg.h"
+#include "rp_time.h"
+
+#define TEST_PATH_MAX 4096
+#define TEST_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+static char test_dumper[TEST_PATH_MAX];
+static char test_dir[TEST_PATH_MAX]; /* private scratch directory */
+
+/* snprintf that fails the test instead of truncating. */
+static void test_fmt(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void test_fmt(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        fail_msg("path too long: %s", fmt);
+}
+
+static int test_setup(void **state)
+{
+    const char *bin = getenv("RP_BIN_DIR");
+    const char *tmp = getenv("TMPDIR");
+
+    (void)state;
+    if (!bin) {
+        fprintf(stderr, "RP_BIN_DIR is not set (run through ctest)\n");
+        return -1;
+    }
+    snprintf(test_dumper, sizeof(test_dumper), "%s/runpool-executor", bin);
+    if (access(test_dumper, X_OK) != 0) {
+        fprintf(stderr, "%s is not built\n", test_dumper);
+        return -1;
+    }
+    snprintf(test_dir, sizeof(test_dir), "%s/rp-test-exec.XXXXXX",
+             tmp && tmp[0] == '/' ? tmp : "/tmp");
+    return mkdtemp(test_dir) ? 0 : -1;
+}
+
+static int test_rm(const char *path, const struct stat *sb, int type,
+                   struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    return nftw(test_dir, test_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_opts(rp_exec_opts_t *o, const char *cmd, const char *cwd,
+                      const rp_env_t *env)
+{
+    rp_exec_opts_init(o);
+    o->command = cmd;
+    o->cwd = cwd;
+    o->env = env;
+    o->env_dumper = test_dumper;
+    o->subreaper = true;
+    o->timeout_ms = 30000;
+}
+
+static void test_run_opts(const rp_exec_opts_t *o, rp_exec_outcome_t *oc)
+{
+    char errstr[256] = "";
+    rp_err_t err = rp_exec_run(o, oc, errstr, sizeof(errstr));
+
+    if (err != RP_OK)
+        fail_msg("rp_exec_run: %s (%s)", rp_err_str(err), errstr);
+}
+
+static void test_run(const char *cmd, const char *cwd, const rp_env_t *env,
+                     rp_exec_outcome_t *oc)
+{
+    rp_exec_opts_t o;
+
+    test_opts(&o, cmd, cwd, env);
+    test_run_opts(&o, oc);
+}
+
+static void test_base_env(rp_env_t *env)
+{
+    assert_int_equal(rp_env_set(env, "PATH", TEST_DEFAULT_PATH), RP_OK);
+}
+
+static void test_subdir(const char *name, char *out, size_t out_size)
+{
+    test_fmt(out, out_size, "%s/%s", test_dir, name);
+    if (mkdir(out, 0700) != 0 && errno != EEXIST)
+        fail_msg("mkdir %s: %s", out, strerror(errno));
+}
+
+static void assert_group_gone(int pgid)
+{
+    assert_true(pgid > 0);
+    assert_int_equal(kill(-pgid, 0), -1);
+    assert_int_equal(errno, ESRCH);
+}
+
+/* `cd` and `export` carry over into the next command through the outcome. */
+static void test_cwd_env_carry_over(void **state)
+{
+    char dir[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 64], want[TEST_PATH_MAX + 8];
+    rp_exec_outcome_t a, b;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_subdir("carry", dir, sizeof(dir));
+    test_base_env(&env);
+    test_fmt(cmd, sizeof(cmd), "cd '%s' && export X=1 Y='two words'", dir);
+    test_run(cmd, "/", &env, &a);
+    assert_int_equal(a.status, RP_STATUS_SUCCEEDED);
+    assert_true(a.has_exit_code);
+    assert_int_equal(a.exit_code, 0);
+    assert_true(a.captured);
+    assert_string_equal(a.cwd_after, dir);
+    assert_string_equal(rp_env_get(&a.env_after, "X"), "1");
+    assert_string_equal(rp_env_get(&a.env_after, "Y"), "two words");
+    assert_string_equal(rp_env_get(&a.env_after, "PATH"), TEST_DEFAULT_PATH);
+    /* Shell-managed variables are not part of the session. */
+    assert_null(rp_env_get(&a.env_after, "PWD"));
+    assert_null(rp_env_get(&a.env_after, "OLDPWD"));
+    assert_null(rp_env_get(&a.env_after, "SHLVL"));
+    assert_null(rp_env_get(&a.env_after, "_"));
+    assert_true(a.started_at_ms > 0);
+    assert_true(a.finished_at_ms >= a.started_at_ms);
+
+    test_run("pwd; echo \"$X/$Y\"", a.cwd_after, &a.env_after, &b);
+    test_fmt(want, sizeof(want), "%s\n1/two words\n", dir);
+    assert_int_equal(b.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(b.stdout_data, want);
+    assert_int_equal(b.stdout_len, strlen(want));
+    assert_int_equal(b.stderr_len, 0);
+    rp_exec_outcome_clear(&a);
+    rp_exec_outcome_clear(&b);
+    rp_env_clear(&env);
+}
+
+/* `cd /tmp` with /tmp unchanged in the test's view: the literal example. */
+static void test_cd_tmp(void **state)
+{
+    rp_exec_outcome_t a, b;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_base_env(&env);
+    test_run("cd /tmp && export X=1", "/", &env, &a);
+    assert_string_equal(a.cwd_after, "/tmp");
+    test_run("pwd; echo $X", a.cwd_after, &a.env_after, &b);
+    assert_string_equal(b.stdout_data, "/tmp\n1\n");
+    rp_exec_outcome_clear(&a);
+    rp_exec_outcome_clear(&b);
+    rp_env_clear(&env);
+}
+
+/* The EXIT trap keeps the user's status and still captures. */
+static void test_exit_code_kept(void **state)
+{
+    char dir[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 64];
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_subdir("exit3", dir, sizeof(dir));
+    test_base_env(&env);
+    test_fmt(cmd, sizeof(cmd), "cd '%s'; export E=3; echo out; echo err >&2; exit 3",
+             dir);
+    test_run(cmd, "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_true(oc.has_exit_code);
+    assert_int_equal(oc.exit_code, 3);
+    assert_false(oc.has_signal);
+    assert_true(oc.captured);
+    assert_string_equal(oc.cwd_after, dir);
+    assert_string_equal(rp_env_get(&oc.env_after, "E"), "3");
+    assert_string_equal(oc.stdout_data, "out\n");
+    assert_string_equal(oc.stderr_data, "err\n");
+    rp_exec_outcome_clear(&oc);
+
+    /* A failing last command (no explicit exit) keeps its status too. */
+    test_run("(exit 200)", "/", &env, &oc);
+    assert_int_equal(oc.exit_code, 200);
+    assert_true(oc.captured);
+    rp_exec_outcome_clear(&oc);
+
+    /* A syntax error: the shell's own status 2, cwd still captured. */
+    test_run("if then fi", dir, &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_int_equal(oc.exit_code, 2);
+    assert_true(oc.captured);
+    assert_string_equal(oc.cwd_after, dir);
+    assert_non_null(strstr(oc.stderr_data, "then"));
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* A shell killed by a signal cannot capture: the session stays as it was. */
+static void test_killed_by_signal(void **state)
+{
+    char dir[TEST_PATH_MAX];
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_subdir("sig", dir, sizeof(dir));
+    test_base_env(&env);
+    assert_int_equal(rp_env_set(&env, "KEEP", "yes"), RP_OK);
+    test_run("cd /; export LOST=1; unset KEEP; kill -9 $$", dir, &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_false(oc.has_exit_code);
+    assert_true(oc.has_signal);
+    assert_int_equal(oc.signal, SIGKILL);
+    assert_false(oc.captured);
+    assert_string_equal(oc.cwd_after, dir);
+    assert_string_equal(rp_env_get(&oc.env_after, "KEEP"), "yes");
+    assert_null(rp_env_get(&oc.env_after, "LOST"));
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* Timeout: SIGTERM to the whole group, capture still runs, partial output
+ * kept, and nothing of the group is left. */
+static void test_timeout_kills_group(void **state)
+{
+    char dir[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 128];
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    int64_t t0;
+
+    (void)state;
+    test_subdir("timeout", dir, sizeof(dir));
+    test_base_env(&env);
+    test_fmt(cmd, sizeof(cmd),
+             "cd '%s'; echo before; sleep 100 & sh -c 'sleep 100' & wait", dir);
+    test_opts(&o, cmd, "/", &env);
+    o.timeout_ms = 500;
+    t0 = rp_time_mono_ms();
+    test_run_opts(&o, &oc);
+    assert_true(rp_time_mono_ms() - t0 < 5000);
+    assert_int_equal(oc.status, RP_STATUS_TIMED_OUT);
+    assert_string_equal(oc.stdout_data, "before\n");
+    assert_true(oc.duration_ms >= 500);
+    /* The TERM trap turned the timeout into exit 143 after capturing. */
+    assert_true(oc.has_exit_code);
+    assert_int_equal(oc.exit_code, 143);
+    assert_true(oc.captured);
+    assert_string_equal(oc.cwd_after, dir);
+    assert_group_gone(oc.pgid);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* A command that ignores SIGTERM is SIGKILLed after the grace period. */
+static void test_timeout_grace_sigkill(void **state)
+{
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    int64_t t0, took;
+
+    (void)state;
+    test_base_env(&env);
+    /* Ignored signals stay ignored across exec, so sleep ignores it too. */
+    test_opts(&o, "trap '' TERM; printf partial; sleep 100", "/", &env);
+    o.timeout_ms = 300;
+    o.kill_grace_ms = 400;
+    t0 = rp_time_mono_ms();
+    test_run_opts(&o, &oc);
+    took = rp_time_mono_ms() - t0;
+    assert_int_equal(oc.status, RP_STATUS_TIMED_OUT);
+    assert_true(took >= 700);
+    assert_true(took < 5000);
+    assert_true(oc.has_signal);
+    assert_int_equal(oc.signal, SIGKILL);
+    assert_false(oc.captured);
+    assert_string_equal(oc.stdout_data, "partial");
+    assert_group_gone(oc.pgid);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* 3 MiB with a 1 MiB cap: truncated to exactly the cap, not killed. */
+static void test_truncation(void **state)
+{
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    size_t cap = 1024 * 1024;
+
+    (void)state;
+    test_base_env(&env);
+    test_opts(&o, "head -c 3145728 /dev/zero | tr '\\000' a; echo done >&2",
+              "/", &env);
+    o.output_max = cap;
+    test_run_opts(&o, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_int_equal(oc.exit_code, 0);
+    assert_true(oc.stdout_truncated);
+    assert_int_equal(oc.stdout_len, cap);
+    for (size_t i = 0; i < oc.stdout_len; i++)
+        if (oc.stdout_data[i] != 'a')
+            fail_msg("byte %zu is 0x%02x", i, (unsigned char)oc.stdout_data[i]);
+    assert_false(oc.stderr_truncated);
+    assert_string_equal(oc.stderr_data, "done\n");
+    rp_exec_outcome_clear(&oc);
+
+    /* stderr has its own cap. */
+    test_opts(&o, "head -c 5000 /dev/zero | tr '\\000' b >&2; echo ok",
+              "/", &env);
+    o.output_max = 1000;
+    test_run_opts(&o, &oc);
+    assert_true(oc.stderr_truncated);
+    assert_int_equal(oc.stderr_len, 1000);
+    assert_false(oc.stdout_truncated);
+    assert_string_equal(oc.stdout_data, "ok\n");
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* A cap in the middle of a multi-byte character cuts before it. */
+static void test_truncation_utf8_boundary(void **state)
+{
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_base_env(&env);
+    /* 1000 x U+00E9 (2 bytes each) = 2000 bytes; cap 1001 ends mid-char. */
+    test_opts(&o,
+              "i=0; while [ $i -lt 1000 ]; do printf '\\303\\251'; "
+              "i=$((i+1)); done",
+              "/", &env);
+    o.output_max = 1001;
+    test_run_opts(&o, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_true(oc.stdout_truncated);
+    assert_int_equal(oc.stdout_len, 1000);
+    assert_true(rp_utf8_valid(oc.stdout_data, oc.stdout_len));
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* Non-UTF-8 output: the record says base64 and decodes to the same bytes. */
+static void test_non_utf8_base64(void **state)
+{
+    rp_exec_outcome_t oc;
+    rp_result_t res, back;
+    rp_env_t env = {0};
+    cJSON *doc;
+    const cJSON *enc, *out;
+    char *json, *decoded = NULL, errstr[256];
+    size_t decoded_len = 0;
+
+    (void)state;
+    memset(&res, 0, sizeof(res));
+    test_base_env(&env);
+    test_run("printf '\\377\\376'", "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_int_equal(oc.stdout_len, 2);
+    assert_memory_equal(oc.stdout_data, "\377\376", 2);
+
+    memcpy(res.execution_id, "e-b64", 6);
+    memcpy(res.session_id, "s-b64", 6);
+    res.status = oc.status;
+    res.has_exit_code = oc.has_exit_code;
+    res.exit_code = oc.exit_code;
+    res.stdout_data = oc.stdout_data;
+    res.stdout_len = oc.stdout_len;
+    res.stderr_data = oc.stderr_data;
+    res.stderr_len = oc.stderr_len;
+    res.cwd = oc.cwd_after;
+    res.duration_ms = oc.duration_ms;
+    json = rp_result_to_json(&res, false);
+    assert_non_null(json);
+
+    doc = cJSON_Parse(json);
+    assert_non_null(doc);
+    enc = cJSON_GetObjectItemCaseSensitive(doc, "encoding");
+    out = cJSON_GetObjectItemCaseSensitive(doc, "stdout");
+    assert_true(cJSON_IsString(enc) && cJSON_IsString(out));
+    assert_string_equal(enc->valuestring, "base64");
+    assert_int_equal(rp_base64_decode(out->valuestring, strlen(out->valuestring),
+                                      &decoded, &decoded_len),
+                     RP_OK);
+    assert_int_equal(decoded_len, 2);
+    assert_memory_equal(decoded, "\377\376", 2);
+    free(decoded);
+    cJSON_Delete(doc);
+
+    assert_int_equal(rp_result_parse(json, strlen(json), &back, errstr,
+                                     sizeof(errstr)),
+                     RP_OK);
+    assert_int_equal(back.stdout_len, 2);
+    assert_memory_equal(back.stdout_data, "\377\376", 2);
+    rp_result_clear(&back);
+    free(json);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* A background process holding the pipes does not keep us waiting, and
+ * does not survive the call. */
+static void test_background_no_hang(void **state)
+{
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    int64_t t0;
+
+    (void)state;
+    test_base_env(&env);
+    t0 = rp_time_mono_ms();
+    test_run("(sleep 100; echo late) & sleep 100 >/dev/null 2>&1 & "
+             "echo started; export BG=1",
+             "/", &env, &oc);
+    assert_true(rp_time_mono_ms() - t0 < 2000);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(oc.stdout_data, "started\n");
+    assert_true(oc.captured);
+    assert_string_equal(rp_env_get(&oc.env_after, "BG"), "1");
+    assert_group_gone(oc.pgid);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* Exported changes persist, unset ones disappear, nothing else leaks in:
+ * the command sees exactly the given environment. */
+static void test_env_exact_and_export(void **state)
+{
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_base_env(&env);
+    assert_int_equal(rp_env_set(&env, "A", "1"), RP_OK);
+    assert_int_equal(rp_env_set(&env, "C", "keep"), RP_OK);
+    /* RP_BIN_DIR is in this process's environment, not in `env`. */
+    test_run("env; export B=2; unset A; NOTEXPORTED=1", "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_non_null(strstr(oc.stdout_data, "A=1\n"));
+    assert_non_null(strstr(oc.stdout_data, "C=keep\n"));
+    assert_null(strstr(oc.stdout_data, "RP_BIN_DIR="));
+    assert_null(strstr(oc.stdout_data, "RP_SOURCE_DIR="));
+    assert_null(rp_env_get(&oc.env_after, "A"));
+    assert_string_equal(rp_env_get(&oc.env_after, "B"), "2");
+    assert_string_equal(rp_env_get(&oc.env_after, "C"), "keep");
+    assert_null(rp_env_get(&oc.env_after, "NOTEXPORTED"));
+    assert_null(rp_env_get(&oc.env_after, "RP_BIN_DIR"));
+    assert_int_equal(oc.env_after.n, 3); /* PATH, B, C */
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* The capture survives a changed PATH, set -eux, set -C and a `pwd`
+ * function, and our trap is not traced into the user's stderr. */
+static void test_capture_robust(void **state)
+{
+    char dir[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 256];
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_subdir("robust", dir, sizeof(dir));
+    test_base_env(&env);
+    test_fmt(cmd, sizeof(cmd),
+             "pwd() { echo fake; }; set -euxC; cd '%s'; "
+             "export PATH=/nonexistent; false",
+             dir);
+    test_run(cmd, "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_int_equal(oc.exit_code, 1);
+    assert_true(oc.captured);
+    assert_string_equal(oc.cwd_after, dir);
+    assert_string_equal(rp_env_get(&oc.env_after, "PATH"), "/nonexistent");
+    assert_null(strstr(oc.stderr_data, "dump-env"));
+    assert_null(strstr(oc.stderr_data, "set +ex"));
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* Quotes and spaces in a directory name survive the round trip. */
+static void test_quoted_cwd(void **state)
+{
+    char dir[TEST_PATH_MAX];
+    rp_exec_outcome_t a, b;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_subdir("it's a dir", dir, sizeof(dir));
+    test_base_env(&env);
+    test_run("cd \"it's a dir\"", test_dir, &env, &a);
+    assert_true(a.captured);
+    assert_string_equal(a.cwd_after, dir);
+    test_run("pwd", a.cwd_after, &env, &b);
+    assert_int_equal(b.stdout_len, strlen(dir) + 1);
+    assert_memory_equal(b.stdout_data, dir, strlen(dir));
+    rp_exec_outcome_clear(&a);
+    rp_exec_outcome_clear(&b);
+    rp_env_clear(&env);
+}
+
+static void test_shell_quote(void **state)
+{
+    rp_buf_t b;
+
+    (void)state;
+    rp_buf_init(&b, 64);
+    assert_int_equal(rp_exec_shell_quote(&b, "it's"), RP_OK);
+    assert_string_equal(b.data, "'it'\\''s'");
+    rp_buf_reset(&b);
+    assert_int_equal(rp_exec_shell_quote(&b, ""), RP_OK);
+    assert_string_equal(b.data, "''");
+    rp_buf_free(&b);
+    rp_buf_init(&b, 4);
+    assert_int_equal(rp_exec_shell_quote(&b, "abcdef"), RP_ERR_TOO_LARGE);
+    rp_buf_free(&b);
+}
+
+/* A fresh container lacks the session's directory: it is created. */
+static void test_missing_cwd_created(void **state)
+{
+    char dir[TEST_PATH_MAX];
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    struct stat st;
+
+    (void)state;
+    test_fmt(dir, sizeof(dir), "%s/new/deep/dir", test_dir);
+    test_base_env(&env);
+    test_run("pwd", dir, &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(oc.stdout_len, strlen(dir) + 1);
+    assert_memory_equal(oc.stdout_data, dir, strlen(dir));
+    assert_int_equal(oc.stderr_len, 0);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* A directory that cannot be created: fall back, say so on stderr. */
+static void test_uncreatable_cwd_fallback(void **state)
+{
+    char fallback[TEST_PATH_MAX], want[TEST_PATH_MAX + 8];
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_subdir("fallback", fallback, sizeof(fallback));
+    test_base_env(&env);
+    test_opts(&o, "pwd", "/proc/self/no/such/dir", &env);
+    o.fallback_cwd = fallback;
+    test_run_opts(&o, &oc);
+    test_fmt(want, sizeof(want), "%s\n", fallback);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(oc.stdout_data, want);
+    assert_non_null(strstr(oc.stderr_data, "runpool: cannot use working "
+                                           "directory /proc/self/no/such/dir"));
+    assert_string_equal(oc.cwd_after, fallback);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* stdin is /dev/null: a reading command gets EOF at once. */
+static void test_stdin_devnull(void **state)
+{
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_base_env(&env);
+    test_run("cat; echo rc=$?", "/", &env, &oc);
+    assert_string_equal(oc.stdout_data, "rc=0\n");
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* cancel_fd stops a run like a timeout, without waiting for the deadline. */
+static void test_cancel(void **state)
+{
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    int fds[2];
+    int64_t t0;
+
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    test_base_env(&env);
+    test_opts(&o, "sleep 100", "/", &env);
+    o.cancel_fd = fds[0];
+    t0 = rp_time_mono_ms();
+    test_run_opts(&o, &oc);
+    assert_true(rp_time_mono_ms() - t0 < 3000);
+    assert_true(oc.cancelled);
+    assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_group_gone(oc.pgid);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Values a session cannot store are dropped, with a note on stderr. */
+static void test_env_limits(void **state)
+{
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_base_env(&env);
+    test_run("export BIG=$(head -c 40000 /dev/zero | tr '\\000' x) "
+             "BAD=$(printf '\\377') OK=1",
+             "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_true(oc.captured);
+    assert_null(rp_env_get(&oc.env_after, "BIG"));
+    assert_null(rp_env_get(&oc.env_after, "BAD"));
+    assert_string_equal(rp_env_get(&oc.env_after, "OK"), "1");
+    assert_non_null(strstr(oc.stderr_data, "not saving variable BIG"));
+    assert_non_null(strstr(oc.stderr_data, "not saving variable BAD"));
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+static void test_invalid_opts(void **state)
+{
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    char errstr[128] = "";
+
+    (void)state;
+    rp_exec_opts_init(&o);
+    assert_int_equal(rp_exec_run(&o, &oc, errstr, sizeof(errstr)),
+                     RP_ERR_INVALID);
+    rp_exec_outcome_clear(&oc);
+    o.command = "true";
+    o.env_dumper = "relative/dumper";
+    assert_int_equal(rp_exec_run(&o, &oc, errstr, sizeof(errstr)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(errstr, "absolute"));
+    rp_exec_outcome_clear(&oc);
+    o.env_dumper = test_dumper;
+    o.output_max = RP_OUTPUT_MAX_LIMIT + 1;
+    assert_int_equal(rp_exec_run(&o, &oc, errstr, sizeof(errstr)),
+                     RP_ERR_INVALID);
+    rp_exec_outcome_clear(&oc);
+    rp_exec_outcome_clear(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cwd_env_carry_over),
+        cmocka_unit_test(test_cd_tmp),
+        cmocka_unit_test(test_exit_code_kept),
+        cmocka_unit_test(test_killed_by_signal),
+        cmocka_unit_test(test_timeout_kills_group),
+        cmocka_unit_test(test_timeout_grace_sigkill),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_truncation_utf8_boundary),
+        cmocka_unit_test(test_non_utf8_base64),
+        cmocka_unit_test(test_background_no_hang),
+        cmocka_unit_test(test_env_exact_and_export),
+        cmocka_unit_test(test_capture_robust),
+        cmocka_unit_test(test_quoted_cwd),
+        cmocka_unit_test(test_shell_quote),
+        cmocka_unit_test(test_missing_cwd_created),
+        cmocka_unit_test(test_uncreatable_cwd_fallback),
+        cmocka_unit_test(test_stdin_devnull),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_env_limits),
+        cmocka_unit_test(test_invalid_opts),
+    };
+
+    return cmocka_run_group_tests(tests, test_setup, test_teardown);
+}

@@ -1,0 +1,716 @@
+/* runpool-executor, the program: spawned with a crafted job environment
+ * (built with rp_jobenv_build, the worker's side of the contract) against
+ * a temporary file:// state directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rp_buf.h"
+#include "rp_jobenv.h"
+#include "rp_msg.h"
+#include "rp_state.h"
+#include "rp_time.h"
+
+#define TEST_PATH_MAX 4096
+#define TEST_CAPTURE_MAX (1024 * 1024) /* executor stdout/stderr we read */
+#define TEST_WAIT_MS 20000             /* an executor run must end by then */
+
+static char test_bin[TEST_PATH_MAX];
+static char test_dir[1024];
+static char test_url[TEST_PATH_MAX];
+static rp_state_t *test_st;
+
+static void test_fmt(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* snprintf that fails the test instead of truncating. */
+static void test_fmt(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        fail_msg("too long: %s", fmt);
+}
+
+static int test_setup(void **state)
+{
+    const char *bin = getenv("RP_BIN_DIR"), *tmp = getenv("TMPDIR");
+    char errstr[256];
+    char state_dir[sizeof(test_dir) + 16];
+
+    (void)state;
+    if (!bin) {
+        fprintf(stderr, "RP_BIN_DIR is not set (run through ctest)\n");
+        return -1;
+    }
+    snprintf(test_bin, sizeof(test_bin), "%s/runpool-executor", bin);
+    if (access(test_bin, X_OK) != 0) {
+        fprintf(stderr, "%s is not built\n", test_bin);
+        return -1;
+    }
+    snprintf(test_dir, sizeof(test_dir), "%s/rp-test-exec-main.XXXXXX",
+             tmp && tmp[0] == '/' ? tmp : "/tmp");
+    if (!mkdtemp(test_dir))
+        return -1;
+    snprintf(state_dir, sizeof(state_dir), "%s/state", test_dir);
+    if (mkdir(state_dir, 0700) != 0)
+        return -1;
+    test_fmt(test_url, sizeof(test_url), "file://%s?fsync=0", state_dir);
+    if (rp_state_open(test_url, &test_st, errstr, sizeof(errstr)) != RP_OK) {
+        fprintf(stderr, "rp_state_open: %s\n", errstr);
+        return -1;
+    }
+    return 0;
+}
+
+static int test_rm(const char *path, const struct stat *sb, int type,
+                   struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    rp_state_destroy(test_st);
+    return nftw(test_dir, test_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_subdir(const char *name, char *out, size_t out_size)
+{
+    test_fmt(out, out_size, "%s/%s", test_dir, name);
+    if (mkdir(out, 0700) != 0 && errno != EEXIST)
+        fail_msg("mkdir %s: %s", out, strerror(errno));
+}
+
+/* A job spec with everything the contract requires. */
+static void test_spec(rp_jobspec_t *spec, const char *exec_id,
+                      const char *session_id, const char *command)
+{
+    memset(spec, 0, sizeof(*spec));
+    test_fmt(spec->execution_id, sizeof(spec->execution_id), "%s", exec_id);
+    test_fmt(spec->session_id, sizeof(spec->session_id), "%s", session_id);
+    spec->command = strdup(command);
+    spec->state_url = strdup(test_url);
+    spec->timeout_s = 10;
+    assert_non_null(spec->command);
+    assert_non_null(spec->state_url);
+}
+
+/* The job environment for spec, plus extra (may be NULL). */
+static void test_job_env(const rp_jobspec_t *spec, rp_env_t *env)
+{
+    char errstr[256];
+
+    memset(env, 0, sizeof(*env));
+    if (rp_jobenv_build(spec, env, errstr, sizeof(errstr)) != RP_OK)
+        fail_msg("rp_jobenv_build: %s", errstr);
+}
+
+/* Start the executor with exactly env (and one optional argument); its
+ * stdout and stderr go to files in test_dir. */
+static pid_t test_start(const rp_env_t *env, const char *arg)
+{
+    char out_path[TEST_PATH_MAX], err_path[TEST_PATH_MAX];
+    char *argv[] = {test_bin, (char *)arg, NULL};
+    char **envp = calloc(env->n + 1, sizeof(*envp));
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int rc;
+
+    assert_non_null(envp);
+    for (size_t i = 0; i < env->n; i++) {
+        size_t len = strlen(env->vars[i].name) + strlen(env->vars[i].value) + 2;
+
+        envp[i] = malloc(len);
+        assert_non_null(envp[i]);
+        snprintf(envp[i], len, "%s=%s", env->vars[i].name, env->vars[i].value);
+    }
+    test_fmt(out_path, sizeof(out_path), "%s/exec.out", test_dir);
+    test_fmt(err_path, sizeof(err_path), "%s/exec.err", test_dir);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path,
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path,
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    rc = posix_spawn(&pid, test_bin, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    for (size_t i = 0; i < env->n; i++)
+        free(envp[i]);
+    free(envp);
+    if (rc != 0)
+        fail_msg("posix_spawn %s: %s", test_bin, strerror(rc));
+    return pid;
+}
+
+/* Exit status of pid; fails (and kills it) if it runs past TEST_WAIT_MS. */
+static int test_wait(pid_t pid)
+{
+    int64_t until = rp_time_mono_ms() + TEST_WAIT_MS;
+    struct timespec tick = {0, 10 * 1000000L};
+    int status;
+
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            fail_msg("waitpid: %s", strerror(errno));
+        if (rp_time_mono_ms() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("executor still running after %d ms", TEST_WAIT_MS);
+        }
+        nanosleep(&tick, NULL);
+    }
+    if (!WIFEXITED(status))
+        fail_msg("executor died by signal %d", WTERMSIG(status));
+    return WEXITSTATUS(status);
+}
+
+static int test_exec(const rp_env_t *env)
+{
+    return test_wait(test_start(env, NULL));
+}
+
+/* The executor's stdout or stderr ("out"/"err") into buf. */
+static void test_read_output(const char *which, rp_buf_t *buf)
+{
+    char path[TEST_PATH_MAX], chunk[4096];
+    int fd;
+    ssize_t n;
+
+    test_fmt(path, sizeof(path), "%s/exec.%s", test_dir, which);
+    rp_buf_init(buf, TEST_CAPTURE_MAX);
+    assert_true((fd = open(path, O_RDONLY)) >= 0);
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        assert_int_equal(rp_buf_append(buf, chunk, (size_t)n), RP_OK);
+    close(fd);
+    if (!buf->data)
+        assert_int_equal(rp_buf_append(buf, "", 0), RP_OK);
+}
+
+static bool test_stderr_has(const char *needle)
+{
+    rp_buf_t b;
+    bool found;
+
+    test_read_output("err", &b);
+    found = strstr(b.data, needle) != NULL;
+    rp_buf_free(&b);
+    return found;
+}
+
+/* Read and parse executions/{exec_id}/result.json; its version optional. */
+static void test_record(const char *exec_id, rp_result_t *res,
+                        uint64_t *version)
+{
+    char key[RP_STATE_KEY_MAX], errstr[256];
+    rp_buf_t doc;
+
+    rp_state_key_result(exec_id, key, sizeof(key));
+    rp_buf_init(&doc, RP_RESULT_MAX);
+    if (rp_state_get(test_st, key, &doc, version, errstr, sizeof(errstr)) != RP_OK)
+        fail_msg("get %s: %s", key, errstr);
+    if (rp_result_parse(doc.data, doc.len, res, errstr, sizeof(errstr)) != RP_OK)
+        fail_msg("parse %s: %s\n%s", key, errstr, doc.data);
+    rp_buf_free(&doc);
+}
+
+static rp_err_t test_get(const char *key, rp_buf_t *doc, uint64_t *version)
+{
+    rp_buf_init(doc, RP_STATE_DOC_MAX);
+    return rp_state_get(test_st, key, doc, version, NULL, 0);
+}
+
+static void test_put_session(const char *session_id, const char *cwd,
+                             const rp_env_t *env, uint64_t *version)
+{
+    char key[RP_STATE_KEY_MAX], errstr[256], *json;
+    rp_session_t s;
+
+    memset(&s, 0, sizeof(s));
+    test_fmt(s.session_id, sizeof(s.session_id), "%s", session_id);
+    s.cwd = (char *)cwd;
+    s.env = *env;
+    s.created_at_ms = s.updated_at_ms = rp_time_wall_ms();
+    s.execution_count = 1;
+    test_fmt(s.last_execution_id, sizeof(s.last_execution_id), "earlier");
+    json = rp_session_to_json(&s);
+    assert_non_null(json);
+    rp_state_key_session(session_id, key, sizeof(key));
+    if (rp_state_put(test_st, key, json, strlen(json), RP_STATE_ANY, version,
+                     errstr, sizeof(errstr)) != RP_OK)
+        fail_msg("put %s: %s", key, errstr);
+    free(json);
+}
+
+static bool test_exists(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0;
+}
+
+/* A run writes the record with the right fields and no session state. */
+static void test_main_writes_result(void **state)
+{
+    char home[TEST_PATH_MAX], want_cwd[TEST_PATH_MAX], key[RP_STATE_KEY_MAX];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+    rp_buf_t doc;
+
+    (void)state;
+    test_subdir("home1", home, sizeof(home));
+    test_spec(&spec, "exec-1", "sess-1",
+              "echo hi; echo oops >&2; mkdir -p sub && cd sub; "
+              "export FOO=bar; exit 3");
+    spec.default_cwd = strdup(home);
+    test_job_env(&spec, &env);
+    assert_int_equal(test_exec(&env), 0);
+
+    test_record("exec-1", &res, NULL);
+    test_fmt(want_cwd, sizeof(want_cwd), "%s/sub", home);
+    assert_string_equal(res.execution_id, "exec-1");
+    assert_string_equal(res.session_id, "sess-1");
+    assert_int_equal(res.status, RP_STATUS_FAILED);
+    assert_true(res.has_exit_code);
+    assert_int_equal(res.exit_code, 3);
+    assert_string_equal(res.stdout_data, "hi\n");
+    assert_string_equal(res.stderr_data, "oops\n");
+    assert_string_equal(res.cwd, want_cwd);
+    assert_true(res.started_at_ms > 0);
+    assert_true(res.finished_at_ms >= res.started_at_ms);
+    assert_true(res.has_env);
+    assert_string_equal(rp_env_get(&res.env, "FOO"), "bar");
+    /* The default PATH was ours, not the session's: not saved. */
+    assert_null(rp_env_get(&res.env, "PATH"));
+    assert_int_equal(res.env.n, 1);
+    assert_null(res.error_code);
+    rp_result_clear(&res);
+
+    /* The worker is the only writer of session state. */
+    rp_state_key_session("sess-1", key, sizeof(key));
+    assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
+    rp_buf_free(&doc);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* The same EXECUTION_ID again: the record is kept, the command not rerun. */
+static void test_main_rerun_keeps_record(void **state)
+{
+    char marker[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 64];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+    uint64_t v1, v2;
+
+    (void)state;
+    test_fmt(marker, sizeof(marker), "%s/rerun-marker", test_dir);
+    test_spec(&spec, "exec-rerun", "sess-rerun", "echo first");
+    test_job_env(&spec, &env);
+    assert_int_equal(test_exec(&env), 0);
+    test_record("exec-rerun", &res, &v1);
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+
+    test_fmt(cmd, sizeof(cmd), "touch '%s'; echo second", marker);
+    test_spec(&spec, "exec-rerun", "sess-rerun", cmd);
+    test_job_env(&spec, &env);
+    assert_int_equal(test_exec(&env), 0);
+    assert_true(test_stderr_has("result_exists"));
+    test_record("exec-rerun", &res, &v2);
+    assert_int_equal(v1, v2);
+    assert_string_equal(res.stdout_data, "first\n");
+    assert_false(test_exists(marker));
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* A record that appears while the command runs wins: create-only write. */
+static void test_main_create_only_race(void **state)
+{
+    char marker[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 64], key[RP_STATE_KEY_MAX];
+    const char *theirs =
+        "{\"v\":1,\"execution_id\":\"exec-race\",\"session_id\":\"sess-race\","
+        "\"status\":\"succeeded\",\"exit_code\":0,\"signal\":null,"
+        "\"stdout\":\"theirs\",\"stderr\":\"\",\"stdout_truncated\":false,"
+        "\"stderr_truncated\":false,\"encoding\":\"utf-8\",\"duration_ms\":1,"
+        "\"env\":{}}";
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+    int64_t until;
+    pid_t pid;
+
+    (void)state;
+    test_fmt(marker, sizeof(marker), "%s/race-started", test_dir);
+    test_fmt(cmd, sizeof(cmd), "touch '%s'; sleep 1; echo ours", marker);
+    test_spec(&spec, "exec-race", "sess-race", cmd);
+    test_job_env(&spec, &env);
+    pid = test_start(&env, NULL);
+    until = rp_time_mono_ms() + TEST_WAIT_MS;
+    while (!test_exists(marker) && rp_time_mono_ms() < until)
+        usleep(10000);
+    assert_true(test_exists(marker));
+    rp_state_key_result("exec-race", key, sizeof(key));
+    assert_int_equal(rp_state_put(test_st, key, theirs, strlen(theirs), 0, NULL,
+                                  NULL, 0),
+                     RP_OK);
+    assert_int_equal(test_wait(pid), 0);
+    assert_true(test_stderr_has("result_exists"));
+    test_record("exec-race", &res, NULL);
+    assert_string_equal(res.stdout_data, "theirs");
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* A missing or malformed contract variable: exit 2, the variable named in
+ * the log and, when the ids and the store are usable, in an "error"
+ * record. */
+static void test_main_missing_variable(void **state)
+{
+    static const struct {
+        const char *name;
+        bool record; /* can the executor still address a record? */
+    } cases[] = {
+        {"COMMAND", true},
+        {"TIMEOUT", true},
+        {"EXECUTION_ID", false},
+        {"RUNPOOL_STATE_URL", false},
+    };
+    char exec_id[64], key[RP_STATE_KEY_MAX];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+    rp_buf_t doc;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        test_fmt(exec_id, sizeof(exec_id), "exec-missing-%zu", i);
+        test_spec(&spec, exec_id, "sess-missing", "echo never");
+        test_job_env(&spec, &env);
+        rp_env_unset(&env, cases[i].name);
+        assert_int_equal(test_exec(&env), 2);
+        if (!test_stderr_has(cases[i].name))
+            fail_msg("stderr does not name %s", cases[i].name);
+        if (cases[i].record) {
+            test_record(exec_id, &res, NULL);
+            assert_int_equal(res.status, RP_STATUS_ERROR);
+            assert_non_null(strstr(res.error_message, cases[i].name));
+            rp_result_clear(&res);
+        } else {
+            rp_state_key_result(exec_id, key, sizeof(key));
+            assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
+            rp_buf_free(&doc);
+        }
+        rp_env_clear(&env);
+        rp_jobspec_clear(&spec);
+    }
+    test_spec(&spec, "exec-bad-timeout", "sess-missing", "echo never");
+    test_job_env(&spec, &env);
+    assert_int_equal(rp_env_set(&env, "TIMEOUT", "soon"), RP_OK);
+    assert_int_equal(test_exec(&env), 2);
+    assert_true(test_stderr_has("TIMEOUT"));
+    test_record("exec-bad-timeout", &res, NULL);
+    assert_int_equal(res.status, RP_STATUS_ERROR);
+    assert_string_equal(res.error_code, "invalid");
+    assert_non_null(strstr(res.error_message, "TIMEOUT"));
+    assert_int_equal(res.stdout_len, 0);
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* The session's cwd and env are used; the state file is left untouched. */
+static void test_main_session_honoured(void **state)
+{
+    char work[TEST_PATH_MAX], want[TEST_PATH_MAX + 64], key[RP_STATE_KEY_MAX];
+    rp_jobspec_t spec;
+    rp_env_t env, senv = {0};
+    rp_result_t res;
+    rp_buf_t before, after;
+    uint64_t v0, v1;
+
+    (void)state;
+    test_subdir("work", work, sizeof(work));
+    assert_int_equal(rp_env_set(&senv, "GREETING", "hello"), RP_OK);
+    assert_int_equal(rp_env_set(&senv, "PATH", "/usr/bin:/bin"), RP_OK);
+    test_put_session("sess-2", work, &senv, &v0);
+    rp_state_key_session("sess-2", key, sizeof(key));
+    assert_int_equal(test_get(key, &before, NULL), RP_OK);
+
+    test_spec(&spec, "exec-2", "sess-2", "pwd; echo $GREETING; echo $PATH");
+    test_job_env(&spec, &env);
+    assert_int_equal(test_exec(&env), 0);
+    test_record("exec-2", &res, NULL);
+    test_fmt(want, sizeof(want), "%s\nhello\n/usr/bin:/bin\n", work);
+    assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(res.stdout_data, want);
+    assert_string_equal(res.cwd, work);
+    assert_string_equal(rp_env_get(&res.env, "GREETING"), "hello");
+    /* The session's own PATH is part of the session and stays. */
+    assert_string_equal(rp_env_get(&res.env, "PATH"), "/usr/bin:/bin");
+
+    assert_int_equal(test_get(key, &after, &v1), RP_OK);
+    assert_int_equal(v0, v1);
+    assert_int_equal(before.len, after.len);
+    assert_memory_equal(before.data, after.data, before.len);
+    rp_buf_free(&before);
+    rp_buf_free(&after);
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_env_clear(&senv);
+    rp_jobspec_clear(&spec);
+}
+
+/* COMMAND_ENV applies to one command; a change the command made sticks. */
+static void test_main_command_env(void **state)
+{
+    char work[TEST_PATH_MAX];
+    rp_jobspec_t spec;
+    rp_env_t env, senv = {0};
+    rp_result_t res;
+
+    (void)state;
+    test_subdir("cmdenv", work, sizeof(work));
+    assert_int_equal(rp_env_set(&senv, "A", "session"), RP_OK);
+    test_put_session("sess-3", work, &senv, NULL);
+    test_spec(&spec, "exec-3", "sess-3",
+              "echo \"$A $B $C\"; export C=changed; export D=new");
+    assert_int_equal(rp_env_set(&spec.env, "A", "cmd"), RP_OK);
+    assert_int_equal(rp_env_set(&spec.env, "B", "once"), RP_OK);
+    assert_int_equal(rp_env_set(&spec.env, "C", "x"), RP_OK);
+    test_job_env(&spec, &env);
+    assert_int_equal(test_exec(&env), 0);
+    test_record("exec-3", &res, NULL);
+    assert_string_equal(res.stdout_data, "cmd once x\n");
+    assert_string_equal(rp_env_get(&res.env, "A"), "session");
+    assert_null(rp_env_get(&res.env, "B"));
+    assert_string_equal(rp_env_get(&res.env, "C"), "changed");
+    assert_string_equal(rp_env_get(&res.env, "D"), "new");
+    assert_int_equal(res.env.n, 3);
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_env_clear(&senv);
+    rp_jobspec_clear(&spec);
+}
+
+/* The contract never reaches the command nor the session. */
+static void test_main_contract_hidden(void **state)
+{
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+
+    (void)state;
+    test_spec(&spec, "exec-4", "sess-4",
+              "env; export RUNPOOL_MINE=1 TIMEOUT=5 KEEP=1");
+    assert_int_equal(rp_env_set(&spec.env, "PER", "cmd"), RP_OK);
+    spec.output_max = 4096;
+    test_job_env(&spec, &env);
+    assert_int_equal(rp_env_set(&env, "UNRELATED_PLATFORM_VAR", "x"), RP_OK);
+    assert_int_equal(test_exec(&env), 0);
+    test_record("exec-4", &res, NULL);
+    assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
+    assert_non_null(strstr(res.stdout_data, "PER=cmd\n"));
+    assert_non_null(strstr(res.stdout_data, "PATH="));
+    assert_null(strstr(res.stdout_data, "EXECUTION_ID="));
+    assert_null(strstr(res.stdout_data, "SESSION_ID="));
+    assert_null(strstr(res.stdout_data, "COMMAND"));
+    assert_null(strstr(res.stdout_data, "RUNPOOL_"));
+    assert_null(strstr(res.stdout_data, "TIMEOUT="));
+    assert_null(strstr(res.stdout_data, "UNRELATED_PLATFORM_VAR"));
+    assert_string_equal(rp_env_get(&res.env, "KEEP"), "1");
+    assert_null(rp_env_get(&res.env, "RUNPOOL_MINE"));
+    assert_null(rp_env_get(&res.env, "TIMEOUT"));
+    assert_null(rp_env_get(&res.env, "PER"));
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* Corrupt session state: an "error" record, exit 1, command not run. */
+static void test_main_corrupt_state(void **state)
+{
+    char key[RP_STATE_KEY_MAX], marker[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 16];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+
+    (void)state;
+    rp_state_key_session("sess-5", key, sizeof(key));
+    assert_int_equal(rp_state_put(test_st, key, "{not json", 9, RP_STATE_ANY,
+                                  NULL, NULL, 0),
+                     RP_OK);
+    test_fmt(marker, sizeof(marker), "%s/corrupt-marker", test_dir);
+    test_fmt(cmd, sizeof(cmd), "touch '%s'", marker);
+    test_spec(&spec, "exec-5", "sess-5", cmd);
+    test_job_env(&spec, &env);
+    assert_int_equal(test_exec(&env), 1);
+    assert_false(test_exists(marker));
+    test_record("exec-5", &res, NULL);
+    assert_int_equal(res.status, RP_STATUS_ERROR);
+    assert_non_null(res.error_code);
+    assert_non_null(res.error_message);
+    assert_non_null(strstr(res.error_message, "sessions/sess-5/state.json"));
+    assert_false(res.has_env);
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* A new session starts in $HOME when no RUNPOOL_DEFAULT_CWD is given. */
+static void test_main_new_session_home(void **state)
+{
+    char home[TEST_PATH_MAX];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+
+    (void)state;
+    test_subdir("home2", home, sizeof(home));
+    test_spec(&spec, "exec-6", "sess-6", "echo \"$HOME\"");
+    test_job_env(&spec, &env);
+    assert_int_equal(rp_env_set(&env, "HOME", home), RP_OK);
+    assert_int_equal(test_exec(&env), 0);
+    test_record("exec-6", &res, NULL);
+    assert_string_equal(res.cwd, home);
+    assert_int_equal(res.stdout_len, strlen(home) + 1);
+    assert_memory_equal(res.stdout_data, home, strlen(home));
+    /* HOME came from the executor, not from the session: not saved. */
+    assert_null(rp_env_get(&res.env, "HOME"));
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* TIMEOUT is enforced; the record says timed_out and the program exits 0. */
+static void test_main_timeout(void **state)
+{
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+    int64_t t0;
+
+    (void)state;
+    test_spec(&spec, "exec-7", "sess-7", "echo start; sleep 30");
+    spec.timeout_s = 1;
+    test_job_env(&spec, &env);
+    t0 = rp_time_mono_ms();
+    assert_int_equal(test_exec(&env), 0);
+    assert_true(rp_time_mono_ms() - t0 < 6000);
+    test_record("exec-7", &res, NULL);
+    assert_int_equal(res.status, RP_STATUS_TIMED_OUT);
+    assert_string_equal(res.stdout_data, "start\n");
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* SIGTERM to the executor stops the command's whole group; no record. */
+static void test_main_sigterm(void **state)
+{
+    char pidfile[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 64], key[RP_STATE_KEY_MAX];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_buf_t doc;
+    int64_t until;
+    pid_t pid, bg = 0;
+    FILE *f;
+
+    (void)state;
+    test_fmt(pidfile, sizeof(pidfile), "%s/bg.pid", test_dir);
+    test_fmt(cmd, sizeof(cmd), "sleep 30 & echo $! > '%s.tmp'; mv '%s.tmp' '%s'; wait",
+             pidfile, pidfile, pidfile);
+    test_spec(&spec, "exec-8", "sess-8", cmd);
+    test_job_env(&spec, &env);
+    pid = test_start(&env, NULL);
+    until = rp_time_mono_ms() + TEST_WAIT_MS;
+    while (!test_exists(pidfile) && rp_time_mono_ms() < until)
+        usleep(10000);
+    assert_non_null(f = fopen(pidfile, "r"));
+    assert_int_equal(fscanf(f, "%d", &bg), 1);
+    fclose(f);
+    assert_int_equal(kill(bg, 0), 0);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(test_wait(pid), 1);
+    assert_true(test_stderr_has("execution_cancelled"));
+    assert_int_equal(kill(bg, 0), -1);
+    assert_int_equal(errno, ESRCH);
+    rp_state_key_result("exec-8", key, sizeof(key));
+    assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
+    rp_buf_free(&doc);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* --dump-env writes exactly its environment, NUL-separated. */
+static void test_main_dump_env(void **state)
+{
+    static const char want[] = "A=1\0B=two words\0EMPTY=\0";
+    rp_env_t env = {0};
+    rp_buf_t out;
+
+    (void)state;
+    assert_int_equal(rp_env_set(&env, "A", "1"), RP_OK);
+    assert_int_equal(rp_env_set(&env, "B", "two words"), RP_OK);
+    assert_int_equal(rp_env_set(&env, "EMPTY", ""), RP_OK);
+    assert_int_equal(test_wait(test_start(&env, "--dump-env")), 0);
+    test_read_output("out", &out);
+    assert_int_equal(out.len, sizeof(want) - 1);
+    assert_memory_equal(out.data, want, sizeof(want) - 1);
+    rp_buf_free(&out);
+    /* Unknown arguments are a usage error. */
+    assert_int_equal(test_wait(test_start(&env, "--bogus")), 2);
+    rp_env_clear(&env);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_main_writes_result),
+        cmocka_unit_test(test_main_rerun_keeps_record),
+        cmocka_unit_test(test_main_create_only_race),
+        cmocka_unit_test(test_main_missing_variable),
+        cmocka_unit_test(test_main_session_honoured),
+        cmocka_unit_test(test_main_command_env),
+        cmocka_unit_test(test_main_contract_hidden),
+        cmocka_unit_test(test_main_corrupt_state),
+        cmocka_unit_test(test_main_new_session_home),
+        cmocka_unit_test(test_main_timeout),
+        cmocka_unit_test(test_main_sigterm),
+        cmocka_unit_test(test_main_dump_env),
+    };
+
+    return cmocka_run_group_tests(tests, test_setup, test_teardown);
+}

@@ -1,0 +1,136 @@
+/* rp_worker_new refuses bad configuration with a message that names the
+ * setting, before connecting to anything. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rp_worker.h"
+
+static char state_url[128];
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static char exec_path[128];
+
+static void base_conf(rp_worker_conf_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->brokers = "127.0.0.1:1"; /* never contacted by these tests */
+    c->state_url = state_url;
+    c->backend_conf.executor_path = exec_path;
+}
+
+static void expect_error(rp_worker_conf_t *c, rp_err_t code, const char *names)
+{
+    rp_worker_t *w = (rp_worker_t *)1;
+    char es[512] = "";
+
+    assert_int_equal(rp_worker_new(c, &w, es, sizeof(es)), code);
+    assert_null(w);
+    if (!strstr(es, names))
+        fail_msg("error '%s' does not name '%s'", es, names);
+}
+
+static void test_required_settings(void **state)
+{
+    rp_worker_conf_t c;
+
+    (void)state;
+    base_conf(&c);
+    c.brokers = NULL;
+    expect_error(&c, RP_ERR_INVALID, "--brokers");
+    base_conf(&c);
+    c.state_url = "";
+    expect_error(&c, RP_ERR_INVALID, "--state");
+}
+
+static void test_bad_values(void **state)
+{
+    rp_worker_conf_t c;
+
+    (void)state;
+    base_conf(&c);
+    c.max_inflight = -3;
+    expect_error(&c, RP_ERR_INVALID, "--max-inflight");
+    base_conf(&c);
+    c.output_max = (size_t)RP_OUTPUT_MAX_LIMIT + 1;
+    expect_error(&c, RP_ERR_INVALID, "--output-max");
+    base_conf(&c);
+    c.state_url = "s3://bucket";
+    expect_error(&c, RP_ERR_INVALID, "s3");
+    base_conf(&c);
+    c.backend = "kubernetes";
+    expect_error(&c, RP_ERR_INVALID, "kubernetes");
+    base_conf(&c);
+    c.backend_conf.executor_path = "/nonexistent/exec";
+    expect_error(&c, RP_ERR_INVALID, "/nonexistent/exec");
+    base_conf(&c);
+    c.kafka_props = (const char *const[]){"no.such.setting=1"};
+    c.n_kafka_props = 1;
+    expect_error(&c, RP_ERR_INVALID, "no.such.setting");
+}
+
+static void test_valid_conf_creates_and_destroys(void **state)
+{
+    rp_worker_conf_t c;
+    rp_worker_t *w = NULL;
+    char es[512] = "";
+
+    (void)state;
+    base_conf(&c);
+    assert_int_equal(rp_worker_new(&c, &w, es, sizeof(es)), RP_OK);
+    assert_non_null(w);
+    rp_worker_destroy(w);
+    rp_worker_destroy(NULL);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/rp-wconf-XXXXXX";
+    sigset_t sigs;
+    FILE *f;
+    int rc;
+
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(state_url, sizeof(state_url), "file://%s/state", dir);
+    snprintf(exec_path, sizeof(exec_path), "%s/exec", dir);
+    f = fopen(exec_path, "w");
+    if (!f)
+        return 1;
+    fputs("#!/bin/sh\nexit 0\n", f);
+    fclose(f);
+    chmod(exec_path, 0755);
+    /* As runpool-worker does before creating the worker. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_required_settings),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_valid_conf_creates_and_destroys),
+    };
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}
