@@ -1,1 +1,240 @@
-/* placeholder: being written */
+/* rp_jobenv — the executor's environment contract (see rp_jobenv.h).
+ *
+ * build and parse share one set of checks, so whatever a backend hands a
+ * job is something the executor will accept.
+ */
+#include "rp_jobenv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rp_state.h"
+
+#define RP_JOBENV_ID_RULE "must be 1 to 128 characters of [A-Za-z0-9._:-]"
+
+/* Checks shared by build and parse; each names the variable. */
+
+static rp_err_t rp_jobenv_check_id(const char *var, const char *id,
+                                   char *errstr, size_t errstr_size)
+{
+    if (!id || !rp_id_valid(id, strnlen(id, RP_ID_MAX + 1)))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "%s: " RP_JOBENV_ID_RULE, var);
+    return RP_OK;
+}
+
+/* A required string of 1..max bytes. */
+static rp_err_t rp_jobenv_check_str(const char *var, const char *s, size_t max,
+                                    char *errstr, size_t errstr_size)
+{
+    if (!s || !s[0])
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "%s: required, must not be empty", var);
+    if (strnlen(s, max + 1) > max)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "%s: longer than %zu bytes", var, max);
+    return RP_OK;
+}
+
+static rp_err_t rp_jobenv_check_spec(const rp_jobspec_t *spec, char *errstr,
+                                     size_t errstr_size)
+{
+    rp_err_t err;
+
+    if ((err = rp_jobenv_check_id("EXECUTION_ID", spec->execution_id, errstr,
+                                  errstr_size)) ||
+        (err = rp_jobenv_check_id("SESSION_ID", spec->session_id, errstr,
+                                  errstr_size)) ||
+        (err = rp_jobenv_check_str("COMMAND", spec->command, RP_COMMAND_MAX,
+                                   errstr, errstr_size)) ||
+        (err = rp_jobenv_check_str("RUNPOOL_STATE_URL", spec->state_url,
+                                   RP_STATE_URL_MAX - 1, errstr, errstr_size)))
+        return err;
+    if (spec->timeout_s < RP_TIMEOUT_MIN_S ||
+        spec->timeout_s > RP_TIMEOUT_MAX_S)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "TIMEOUT: must be an integer from %d to %d",
+                       RP_TIMEOUT_MIN_S, RP_TIMEOUT_MAX_S);
+    if (spec->output_max > RP_OUTPUT_MAX_LIMIT)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "RUNPOOL_OUTPUT_MAX: must be an integer from 1 to %d",
+                       RP_OUTPUT_MAX_LIMIT);
+    if (spec->default_cwd &&
+        (err = rp_jobenv_check_str("RUNPOOL_DEFAULT_CWD", spec->default_cwd,
+                                   RP_CWD_MAX, errstr, errstr_size)))
+        return err;
+    return rp_env_validate(&spec->env, "COMMAND_ENV", errstr, errstr_size);
+}
+
+rp_err_t rp_jobenv_build(const rp_jobspec_t *spec, rp_env_t *out, char *errstr,
+                         size_t errstr_size)
+{
+    char num[32];
+    char *env_json = NULL;
+    rp_err_t err;
+
+    if (!spec || !out)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "rp_jobenv_build: no spec");
+    if ((err = rp_jobenv_check_spec(spec, errstr, errstr_size)))
+        return err;
+    /* Only when there is something to say: an empty object would just be
+     * one more thing the executor has to parse. */
+    if (spec->env.n > 0 && !(env_json = rp_env_to_json(&spec->env))) {
+        err = RP_ERR_NOMEM;
+        goto out;
+    }
+    /* Each variable fits, but together they might not (parse would say). */
+    if (env_json && strlen(env_json) > RP_JOBENV_COMMAND_ENV_MAX) {
+        free(env_json);
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "COMMAND_ENV: longer than %d bytes",
+                       RP_JOBENV_COMMAND_ENV_MAX);
+    }
+    snprintf(num, sizeof(num), "%d", spec->timeout_s);
+    if ((err = rp_env_set(out, "EXECUTION_ID", spec->execution_id)) ||
+        (err = rp_env_set(out, "SESSION_ID", spec->session_id)) ||
+        (err = rp_env_set(out, "COMMAND", spec->command)) ||
+        (err = rp_env_set(out, "TIMEOUT", num)) ||
+        (err = rp_env_set(out, "RUNPOOL_STATE_URL", spec->state_url)))
+        goto out;
+    if (env_json && (err = rp_env_set(out, "COMMAND_ENV", env_json)))
+        goto out;
+    if (spec->output_max > 0) {
+        snprintf(num, sizeof(num), "%zu", spec->output_max);
+        if ((err = rp_env_set(out, "RUNPOOL_OUTPUT_MAX", num)))
+            goto out;
+    }
+    if (spec->default_cwd &&
+        (err = rp_env_set(out, "RUNPOOL_DEFAULT_CWD", spec->default_cwd)))
+        goto out;
+out:
+    free(env_json);
+    if (err)
+        rp_errf(errstr, errstr_size, err, "building the job environment: %s",
+                rp_err_str(err));
+    return err;
+}
+
+/* A decimal integer in [min, max]: digits only, no sign, no spaces. */
+static rp_err_t rp_jobenv_parse_int(const char *var, const char *s, long min,
+                                    long max, long *out, char *errstr,
+                                    size_t errstr_size)
+{
+    long v = 0;
+    size_t i;
+
+    for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+        v = v * 10 + (s[i] - '0');
+        if (v > max)
+            break;
+    }
+    if (i == 0 || s[i] != '\0' || v < min || v > max)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "%s: must be an integer from %ld to %ld", var, min, max);
+    *out = v;
+    return RP_OK;
+}
+
+/* A copy of a required string variable of 1..max bytes. */
+static rp_err_t rp_jobenv_dup(const char *var, const char *s, size_t max,
+                              char **out, char *errstr, size_t errstr_size)
+{
+    rp_err_t err = rp_jobenv_check_str(var, s, max, errstr, errstr_size);
+
+    if (err)
+        return err;
+    if (!(*out = strdup(s)))
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    return RP_OK;
+}
+
+rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
+                         void *opaque, rp_jobspec_t *spec, char *errstr,
+                         size_t errstr_size)
+{
+    const char *eid, *sid, *v;
+    rp_err_t err;
+    long n;
+
+    if (!spec)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "rp_jobenv_parse: no spec");
+    memset(spec, 0, sizeof(*spec));
+    if (!lookup)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "rp_jobenv_parse: no lookup function");
+    eid = lookup("EXECUTION_ID", opaque);
+    sid = lookup("SESSION_ID", opaque);
+    /* Each id is kept when valid, whatever else is wrong: see the header. */
+    if (!rp_jobenv_check_id("EXECUTION_ID", eid, NULL, 0))
+        memcpy(spec->execution_id, eid, strlen(eid) + 1);
+    if (!rp_jobenv_check_id("SESSION_ID", sid, NULL, 0))
+        memcpy(spec->session_id, sid, strlen(sid) + 1);
+    if ((err = rp_jobenv_check_id("EXECUTION_ID", eid, errstr, errstr_size)) ||
+        (err = rp_jobenv_check_id("SESSION_ID", sid, errstr, errstr_size)) ||
+        (err = rp_jobenv_dup("COMMAND", lookup("COMMAND", opaque),
+                             RP_COMMAND_MAX, &spec->command, errstr,
+                             errstr_size)))
+        goto out;
+
+    v = lookup("TIMEOUT", opaque);
+    if (!v) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID, "TIMEOUT: required");
+        goto out;
+    }
+    if ((err = rp_jobenv_parse_int("TIMEOUT", v, RP_TIMEOUT_MIN_S,
+                                   RP_TIMEOUT_MAX_S, &n, errstr, errstr_size)))
+        goto out;
+    spec->timeout_s = (int)n;
+
+    if ((err = rp_jobenv_dup("RUNPOOL_STATE_URL",
+                             lookup("RUNPOOL_STATE_URL", opaque),
+                             RP_STATE_URL_MAX - 1, &spec->state_url, errstr,
+                             errstr_size)))
+        goto out;
+
+    v = lookup("COMMAND_ENV", opaque);
+    if (v && v[0]) {
+        size_t len = strnlen(v, RP_JOBENV_COMMAND_ENV_MAX + 1);
+
+        if (len > RP_JOBENV_COMMAND_ENV_MAX) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                          "COMMAND_ENV: longer than %d bytes",
+                          RP_JOBENV_COMMAND_ENV_MAX);
+            goto out;
+        }
+        if ((err = rp_env_parse_json(v, len, &spec->env, "COMMAND_ENV", errstr,
+                                     errstr_size)))
+            goto out;
+    }
+
+    v = lookup("RUNPOOL_OUTPUT_MAX", opaque);
+    if (v && v[0]) {
+        if ((err = rp_jobenv_parse_int("RUNPOOL_OUTPUT_MAX", v, 1,
+                                       RP_OUTPUT_MAX_LIMIT, &n, errstr,
+                                       errstr_size)))
+            goto out;
+        spec->output_max = (size_t)n;
+    }
+
+    v = lookup("RUNPOOL_DEFAULT_CWD", opaque);
+    if (v && v[0] &&
+        (err = rp_jobenv_dup("RUNPOOL_DEFAULT_CWD", v, RP_CWD_MAX,
+                             &spec->default_cwd, errstr, errstr_size)))
+        goto out;
+out:
+    return err;
+}
+
+void rp_jobspec_clear(rp_jobspec_t *spec)
+{
+    if (!spec)
+        return;
+    free(spec->command);
+    free(spec->state_url);
+    free(spec->default_cwd);
+    rp_env_clear(&spec->env);
+    memset(spec, 0, sizeof(*spec));
+}

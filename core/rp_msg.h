@@ -1,8 +1,10 @@
 /* rp_msg — the wire contract: requests, results and session state as JSON.
  *
- * schemas/*.schema.json are the normative definitions; this module is the
- * C side of them and validates exactly the same rules, so a message the
- * worker accepts is a message the schema accepts and vice versa.
+ * The files schemas/NAME.schema.json are the normative definitions; this
+ * module is the C side of them and validates the same rules, so a message
+ * the worker accepts is a message the schema accepts and vice versa. Where
+ * JSON Schema cannot say what we check (byte lengths, duplicate keys,
+ * whole-document size limits) the C side is the stricter one.
  *
  * Three documents:
  *  - request       producer -> runpool.requests (Kafka key = session_id)
@@ -11,7 +13,8 @@
  *                  result plus the session `env` after the command (the
  *                  worker strips env before publishing: env may hold secrets
  *                  and belongs to the state, not the stream).
- *  - session state sessions/{session_id}/state.json, written by the worker only.
+ *  - session state sessions/{session_id}/state.json, written by the worker
+ *                  only.
  *
  * Memory: parse functions fill a caller-provided struct whose pointers are
  * owned by the struct; release with the matching *_clear(), which accepts a
@@ -73,6 +76,19 @@ rp_err_t rp_env_copy(rp_env_t *dst, const rp_env_t *src);
 void rp_env_clear(rp_env_t *env);
 /* POSIX shell-safe name: [A-Za-z_][A-Za-z0-9_]*, at most RP_ENV_NAME_MAX. */
 bool rp_env_name_valid(const char *name);
+/* Check env against the message rules (at most RP_ENV_MAX_VARS, valid
+ * names, values at most RP_ENV_VALUE_MAX bytes of UTF-8). what names the
+ * map in the message ("env", "COMMAND_ENV"). env borrowed. */
+rp_err_t rp_env_validate(const rp_env_t *env, const char *what, char *errstr,
+                         size_t errstr_size);
+/* env as one JSON object {"NAME":"value",...}; caller frees. NULL on
+ * allocation failure. env borrowed. */
+char *rp_env_to_json(const rp_env_t *env);
+/* Parse a JSON object of strings into *out (empty/zeroed; caller clears it,
+ * also on failure) under the same rules as a request's env. json borrowed,
+ * len bytes (at most RP_REQUEST_MAX). what names it in errstr. */
+rp_err_t rp_env_parse_json(const char *json, size_t len, rp_env_t *out,
+                           const char *what, char *errstr, size_t errstr_size);
 
 /* ---- ids ---- */
 
@@ -100,9 +116,11 @@ typedef struct rp_request {
     int64_t submitted_at_ms; /* wall ms since epoch, when has_submitted_at */
 } rp_request_t;
 
-/* Parse and validate one request message.
- * On any validation failure returns RP_ERR_INVALID or RP_ERR_TOO_LARGE with
- * a precise message ("timeout_s: must be an integer 1..86400"), and STILL
+/* Parse and validate one request message (json borrowed, len bytes, need
+ * not be NUL-terminated).
+ * On any validation failure returns RP_ERR_INVALID or RP_ERR_TOO_LARGE
+ * (message, command or env over its byte limit) with a precise message
+ * naming the field ("timeout_s: must be an integer from 1 to 86400"), and STILL
  * fills execution_id / session_id when those two fields were themselves
  * valid, so the caller can address a "rejected" result to the requester.
  * Unknown fields are rejected (additionalProperties: false), `v` must be 1.
@@ -110,7 +128,10 @@ typedef struct rp_request {
 rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
                           char *errstr, size_t errstr_size);
 
-/* Serialise (producer side). Includes "v":1; omits defaults it may omit. */
+/* Serialise (producer side). Includes "v":1; omits defaults it may omit:
+ * op when "exec", timeout_s when <= 0 (so a zeroed struct means the
+ * default), env when empty, submitted_at unless has_submitted_at.
+ * Caller frees; NULL on allocation failure. req borrowed. */
 char *rp_request_to_json(const rp_request_t *req);
 
 void rp_request_clear(rp_request_t *req);
@@ -167,14 +188,24 @@ typedef struct rp_result {
 
 /* Serialise. Chooses "encoding": "utf-8" when both outputs are valid UTF-8
  * without NUL bytes, else "base64" for both. Writes "env" only when
- * include_env (the executor's record); the published result never has it. */
+ * include_env (the executor's record); the published result never has it.
+ * `error` is written exactly when status is rejected/error (as the schema
+ * requires; "internal" if none was set), negative durations (clock skew)
+ * as 0, started_at/finished_at only when > 0, and text that is not valid
+ * UTF-8 (cwd, env, worker, error) with '?' for the bad bytes.
+ * Caller frees; NULL on allocation failure. res borrowed. */
 char *rp_result_to_json(const rp_result_t *res, bool include_env);
 
-/* Parse a result or executor record (validates the schema rules). */
+/* Parse a result or executor record (validates the schema rules). Both
+ * are accepted: has_env says whether env was present, which a published
+ * result (result.schema.json) must not have and an executor record
+ * (executor-result.schema.json) may; absent there means unknown. */
 rp_err_t rp_result_parse(const char *json, size_t len, rp_result_t *out,
                          char *errstr, size_t errstr_size);
 
-/* Fill error_code / error_message (copied; message cut to RP_ERRMSG_MAX). */
+/* Fill error_code / error_message (copied; message cut to RP_ERRMSG_MAX
+ * bytes at a UTF-8 boundary). code must be snake_case [a-z][a-z0-9_]*,
+ * at most 64 bytes, e.g. rp_err_code(); else RP_ERR_INVALID. */
 rp_err_t rp_result_set_error(rp_result_t *res, const char *code,
                              const char *message);
 
@@ -192,6 +223,7 @@ typedef struct rp_session {
     char last_execution_id[RP_ID_MAX + 1]; /* "" when none */
 } rp_session_t;
 
+/* Caller frees; NULL on allocation failure. s borrowed. */
 char *rp_session_to_json(const rp_session_t *s);
 rp_err_t rp_session_parse(const char *json, size_t len, rp_session_t *out,
                           char *errstr, size_t errstr_size);

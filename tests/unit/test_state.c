@@ -264,13 +264,9 @@ static void test_bad_urls(void **state)
 
     assert_int_equal(rp_state_open("s3://bucket/x", &st, err, sizeof(err)),
                      RP_ERR_INVALID);
-    assert_string_equal(err,
-                        "unsupported state URL scheme 's3' (supported: file)");
-    /* Cloud Storage is not built yet: same answer until its backend is. */
-    assert_int_equal(rp_state_open("gs://bucket", &st, err, sizeof(err)),
-                     RP_ERR_INVALID);
-    assert_string_equal(err,
-                        "unsupported state URL scheme 'gs' (supported: file)");
+    /* The message names the scheme and lists the backends built in. */
+    assert_non_null(strstr(err, "unsupported state URL scheme 's3'"));
+    assert_non_null(strstr(err, "(supported: file"));
 }
 
 static void test_open_creates_dir(void **state)
