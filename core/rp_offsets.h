@@ -31,12 +31,14 @@ typedef struct rp_offsets rp_offsets_t;
 /* Caller frees with rp_offsets_destroy(). NULL on allocation failure. */
 rp_offsets_t *rp_offsets_new(void);
 
-/* Start tracking offset as unfinished. RP_ERR_INVALID when offset is not
- * above the partition's last tracked one or partition is out of range. */
+/* Start tracking offset as unfinished. RP_ERR_INVALID when offset is
+ * negative or not above the partition's last tracked one (since the last
+ * reset), or partition is out of range; RP_ERR_NOMEM. */
 rp_err_t rp_offsets_track(rp_offsets_t *t, int32_t partition, int64_t offset);
 
 /* Mark a tracked offset finished. RP_ERR_NOT_FOUND when it is not tracked
- * (e.g. the partition was reset since: a late completion). */
+ * (e.g. the partition was reset since: a late completion) or was already
+ * marked finished. */
 rp_err_t rp_offsets_done(rp_offsets_t *t, int32_t partition, int64_t offset);
 
 /* The offset to commit for partition (lowest unfinished, or highest tracked
@@ -49,6 +51,11 @@ size_t rp_offsets_pending(const rp_offsets_t *t, int32_t partition);
 
 /* Forget everything about the partition (assignment change). */
 void rp_offsets_reset(rp_offsets_t *t, int32_t partition);
+
+/* Bytes the tracker holds in memory now (all partitions), for metrics and
+ * for tests that check memory follows the window, not the offsets seen.
+ * Accepts NULL (0). */
+size_t rp_offsets_memory(const rp_offsets_t *t);
 
 /* Accepts NULL. */
 void rp_offsets_destroy(rp_offsets_t *t);

@@ -24,14 +24,20 @@
 
 #include "rp_err.h"
 
+/* Longest key accepted: Kafka keys come from outside, and Kafka's own
+ * default message limit is 1 MiB. Session ids are far shorter. */
+#define RP_SCHED_KEY_MAX (1024 * 1024)
+
 typedef struct rp_sched rp_sched_t;
 
 /* Caller frees with rp_sched_destroy(). NULL on allocation failure. */
 rp_sched_t *rp_sched_new(void);
 
 /* Append job (borrowed) to key's queue (key copied, keylen bytes, may
- * contain any byte). *runnable is set to 1 when the key had no job, so this
- * one becomes the key's running job, else 0. */
+ * contain any byte; NULL when keylen is 0). *runnable is set to 1 when the
+ * key had no job, so this one becomes the key's running job, else 0.
+ * RP_ERR_TOO_LARGE when keylen > RP_SCHED_KEY_MAX, RP_ERR_NOMEM; on error
+ * nothing changes and *runnable is 0. */
 rp_err_t rp_sched_push(rp_sched_t *s, const char *key, size_t keylen,
                        void *job, int *runnable);
 
@@ -43,7 +49,9 @@ void *rp_sched_done(rp_sched_t *s, const char *key, size_t keylen);
 /* Remove every *queued* (not running) job for which match(job, opaque) is
  * non-zero, calling dropped(job, opaque) for each, in queue order. Running
  * jobs stay: the caller finishes or cancels them and calls rp_sched_done.
- * Returns the number dropped. Used when a partition is revoked. */
+ * Returns the number dropped. Used when a partition is revoked. The
+ * callbacks must not call into the scheduler; dropped (may be NULL) may
+ * free the job. */
 size_t rp_sched_drop_queued(rp_sched_t *s, int (*match)(void *job, void *opaque),
                             void (*dropped)(void *job, void *opaque),
                             void *opaque);

@@ -1,0 +1,332 @@
+/* Tests for rp_offsets: committable is the lowest unfinished offset, gaps,
+ * errors, reset, many partitions, memory that follows the window, and a
+ * seeded random run against a brute-force reference. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rp_offsets.h"
+
+static void test_in_order(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+
+    (void)state;
+    assert_non_null(t);
+    assert_int_equal(rp_offsets_committable(t, 0), -1);
+    for (int64_t o = 0; o < 5; o++)
+        assert_int_equal(rp_offsets_track(t, 0, o), RP_OK);
+    assert_int_equal(rp_offsets_pending(t, 0), 5);
+    assert_int_equal(rp_offsets_committable(t, 0), 0);
+    for (int64_t o = 0; o < 5; o++) {
+        assert_int_equal(rp_offsets_done(t, 0, o), RP_OK);
+        assert_int_equal(rp_offsets_committable(t, 0), o + 1);
+    }
+    assert_int_equal(rp_offsets_pending(t, 0), 0);
+    rp_offsets_destroy(t);
+}
+
+static void test_out_of_order(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+
+    (void)state;
+    for (int64_t o = 10; o < 15; o++)
+        assert_int_equal(rp_offsets_track(t, 3, o), RP_OK);
+    /* Finishing later ones does not move past an unfinished earlier one. */
+    assert_int_equal(rp_offsets_done(t, 3, 12), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 3, 14), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 3), 10);
+    assert_int_equal(rp_offsets_pending(t, 3), 3);
+    assert_int_equal(rp_offsets_done(t, 3, 10), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 3), 11);
+    /* 11 done: 12 was already done, so it jumps to 13. */
+    assert_int_equal(rp_offsets_done(t, 3, 11), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 3), 13);
+    assert_int_equal(rp_offsets_done(t, 3, 13), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 3), 15);
+    assert_int_equal(rp_offsets_pending(t, 3), 0);
+    /* Other partitions are untouched. */
+    assert_int_equal(rp_offsets_committable(t, 2), -1);
+    assert_int_equal(rp_offsets_committable(t, 4), -1);
+    rp_offsets_destroy(t);
+}
+
+static void test_gaps(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+
+    (void)state;
+    assert_int_equal(rp_offsets_track(t, 0, 5), RP_OK);
+    assert_int_equal(rp_offsets_track(t, 0, 9), RP_OK);
+    assert_int_equal(rp_offsets_track(t, 0, 100), RP_OK);
+    /* Offsets in the gaps were never tracked. */
+    assert_int_equal(rp_offsets_done(t, 0, 6), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_done(t, 0, 4), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_done(t, 0, 101), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_done(t, 0, 9), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 0), 5);
+    assert_int_equal(rp_offsets_done(t, 0, 5), RP_OK);
+    /* 9 is done, so the lowest unfinished is 100, not 10. */
+    assert_int_equal(rp_offsets_committable(t, 0), 100);
+    assert_int_equal(rp_offsets_done(t, 0, 100), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 0), 101);
+    rp_offsets_destroy(t);
+}
+
+static void test_errors(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+
+    (void)state;
+    assert_int_equal(rp_offsets_done(t, 0, 0), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_track(t, 0, 7), RP_OK);
+    /* Not increasing. */
+    assert_int_equal(rp_offsets_track(t, 0, 7), RP_ERR_INVALID);
+    assert_int_equal(rp_offsets_track(t, 0, 3), RP_ERR_INVALID);
+    assert_int_equal(rp_offsets_track(t, 0, -1), RP_ERR_INVALID);
+    /* Bad partitions. */
+    assert_int_equal(rp_offsets_track(t, -1, 0), RP_ERR_INVALID);
+    assert_int_equal(rp_offsets_track(t, RP_OFFSETS_PARTITIONS_MAX, 0),
+                     RP_ERR_INVALID);
+    assert_int_equal(rp_offsets_done(t, -1, 0), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_committable(t, -1), -1);
+    assert_int_equal(rp_offsets_pending(t, RP_OFFSETS_PARTITIONS_MAX), 0);
+    rp_offsets_reset(t, -5);
+    rp_offsets_reset(t, RP_OFFSETS_PARTITIONS_MAX + 10);
+    /* The failed calls changed nothing. */
+    assert_int_equal(rp_offsets_pending(t, 0), 1);
+    assert_int_equal(rp_offsets_committable(t, 0), 7);
+    assert_int_equal(rp_offsets_done(t, 0, 7), RP_OK);
+    /* Twice done: the second is not found (no longer tracked). */
+    assert_int_equal(rp_offsets_done(t, 0, 7), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_track(t, 0, 8), RP_OK);
+    assert_int_equal(rp_offsets_track(t, 0, 9), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 0, 9), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 0, 9), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_pending(t, 0), 1);
+    assert_int_equal(rp_offsets_committable(t, 0), 8);
+    rp_offsets_destroy(t);
+    rp_offsets_destroy(NULL);
+    assert_int_equal(rp_offsets_memory(NULL), 0);
+}
+
+static void test_reset(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+
+    (void)state;
+    for (int64_t o = 0; o < 10; o++)
+        assert_int_equal(rp_offsets_track(t, 1, o), RP_OK);
+    assert_int_equal(rp_offsets_track(t, 2, 50), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 1, 0), RP_OK);
+    rp_offsets_reset(t, 1);
+    assert_int_equal(rp_offsets_committable(t, 1), -1);
+    assert_int_equal(rp_offsets_pending(t, 1), 0);
+    /* A job that finishes after the revoke is a late completion. */
+    assert_int_equal(rp_offsets_done(t, 1, 5), RP_ERR_NOT_FOUND);
+    /* Partition 2 is unaffected. */
+    assert_int_equal(rp_offsets_committable(t, 2), 50);
+    /* After reassignment the partition may restart from any offset, even
+     * below what was tracked before (the committed one). */
+    assert_int_equal(rp_offsets_track(t, 1, 1), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 1), 1);
+    assert_int_equal(rp_offsets_done(t, 1, 1), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 1), 2);
+    rp_offsets_destroy(t);
+}
+
+static void test_many_partitions(void **state)
+{
+    enum { NP = 5000 };
+    rp_offsets_t *t = rp_offsets_new();
+
+    (void)state;
+    /* Highest partition first, then the rest. */
+    assert_int_equal(rp_offsets_track(t, RP_OFFSETS_PARTITIONS_MAX - 1, 42),
+                     RP_OK);
+    for (int32_t p = 0; p < NP; p++) {
+        assert_int_equal(rp_offsets_track(t, p, p), RP_OK);
+        assert_int_equal(rp_offsets_track(t, p, p + 1), RP_OK);
+    }
+    for (int32_t p = 0; p < NP; p += 2)
+        assert_int_equal(rp_offsets_done(t, p, p + 1), RP_OK);
+    for (int32_t p = 0; p < NP; p++) {
+        assert_int_equal(rp_offsets_committable(t, p), p);
+        assert_int_equal(rp_offsets_pending(t, p), p % 2 ? 2 : 1);
+    }
+    assert_int_equal(rp_offsets_committable(t, RP_OFFSETS_PARTITIONS_MAX - 1),
+                     42);
+    for (int32_t p = 0; p < NP; p += 2)
+        rp_offsets_reset(t, p);
+    for (int32_t p = 0; p < NP; p++)
+        assert_int_equal(rp_offsets_committable(t, p), p % 2 ? p : -1);
+    rp_offsets_destroy(t);
+}
+
+/* One partition, a million offsets, a bounded number in flight: memory
+ * must follow the window, not the number of offsets seen. */
+static void test_million_offsets_bounded_memory(void **state)
+{
+    enum { N = 1000000, BLOCK = 64 };
+    rp_offsets_t *t = rp_offsets_new();
+    size_t mem_max = 0, mem_base;
+    int64_t first;
+
+    (void)state;
+    assert_int_equal(rp_offsets_track(t, 0, 0), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 0, 0), RP_OK);
+    mem_base = rp_offsets_memory(t);
+    /* Track block b, then finish block b-1 backwards: out of order, and
+     * never more than 2 * BLOCK offsets held. */
+    for (int64_t b = 0; b < N / BLOCK; b++) {
+        for (int64_t o = 1 + b * BLOCK; o <= (b + 1) * BLOCK; o++)
+            assert_int_equal(rp_offsets_track(t, 0, o), RP_OK);
+        if (b > 0) {
+            for (int64_t o = b * BLOCK; o > (b - 1) * BLOCK; o--) {
+                assert_int_equal(rp_offsets_done(t, 0, o), RP_OK);
+                assert_int_equal(rp_offsets_committable(t, 0),
+                                 o == (b - 1) * BLOCK + 1 ? b * BLOCK + 1
+                                                          : (b - 1) * BLOCK + 1);
+            }
+        }
+        if (rp_offsets_memory(t) > mem_max)
+            mem_max = rp_offsets_memory(t);
+    }
+    assert_int_equal(rp_offsets_pending(t, 0), BLOCK);
+    /* 16-byte entries; capacity is at most twice what was ever held. */
+    assert_true(mem_max <= mem_base + 2 * (2 * BLOCK) * 16);
+
+    /* A burst grows it; finishing the burst gives the memory back. */
+    first = rp_offsets_committable(t, 0);
+    for (int64_t o = N + 1; o <= N + 100000; o++)
+        assert_int_equal(rp_offsets_track(t, 0, o), RP_OK);
+    assert_true(rp_offsets_memory(t) >= mem_base + (100000 - 16) * 16);
+    for (int64_t o = first; o <= N + 100000; o++)
+        if (o <= (N / BLOCK) * BLOCK || o > N)
+            assert_int_equal(rp_offsets_done(t, 0, o), RP_OK);
+    assert_int_equal(rp_offsets_pending(t, 0), 0);
+    assert_int_equal(rp_offsets_committable(t, 0), N + 100001);
+    assert_int_equal(rp_offsets_memory(t), mem_base);
+    rp_offsets_destroy(t);
+}
+
+/* ---- randomized comparison with a brute-force reference ---- */
+
+enum { REF_PARTS = 4, REF_OFFSETS = 20000 };
+
+/* Reference: per partition, a flag per possible offset, scanned
+ * linearly (low only skips what can never be open again). */
+typedef struct ref {
+    unsigned char state[REF_PARTS][REF_OFFSETS]; /* 0 none, 1 open, 2 done */
+    int64_t last[REF_PARTS];
+    int64_t low[REF_PARTS];
+} ref_t;
+
+static int64_t ref_committable(ref_t *r, int p)
+{
+    if (r->last[p] < 0)
+        return -1;
+    while (r->low[p] <= r->last[p] && r->state[p][r->low[p]] != 1)
+        r->low[p]++;
+    return r->low[p] <= r->last[p] ? r->low[p] : r->last[p] + 1;
+}
+
+static size_t ref_pending(const ref_t *r, int p)
+{
+    size_t n = 0;
+
+    for (int64_t o = 0; o <= r->last[p]; o++)
+        n += r->state[p][o] == 1;
+    return n;
+}
+
+static uint64_t rng_state;
+
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 2685821657736338717ULL) >> 32);
+}
+
+static void test_random_against_reference(void **state)
+{
+    ref_t *r = calloc(1, sizeof(*r));
+    rp_offsets_t *t = rp_offsets_new();
+
+    (void)state;
+    assert_non_null(r);
+    rng_state = 0x2545f4914f6cdd1dULL;
+    for (int p = 0; p < REF_PARTS; p++)
+        r->last[p] = -1;
+    for (int step = 0; step < 60000; step++) {
+        int p = (int)(rng() % REF_PARTS);
+        uint32_t op = rng() % 1000;
+
+        if (op < 450) {
+            /* Track the next offset, sometimes leaving a gap. */
+            int64_t o = r->last[p] + 1 + (rng() % 4 == 0 ? rng() % 5 : 0);
+
+            if (o >= REF_OFFSETS)
+                continue;
+            assert_int_equal(rp_offsets_track(t, p, o), RP_OK);
+            r->state[p][o] = 1;
+            r->last[p] = o;
+        } else if (op < 950) {
+            /* Done on any offset around the open window: hits, misses,
+             * repeats, gaps. */
+            int64_t low = ref_committable(r, p), o;
+            rp_err_t want;
+
+            if (low < 0)
+                continue;
+            o = low - 2 + (int64_t)(rng() % (uint64_t)(r->last[p] - low + 5));
+            if (o < 0 || o >= REF_OFFSETS)
+                continue;
+            want = r->state[p][o] == 1 ? RP_OK : RP_ERR_NOT_FOUND;
+            assert_int_equal(rp_offsets_done(t, p, o), want);
+            if (want == RP_OK)
+                r->state[p][o] = 2;
+        } else if (op < 955) {
+            rp_offsets_reset(t, p);
+            memset(r->state[p], 0, sizeof(r->state[p]));
+            r->last[p] = -1;
+            r->low[p] = 0;
+        } else {
+            /* A non-increasing track must fail and change nothing. */
+            if (r->last[p] >= 0)
+                assert_int_equal(rp_offsets_track(t, p, r->last[p] -
+                                                  (int64_t)(rng() % 2)),
+                                 RP_ERR_INVALID);
+        }
+        assert_int_equal(rp_offsets_committable(t, p), ref_committable(r, p));
+        if (step % 97 == 0)
+            for (int q = 0; q < REF_PARTS; q++)
+                assert_int_equal(rp_offsets_pending(t, q), ref_pending(r, q));
+    }
+    rp_offsets_destroy(t);
+    free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_order),
+        cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_gaps),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_many_partitions),
+        cmocka_unit_test(test_million_offsets_bounded_memory),
+        cmocka_unit_test(test_random_against_reference),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
