@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "rp_state_file.h"
+#include "rp_state_gs.h"
 
 /* Every built backend. Adding one (Cloud Storage next) is its file plus one
  * line here; the "supported:" list in errors follows automatically. */
 static const rp_state_ops_t *const rp_state_backends[] = {
     &rp_state_file_ops,
+    &rp_state_gs_ops,
 };
 
 #define RP_STATE_NBACKENDS \

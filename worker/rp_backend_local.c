@@ -267,7 +267,12 @@ static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
         snprintf(done.detail, sizeof(done.detail),
                  "executor killed by signal %d", done.signal);
     }
-    close(run->pidfd); /* also removes it from the epoll set */
+    /* Remove it explicitly: close() alone leaves the registration while a
+     * child forked by rp_local_start still holds a copy of the fd (until
+     * its execve), and the exited pidfd would keep firing with this run,
+     * which may be freed by then. */
+    epoll_ctl(lb->epfd, EPOLL_CTL_DEL, run->pidfd, NULL);
+    close(run->pidfd);
     pthread_mutex_lock(&lb->lock);
     done.cancelled = run->cancelled;
     run->reaped = true;

@@ -69,10 +69,13 @@ typedef struct fixture {
 static const char *const script_text =
     "#!/bin/sh\n"
     "dir=${RUNPOOL_STATE_URL#file://}\n"
+    /* Builtins only, before the first fork: dash blocks every signal while
+     * it waits for a child, so a later sample would see its own mask. */
+    "while read k v; do [ \"$k\" = SigBlk: ] && echo \"SigBlk: $v\" > "
+    "\"$dir/sigblk.$EXECUTION_ID\"; done < /proc/$$/status\n"
     "env > \"$dir/env.$EXECUTION_ID\"\n"
     "set -- $(cat /proc/$$/stat | sed 's/^.*) //')\n"
     "echo \"$3\" > \"$dir/pgid.$EXECUTION_ID\"\n"
-    "grep SigBlk /proc/$$/status > \"$dir/sigblk.$EXECUTION_ID\"\n"
     "echo $$ > \"$dir/pid.$EXECUTION_ID\"\n"
     "case \"$COMMAND\" in\n"
     "  exit*) exit ${COMMAND#exit } ;;\n"
@@ -226,7 +229,8 @@ static void test_own_group_and_unblocked_signals(void **state)
     assert_non_null(pid);
     assert_non_null(sigblk);
     assert_string_equal(pgid, pid); /* process group leader */
-    assert_non_null(strstr(sigblk, "0000000000000000"));
+    if (!strstr(sigblk, "0000000000000000"))
+        fail_msg("executor started with signals blocked: %s", sigblk);
     free(pgid);
     free(pid);
     free(sigblk);

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Install the test-only tools that scripts/test needs into .tools/bin
+# (git-ignored), each pinned to one version. Idempotent: a tool already at
+# its pinned version is left alone, so calling this on every run is cheap.
+#
+#   fake-gcs-server  Cloud Storage emulator for tests/unit/test_state_gs.c,
+#                    built from source with `go install` (needs Go >= 1.26;
+#                    v1.56.1's go.mod says "go 1.26").
+#
+# Usage: scripts/install-test-deps.sh    (RP_TOOLS_BIN overrides .tools/bin)
+set -euo pipefail
+
+RP_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RP_TOOLS_BIN=${RP_TOOLS_BIN:-$RP_ROOT/.tools/bin}
+
+# Newest v1.5x tag on the Go module proxy when pinned (go list -m -versions
+# github.com/fsouza/fake-gcs-server), built and tested with go1.26.8.
+FAKE_GCS_MODULE=github.com/fsouza/fake-gcs-server
+FAKE_GCS_VERSION=v1.56.1
+FAKE_GCS_GO_MIN=1.26
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'install-test-deps: %s\n' "$*" >&2; exit 1; }
+
+install_fake_gcs() {
+  local bin=$RP_TOOLS_BIN/fake-gcs-server
+  local stamp=$RP_TOOLS_BIN/.fake-gcs-server.version
+  local want="$FAKE_GCS_MODULE@$FAKE_GCS_VERSION"
+  local have gover tmp
+
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ -x "$bin" ] && [ "$have" = "$want" ]; then
+    return 0
+  fi
+  command -v go >/dev/null ||
+    die "Go >= $FAKE_GCS_GO_MIN is needed to build fake-gcs-server (https://go.dev/dl/)"
+  # Build with the Go that is installed; do not fetch another toolchain
+  # behind the user's back (GOTOOLCHAIN=auto in the environment allows it).
+  export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+  gover=$(go env GOVERSION)
+  gover=${gover#go}
+  if [ "$GOTOOLCHAIN" = local ] &&
+     [ "$(printf '%s\n%s\n' "$FAKE_GCS_GO_MIN" "$gover" | sort -V | head -n1)" != "$FAKE_GCS_GO_MIN" ]; then
+    die "fake-gcs-server $FAKE_GCS_VERSION needs Go >= $FAKE_GCS_GO_MIN, found $gover (install a newer Go, or set GOTOOLCHAIN=auto)"
+  fi
+
+  log "installing $want into $RP_TOOLS_BIN (go $gover)"
+  mkdir -p "$RP_TOOLS_BIN"
+  tmp=$(mktemp -d "$RP_TOOLS_BIN/.install.XXXXXX")
+  # Build into a temp dir and move into place: an interrupted build never
+  # leaves a half-written binary under the real name.
+  if ! GOBIN=$tmp CGO_ENABLED=0 go install "$want"; then
+    rm -rf "$tmp"
+    die "go install $want failed"
+  fi
+  mv -f "$tmp/fake-gcs-server" "$bin"
+  rm -rf "$tmp"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+install_fake_gcs
+
+# ---- rp_install_python_test_deps ------------------------------------------
+# Python test tools (tests/conformance: Google's google-cloud-run client
+# checks tests/fakes/cloudrun) in a project-local venv, .tools/venv
+# (git-ignored), every package pinned in tests/conformance/requirements.txt.
+# Idempotent: a stamp with the requirements' hash and the interpreter's
+# version skips the work when nothing changed. RP_PYTHON picks the
+# interpreter (default python3, >= 3.11); RP_VENV overrides .tools/venv.
+rp_install_python_test_deps() {
+  local root req venv py stamp want have pyver
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  req=$root/tests/conformance/requirements.txt
+  venv=${RP_VENV:-$root/.tools/venv}
+  py=${RP_PYTHON:-python3}
+  stamp=$venv/.runpool-requirements.stamp
+
+  command -v "$py" >/dev/null ||
+    { printf 'install-test-deps: %s not found (Python >= 3.11 is needed)\n' "$py" >&2; return 1; }
+  pyver=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    { printf 'install-test-deps: %s is Python %s, need >= 3.11\n' "$py" "$pyver" >&2; return 1; }
+  want="$(sha256sum "$req" | cut -d' ' -f1) python-$pyver"
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ -x "$venv/bin/python" ] && [ "$have" = "$want" ]; then
+    return 0
+  fi
+
+  printf '==> installing Python test packages into %s (python %s)\n' "$venv" "$pyver" >&2
+  # A venv made by another interpreter version is rebuilt from scratch.
+  if [ -x "$venv/bin/python" ] &&
+     [ "$("$venv/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')" != "$pyver" ]; then
+    rm -rf "$venv"
+  fi
+  if [ ! -x "$venv/bin/python" ]; then
+    "$py" -m venv "$venv" ||
+      { printf 'install-test-deps: "%s -m venv" failed (Debian: apt-get install python3-venv)\n' "$py" >&2; return 1; }
+  fi
+  "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" ||
+    { printf 'install-test-deps: pip install -r %s failed\n' "$req" >&2; return 1; }
+  "$venv/bin/python" -m pip check >&2 ||
+    { printf 'install-test-deps: pip check failed in %s\n' "$venv" >&2; return 1; }
+  printf '%s\n' "$want" >"$stamp"
+}
+
+rp_install_python_test_deps
+# ---- end rp_install_python_test_deps --------------------------------------
+
+# ---- rp_install_kafka -----------------------------------------------------
+# Apache Kafka for the end-to-end tests against a real broker
+# (integration.kafka.*): the release pinned in tests/kafka/pom.xml, resolved
+# with Maven from Maven Central (org.apache.kafka:kafka_2.13 + kafka-tools and
+# their runtime dependencies) into .tools/kafka/libs (git-ignored). Needs
+# java (17) and mvn. Idempotent: tests/kafka/install keeps a stamp (version
+# + hash of the pom) and does nothing when it matches. RP_KAFKA_HOME
+# overrides .tools/kafka. See tests/kafka/README.md.
+rp_install_kafka() {
+  local root
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  "$root/tests/kafka/install" ||
+    { printf 'install-test-deps: tests/kafka/install failed\n' >&2; return 1; }
+}
+
+rp_install_kafka
+# ---- end rp_install_kafka -------------------------------------------------
