@@ -33,6 +33,7 @@
 #include "rp_buf.h"
 #include "rp_err.h"
 #include "rp_exec.h"
+#include "rp_gcp.h"
 #include "rp_jobenv.h"
 #include "rp_log.h"
 #include "rp_msg.h"
@@ -54,6 +55,7 @@ typedef struct rp_main {
     rp_env_t base;            /* variables we supplied under the session's */
     rp_env_t cmd_env;         /* base + session + COMMAND_ENV */
     char result_key[RP_STATE_KEY_MAX];
+    rp_auth_t *auth;          /* gs:// credentials, or NULL */
 } rp_main_t;
 
 /* Written by the signal handler; rp_exec polls the read end. */
@@ -435,6 +437,12 @@ int main(int argc, char **argv)
     }
     rp_log_init("executor", RP_LOG_INFO);
     memset(&m, 0, sizeof(m));
+    /* Credentials for gs:// state (none for file:// or an emulator). */
+    if (rp_gcp_setup(getenv("RUNPOOL_STATE_URL"), &m.auth, errstr,
+                     sizeof(errstr)) != RP_OK) {
+        rp_log(RP_LOG_ERROR, "credentials_failed", NULL, NULL, "%s", errstr);
+        return RP_EXECUTOR_EXIT_FAILED;
+    }
     err = rp_jobenv_parse(rp_main_lookup, NULL, &m.spec, errstr,
                           sizeof(errstr));
     if (err != RP_OK) {
@@ -462,5 +470,6 @@ out:
     rp_env_clear(&m.base);
     rp_env_clear(&m.cmd_env);
     rp_jobspec_clear(&m.spec);
+    rp_auth_destroy(m.auth);
     return rc;
 }

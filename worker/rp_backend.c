@@ -49,6 +49,14 @@ void rp_backend_cancel(rp_backend_t *be, rp_backend_run_t *run)
     be->ops->cancel(be, run);
 }
 
+void rp_backend_detach(rp_backend_t *be, rp_backend_run_t *run)
+{
+    if (be->ops->detach)
+        be->ops->detach(be, run);
+    else
+        be->ops->cancel(be, run);
+}
+
 void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run)
 {
     be->ops->release(be, run);

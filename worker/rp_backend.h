@@ -15,6 +15,10 @@
  *
  *   rp_backend_start(be, spec, job, &run)    -> run handle
  *   [rp_backend_cancel(be, run)]              -> asks it to stop (async)
+ *   [rp_backend_detach(be, run)]              -> stop watching it; where the
+ *                                                backend allows, the run goes
+ *                                                on and a later start() of the
+ *                                                same execution re-attaches
  *   done_cb(job, &done, opaque)               -> on a backend thread, once
  *   rp_backend_release(be, run)               -> main thread, after it has
  *                                                seen done; frees the handle
@@ -56,6 +60,8 @@ typedef struct rp_backend_ops {
     rp_err_t (*start)(rp_backend_t *be, const rp_jobspec_t *spec, void *job,
                       rp_backend_run_t **run, char *errstr, size_t errstr_size);
     void (*cancel)(rp_backend_t *be, rp_backend_run_t *run);
+    /* NULL = detach is cancel (runs that cannot outlive the worker). */
+    void (*detach)(rp_backend_t *be, rp_backend_run_t *run);
     void (*release)(rp_backend_t *be, rp_backend_run_t *run);
     void (*close)(rp_backend_t *be);
 } rp_backend_ops_t;
@@ -86,6 +92,11 @@ rp_err_t rp_backend_start(rp_backend_t *be, const rp_jobspec_t *spec,
                           void *job, rp_backend_run_t **run, char *errstr,
                           size_t errstr_size);
 void rp_backend_cancel(rp_backend_t *be, rp_backend_run_t *run);
+/* The worker gives the execution up (partition revoked, drain timed out):
+ * the done callback still comes, with cancelled set. A remote run (Cloud
+ * Run) keeps going so the next owner can re-attach to it instead of
+ * starting it again; a local child process is cancelled. */
+void rp_backend_detach(rp_backend_t *be, rp_backend_run_t *run);
 void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run);
 
 /* Cancels what still runs, waits for it to end (no more callbacks after

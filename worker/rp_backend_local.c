@@ -2,8 +2,9 @@
  *
  * The child gets the environment a Cloud Run job container would get: the
  * executor contract (rp_jobenv_build) plus a base of PATH, HOME and TMPDIR
- * — not the worker's own environment, so nothing of the worker leaks into
- * sessions and the two backends behave alike.
+ * and the deployment's Google settings (rp_local_passthrough: what a job
+ * template would set) — not the worker's own environment, so nothing of
+ * the worker leaks into sessions and the two backends behave alike.
  *
  * Children are watched through pidfds on an epoll set served by one reaper
  * thread, so thousands of executions cost one thread, not thousands. A
@@ -35,6 +36,13 @@
 
 #define RP_LOCAL_PATH_DEFAULT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define RP_LOCAL_KILL_GRACE_DEFAULT_MS 5000
+
+/* Variables a job container gets from its deployment, not from the
+ * request: where the state store and credentials are. */
+static const char *const rp_local_passthrough[] = {
+    "PATH", "HOME", "TMPDIR", "STORAGE_EMULATOR_HOST",
+    "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST", "RUNPOOL_LOG_LEVEL",
+};
 
 struct rp_backend_run {
     struct rp_backend_run *prev, *next; /* live list, under lock */
@@ -148,12 +156,12 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     }
     if ((err = rp_jobenv_build(&s, &env, errstr, errstr_size)))
         goto out;
-    v = getenv("PATH");
-    err = rp_env_set(&env, "PATH", v ? v : RP_LOCAL_PATH_DEFAULT);
-    if (!err && (v = getenv("HOME")))
-        err = rp_env_set(&env, "HOME", v);
-    if (!err && (v = getenv("TMPDIR")))
-        err = rp_env_set(&env, "TMPDIR", v);
+    err = rp_env_set(&env, "PATH", RP_LOCAL_PATH_DEFAULT);
+    for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
+                                       sizeof(rp_local_passthrough[0]);
+         i++)
+        if ((v = getenv(rp_local_passthrough[i])))
+            err = rp_env_set(&env, rp_local_passthrough[i], v);
     if (err || !(envp = rp_local_envp(&env)) ||
         !(run = calloc(1, sizeof(*run)))) {
         err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");

@@ -501,8 +501,10 @@ static void rp_io_finish(void *arg)
         rp_state_key_result(job->req.execution_id, key, sizeof(key));
         err = rp_state_get(w->state, key, &buf, NULL, es, sizeof(es));
         if (err == RP_ERR_NOT_FOUND) {
-            rp_job_set_error(job, job->backstop_fired ? "executor_unresponsive"
-                                                      : "no_result",
+            rp_job_set_error(job,
+                             job->backstop_fired ? "executor_unresponsive"
+                             : job->done.err     ? "backend_failed"
+                                                 : "no_result",
                              "the executor wrote no result (%s)",
                              job->done.detail);
             goto out;
@@ -641,9 +643,13 @@ static void rp_worker_on_run_done(rp_worker_t *w, rp_job_t *job)
         rp_job_end(w, job, false);
         return;
     }
-    if (job->done.err)
+    if (job->done.err) {
+        /* The execution could not run (quota, permissions, a missing
+         * image): say so with the backend's own message. A record may
+         * still exist if the executor got far enough, so look first. */
         rp_log(RP_LOG_WARN, "backend_error", rp_job_eid(job), rp_job_sid(job),
                "%s", job->done.detail);
+    }
     job->stage = RP_JOB_FINISHING;
     rp_job_submit_io(w, job, rp_io_finish);
 }
@@ -843,7 +849,7 @@ static void rp_worker_revoke(rp_worker_t *w,
         /* A job already publishing finishes its publish; the new owner
          * will reuse the record and publish the same result again. */
         if (job->stage == RP_JOB_RUNNING && job->run)
-            rp_backend_cancel(w->backend, job->run);
+            rp_backend_detach(w->backend, job->run);
     }
     rp_log(RP_LOG_INFO, "partitions_revoked", NULL, NULL,
            "%d partition(s) revoked; %zu queued request(s) left for the next "
@@ -1190,7 +1196,7 @@ static void rp_worker_abandon_all(rp_worker_t *w)
             continue; /* let the flush finish it */
         job->revoked = true;
         if (job->stage == RP_JOB_RUNNING && job->run)
-            rp_backend_cancel(w->backend, job->run);
+            rp_backend_detach(w->backend, job->run);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rp_gcp.h"
 #include "rp_kafka.h"
 #include "rp_log.h"
 #include "rp_worker.h"
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
     const char *outmax = env_or("RUNPOOL_OUTPUT_MAX", NULL);
     char exe[PATH_MAX], default_executor[PATH_MAX + 32], errstr[1024];
     rp_worker_t *w = NULL;
+    rp_auth_t *auth = NULL;
     sigset_t sigs;
     long n;
     int c, rc = 1;
@@ -186,6 +188,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Credentials for gs:// state; before rp_worker_new starts threads. */
+    if (rp_gcp_setup(conf.state_url, &auth, errstr, sizeof(errstr)) != RP_OK) {
+        rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
+        fprintf(stderr, "runpool-worker: %s\n", errstr);
+        rc = 2;
+        goto out;
+    }
     if (rp_worker_new(&conf, &w, errstr, sizeof(errstr)) != RP_OK) {
         rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
         fprintf(stderr, "runpool-worker: %s\n", errstr);
@@ -199,5 +208,6 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     rp_worker_destroy(w);
+    rp_auth_destroy(auth);
     return rc;
 }

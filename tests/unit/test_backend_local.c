@@ -174,6 +174,7 @@ static void test_exit_code_and_contract_env(void **state)
     int job_marker;
 
     setenv("RP_TEST_LEAK", "must-not-reach-the-executor", 1);
+    setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9", 1);
     spec_init(&spec, f, "e1", "exit 5");
     assert_int_equal(rp_backend_start(f->be, &spec, &job_marker, &run, es,
                                       sizeof(es)),
@@ -199,6 +200,9 @@ static void test_exit_code_and_contract_env(void **state)
     /* Only the contract and a base reach the job, never the worker's own
      * environment. */
     assert_null(strstr(env, "RP_TEST_LEAK"));
+    /* Deployment settings a job container would have do reach it. */
+    assert_non_null(strstr(env, "STORAGE_EMULATOR_HOST=http://127.0.0.1:9\n"));
+    unsetenv("STORAGE_EMULATOR_HOST");
     free(env);
 }
 
