@@ -33,6 +33,12 @@
 #define RP_WORKER_RESUME_PCT 75         /* resume below this % of max */
 #define RP_WORKER_ABANDON_WAIT_MS 15000 /* after drain timeout, for cancels */
 
+/* A published result must fit the results topic's message size limit
+ * (librdkafka's and Kafka's default message.max.bytes is about 1 MB) with
+ * room for headers; a bigger one would be refused forever. */
+#define RP_WORKER_RESULT_BYTES_DEFAULT (900 * 1024)
+#define RP_WORKER_RESULT_BYTES_MIN (16 * 1024)
+
 /* Inbox event kinds. */
 enum { RP_EV_LOADED = 1, RP_EV_RUN_DONE, RP_EV_FINISHED };
 
@@ -308,6 +314,45 @@ static void rp_job_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
     }
 }
 
+/* Cut n bytes off the end of one output stream, keeping UTF-8 whole. */
+static void rp_result_cut(char *data, size_t *len, bool *truncated, size_t n)
+{
+    size_t keep = n >= *len ? 0 : *len - n;
+
+    *len = rp_utf8_trim(data, keep);
+    *truncated = true;
+}
+
+/* Serialise r for the results topic, within max bytes: when too big, the
+ * larger output is truncated further (and flagged) until it fits. The
+ * executor's record in the state store keeps the full output. */
+static char *rp_result_json_fitting(rp_result_t *r, size_t max)
+{
+    char *json = rp_result_to_json(r, false);
+    size_t len;
+
+    while (json && (len = strlen(json)) > max &&
+           (r->stdout_len || r->stderr_len)) {
+        /* base64 makes 3 raw bytes 4; escaping makes one raw byte 1 to 6
+         * bytes of JSON, so there cut half again the excess: either way
+         * it converges in a pass or two. */
+        bool b64 = !rp_utf8_valid(r->stdout_data, r->stdout_len) ||
+                   !rp_utf8_valid(r->stderr_data, r->stderr_len);
+        size_t cut = b64 ? (len - max) * 3 / 4 + 64
+                         : (len - max) + (len - max) / 2 + 64;
+
+        free(json);
+        if (r->stdout_len >= r->stderr_len)
+            rp_result_cut(r->stdout_data, &r->stdout_len, &r->stdout_truncated,
+                          cut);
+        else
+            rp_result_cut(r->stderr_data, &r->stderr_len, &r->stderr_truncated,
+                          cut);
+        json = rp_result_to_json(r, false);
+    }
+    return json;
+}
+
 /* Build the published result from what the job knows and produce it (and
  * the DLQ copy for bad input). */
 static void rp_job_publish(rp_worker_t *w, rp_job_t *job)
@@ -361,7 +406,8 @@ static void rp_job_publish(rp_worker_t *w, rp_job_t *job)
     job->d_result.is_dlq = false;
     job->d_dlq.is_dlq = true;
     if (r->execution_id[0] && r->session_id[0]) {
-        if (!(job->result_json = rp_result_to_json(r, false))) {
+        if (!(job->result_json =
+                  rp_result_json_fitting(r, w->conf.result_max_bytes))) {
             /* Out of memory: try again on the next tick. */
             job->d_result.failed = true;
             job->retry_at_ms = rp_time_mono_ms() + RP_WORKER_PUBLISH_RETRY_MS;
@@ -973,7 +1019,8 @@ static void rp_worker_tick(rp_worker_t *w, int64_t now)
             job->retry_at_ms = 0;
             if (job->d_result.failed) {
                 if (!job->result_json)
-                    job->result_json = rp_result_to_json(&job->result, false);
+                    job->result_json = rp_result_json_fitting(
+                        &job->result, w->conf.result_max_bytes);
                 if (job->result_json)
                     rp_job_produce(w, job, &job->d_result);
                 else
@@ -1092,6 +1139,14 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         c->io_threads = 8;
     if (!c->timeout_grace_s)
         c->timeout_grace_s = 60;
+    if (!c->result_max_bytes)
+        c->result_max_bytes = RP_WORKER_RESULT_BYTES_DEFAULT;
+    if (c->result_max_bytes < RP_WORKER_RESULT_BYTES_MIN) {
+        err = rp_errf(errstr, es, RP_ERR_INVALID,
+                      "--result-max-bytes must be at least %d",
+                      RP_WORKER_RESULT_BYTES_MIN);
+        goto out;
+    }
     if (!c->brokers || !*c->brokers) {
         err = rp_errf(errstr, es, RP_ERR_INVALID,
                       "no brokers: set --brokers or RUNPOOL_BROKERS");

@@ -43,6 +43,7 @@ typedef struct rp_worker_conf {
     int timeout_grace_s;        /* backstop beyond timeout_s; default 60 */
     const char *worker_name;    /* default HOST:PID */
     size_t output_max;          /* per stream; 0 = executor default */
+    size_t result_max_bytes;    /* published result JSON; default 900 KiB */
     rp_backend_conf_t backend_conf;
     const char *const *kafka_props; /* "key=value", borrowed */
     size_t n_kafka_props;

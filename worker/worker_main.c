@@ -32,6 +32,9 @@ static void usage(FILE *f)
 "  --drain-timeout S      on SIGTERM/SIGINT [30]         (RUNPOOL_DRAIN_TIMEOUT)\n"
 "  --io-threads N         state-store threads [8]        (RUNPOOL_IO_THREADS)\n"
 "  --output-max BYTES     stdout/stderr cap each [1 MiB] (RUNPOOL_OUTPUT_MAX)\n"
+"  --result-max-bytes N   published result size cap [921600]\n"
+"                         (RUNPOOL_RESULT_MAX_BYTES); keep it under the\n"
+"                         results topic's max.message.bytes\n"
 "  --worker-name NAME     in results and logs [HOST:PID] (RUNPOOL_WORKER_NAME)\n"
 "  --executor PATH        local: runpool-executor [next to this binary]\n"
 "                                                        (RUNPOOL_EXECUTOR)\n"
@@ -69,7 +72,8 @@ static const char *env_or(const char *name, const char *dflt)
 int main(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_GROUP, O_REQ, O_RES, O_DLQ, O_BACKEND, O_STATE,
-           O_MAXIN, O_DRAIN, O_IOT, O_OUTMAX, O_NAME, O_EXEC, O_WORKDIR };
+           O_MAXIN, O_DRAIN, O_IOT, O_OUTMAX, O_NAME, O_EXEC, O_WORKDIR,
+           O_RESMAX };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"group", required_argument, NULL, O_GROUP},
@@ -82,6 +86,7 @@ int main(int argc, char **argv)
         {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"io-threads", required_argument, NULL, O_IOT},
         {"output-max", required_argument, NULL, O_OUTMAX},
+        {"result-max-bytes", required_argument, NULL, O_RESMAX},
         {"worker-name", required_argument, NULL, O_NAME},
         {"executor", required_argument, NULL, O_EXEC},
         {"workdir", required_argument, NULL, O_WORKDIR},
@@ -94,6 +99,7 @@ int main(int argc, char **argv)
     const char *drain = env_or("RUNPOOL_DRAIN_TIMEOUT", NULL);
     const char *iot = env_or("RUNPOOL_IO_THREADS", NULL);
     const char *outmax = env_or("RUNPOOL_OUTPUT_MAX", NULL);
+    const char *resmax = env_or("RUNPOOL_RESULT_MAX_BYTES", NULL);
     char exe[PATH_MAX], default_executor[PATH_MAX + 32], errstr[1024];
     rp_worker_t *w = NULL;
     rp_auth_t *auth = NULL;
@@ -128,6 +134,7 @@ int main(int argc, char **argv)
         case O_DRAIN: drain = optarg; break;
         case O_IOT: iot = optarg; break;
         case O_OUTMAX: outmax = optarg; break;
+        case O_RESMAX: resmax = optarg; break;
         case O_NAME: conf.worker_name = optarg; break;
         case O_EXEC: conf.backend_conf.executor_path = optarg; break;
         case O_WORKDIR: conf.backend_conf.workdir = optarg; break;
@@ -165,6 +172,11 @@ int main(int argc, char **argv)
                             &n) == 0)
         conf.output_max = (size_t)n;
     else if (outmax)
+        return 2;
+    if (resmax && parse_int("--result-max-bytes", resmax, 16 * 1024,
+                            64 * 1024 * 1024, &n) == 0)
+        conf.result_max_bytes = (size_t)n;
+    else if (resmax)
         return 2;
     if (conf.drain_timeout_s == -1)
         conf.drain_timeout_s = 0;
