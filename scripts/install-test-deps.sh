@@ -115,8 +115,17 @@ rp_install_python_test_deps
 # + hash of the pom) and does nothing when it matches. RP_KAFKA_HOME
 # overrides .tools/kafka. See tests/kafka/README.md.
 rp_install_kafka() {
-  local root
+  local root sudo=""
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  # Machines of this kind ship a JDK and Maven; install Debian's only when
+  # they are missing, rather than a second JDK beside the first.
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    log "installing Java 17 and Maven from Debian"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends "openjdk-17-jre-headless=17.*" "maven=3.8.*"
+  fi
   "$root/tests/kafka/install" ||
     { printf 'install-test-deps: tests/kafka/install failed\n' >&2; return 1; }
 }
