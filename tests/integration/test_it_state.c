@@ -1,0 +1,194 @@
+/* integration.state — what a session carries from one command to the
+ * next, and how single commands end.
+ *
+ * Two workers, one devbroker. Session "state-s1" changes directory and
+ * exports a variable, and the third command sees both; the worker's state
+ * file says so too. A per-request env reaches one command only.
+ * close_session deletes the state, and the next command starts afresh.
+ * Meanwhile, in sessions of their own: `exit 3` fails with exit_code 3 and
+ * `sleep 30` with timeout_s 1 is stopped as timed_out within seconds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rp_testenv.h"
+
+#define SID "state-s1"
+#define WAIT_MS 60000
+#define TIMEOUT_RESULT_MAX_MS 10000 /* `sleep 30`, timeout_s 1: result by then */
+
+/* Send one exec request and wait for its result. */
+static const rp_te_msg_t *run(rp_te_t *te, const char *sid, const char *eid,
+                              const char *command, const char *const *env)
+{
+    const rp_te_msg_t *m;
+
+    rp_te_send_exec(te, sid, eid, command, 0, env);
+    rp_te_flush(te);
+    if (!(m = rp_te_wait_result(te, eid, WAIT_MS)))
+        fail_msg("no result for %s (%s) in %d ms", eid, command, WAIT_MS);
+    return m;
+}
+
+/* The worker's state document of a session, parsed; NULL if absent. */
+static cJSON *load_state(rp_te_t *te, const char *sid, char *path, size_t size)
+{
+    char rel[256];
+    char *text;
+    cJSON *doc;
+
+    rp_te_format(rel, sizeof(rel), "state/sessions/%s/state.json", sid);
+    rp_te_path(te, path, size, rel);
+    if (!(text = rp_te_read_file(path, NULL)))
+        return NULL;
+    doc = cJSON_Parse(text);
+    free(text);
+    if (!doc)
+        fail_msg("%s is not JSON", path);
+    return doc;
+}
+
+static const char *doc_str(const cJSON *doc, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, name);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* execution_count of a state document; fails when it is missing. */
+static long long doc_count(const cJSON *doc)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "execution_count");
+
+    if (!cJSON_IsNumber(v))
+        fail_msg("state document without a numeric execution_count");
+    return (long long)v->valuedouble;
+}
+
+static void test_state(void **state)
+{
+    rp_te_t *te = *state;
+    int workers[2];
+    char home[PATH_MAX], demo[PATH_MAX + 8], expect[2 * PATH_MAX];
+    char path[PATH_MAX], rel[256];
+    const rp_te_msg_t *m;
+    const char *const per_request_env[] = {"VISITOR", "bob", "GREETING",
+                                           "override", NULL};
+    cJSON *doc, *env;
+    long long code;
+    int64_t slow_sent;
+
+    workers[0] = rp_te_start_worker(te);
+    workers[1] = rp_te_start_worker(te);
+    rp_te_wait_group(te, workers, 2, 30000);
+    /* A new session starts in --workdir/SESSION_ID. */
+    rp_te_path(te, home, sizeof(home), "work/" SID);
+    rp_te_format(demo, sizeof(demo), "%s/demo", home);
+
+    /* Two sessions of their own run alongside everything below. */
+    rp_te_send_exec(te, "state-fail", "fail-1", "echo oops >&2; exit 3", 0,
+                    NULL);
+    rp_te_send_exec(te, "state-slow", "slow-1", "sleep 30", 1, NULL);
+    rp_te_flush(te);
+    slow_sent = rp_te_now_ms();
+
+    /* 1. cwd and exported variables carry over. */
+    rp_te_send_exec(te, SID, "a1", "mkdir -p demo && cd demo", 0, NULL);
+    rp_te_send_exec(te, SID, "a2", "export GREETING=hi", 0, NULL);
+    m = run(te, SID, "a3", "echo $GREETING > f && pwd && cat f", NULL);
+    rp_te_expect(te, rp_te_wait_result(te, "a1", WAIT_MS), "succeeded", "");
+    rp_te_expect(te, rp_te_wait_result(te, "a2", WAIT_MS), "succeeded", "");
+    rp_te_format(expect, sizeof(expect), "%s\nhi\n", demo);
+    rp_te_expect(te, m, "succeeded", expect);
+    assert_string_equal(rp_te_str(m, "cwd"), demo);
+    assert_true(rp_te_int(m, "exit_code", &code));
+    assert_int_equal(code, 0);
+
+    /* The worker saved that as the session's state. */
+    doc = load_state(te, SID, path, sizeof(path));
+    if (!doc)
+        fail_msg("%s does not exist after 3 executions", path);
+    assert_int_equal(doc_count(doc), 3);
+    assert_string_equal(doc_str(doc, "session_id"), SID);
+    assert_string_equal(doc_str(doc, "cwd"), demo);
+    assert_string_equal(doc_str(doc, "last_execution_id"), "a3");
+    env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+    assert_string_equal(doc_str(env, "GREETING"), "hi");
+    cJSON_Delete(doc);
+    rp_te_validate(te, "session-state", path);
+    /* The executor's own record of a3 (result + env after the command). */
+    rp_te_format(rel, sizeof(rel), "state/executions/%s/result.json", "a3");
+    rp_te_path(te, path, sizeof(path), rel);
+    rp_te_validate(te, "executor-result", path);
+
+    /* 2. A per-request env is seen by its command only; a session variable
+     *    it overrides comes back afterwards. */
+    m = run(te, SID, "a4", "echo \"$VISITOR $GREETING\"", per_request_env);
+    rp_te_expect(te, m, "succeeded", "bob override\n");
+    m = run(te, SID, "a5", "echo \"visitor=${VISITOR-unset} greeting=$GREETING\"",
+            NULL);
+    rp_te_expect(te, m, "succeeded", "visitor=unset greeting=hi\n");
+    doc = load_state(te, SID, path, sizeof(path));
+    assert_non_null(doc);
+    assert_int_equal(doc_count(doc), 5);
+    env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+    assert_null(cJSON_GetObjectItemCaseSensitive(env, "VISITOR"));
+    assert_string_equal(doc_str(env, "GREETING"), "hi");
+    cJSON_Delete(doc);
+
+    /* 3. close_session deletes the state and says so. */
+    rp_te_send_close(te, SID, "a6");
+    rp_te_flush(te);
+    m = rp_te_wait_result(te, "a6", WAIT_MS);
+    rp_te_expect(te, m, "succeeded", NULL);
+    doc = load_state(te, SID, path, sizeof(path));
+    if (doc) {
+        cJSON_Delete(doc);
+        fail_msg("%s still exists after close_session", path);
+    }
+    /* The next command of that id is a new session: default cwd, no env. */
+    m = run(te, SID, "a7", "pwd; echo \"greeting=${GREETING-unset}\"", NULL);
+    rp_te_format(expect, sizeof(expect), "%s\ngreeting=unset\n", home);
+    rp_te_expect(te, m, "succeeded", expect);
+    doc = load_state(te, SID, path, sizeof(path));
+    assert_non_null(doc);
+    assert_int_equal(doc_count(doc), 1);
+    cJSON_Delete(doc);
+
+    /* 4. A failing command: status failed, its exit code and stderr. */
+    m = rp_te_wait_result(te, "fail-1", WAIT_MS);
+    rp_te_expect(te, m, "failed", "");
+    assert_true(rp_te_int(m, "exit_code", &code));
+    assert_int_equal(code, 3);
+    assert_string_equal(rp_te_str(m, "stderr"), "oops\n");
+
+    /* 5. A command past its timeout_s is stopped and reported timed_out. */
+    m = rp_te_wait_result(te, "slow-1", WAIT_MS);
+    rp_te_expect(te, m, "timed_out", NULL);
+    print_message("timed_out result %lld ms after sending\n",
+                  (long long)(m->received_ms - slow_sent));
+    assert_true(m->received_ms - slow_sent < TIMEOUT_RESULT_MAX_MS);
+    assert_true(rp_te_int(m, "duration_ms", &code));
+    assert_true(code >= 900 && code < TIMEOUT_RESULT_MAX_MS);
+
+    rp_te_finish(te);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_state, rp_te_setup,
+                                        rp_te_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
