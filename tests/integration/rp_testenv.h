@@ -31,7 +31,10 @@
  * Helpers fail the running test (cmocka fail_msg) instead of returning
  * errors; call them from the test's thread only. Environment: RP_BIN_DIR
  * (binaries) and RP_SOURCE_DIR (for tests/schema/validate.js), both set by
- * CTest; RP_IT_KEEP=1 keeps the directory of a passing test too.
+ * CTest; RP_IT_KEEP=1 keeps the directory of a passing test too;
+ * RP_TEST_BROKER=kafka runs the test against a real Apache Kafka
+ * (tests/kafka/start: single-node KRaft on 127.0.0.1, data in TMP/kafka/,
+ * log TMP/kafka.log) instead of runpool-devbroker (the default).
  */
 #ifndef RP_TESTENV_H
 #define RP_TESTENV_H
