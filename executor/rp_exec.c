@@ -785,6 +785,18 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
         goto out;
     }
 
+    /* A cancel that came while we prepared (the worker died, Cloud Run
+     * stopped the task) must not start the command at all: even its first
+     * statements would run for nothing and might have side effects. */
+    if (opts->cancel_fd >= 0) {
+        struct pollfd cp = {.fd = opts->cancel_fd, .events = POLLIN};
+
+        if (poll(&cp, 1, 0) == 1) {
+            out->cancelled = true;
+            out->status = RP_STATUS_FAILED;
+            goto out;
+        }
+    }
     start_mono = rp_time_mono_ms();
     out->started_at_ms = rp_time_wall_ms();
     err = rp_exec_spawn(script.data, envp, cwd, out_pipe[1], err_pipe[1],

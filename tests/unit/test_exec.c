@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -606,7 +607,53 @@ static void test_stdin_devnull(void **state)
     rp_env_clear(&env);
 }
 
-/* cancel_fd stops a run like a timeout, without waiting for the deadline. */
+/* A cancel already pending when the run starts: the command never runs
+ * (not even its first statement). */
+static void test_cancel_before_start(void **state)
+{
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    char dir[] = "/tmp/rp-exec-cancel-XXXXXX", cmd[128], mark[96];
+    int fds[2];
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(mark, sizeof(mark), "%s/started", dir);
+    snprintf(cmd, sizeof(cmd), "touch %s; sleep 100", mark);
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    test_base_env(&env);
+    test_opts(&o, cmd, "/", &env);
+    o.cancel_fd = fds[0];
+    test_run_opts(&o, &oc);
+    assert_true(oc.cancelled);
+    assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_int_equal(access(mark, F_OK), -1); /* never started */
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+    close(fds[0]);
+    close(fds[1]);
+    rmdir(dir);
+}
+
+typedef struct cancel_later {
+    int fd;
+    int delay_ms;
+} cancel_later_t;
+
+static void *cancel_later_thread(void *arg)
+{
+    cancel_later_t *c = arg;
+
+    usleep((useconds_t)c->delay_ms * 1000);
+    if (write(c->fd, "x", 1) != 1)
+        abort();
+    return NULL;
+}
+
+/* cancel_fd stops a running command like a timeout, without waiting for
+ * the deadline, and takes its whole process group down. */
 static void test_cancel(void **state)
 {
     rp_exec_opts_t o;
@@ -614,18 +661,25 @@ static void test_cancel(void **state)
     rp_env_t env = {0};
     int fds[2];
     int64_t t0;
+    pthread_t th;
+    cancel_later_t cl;
 
     (void)state;
     assert_int_equal(pipe(fds), 0);
-    assert_int_equal(write(fds[1], "x", 1), 1);
     test_base_env(&env);
-    test_opts(&o, "sleep 100", "/", &env);
+    test_opts(&o, "echo started; sleep 100 & sleep 100", "/", &env);
     o.cancel_fd = fds[0];
+    cl.fd = fds[1];
+    cl.delay_ms = 300;
+    assert_int_equal(pthread_create(&th, NULL, cancel_later_thread, &cl), 0);
     t0 = rp_time_mono_ms();
     test_run_opts(&o, &oc);
-    assert_true(rp_time_mono_ms() - t0 < 3000);
+    pthread_join(th, NULL);
+    assert_true(rp_time_mono_ms() - t0 < 5000);
     assert_true(oc.cancelled);
     assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_string_equal(oc.stdout_data, "started\n"); /* it did run */
+    assert_true(oc.pgid > 0);
     assert_group_gone(oc.pgid);
     rp_exec_outcome_clear(&oc);
     rp_env_clear(&env);
@@ -700,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_missing_cwd_created),
         cmocka_unit_test(test_uncreatable_cwd_fallback),
         cmocka_unit_test(test_stdin_devnull),
+        cmocka_unit_test(test_cancel_before_start),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_env_limits),
         cmocka_unit_test(test_invalid_opts),
