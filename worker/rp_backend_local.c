@@ -124,6 +124,9 @@ static void rp_local_child(const char *path, char **envp, pid_t parent)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent)
         _exit(126); /* the worker died between fork and prctl */
+    /* Nothing of the worker's (librdkafka's pipes and sockets, the
+     * epoll set) is inherited by the executor. */
+    close_range(3, ~0U, 0);
     devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) {
         dup2(devnull, STDIN_FILENO);
@@ -198,7 +201,23 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     ev.events = EPOLLIN;
     ev.data.ptr = run;
     /* The pidfd is registered last: from here on the reaper owns the exit. */
-    epoll_ctl(lb->epfd, EPOLL_CTL_ADD, run->pidfd, &ev);
+    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, run->pidfd, &ev) != 0) {
+        /* Unwatched, it would never be reported: take it back. */
+        err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "epoll_ctl: %s",
+                      strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(run->pidfd);
+        pthread_mutex_lock(&lb->lock);
+        if (run->prev)
+            run->prev->next = run->next;
+        else
+            lb->live = run->next;
+        if (run->next)
+            run->next->prev = run->prev;
+        pthread_mutex_unlock(&lb->lock);
+        goto out;
+    }
     *out = run;
     run = NULL;
 out:

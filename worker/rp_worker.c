@@ -38,6 +38,8 @@
  * room for headers; a bigger one would be refused forever. */
 #define RP_WORKER_RESULT_BYTES_DEFAULT (900 * 1024)
 #define RP_WORKER_RESULT_BYTES_MIN (16 * 1024)
+/* Room left in a message for the key and runpool's headers. */
+#define RP_WORKER_MSG_HEADROOM (16 * 1024)
 
 /* Inbox event kinds. */
 enum { RP_EV_LOADED = 1, RP_EV_RUN_DONE, RP_EV_FINISHED };
@@ -106,6 +108,8 @@ struct rp_job {
     int64_t state_load_ms, state_save_ms, run_ms;
 
     char *result_json; /* published result, kept for publish retries */
+    size_t msg_cap;    /* size cap for this job's messages; halves when a
+                          broker refuses one as too large */
     rp_delivery_t d_result, d_dlq;
     int64_t retry_at_ms; /* failed delivery: re-produce at this time */
 };
@@ -136,6 +140,8 @@ struct rp_worker {
     uint64_t *epoch;
     int64_t *committed;
     int32_t npart;
+
+    size_t msg_max; /* the producer's message.max.bytes */
 
     bool draining;
     int64_t drain_deadline;
@@ -170,6 +176,14 @@ static rp_err_t rp_worker_grow_parts(rp_worker_t *w, int32_t p)
     }
     w->npart = n;
     return RP_OK;
+}
+
+/* Stop the worker: what it has not finished is re-delivered elsewhere. */
+static void rp_worker_set_fatal(rp_worker_t *w, const char *what)
+{
+    if (!w->fatal)
+        snprintf(w->fatal_msg, sizeof(w->fatal_msg), "%s", what);
+    w->fatal = true;
 }
 
 static const char *rp_job_eid(const rp_job_t *job)
@@ -259,6 +273,26 @@ static void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
 static void rp_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                             void *opaque);
 
+/* A produce failed. Most failures pass (the retry goes through later);
+ * two never do: a fatal producer error (the worker stops, its work is
+ * re-delivered) and a message too large (the next try is cut smaller). */
+static void rp_job_publish_failed(rp_worker_t *w, rp_job_t *job,
+                                  rd_kafka_resp_err_t kerr)
+{
+    if (kerr == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+
+        rd_kafka_fatal_error(w->producer, why, sizeof(why));
+        rp_worker_set_fatal(w, why);
+    } else if ((kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                kerr == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE) &&
+               job->msg_cap > RP_WORKER_RESULT_BYTES_MIN) {
+        job->msg_cap /= 2;
+        free(job->result_json);
+        job->result_json = NULL; /* re-fitted to the new cap on retry */
+    }
+}
+
 /* Produce one message of job; on a local failure the delivery is marked
  * failed and retried by the tick. */
 static void rp_job_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
@@ -266,6 +300,7 @@ static void rp_job_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
     rd_kafka_resp_err_t kerr;
     rd_kafka_headers_t *h;
     const char *status;
+    size_t dlq_key, dlq_len;
 
     d->job = job;
     d->pending = true;
@@ -296,10 +331,24 @@ static void rp_job_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
         rd_kafka_header_add(h, "runpool.source.partition", -1, part, -1);
         rd_kafka_header_add(h, "runpool.source.offset", -1, off, -1);
         rd_kafka_header_add(h, "runpool.worker", -1, w->name, -1);
+        /* The DLQ copy gets headers the original did not have: if that
+         * makes it too big, it carries the start of the payload and says
+         * so; the whole original stays at its source offset. */
+        dlq_key = job->keylen && job->keylen <= RP_SCHED_KEY_MAX ? job->keylen
+                                                                  : 0;
+        dlq_len = job->payload_len;
+        if (dlq_len + dlq_key > job->msg_cap) {
+            char orig[32];
+
+            dlq_len = job->msg_cap > dlq_key ? job->msg_cap - dlq_key : 0;
+            snprintf(orig, sizeof(orig), "%zu", job->payload_len);
+            rd_kafka_header_add(h, "runpool.payload.truncated_from", -1, orig,
+                                -1);
+        }
         kerr = rd_kafka_producev(
             w->producer, RD_KAFKA_V_TOPIC(w->conf.dlq_topic),
-            RD_KAFKA_V_KEY(job->keylen ? job->key : NULL, job->keylen),
-            RD_KAFKA_V_VALUE(job->payload, job->payload_len),
+            RD_KAFKA_V_KEY(dlq_key ? job->key : NULL, dlq_key),
+            RD_KAFKA_V_VALUE(job->payload, dlq_len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
             RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
     }
@@ -308,6 +357,7 @@ static void rp_job_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
         rp_log(RP_LOG_WARN, "publish_failed", rp_job_eid(job), rp_job_sid(job),
                "cannot queue %s message: %s; retrying",
                d->is_dlq ? "DLQ" : "result", rd_kafka_err2str(kerr));
+        rp_job_publish_failed(w, job, kerr);
         d->pending = false;
         d->failed = true;
         job->retry_at_ms = rp_time_mono_ms() + RP_WORKER_PUBLISH_RETRY_MS;
@@ -362,6 +412,8 @@ static void rp_job_publish(rp_worker_t *w, rp_job_t *job)
     int64_t submitted;
 
     job->stage = RP_JOB_PUBLISHING;
+    if (!job->msg_cap)
+        job->msg_cap = w->conf.result_max_bytes;
     if (!job->have_result) {
         /* No executor record: a rejection, an infrastructure error or a
          * close_session; build the result from scratch. */
@@ -406,8 +458,7 @@ static void rp_job_publish(rp_worker_t *w, rp_job_t *job)
     job->d_result.is_dlq = false;
     job->d_dlq.is_dlq = true;
     if (r->execution_id[0] && r->session_id[0]) {
-        if (!(job->result_json =
-                  rp_result_json_fitting(r, w->conf.result_max_bytes))) {
+        if (!(job->result_json = rp_result_json_fitting(r, job->msg_cap))) {
             /* Out of memory: try again on the next tick. */
             job->d_result.failed = true;
             job->retry_at_ms = rp_time_mono_ms() + RP_WORKER_PUBLISH_RETRY_MS;
@@ -443,6 +494,7 @@ static void rp_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     if (m->err) {
         /* Keep the result; retry only the publish (never re-run). */
         d->failed = true;
+        rp_job_publish_failed(w, job, m->err);
         job->retry_at_ms = rp_time_mono_ms() + RP_WORKER_PUBLISH_RETRY_MS;
         rp_log(RP_LOG_WARN, "publish_failed", rp_job_eid(job), rp_job_sid(job),
                "%s delivery failed: %s; retrying", d->is_dlq ? "DLQ" : "result",
@@ -496,6 +548,15 @@ static void rp_io_load(void *arg)
                              "existing record %s is unreadable: %s", key, es);
             goto out;
         }
+        if (strcmp(job->result.session_id, job->req.session_id) != 0) {
+            /* Never hand one session's output or env to another. */
+            rp_job_set_error(job, "execution_id_conflict",
+                             "execution_id %s already ran in another session",
+                             job->req.execution_id);
+            rp_result_clear(&job->result);
+            memset(&job->result, 0, sizeof(job->result));
+            goto out;
+        }
         job->have_result = true;
         job->reused = true;
     } else if (err != RP_ERR_NOT_FOUND) {
@@ -522,6 +583,27 @@ static bool rp_io_should_apply(const rp_job_t *job)
         job->result.finished_at_ms < job->session.updated_at_ms)
         return false;
     return true;
+}
+
+/* After a lost compare-and-swap: did the writer that won save this same
+ * execution (an earlier owner of the partition, finishing as it was
+ * revoked)? Then the state is right and there is no conflict. */
+static bool rp_io_saved_by_other(rp_worker_t *w, const rp_job_t *job,
+                                 const char *key)
+{
+    rp_session_t now;
+    rp_buf_t buf;
+    char es[256];
+    bool same = false;
+
+    memset(&now, 0, sizeof(now));
+    rp_buf_init(&buf, RP_STATE_DOC_MAX);
+    if (rp_state_get(w->state, key, &buf, NULL, es, sizeof(es)) == RP_OK &&
+        rp_session_parse(buf.data, buf.len, &now, es, sizeof(es)) == RP_OK)
+        same = !strcmp(now.last_execution_id, job->req.execution_id);
+    rp_session_clear(&now);
+    rp_buf_free(&buf);
+    return same;
 }
 
 static void rp_io_finish(void *arg)
@@ -593,6 +675,10 @@ static void rp_io_finish(void *arg)
     err = rp_state_put(w->state, key, doc, strlen(doc),
                        job->session_found ? job->session_version : 0, NULL, es,
                        sizeof(es));
+    if ((err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS) &&
+        rp_io_saved_by_other(w, job, key)) {
+        err = RP_OK; /* a previous owner saved this very execution */
+    }
     if (err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS)
         rp_job_set_error(job, "state_conflict",
                          "session state changed while the command ran (another "
@@ -609,8 +695,10 @@ out:
 static void rp_job_submit_io(rp_worker_t *w, rp_job_t *job, rp_iopool_fn *fn)
 {
     if (rp_iopool_submit(w->io, fn, job) != RP_OK) {
-        rp_job_set_error(job, "worker_overloaded", "cannot queue I/O step");
-        rp_job_publish(w, job);
+        /* Publishing an error here would commit a request whose state was
+         * never saved; stopping re-delivers it to a healthy worker. */
+        rp_worker_set_fatal(w, "cannot queue an I/O step (out of memory)");
+        rp_job_end(w, job, false);
     }
 }
 
@@ -664,7 +752,11 @@ static void rp_job_begin(rp_worker_t *w, rp_job_t *job)
 
 static void rp_worker_on_loaded(rp_worker_t *w, rp_job_t *job)
 {
-    if (!rp_job_current(w, job)) {
+    /* Stopping: a command that has not started stays unstarted (its
+     * request is re-delivered); one that ran still gets published. */
+    if (!rp_job_current(w, job) ||
+        ((w->draining || w->fatal) && job->req.op == RP_OP_EXEC &&
+         !job->reused && !job->err_code[0])) {
         rp_job_end(w, job, false);
         return;
     }
@@ -751,9 +843,12 @@ static void rp_worker_on_message(rp_worker_t *w, rd_kafka_message_t *m)
 
     if (rp_worker_grow_parts(w, m->partition) != RP_OK ||
         rp_offsets_track(w->offsets, m->partition, m->offset) != RP_OK) {
+        /* Skipping it would let a later commit pass it: stop instead, so
+         * nothing at or after it is consumed here and it is re-delivered. */
         rp_log(RP_LOG_ERROR, "offset_track_failed", NULL, NULL,
-               "cannot track partition %d offset %lld; not processing it",
+               "cannot track partition %d offset %lld; stopping",
                (int)m->partition, (long long)m->offset);
+        rp_worker_set_fatal(w, "offset tracking failed");
         return;
     }
     if (w->draining)
@@ -766,6 +861,12 @@ static void rp_worker_on_message(rp_worker_t *w, rd_kafka_message_t *m)
     job->epoch = w->epoch[m->partition];
     job->msg_ts_ms = rd_kafka_message_timestamp(m, &tstype);
     job->keylen = m->key ? m->key_len : 0;
+    if (job->keylen > RP_SCHED_KEY_MAX) {
+        /* Not a session id in any case; scheduled under the empty key so
+         * it still reaches the DLQ (without its key). */
+        job->keylen = 0;
+        rp_job_reject(job, "key_too_large", "the Kafka message key is too large");
+    }
     if (!(job->key = malloc(job->keylen + 1)))
         goto oom;
     if (job->keylen)
@@ -774,7 +875,9 @@ static void rp_worker_on_message(rp_worker_t *w, rd_kafka_message_t *m)
 
     err = rp_request_parse(m->payload ? m->payload : "", m->len, &job->req, es,
                            sizeof(es));
-    if (err) {
+    if (job->rejected) {
+        /* key_too_large, decided above */
+    } else if (err) {
         rp_job_reject(job, err == RP_ERR_TOO_LARGE ? "too_large"
                                                    : "invalid_request", es);
     } else if (job->keylen != strlen(job->req.session_id) ||
@@ -979,7 +1082,7 @@ static void rp_worker_flow_control(rp_worker_t *w)
 /* Serve up to a batch of consumer events; returns true if more may wait. */
 static bool rp_worker_serve_consumer(rp_worker_t *w)
 {
-    for (int i = 0; i < RP_WORKER_POLL_BATCH; i++) {
+    for (int i = 0; i < RP_WORKER_POLL_BATCH && !w->fatal; i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 0);
 
         if (!m)
@@ -1019,8 +1122,8 @@ static void rp_worker_tick(rp_worker_t *w, int64_t now)
             job->retry_at_ms = 0;
             if (job->d_result.failed) {
                 if (!job->result_json)
-                    job->result_json = rp_result_json_fitting(
-                        &job->result, w->conf.result_max_bytes);
+                    job->result_json =
+                        rp_result_json_fitting(&job->result, job->msg_cap);
                 if (job->result_json)
                     rp_job_produce(w, job, &job->d_result);
                 else
@@ -1062,6 +1165,26 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
         (err = rp_kafka_set_props(pc, c->kafka_props, c->n_kafka_props, errstr,
                                   es)))
         goto out;
+    {
+        /* Results and DLQ copies are sized to fit under this. */
+        char v[32];
+        size_t vlen = sizeof(v);
+
+        if (rd_kafka_conf_get(pc, "message.max.bytes", v, &vlen) ==
+            RD_KAFKA_CONF_OK)
+            w->msg_max = (size_t)strtoull(v, NULL, 10);
+        if (w->msg_max && c->result_max_bytes + RP_WORKER_MSG_HEADROOM >
+                              w->msg_max) {
+            err = rp_errf(errstr, es, RP_ERR_INVALID,
+                          "--result-max-bytes %zu does not fit in the "
+                          "producer's message.max.bytes %zu (leave %d bytes "
+                          "for key and headers; raise it with -X "
+                          "message.max.bytes=N and on the topic)",
+                          c->result_max_bytes, w->msg_max,
+                          RP_WORKER_MSG_HEADROOM);
+            goto out;
+        }
+    }
     rp_kafka_log_via_rp(cc);
     rp_kafka_log_via_rp(pc);
     rd_kafka_conf_set_opaque(cc, w);
@@ -1135,6 +1258,8 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         c->max_inflight = 1024;
     if (!c->drain_timeout_s)
         c->drain_timeout_s = 30;
+    else if (c->drain_timeout_s == RP_WORKER_DRAIN_NONE)
+        c->drain_timeout_s = 0; /* asked for explicitly: do not wait */
     if (!c->io_threads)
         c->io_threads = 8;
     if (!c->timeout_grace_s)

@@ -28,6 +28,7 @@
 #include "rp_err.h"
 
 #define RP_WORKER_MAX_INFLIGHT_LIMIT 1000000
+#define RP_WORKER_DRAIN_NONE (-1)
 
 typedef struct rp_worker_conf {
     const char *brokers;
@@ -38,7 +39,8 @@ typedef struct rp_worker_conf {
     const char *backend;        /* "local" */
     const char *state_url;      /* file:///dir */
     int max_inflight;           /* records held at once; default 1024 */
-    int drain_timeout_s;        /* on SIGTERM; default 30 */
+    int drain_timeout_s;        /* on SIGTERM; default 30 (0 = default;
+                                   RP_WORKER_DRAIN_NONE = do not wait) */
     int io_threads;             /* state-store threads; default 8 */
     int timeout_grace_s;        /* backstop beyond timeout_s; default 60 */
     const char *worker_name;    /* default HOST:PID */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rp_cloudrun.h"
 #include "rp_gcp.h"
 #include "rp_kafka.h"
 #include "rp_log.h"
@@ -26,7 +27,7 @@ static void usage(FILE *f)
 "  --requests-topic T     [runpool.requests]             (RUNPOOL_REQUESTS_TOPIC)\n"
 "  --results-topic T      [runpool.results]              (RUNPOOL_RESULTS_TOPIC)\n"
 "  --dlq-topic T          [runpool.dlq]                  (RUNPOOL_DLQ_TOPIC)\n"
-"  --backend NAME         local [local]                  (RUNPOOL_BACKEND)\n"
+"  --backend NAME         local | cloudrun [local]       (RUNPOOL_BACKEND)\n"
 "  --state URL            file:///DIR                    (RUNPOOL_STATE)\n"
 "  --max-inflight N       requests held at once [1024]   (RUNPOOL_MAX_INFLIGHT)\n"
 "  --drain-timeout S      on SIGTERM/SIGINT [30]         (RUNPOOL_DRAIN_TIMEOUT)\n"
@@ -41,7 +42,13 @@ static void usage(FILE *f)
 "  --workdir DIR          local: new sessions start in DIR/SESSION_ID\n"
 "                                                        (RUNPOOL_WORKDIR)\n"
 "  -X key=value           librdkafka setting (repeatable)\n"
-"  -h, --help\n");
+"  -h, --help\n"
+"\n"
+"cloudrun backend (docs/cloudrun.md), from the environment: GCP_PROJECT_ID,\n"
+"GCP_REGION, SANDBOX_EXECUTOR_IMAGE (required), SANDBOX_STATE_BUCKET (state\n"
+"store gs://BUCKET when --state is not given), SANDBOX_JOB_TIMEOUT,\n"
+"SANDBOX_JOB_MEMORY, SANDBOX_JOB_CPU, RUNPOOL_CLOUD_RUN_* (endpoint, job mode,\n"
+"API calls per second, polling, service account, job-name prefix, ...).\n");
 }
 
 /* Integer option in [lo, hi]; names the option when wrong. */
@@ -101,6 +108,7 @@ int main(int argc, char **argv)
     const char *outmax = env_or("RUNPOOL_OUTPUT_MAX", NULL);
     const char *resmax = env_or("RUNPOOL_RESULT_MAX_BYTES", NULL);
     char exe[PATH_MAX], default_executor[PATH_MAX + 32], errstr[1024];
+    char cloudrun_state[RP_CLOUDRUN_BUCKET_MAX + 16];
     rp_worker_t *w = NULL;
     rp_auth_t *auth = NULL;
     sigset_t sigs;
@@ -161,7 +169,7 @@ int main(int argc, char **argv)
     else if (maxin)
         return 2;
     if (drain && parse_int("--drain-timeout", drain, 0, 86400, &n) == 0)
-        conf.drain_timeout_s = n ? (int)n : -1;
+        conf.drain_timeout_s = n ? (int)n : RP_WORKER_DRAIN_NONE;
     else if (drain)
         return 2;
     if (iot && parse_int("--io-threads", iot, 1, 256, &n) == 0)
@@ -178,8 +186,6 @@ int main(int argc, char **argv)
         conf.result_max_bytes = (size_t)n;
     else if (resmax)
         return 2;
-    if (conf.drain_timeout_s == -1)
-        conf.drain_timeout_s = 0;
     if (!conf.backend_conf.executor_path) {
         /* Installed side by side: bin/runpool-worker, bin/runpool-executor. */
         len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -190,6 +196,24 @@ int main(int argc, char **argv)
             conf.backend_conf.executor_path = default_executor;
         }
     }
+
+    /* ---- cloudrun backend settings (docs/cloudrun.md) ----
+     * The backend reads GCP_*, SANDBOX_* and RUNPOOL_CLOUD_RUN_* itself
+     * (lookup NULL = getenv) and runs its executors against the worker's
+     * store; SANDBOX_STATE_BUCKET names that store when --state does not.
+     * libcurl is initialised by rp_gcp_setup below; the backend makes its
+     * own Admin API credentials (none for RUNPOOL_CLOUD_RUN_ENDPOINT). */
+    if (!conf.state_url && conf.backend && !strcmp(conf.backend, "cloudrun") &&
+        env_or("SANDBOX_STATE_BUCKET", NULL)) {
+        const char *b = env_or("SANDBOX_STATE_BUCKET", NULL);
+
+        snprintf(cloudrun_state, sizeof(cloudrun_state), "%s%s",
+                 strncmp(b, "gs://", 5) ? "gs://" : "", b);
+        conf.state_url = cloudrun_state;
+    }
+    conf.backend_conf.lookup = NULL;
+    conf.backend_conf.state_url = conf.state_url;
+    /* ---- end cloudrun ---- */
 
     rp_log_init("worker", RP_LOG_INFO);
     /* Before any thread exists: SIGTERM/SIGINT are read from a signalfd,
