@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -310,6 +311,29 @@ static rp_err_t rp_main_fill_result(rp_main_t *m, rp_exec_outcome_t *oc,
     return rp_main_session_env(m, &oc->env_after, &res->env);
 }
 
+/* runpool-dump-env beside this binary when installed (a libc-only
+ * program, far cheaper to start than this one), else NULL: we are our own
+ * dumper. Returns a static buffer; main thread. */
+static const char *rp_main_dumper(void)
+{
+    static char path[PATH_MAX];
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *slash;
+
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    if (!(slash = strrchr(self, '/')))
+        return NULL;
+    *slash = '\0';
+    if (snprintf(path, sizeof(path), "%s/runpool-dump-env", self) >=
+            (int)sizeof(path) ||
+        access(path, X_OK) != 0)
+        return NULL;
+    return path;
+}
+
 /* A malformed job environment will not get better on a retry: when the
  * ids and the store are usable, leave an "error" record naming the
  * variable, so the requester learns what was wrong. Exit status stays 2. */
@@ -331,6 +355,34 @@ static void rp_main_contract_record(rp_main_t *m, rp_err_t cause,
     rp_main_fail(m, cause, message);
 }
 
+/* A command too large for the job environment came by reference
+ * (RUNPOOL_REQUEST_REF): read it from the store. On failure *rc is the
+ * exit status: a missing or malformed document is a contract error (2,
+ * with an "error" record), a store that cannot be read our failure (1). */
+static rp_err_t rp_main_load_request(rp_main_t *m, int *rc)
+{
+    char errstr[RP_EXECUTOR_ERRSTR_MAX];
+    char msg[RP_STATE_KEY_MAX + RP_EXECUTOR_ERRSTR_MAX + 64];
+    rp_buf_t doc;
+    rp_err_t err;
+
+    rp_buf_init(&doc, RP_JOBENV_REQUEST_DOC_MAX);
+    err = rp_state_get(m->st, m->spec.request_ref, &doc, NULL, errstr,
+                       sizeof(errstr));
+    if (err == RP_OK)
+        err = rp_jobenv_load_request(&m->spec, doc.data, doc.len, errstr,
+                                     sizeof(errstr));
+    rp_buf_free(&doc);
+    if (err == RP_OK)
+        return RP_OK;
+    snprintf(msg, sizeof(msg), "reading the request %s: %s",
+             m->spec.request_ref, errstr);
+    *rc = rp_main_fail(m, err, msg);
+    if (*rc == RP_EXECUTOR_EXIT_FAILED && !rp_err_retriable(err))
+        *rc = RP_EXECUTOR_EXIT_CONTRACT;
+    return err;
+}
+
 static int rp_main_run(rp_main_t *m)
 {
     char errstr[RP_EXECUTOR_ERRSTR_MAX], msg[RP_STATE_KEY_MAX + RP_EXECUTOR_ERRSTR_MAX + 64];
@@ -349,6 +401,8 @@ static int rp_main_run(rp_main_t *m)
                "a result record exists already; not running again");
         return RP_EXECUTOR_EXIT_RECORDED;
     }
+    if (m->spec.request_ref && rp_main_load_request(m, &rc) != RP_OK)
+        return rc;
     if ((err = rp_main_load_session(m, errstr, sizeof(errstr))) != RP_OK)
         return rp_main_fail(m, err, errstr);
     if ((err = rp_main_build_env(m)) != RP_OK)
@@ -370,6 +424,7 @@ static int rp_main_run(rp_main_t *m)
     opts.timeout_ms = (int64_t)m->spec.timeout_s * 1000;
     opts.output_max = m->spec.output_max;
     opts.cancel_fd = rp_main_cancel_pipe[0];
+    opts.env_dumper = rp_main_dumper();
     opts.subreaper = true; /* we own no other children */
     rp_log(RP_LOG_INFO, "execution_start", m->spec.execution_id,
            m->spec.session_id, "cwd=%s timeout_s=%d new_session=%s",

@@ -14,7 +14,8 @@ COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=MinSizeRel \
       -DRP_BUILD_TESTS=OFF -DRP_BUILD_BENCH=OFF \
     && cmake --build /build --target runpool-executor \
-    && strip /build/bin/runpool-executor
+    && cmake --build /build --target runpool-dump-env \
+    && strip /build/bin/runpool-executor /build/bin/runpool-dump-env
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
@@ -22,7 +23,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 sandbox \
     && mkdir -p /workspace && chown sandbox /workspace
-COPY --from=build /build/bin/runpool-executor /usr/local/bin/runpool-executor
+COPY --from=build /build/bin/runpool-executor /build/bin/runpool-dump-env /usr/local/bin/
 USER sandbox
 # A new session starts here; a saved cwd that no longer exists in this fresh
 # container is recreated (empty) by the executor.

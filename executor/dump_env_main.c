@@ -1,0 +1,36 @@
+/* runpool-dump-env: write the environment NUL-separated to stdout.
+ *
+ * The executor's EXIT trap runs this after every command to capture the
+ * session's environment. It is a separate program, linked against libc
+ * only, because it runs once per execution: runpool-executor itself links
+ * libcurl and OpenSSL for gs:// state, and loading those ~30 shared
+ * libraries costs several ms of CPU, twice per execution if the executor
+ * were its own dumper (measured in bench/README.md). Same interface as
+ * `runpool-executor --dump-env`, which remains the fallback. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[1], "--dump-env") != 0)
+        return 2;
+    for (char **e = environ; e && *e; e++) {
+        const char *p = *e;
+        size_t left = strlen(p) + 1; /* with its terminating NUL */
+
+        while (left > 0) {
+            ssize_t n = write(STDOUT_FILENO, p, left);
+
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return 1;
+            p += n;
+            left -= (size_t)n;
+        }
+    }
+    return 0;
+}
