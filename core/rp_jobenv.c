@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "rp_state.h"
 
 #define RP_JOBENV_ID_RULE "must be 1 to 128 characters of [A-Za-z0-9._:-]"
@@ -150,11 +152,32 @@ static rp_err_t rp_jobenv_dup(const char *var, const char *s, size_t max,
     return RP_OK;
 }
 
+/* RUNPOOL_REQUEST_REF: only this execution's own document may be named,
+ * so a job environment cannot make the executor read another object. */
+static rp_err_t rp_jobenv_parse_ref(rp_jobspec_t *spec, const char *ref,
+                                    const char *command_env, char *errstr,
+                                    size_t errstr_size)
+{
+    char want[RP_STATE_KEY_MAX + 1];
+
+    rp_jobenv_request_key(spec->execution_id, want, sizeof(want));
+    if (!want[0] || strcmp(ref, want) != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       RP_JOBENV_REQUEST_REF ": must be %s", want);
+    if (command_env && command_env[0])
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "COMMAND_ENV: must not be set with "
+                       RP_JOBENV_REQUEST_REF " (the document holds it)");
+    if (!(spec->request_ref = strdup(ref)))
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    return RP_OK;
+}
+
 rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
                          void *opaque, rp_jobspec_t *spec, char *errstr,
                          size_t errstr_size)
 {
-    const char *eid, *sid, *v;
+    const char *eid, *sid, *v, *ref;
     rp_err_t err;
     long n;
 
@@ -173,11 +196,18 @@ rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
     if (!rp_jobenv_check_id("SESSION_ID", sid, NULL, 0))
         memcpy(spec->session_id, sid, strlen(sid) + 1);
     if ((err = rp_jobenv_check_id("EXECUTION_ID", eid, errstr, errstr_size)) ||
-        (err = rp_jobenv_check_id("SESSION_ID", sid, errstr, errstr_size)) ||
-        (err = rp_jobenv_dup("COMMAND", lookup("COMMAND", opaque),
-                             RP_COMMAND_MAX, &spec->command, errstr,
-                             errstr_size)))
+        (err = rp_jobenv_check_id("SESSION_ID", sid, errstr, errstr_size)))
         goto out;
+    v = lookup("COMMAND", opaque);
+    ref = lookup(RP_JOBENV_REQUEST_REF, opaque);
+    if ((!v || !v[0]) && ref && ref[0]) {
+        if ((err = rp_jobenv_parse_ref(spec, ref, lookup("COMMAND_ENV", opaque),
+                                       errstr, errstr_size)))
+            goto out;
+    } else if ((err = rp_jobenv_dup("COMMAND", v, RP_COMMAND_MAX,
+                                    &spec->command, errstr, errstr_size))) {
+        goto out;
+    }
 
     v = lookup("TIMEOUT", opaque);
     if (!v) {
@@ -228,11 +258,131 @@ out:
     return err;
 }
 
+void rp_jobenv_request_key(const char *execution_id, char *out,
+                           size_t out_size)
+{
+    int n;
+
+    if (!out || out_size == 0)
+        return;
+    out[0] = '\0';
+    if (!execution_id ||
+        !rp_id_valid(execution_id, strnlen(execution_id, RP_ID_MAX + 1)))
+        return;
+    n = snprintf(out, out_size, "executions/%s/request.json", execution_id);
+    if (n < 0 || (size_t)n >= out_size || !rp_state_key_valid(out))
+        out[0] = '\0';
+}
+
+rp_err_t rp_jobenv_request_json(const rp_jobspec_t *spec, char **out,
+                                char *errstr, size_t errstr_size)
+{
+    cJSON *doc = cJSON_CreateObject(), *env = NULL;
+    rp_err_t err = RP_ERR_NOMEM;
+
+    *out = NULL;
+    if (!doc || !cJSON_AddStringToObject(doc, "command",
+                                         spec->command ? spec->command : "") ||
+        !(env = cJSON_AddObjectToObject(doc, "env")))
+        goto out;
+    for (size_t i = 0; i < spec->env.n; i++)
+        if (!cJSON_AddStringToObject(env, spec->env.vars[i].name,
+                                     spec->env.vars[i].value))
+            goto out;
+    if ((*out = cJSON_PrintUnformatted(doc)))
+        err = RP_OK;
+out:
+    cJSON_Delete(doc);
+    if (err)
+        rp_errf(errstr, errstr_size, err, "request document: out of memory");
+    return err;
+}
+
+rp_err_t rp_jobenv_use_request_ref(rp_env_t *env, const char *execution_id,
+                                   char *errstr, size_t errstr_size)
+{
+    char key[RP_STATE_KEY_MAX + 1];
+
+    rp_jobenv_request_key(execution_id, key, sizeof(key));
+    if (!key[0])
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "EXECUTION_ID: " RP_JOBENV_ID_RULE);
+    rp_env_unset(env, "COMMAND");
+    rp_env_unset(env, "COMMAND_ENV");
+    if (rp_env_set(env, RP_JOBENV_REQUEST_REF, key) != RP_OK)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    return RP_OK;
+}
+
+rp_err_t rp_jobenv_load_request(rp_jobspec_t *spec, const char *json,
+                                size_t len, char *errstr, size_t errstr_size)
+{
+    cJSON *doc = NULL, *cmd, *env, *v;
+    rp_env_t parsed = {0};
+    rp_err_t err = RP_ERR_INVALID;
+
+    if (!json || len > RP_JOBENV_REQUEST_DOC_MAX) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      RP_JOBENV_REQUEST_REF ": document longer than %d bytes",
+                      RP_JOBENV_REQUEST_DOC_MAX);
+        goto out;
+    }
+    doc = cJSON_ParseWithLength(json, len);
+    cmd = cJSON_GetObjectItemCaseSensitive(doc, "command");
+    env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+    if (!cJSON_IsObject(doc) || !cJSON_IsString(cmd) ||
+        (env && !cJSON_IsObject(env))) {
+        rp_errf(errstr, errstr_size, err,
+                RP_JOBENV_REQUEST_REF ": not a request document "
+                "({\"command\": string, \"env\": object})");
+        goto out;
+    }
+    if ((err = rp_jobenv_check_str(RP_JOBENV_REQUEST_REF ": command",
+                                   cmd->valuestring, RP_COMMAND_MAX, errstr,
+                                   errstr_size)))
+        goto out;
+    cJSON_ArrayForEach(v, env) {
+        if (!cJSON_IsString(v)) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          RP_JOBENV_REQUEST_REF ": env.%.64s: must be a string",
+                          v->string ? v->string : "?");
+            goto out;
+        }
+        if (parsed.n >= RP_ENV_MAX_VARS) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                          RP_JOBENV_REQUEST_REF ": env: more than %d variables",
+                          RP_ENV_MAX_VARS);
+            goto out;
+        }
+        if ((err = rp_env_set(&parsed, v->string, v->valuestring))) {
+            rp_errf(errstr, errstr_size, err, RP_JOBENV_REQUEST_REF ": env: %s",
+                    rp_err_str(err));
+            goto out;
+        }
+    }
+    if ((err = rp_env_validate(&parsed, RP_JOBENV_REQUEST_REF ": env", errstr,
+                               errstr_size)))
+        goto out;
+    free(spec->command);
+    if (!(spec->command = strdup(cmd->valuestring))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rp_env_clear(&spec->env);
+    spec->env = parsed;
+    memset(&parsed, 0, sizeof(parsed));
+out:
+    rp_env_clear(&parsed);
+    cJSON_Delete(doc);
+    return err;
+}
+
 void rp_jobspec_clear(rp_jobspec_t *spec)
 {
     if (!spec)
         return;
     free(spec->command);
+    free(spec->request_ref);
     free(spec->state_url);
     free(spec->default_cwd);
     rp_env_clear(&spec->env);

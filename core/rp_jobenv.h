@@ -11,6 +11,15 @@
  *   COMMAND_ENV         optional: JSON object of per-command variables
  *   RUNPOOL_OUTPUT_MAX  optional: stdout/stderr cap in bytes each
  *   RUNPOOL_DEFAULT_CWD optional: working directory of a new session
+ *   RUNPOOL_REQUEST_REF instead of COMMAND / COMMAND_ENV: the state-store
+ *                       key of a request document holding both
+ *
+ * A job environment has limits (Cloud Run: 32 KiB a value), a request
+ * does not: a backend that cannot pass the command or COMMAND_ENV inline
+ * writes executions/{execution_id}/request.json (rp_jobenv_request_json,
+ * create-only) and replaces both variables by RUNPOOL_REQUEST_REF
+ * (rp_jobenv_use_request_ref). Nothing is ever truncated. The executor
+ * reads the document from its store (rp_jobenv_load_request).
  *
  * An optional variable set to "" counts as absent (a Cloud Run override
  * can blank a variable of the job definition but not remove it).
@@ -27,6 +36,10 @@
 
 /* COMMAND_ENV is at most this many bytes (it came from one request). */
 #define RP_JOBENV_COMMAND_ENV_MAX RP_REQUEST_MAX
+#define RP_JOBENV_REQUEST_REF "RUNPOOL_REQUEST_REF"
+/* A request document: a command (JSON-escaped, up to 6 bytes a byte) plus
+ * a COMMAND_ENV, with room to spare. */
+#define RP_JOBENV_REQUEST_DOC_MAX (4 * 1024 * 1024)
 
 typedef struct rp_jobspec {
     char execution_id[RP_ID_MAX + 1];
@@ -37,6 +50,9 @@ typedef struct rp_jobspec {
     char *state_url;      /* owned */
     size_t output_max;    /* 0 = RP_OUTPUT_MAX_DEFAULT */
     char *default_cwd;    /* owned; NULL = executor's choice */
+    /* parse only: the command travels by reference (RUNPOOL_REQUEST_REF);
+     * command is NULL until rp_jobenv_load_request. Owned. */
+    char *request_ref;
 } rp_jobspec_t;
 
 /* Append the contract variables for spec to out (name/value copied; spec
@@ -52,10 +68,35 @@ rp_err_t rp_jobenv_build(const rp_jobspec_t *spec, rp_env_t *out,
  * on success or failure). RP_ERR_INVALID (RP_ERR_TOO_LARGE for an
  * over-long value) naming the variable when one is missing or malformed;
  * even then execution_id / session_id are filled when they were valid, so
- * the executor can still record an "error" result for the worker. */
+ * the executor can still record an "error" result for the worker.
+ * When COMMAND is absent and RUNPOOL_REQUEST_REF is set (it must name
+ * this execution's request.json, and COMMAND_ENV must then be absent),
+ * spec->request_ref is set and spec->command stays NULL: the caller loads
+ * the document (rp_jobenv_load_request). */
 rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
                          void *opaque, rp_jobspec_t *spec, char *errstr,
                          size_t errstr_size);
+
+/* "executions/{execution_id}/request.json" into out, or "" when the id is
+ * not valid or out is too small (RP_STATE_KEY_MAX + 1 always fits). */
+void rp_jobenv_request_key(const char *execution_id, char *out,
+                           size_t out_size);
+
+/* The request document for spec: {"command": ..., "env": {...}}. *out is
+ * malloc'd, caller frees. spec borrowed. RP_ERR_NOMEM only. */
+rp_err_t rp_jobenv_request_json(const rp_jobspec_t *spec, char **out,
+                                char *errstr, size_t errstr_size);
+
+/* In env (as rp_jobenv_build made it for execution_id), replace COMMAND
+ * and COMMAND_ENV by RUNPOOL_REQUEST_REF=rp_jobenv_request_key(id). */
+rp_err_t rp_jobenv_use_request_ref(rp_env_t *env, const char *execution_id,
+                                   char *errstr, size_t errstr_size);
+
+/* Fill spec->command and spec->env from a request document (json, len
+ * bytes, borrowed), checked with the rules of COMMAND and COMMAND_ENV.
+ * RP_ERR_INVALID / RP_ERR_TOO_LARGE naming RUNPOOL_REQUEST_REF. */
+rp_err_t rp_jobenv_load_request(rp_jobspec_t *spec, const char *json,
+                                size_t len, char *errstr, size_t errstr_size);
 
 /* Free what spec owns and zero it; accepts NULL. */
 void rp_jobspec_clear(rp_jobspec_t *spec);

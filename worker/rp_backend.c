@@ -9,6 +9,7 @@ static const struct {
                      char *errstr, size_t errstr_size);
 } rp_backends[] = {
     {"local", rp_backend_local_init},
+    {"cloudrun", rp_backend_cloudrun_init},
 };
 
 rp_err_t rp_backend_new(const char *name, const rp_backend_conf_t *conf,
@@ -34,7 +35,7 @@ rp_err_t rp_backend_new(const char *name, const rp_backend_conf_t *conf,
         return RP_OK;
     }
     return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                   "unknown backend '%s' (available: local)", name);
+                   "unknown backend '%s' (available: local, cloudrun)", name);
 }
 
 rp_err_t rp_backend_start(rp_backend_t *be, const rp_jobspec_t *spec,

@@ -8,7 +8,8 @@
  *
  *   local     runpool-executor as a child process of the worker, with the
  *             environment a job container would get (rp_backend_local.c)
- *   cloudrun  Cloud Run Jobs (next issue), same interface
+ *   cloudrun  Cloud Run Jobs over the Admin API v2 (rp_backend_cloudrun.c,
+ *             docs/cloudrun.md)
  *
  * Lifecycle of one run (all calls from the worker's main thread, except the
  * done callback, which comes from a backend thread):
@@ -32,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "rp_auth.h"
 #include "rp_err.h"
 #include "rp_jobenv.h"
 
@@ -78,10 +80,23 @@ typedef struct rp_backend_conf {
     const char *executor_path; /* local: runpool-executor to spawn */
     const char *workdir;       /* local: sessions start in workdir/{session} */
     int kill_grace_ms;         /* local: SIGTERM -> SIGKILL on cancel */
+    /* cloudrun: its settings (GCP_*, SANDBOX_*, RUNPOOL_CLOUD_RUN_*) are
+     * read through lookup, getenv-like; NULL = getenv. Borrowed for the
+     * call to rp_backend_new. */
+    const char *(*lookup)(const char *name, void *opaque);
+    void *lookup_opaque;
+    /* cloudrun: the state store the executors use (the worker's); NULL =
+     * gs://SANDBOX_STATE_BUCKET, else the first execution's. Borrowed. */
+    const char *state_url;
+    /* cloudrun: credentials for the Admin API, borrowed for the backend's
+     * life; NULL = its own (none for RUNPOOL_CLOUD_RUN_ENDPOINT, else
+     * rp_auth_new_from_env). */
+    rp_auth_t *cloudrun_auth;
 } rp_backend_conf_t;
 
-/* Create the backend named `name` ("local"). done_cb/opaque borrowed for
- * the backend's life. Caller frees with rp_backend_destroy. */
+/* Create the backend named `name` ("local", "cloudrun"). done_cb/opaque
+ * borrowed for the backend's life. Caller frees with rp_backend_destroy.
+ * Main thread. */
 rp_err_t rp_backend_new(const char *name, const rp_backend_conf_t *conf,
                         rp_backend_done_cb *done_cb, void *opaque,
                         rp_backend_t **out, char *errstr, size_t errstr_size);
@@ -106,5 +121,8 @@ void rp_backend_destroy(rp_backend_t *be);
 /* Backend constructors, one per implementation file. */
 rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
                                char *errstr, size_t errstr_size);
+rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
+                                  const rp_backend_conf_t *conf, char *errstr,
+                                  size_t errstr_size);
 
 #endif

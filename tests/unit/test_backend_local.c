@@ -76,11 +76,17 @@ static const char *const script_text =
     "env > \"$dir/env.$EXECUTION_ID\"\n"
     "set -- $(cat /proc/$$/stat | sed 's/^.*) //')\n"
     "echo \"$3\" > \"$dir/pgid.$EXECUTION_ID\"\n"
+    /* Traps are set before the pid file appears: the test cancels as soon
+     * as it sees the pid, and must find the trap in place. */
+    "case \"$COMMAND\" in\n"
+    "  sleep) sleep 30 & trap 'kill $!; exit 143' TERM ;;\n"
+    "  stubborn) trap '' TERM ;;\n"
+    "esac\n"
     "echo $$ > \"$dir/pid.$EXECUTION_ID\"\n"
     "case \"$COMMAND\" in\n"
     "  exit*) exit ${COMMAND#exit } ;;\n"
-    "  sleep) sleep 30 & trap 'kill $!; exit 143' TERM; wait; exit 0 ;;\n"
-    "  stubborn) trap '' TERM; while :; do sleep 1; done ;;\n"
+    "  sleep) wait; exit 0 ;;\n"
+    "  stubborn) while :; do sleep 1; done ;;\n"
     "esac\n";
 
 static int rm_entry(const char *path, const struct stat *sb, int flag,

@@ -1,0 +1,1625 @@
+/* The cloudrun backend: each execution is a Cloud Run Jobs execution of
+ * the runpool-executor image, driven over the Admin API v2 REST
+ * (docs/cloudrun.md; API pieces in rp_cloudrun.c).
+ *
+ * No thread per execution, and the worker's main thread never waits:
+ * start/cancel/detach only change a run's flags and its place in a timer
+ * queue (a min-heap on "next step due at"); a fixed pool of threads takes
+ * due runs and performs one step each (an API call or two, a state-store
+ * read or write), then puts the run back with its next due time — polls
+ * back off from poll_min to poll_max. Every API call first takes a token
+ * from one bucket, so a burst of requests cannot exhaust the project's
+ * quota; 429/5xx/timeouts back off with jitter and retry.
+ *
+ * jobs.run is not idempotent, so a run is claimed durably first:
+ * executions/{id}/attempt.json, create-only (or compare-and-swap to
+ * re-claim), then jobs.run, then the execution's name is written into it.
+ * A start() that finds a record re-attaches: to the named execution, or —
+ * a claim without a name (crash or lost reply between claim and answer) —
+ * to the execution whose EXECUTION_ID variable is this one's, found with
+ * executions.list; only when none exists once any jobs.run that may still
+ * be in flight has landed (settle_ms, or our own call got an answer) is it
+ * run again. A retry after a lost reply/429/5xx goes the same way.
+ */
+#include "rp_backend.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rp_auth.h"
+#include "rp_buf.h"
+#include "rp_cloudrun.h"
+#include "rp_http.h"
+#include "rp_log.h"
+#include "rp_state.h"
+#include "rp_time.h"
+
+#define RP_CLOUDRUN_RUNS_MAX 1000000      /* runs held at once */
+#define RP_CLOUDRUN_RESPONSE_MAX (16 * 1024 * 1024) /* one API reply */
+#define RP_CLOUDRUN_LIST_PAGE 50          /* executions per list page */
+#define RP_CLOUDRUN_LIST_PAGES_MAX 40     /* > the 1000 a job keeps */
+#define RP_CLOUDRUN_PAGE_TOKEN_MAX 2048
+#define RP_CLOUDRUN_JOB_WAIT_MS 250       /* runs waiting for the shared job */
+#define RP_CLOUDRUN_JOB_POLL_MS 200       /* first look at a job being made */
+#define RP_CLOUDRUN_JOB_FAIL_HOLD_MS 30000 /* a failed job is not retried sooner */
+#define RP_CLOUDRUN_JOB_404_MAX 2         /* job vanished under jobs.run */
+#define RP_CLOUDRUN_CANCEL_WAIT_MS 120000 /* after executions.cancel, at most */
+#define RP_CLOUDRUN_SKEW_MS (10 * 60 * 1000) /* clocks of two owners */
+#define RP_CLOUDRUN_DELETE_TRIES 5
+#define RP_CLOUDRUN_NEW_404_MS 10000 /* a 404 this soon after jobs.run: lag */
+#define RP_CLOUDRUN_ES_MAX 512
+#define RP_CLOUDRUN_DONE (-1)
+
+typedef enum rp_cloudrun_phase {
+    RP_CR_PREPARE, /* open the store; write request.json when needed */
+    RP_CR_ATTEMPT, /* read or create attempt.json; decide */
+    RP_CR_JOB,     /* a ready job to run on */
+    RP_CR_CLAIM,   /* (re)claim attempt.json, jobs.run, record the name */
+    RP_CR_FIND,    /* claim without a name: look for the execution */
+    RP_CR_POLL,    /* watch the execution (cancel it when asked) */
+    RP_CR_DELETE,  /* per-execution: delete the job, then report */
+} rp_cloudrun_phase_t;
+
+/* Shared template job (template mode). */
+typedef enum rp_cloudrun_tjob {
+    RP_CR_TJOB_NONE,
+    RP_CR_TJOB_CREATING,
+    RP_CR_TJOB_READY,
+    RP_CR_TJOB_FAILED,
+} rp_cloudrun_tjob_t;
+
+struct rp_backend_run {
+    /* Under cr->lock. */
+    rp_backend_run_t *prev, *next; /* every unreported run */
+    size_t heap_idx;
+    bool queued;   /* in the heap */
+    bool busy;     /* a pool thread runs its step */
+    bool kick;     /* flags changed during the step: step again at once */
+    int64_t due_ms;
+    bool cancel_req, detach_req;
+    bool reported, released;
+
+    /* Only the thread holding the run (busy) touches what follows. */
+    void *job;
+    char eid[RP_ID_MAX + 1];
+    char sid[RP_ID_MAX + 1];
+    int timeout_s;
+    rp_env_t env;      /* the contract, as sent to the job */
+    char *request_doc; /* non-NULL: write request.json first */
+    rp_cloudrun_phase_t phase;
+    char job_id[RP_CLOUDRUN_JOB_ID_MAX + 1]; /* per-execution mode */
+    char job_name[RP_CLOUDRUN_NAME_MAX];     /* job to run on */
+    char exec_name[RP_CLOUDRUN_NAME_MAX];    /* "" until known */
+    rp_cloudrun_attempt_t att;
+    uint64_t att_version;      /* of the record as last read/written */
+    uint64_t my_claim_version; /* what our own last claim wrote */
+    bool claim_fresh;          /* claimed, no jobs.run sent since */
+    bool run_answered;         /* our last jobs.run got an HTTP answer */
+    bool job_create_sent, job_mine, tjob_creator;
+    bool cancel_sent, self_cancel;
+    bool seen;                 /* executions.get has answered 200 */
+    int64_t cancel_sent_ms, self_cancel_at_ms, poll_since_ms;
+    int poll_ms, job_poll_ms;
+    int retries;
+    int64_t retry_since_ms;
+    int job_404s, delete_tries;
+    bool have_done;
+    rp_backend_done_t done;
+};
+
+typedef struct rp_cloudrun {
+    rp_cloudrun_conf_t conf;
+    char parent[RP_CLOUDRUN_NAME_MAX];
+    char worker[RP_WORKER_NAME_MAX];
+    rp_auth_t *auth;     /* borrowed or own_auth */
+    rp_auth_t *own_auth;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC; always broadcast */
+    pthread_t *threads;
+    int nthreads;
+    bool stopping;
+    rp_backend_run_t **heap;
+    size_t heap_n, heap_cap;
+    rp_backend_run_t *runs; /* every unreported run */
+    size_t nruns;
+    double tokens;          /* token bucket */
+    int64_t tokens_ms;
+
+    /* State store: the URL is fixed by the first of conf / first start(). */
+    char *state_url;        /* under lock until set, then read-only */
+    pthread_mutex_t state_lock;
+    rp_state_t *state;
+
+    /* Template mode; under lock. */
+    char tjob_id[RP_CLOUDRUN_JOB_ID_MAX + 1];
+    char tjob_name[RP_CLOUDRUN_NAME_MAX];
+    rp_env_t tjob_env;
+    rp_cloudrun_tjob_t tjob_state;
+    rp_backend_run_t *tjob_creator;
+    int64_t tjob_failed_ms;
+    rp_err_t tjob_err;
+    char tjob_error[RP_BACKEND_DETAIL_MAX];
+} rp_cloudrun_t;
+
+/* snprintf, cutting long messages quietly: Google's messages and our
+ * names are bounded, but not so that every sum fits a detail line. */
+static void rp_cloudrun_msg(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void rp_cloudrun_msg(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timer queue (a binary min-heap on due_ms; called with cr->lock)     */
+
+static bool rp_cloudrun_heap_less(rp_cloudrun_t *cr, size_t a, size_t b)
+{
+    return cr->heap[a]->due_ms < cr->heap[b]->due_ms;
+}
+
+static void rp_cloudrun_heap_swap(rp_cloudrun_t *cr, size_t a, size_t b)
+{
+    rp_backend_run_t *t = cr->heap[a];
+
+    cr->heap[a] = cr->heap[b];
+    cr->heap[b] = t;
+    cr->heap[a]->heap_idx = a;
+    cr->heap[b]->heap_idx = b;
+}
+
+static void rp_cloudrun_heap_fix(rp_cloudrun_t *cr, size_t i)
+{
+    while (i > 0 && rp_cloudrun_heap_less(cr, i, (i - 1) / 2)) {
+        rp_cloudrun_heap_swap(cr, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+
+        if (l < cr->heap_n && rp_cloudrun_heap_less(cr, l, m))
+            m = l;
+        if (r < cr->heap_n && rp_cloudrun_heap_less(cr, r, m))
+            m = r;
+        if (m == i)
+            break;
+        rp_cloudrun_heap_swap(cr, i, m);
+        i = m;
+    }
+}
+
+static rp_err_t rp_cloudrun_heap_push(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    if (cr->heap_n == cr->heap_cap) {
+        size_t cap = cr->heap_cap ? cr->heap_cap * 2 : 64;
+        rp_backend_run_t **h = realloc(cr->heap, cap * sizeof(*h));
+
+        if (!h)
+            return RP_ERR_NOMEM;
+        cr->heap = h;
+        cr->heap_cap = cap;
+    }
+    run->heap_idx = cr->heap_n;
+    cr->heap[cr->heap_n++] = run;
+    run->queued = true;
+    rp_cloudrun_heap_fix(cr, run->heap_idx);
+    return RP_OK;
+}
+
+static void rp_cloudrun_heap_remove(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    size_t i = run->heap_idx;
+
+    if (!run->queued)
+        return;
+    run->queued = false;
+    if (i != --cr->heap_n) {
+        cr->heap[i] = cr->heap[cr->heap_n];
+        cr->heap[i]->heap_idx = i;
+        rp_cloudrun_heap_fix(cr, i);
+    }
+}
+
+/* Wait on cr->cond until the monotonic deadline (ms) or a broadcast. */
+static void rp_cloudrun_wait_until(rp_cloudrun_t *cr, int64_t until_ms)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(until_ms / 1000);
+    ts.tv_nsec = (long)(until_ms % 1000) * 1000000L;
+    pthread_cond_timedwait(&cr->cond, &cr->lock, &ts);
+}
+
+/* ------------------------------------------------------------------ */
+/* API calls                                                           */
+
+typedef enum rp_cloudrun_rc {
+    RP_CR_OK,    /* 2xx */
+    RP_CR_RETRY, /* 429, 5xx, timeout, no connection: back off, retry */
+    RP_CR_FAIL,  /* any other answer: Google's message in msg */
+    RP_CR_STOP,  /* the backend is closing */
+} rp_cloudrun_rc_t;
+
+typedef struct rp_cloudrun_call {
+    long status; /* 0: no HTTP answer */
+    rp_http_resp_t resp;
+    char msg[RP_BACKEND_DETAIL_MAX];
+} rp_cloudrun_call_t;
+
+/* Take one token; waits (interruptibly) for it. false when closing. */
+static bool rp_cloudrun_rate_wait(rp_cloudrun_t *cr)
+{
+    int64_t now, until;
+    bool ok;
+
+    pthread_mutex_lock(&cr->lock);
+    now = rp_time_mono_ms();
+    cr->tokens += (double)(now - cr->tokens_ms) * cr->conf.max_rps / 1000.0;
+    if (cr->tokens > cr->conf.burst)
+        cr->tokens = cr->conf.burst;
+    cr->tokens_ms = now;
+    /* Reserve the token now, even into debt: callers queue fairly. */
+    cr->tokens -= 1.0;
+    until = now;
+    if (cr->tokens < 0)
+        until += (int64_t)(-cr->tokens * 1000.0 / cr->conf.max_rps) + 1;
+    while (!cr->stopping && rp_time_mono_ms() < until)
+        rp_cloudrun_wait_until(cr, until);
+    ok = !cr->stopping;
+    pthread_mutex_unlock(&cr->lock);
+    return ok;
+}
+
+static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
+                                        const char *method, const char *url,
+                                        const char *body,
+                                        rp_cloudrun_call_t *call)
+{
+    char auth[RP_AUTH_TOKEN_MAX + 32], es[RP_CLOUDRUN_ES_MAX];
+    char gmsg[RP_BACKEND_DETAIL_MAX];
+    const char *hdrs[2];
+    size_t nh = 0;
+    rp_http_req_t req;
+    rp_err_t err;
+
+    rp_http_resp_clear(&call->resp);
+    call->status = 0;
+    call->msg[0] = '\0';
+    if (!rp_cloudrun_rate_wait(cr))
+        return RP_CR_STOP;
+    if ((err = rp_auth_header(cr->auth, auth, sizeof(auth), es, sizeof(es)))) {
+        rp_cloudrun_msg(call->msg, sizeof(call->msg), "%s: credentials: %s", what, es);
+        return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
+    }
+    if (auth[0])
+        hdrs[nh++] = auth;
+    if (body)
+        hdrs[nh++] = "Content-Type: application/json";
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.url = url;
+    req.headers = hdrs;
+    req.n_headers = nh;
+    req.body = body;
+    req.body_len = body ? strlen(body) : 0;
+    req.timeout_ms = cr->conf.http_timeout_ms;
+    req.response_max = RP_CLOUDRUN_RESPONSE_MAX;
+    err = rp_http_request(&req, &call->resp, es, sizeof(es));
+    explicit_bzero(auth, sizeof(auth));
+    if (err) {
+        rp_cloudrun_msg(call->msg, sizeof(call->msg), "Cloud Run %s: %s", what, es);
+        return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
+    }
+    call->status = call->resp.status;
+    if (call->status >= 200 && call->status < 300)
+        return RP_CR_OK;
+    rp_cloudrun_error_message(call->status, call->resp.body.data,
+                              call->resp.body.len, gmsg, sizeof(gmsg));
+    rp_cloudrun_msg(call->msg, sizeof(call->msg), "Cloud Run %s: %s", what, gmsg);
+    return rp_http_status_retriable(call->status) ? RP_CR_RETRY : RP_CR_FAIL;
+}
+
+/* The error a definitive API refusal becomes in done.err. */
+static rp_err_t rp_cloudrun_status_err(long status)
+{
+    switch (status) {
+    case 401:
+    case 403: return RP_ERR_PERMISSION;
+    case 404: return RP_ERR_NOT_FOUND;
+    case 409: return RP_ERR_CONFLICT;
+    case 400:
+    case 412: return RP_ERR_INVALID;
+    case 0: return RP_ERR_UNAVAILABLE;
+    default: return RP_ERR_PROTOCOL;
+    }
+}
+
+/* "{endpoint}/v2/{name}{suffix}"; false when it does not fit. */
+static bool rp_cloudrun_url(const rp_cloudrun_t *cr, char *out, size_t size,
+                            const char *name, const char *suffix)
+{
+    int n = snprintf(out, size, "%s/v2/%s%s", cr->conf.endpoint, name, suffix);
+
+    return n > 0 && (size_t)n < size;
+}
+
+/* ------------------------------------------------------------------ */
+/* Step helpers                                                        */
+
+static void rp_cloudrun_set_done(rp_backend_run_t *run, rp_err_t err,
+                                 bool cancelled, int exit_code,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void rp_cloudrun_set_done(rp_backend_run_t *run, rp_err_t err,
+                                 bool cancelled, int exit_code,
+                                 const char *fmt, ...)
+{
+    va_list ap;
+
+    memset(&run->done, 0, sizeof(run->done));
+    run->done.err = err;
+    run->done.cancelled = cancelled;
+    run->done.exit_code = exit_code;
+    va_start(ap, fmt);
+    vsnprintf(run->done.detail, sizeof(run->done.detail), fmt, ap);
+    va_end(ap);
+    run->have_done = true;
+}
+
+/* The outcome is set: report it, after deleting our own job. */
+static int64_t rp_cloudrun_end(rp_backend_run_t *run)
+{
+    if (run->job_mine && run->phase != RP_CR_DELETE) {
+        run->phase = RP_CR_DELETE;
+        return 0;
+    }
+    return RP_CLOUDRUN_DONE;
+}
+
+static int64_t rp_cloudrun_fail(rp_backend_run_t *run, rp_err_t err,
+                                const char *msg)
+{
+    rp_cloudrun_set_done(run, err ? err : RP_ERR_INTERNAL, false, -1, "%s",
+                         msg);
+    return rp_cloudrun_end(run);
+}
+
+static void rp_cloudrun_ok(rp_backend_run_t *run)
+{
+    run->retries = 0;
+    run->retry_since_ms = 0;
+}
+
+/* A retriable failure: the delay before trying again, or the end once
+ * retry_max_s has passed without success. */
+static int64_t rp_cloudrun_backoff(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                   const char *msg)
+{
+    int64_t now = rp_time_mono_ms();
+
+    if (!run->retry_since_ms)
+        run->retry_since_ms = now;
+    if (now - run->retry_since_ms > (int64_t)cr->conf.retry_max_s * 1000) {
+        rp_cloudrun_set_done(run, RP_ERR_UNAVAILABLE, false, -1,
+                             "gave up after %d s of retries: %s",
+                             cr->conf.retry_max_s, msg);
+        return rp_cloudrun_end(run);
+    }
+    run->retries++;
+    rp_log(run->retries == 1 ? RP_LOG_INFO : RP_LOG_DEBUG, "cloudrun_retry",
+           run->eid, run->sid, "attempt %d: %s", run->retries, msg);
+    return rp_http_retry_delay_ms(run->retries, cr->conf.retry_base_ms,
+                                  cr->conf.retry_cap_ms);
+}
+
+static int64_t rp_cloudrun_call_failed(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                       rp_cloudrun_rc_t rc,
+                                       const rp_cloudrun_call_t *call)
+{
+    if (rc == RP_CR_STOP)
+        return 0; /* the thread is leaving; close() reports the run */
+    if (rc == RP_CR_RETRY)
+        return rp_cloudrun_backoff(cr, run, call->msg);
+    return rp_cloudrun_fail(run, rp_cloudrun_status_err(call->status),
+                            call->msg);
+}
+
+/* The store, opened on first use (a pool thread: never the main one). */
+static rp_state_t *rp_cloudrun_state(rp_cloudrun_t *cr, char *es, size_t n)
+{
+    rp_state_t *st;
+
+    pthread_mutex_lock(&cr->state_lock);
+    if (!cr->state && rp_state_open(cr->state_url, &cr->state, es, n) != RP_OK)
+        cr->state = NULL;
+    st = cr->state;
+    pthread_mutex_unlock(&cr->state_lock);
+    return st;
+}
+
+static void rp_cloudrun_arm_poll(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    run->phase = RP_CR_POLL;
+    run->poll_ms = cr->conf.poll_min_ms;
+    run->seen = false;
+    run->poll_since_ms = rp_time_mono_ms();
+    /* Cloud Run ends the task at its timeout; if it has not, we do. */
+    run->self_cancel_at_ms =
+        rp_time_mono_ms() + ((int64_t)run->timeout_s +
+                             cr->conf.timeout_margin_s +
+                             cr->conf.cancel_after_s) * 1000;
+}
+
+/* Write run->att under if_version; RP_OK sets the versions. */
+static rp_err_t rp_cloudrun_put_attempt(rp_cloudrun_t *cr,
+                                        rp_backend_run_t *run, rp_state_t *st,
+                                        uint64_t if_version, char *es,
+                                        size_t n)
+{
+    char key[RP_STATE_KEY_MAX + 1], *json;
+    uint64_t ver = 0;
+    rp_err_t err;
+
+    rp_cloudrun_attempt_key(run->eid, key, sizeof(key));
+    rp_cloudrun_msg(run->att.worker, sizeof(run->att.worker), "%s", cr->worker);
+    if (!(json = rp_cloudrun_attempt_json(&run->att)))
+        return rp_errf(es, n, RP_ERR_NOMEM, "out of memory");
+    err = rp_state_put(st, key, json, strlen(json), if_version, &ver, es, n);
+    free(json);
+    if (err == RP_OK)
+        run->att_version = run->my_claim_version = ver;
+    return err;
+}
+
+/* Best effort: the execution's name into the attempt record, so a new
+ * owner polls it directly (without it, executions.list finds it). */
+static void rp_cloudrun_record_name(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    char es[RP_CLOUDRUN_ES_MAX];
+    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
+    rp_err_t err;
+
+    rp_cloudrun_msg(run->att.execution, sizeof(run->att.execution), "%s",
+             run->exec_name);
+    err = st ? rp_cloudrun_put_attempt(cr, run, st, run->att_version, es,
+                                       sizeof(es))
+             : RP_ERR_IO;
+    if (err)
+        rp_log(RP_LOG_WARN, "cloudrun_attempt_update_failed", run->eid,
+               run->sid, "recording %s: %s", run->exec_name, es);
+}
+
+/* ------------------------------------------------------------------ */
+/* Steps                                                               */
+
+static int64_t rp_cloudrun_step_prepare(rp_cloudrun_t *cr,
+                                        rp_backend_run_t *run)
+{
+    char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1];
+    char msg[RP_BACKEND_DETAIL_MAX];
+    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
+    rp_err_t err;
+
+    if (!st) {
+        rp_cloudrun_msg(msg, sizeof(msg), "state store: %s", es);
+        return rp_cloudrun_fail(run, RP_ERR_INVALID, msg);
+    }
+    if (run->request_doc) {
+        rp_jobenv_request_key(run->eid, key, sizeof(key));
+        err = rp_state_put(st, key, run->request_doc, strlen(run->request_doc),
+                           0, NULL, es, sizeof(es));
+        /* EXISTS: an earlier attempt of this execution wrote it. */
+        if (err && err != RP_ERR_EXISTS) {
+            rp_cloudrun_msg(msg, sizeof(msg), "writing %s: %s", key, es);
+            if (rp_err_retriable(err))
+                return rp_cloudrun_backoff(cr, run, msg);
+            return rp_cloudrun_fail(run, err, msg);
+        }
+        free(run->request_doc);
+        run->request_doc = NULL;
+        rp_cloudrun_ok(run);
+    }
+    run->phase = RP_CR_ATTEMPT;
+    return 0;
+}
+
+static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
+                                        rp_backend_run_t *run)
+{
+    char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1];
+    char msg[RP_BACKEND_DETAIL_MAX];
+    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
+    uint64_t ver = 0;
+    int64_t ret = 0;
+    rp_buf_t buf;
+    rp_err_t err;
+
+    if (!st)
+        return rp_cloudrun_fail(run, RP_ERR_INVALID, es);
+    rp_cloudrun_attempt_key(run->eid, key, sizeof(key));
+    rp_buf_init(&buf, RP_CLOUDRUN_ATTEMPT_MAX);
+    err = rp_state_get(st, key, &buf, &ver, es, sizeof(es));
+    if (err == RP_ERR_NOT_FOUND) {
+        /* First claim: the create-only write is the claim itself. */
+        memset(&run->att, 0, sizeof(run->att));
+        memcpy(run->att.execution_id, run->eid, sizeof(run->att.execution_id));
+        memcpy(run->att.job, run->job_name, sizeof(run->att.job));
+        run->att.created_ms = run->att.run_at_ms = rp_time_wall_ms();
+        err = rp_cloudrun_put_attempt(cr, run, st, 0, es, sizeof(es));
+        if (err == RP_ERR_EXISTS)
+            goto out; /* someone else claimed just now: read theirs */
+        if (err)
+            goto fail;
+        run->claim_fresh = true;
+        run->run_answered = false;
+        run->phase = RP_CR_JOB;
+        rp_cloudrun_ok(run);
+        goto out;
+    }
+    if (err)
+        goto fail;
+    rp_cloudrun_ok(run);
+    if (rp_cloudrun_attempt_parse(buf.data, buf.len, &run->att, es,
+                                  sizeof(es)) ||
+        strcmp(run->att.execution_id, run->eid)) {
+        rp_cloudrun_msg(msg, sizeof(msg), "%s is unreadable; not running the "
+                 "execution blind", key);
+        ret = rp_cloudrun_fail(run, RP_ERR_PROTOCOL, msg);
+        goto out;
+    }
+    run->att_version = ver;
+    /* Per-execution: the job is this execution's (its name comes from the
+     * id): whoever sees the execution end deletes it. */
+    if (cr->conf.mode == RP_CLOUDRUN_MODE_PER_EXECUTION &&
+        !strcmp(run->att.job, run->job_name))
+        run->job_mine = true;
+    if (run->att.execution[0]) {
+        memcpy(run->exec_name, run->att.execution, sizeof(run->exec_name));
+        rp_log(RP_LOG_INFO, "cloudrun_reattach", run->eid, run->sid,
+               "re-attaching to %s", run->exec_name);
+        rp_cloudrun_arm_poll(cr, run);
+    } else {
+        rp_log(RP_LOG_INFO, "cloudrun_claim_found", run->eid, run->sid,
+               "claimed before (by %s) without an execution name: looking "
+               "for it",
+               run->att.worker[0] ? run->att.worker : "?");
+        run->phase = RP_CR_FIND;
+    }
+    goto out;
+fail:
+    rp_cloudrun_msg(msg, sizeof(msg), "%s: %s", key, es);
+    ret = rp_err_retriable(err) ? rp_cloudrun_backoff(cr, run, msg)
+                                : rp_cloudrun_fail(run, err, msg);
+out:
+    rp_buf_free(&buf);
+    return ret;
+}
+
+/* Template mode: the shared job; one run creates it, the others wait. */
+static int64_t rp_cloudrun_step_tjob(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    char url[RP_HTTP_URL_MAX], msg[RP_BACKEND_DETAIL_MAX], *body = NULL;
+    rp_cloudrun_call_t call;
+    rp_cloudrun_rc_t rc;
+    rp_cloudrun_job_t job;
+    char es[RP_CLOUDRUN_ES_MAX];
+    int64_t ret = 0;
+    rp_err_t err;
+
+    pthread_mutex_lock(&cr->lock);
+    if (cr->tjob_state == RP_CR_TJOB_FAILED &&
+        rp_time_mono_ms() - cr->tjob_failed_ms >= RP_CLOUDRUN_JOB_FAIL_HOLD_MS)
+        cr->tjob_state = RP_CR_TJOB_NONE;
+    switch (cr->tjob_state) {
+    case RP_CR_TJOB_READY:
+        pthread_mutex_unlock(&cr->lock);
+        run->phase = RP_CR_CLAIM;
+        return 0;
+    case RP_CR_TJOB_FAILED:
+        err = cr->tjob_err;
+        rp_cloudrun_msg(msg, sizeof(msg), "%s", cr->tjob_error);
+        pthread_mutex_unlock(&cr->lock);
+        return rp_cloudrun_fail(run, err, msg);
+    case RP_CR_TJOB_CREATING:
+        if (cr->tjob_creator != run) {
+            pthread_mutex_unlock(&cr->lock);
+            return RP_CLOUDRUN_JOB_WAIT_MS;
+        }
+        break;
+    case RP_CR_TJOB_NONE:
+        cr->tjob_state = RP_CR_TJOB_CREATING;
+        cr->tjob_creator = run;
+        run->tjob_creator = true;
+        run->job_create_sent = false;
+        run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
+        break;
+    }
+    pthread_mutex_unlock(&cr->lock);
+
+    memset(&call, 0, sizeof(call));
+    if (!run->job_create_sent) {
+        char query[RP_CLOUDRUN_JOB_ID_MAX + 16];
+
+        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", cr->tjob_id);
+        if (!(body = rp_cloudrun_job_body(&cr->conf, &cr->tjob_env,
+                                          cr->conf.job_timeout_s)) ||
+            !rp_cloudrun_url(cr, url, sizeof(url), cr->parent, query)) {
+            err = RP_ERR_NOMEM;
+            rp_cloudrun_msg(msg, sizeof(msg), "building jobs.create: out of memory");
+            goto failed;
+        }
+        rc = rp_cloudrun_api(cr, "jobs.create", "POST", url, body, &call);
+        if (rc == RP_CR_OK || (rc == RP_CR_FAIL && call.status == 409)) {
+            /* 409: made by another worker or an earlier life: use it. */
+            rp_log(RP_LOG_INFO, "cloudrun_job_create", run->eid, run->sid,
+                   "job %s %s", cr->tjob_name,
+                   rc == RP_CR_OK ? "created" : "exists already");
+            run->job_create_sent = true;
+            rp_cloudrun_ok(run);
+            ret = rc == RP_CR_OK ? run->job_poll_ms : 0;
+            goto out;
+        }
+        if (rc != RP_CR_FAIL) {
+            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+            goto out;
+        }
+        err = rp_cloudrun_status_err(call.status);
+        rp_cloudrun_msg(msg, sizeof(msg), "%s", call.msg);
+        goto failed;
+    }
+    if (!rp_cloudrun_url(cr, url, sizeof(url), cr->tjob_name, "")) {
+        err = RP_ERR_INVALID;
+        rp_cloudrun_msg(msg, sizeof(msg), "job name too long");
+        goto failed;
+    }
+    rc = rp_cloudrun_api(cr, "jobs.get", "GET", url, NULL, &call);
+    if (rc == RP_CR_FAIL && call.status == 404) {
+        run->job_create_sent = false; /* deleted meanwhile: make it again */
+        goto out;
+    }
+    if (rc == RP_CR_RETRY || rc == RP_CR_STOP) {
+        ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+        goto out;
+    }
+    if (rc == RP_CR_FAIL) {
+        err = rp_cloudrun_status_err(call.status);
+        rp_cloudrun_msg(msg, sizeof(msg), "%s", call.msg);
+        goto failed;
+    }
+    rp_cloudrun_ok(run);
+    if (rp_cloudrun_parse_job(call.resp.body.data, call.resp.body.len, &job,
+                              es, sizeof(es))) {
+        err = RP_ERR_PROTOCOL;
+        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run jobs.get %s: %s", cr->tjob_name,
+                 es);
+        goto failed;
+    }
+    if (job.state == RP_CLOUDRUN_JOB_RECONCILING) {
+        ret = run->job_poll_ms;
+        run->job_poll_ms = run->job_poll_ms * 2 > cr->conf.poll_max_ms
+                               ? cr->conf.poll_max_ms
+                               : run->job_poll_ms * 2;
+        goto out;
+    }
+    if (job.state == RP_CLOUDRUN_JOB_FAILED) {
+        err = RP_ERR_INVALID;
+        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s is not ready: %s",
+                 cr->tjob_name, job.message);
+        goto failed;
+    }
+    if (strcmp(job.image, cr->conf.image)) {
+        /* The name is a hash of our shape: someone else's job. */
+        err = RP_ERR_CONFLICT;
+        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s exists with image %s, "
+                 "not %s", cr->tjob_name, job.image, cr->conf.image);
+        goto failed;
+    }
+    pthread_mutex_lock(&cr->lock);
+    cr->tjob_state = RP_CR_TJOB_READY;
+    cr->tjob_creator = NULL;
+    pthread_mutex_unlock(&cr->lock);
+    run->tjob_creator = false;
+    rp_log(RP_LOG_INFO, "cloudrun_job_ready", run->eid, run->sid,
+           "job %s is ready", cr->tjob_name);
+    run->phase = RP_CR_CLAIM;
+    goto out;
+failed:
+    /* Everyone waiting learns the reason; a later run tries again. */
+    pthread_mutex_lock(&cr->lock);
+    cr->tjob_state = RP_CR_TJOB_FAILED;
+    cr->tjob_creator = NULL;
+    cr->tjob_failed_ms = rp_time_mono_ms();
+    cr->tjob_err = err;
+    rp_cloudrun_msg(cr->tjob_error, sizeof(cr->tjob_error), "%s", msg);
+    pthread_mutex_unlock(&cr->lock);
+    run->tjob_creator = false;
+    rp_log(RP_LOG_ERROR, "cloudrun_job_failed", run->eid, run->sid, "%s", msg);
+    ret = rp_cloudrun_fail(run, err, msg);
+out:
+    free(body);
+    rp_http_resp_clear(&call.resp);
+    return ret;
+}
+
+/* Per-execution mode: this execution's own job. */
+static int64_t rp_cloudrun_step_ejob(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    char url[RP_HTTP_URL_MAX], msg[RP_BACKEND_DETAIL_MAX], *body = NULL;
+    char es[RP_CLOUDRUN_ES_MAX];
+    rp_cloudrun_call_t call;
+    rp_cloudrun_rc_t rc;
+    rp_cloudrun_job_t job;
+    int64_t ret = 0;
+
+    memset(&call, 0, sizeof(call));
+    if (!run->job_create_sent) {
+        char query[RP_CLOUDRUN_JOB_ID_MAX + 16];
+
+        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", run->job_id);
+        if (!(body = rp_cloudrun_job_body(&cr->conf, &run->env,
+                                          run->timeout_s +
+                                              cr->conf.timeout_margin_s)) ||
+            !rp_cloudrun_url(cr, url, sizeof(url), cr->parent, query)) {
+            ret = rp_cloudrun_fail(run, RP_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        rc = rp_cloudrun_api(cr, "jobs.create", "POST", url, body, &call);
+        if (rc == RP_CR_OK || (rc == RP_CR_FAIL && call.status == 409)) {
+            rp_log(RP_LOG_INFO, "cloudrun_job_create", run->eid, run->sid,
+                   "job %s %s", run->job_name,
+                   rc == RP_CR_OK ? "created" : "exists already");
+            run->job_create_sent = true;
+            run->job_mine = rc == RP_CR_OK; /* 409: checked below */
+            run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
+            rp_cloudrun_ok(run);
+            ret = rc == RP_CR_OK ? run->job_poll_ms : 0;
+        } else {
+            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+        }
+        goto out;
+    }
+    if (!rp_cloudrun_url(cr, url, sizeof(url), run->job_name, "")) {
+        ret = rp_cloudrun_fail(run, RP_ERR_INVALID, "job name too long");
+        goto out;
+    }
+    rc = rp_cloudrun_api(cr, "jobs.get", "GET", url, NULL, &call);
+    if (rc == RP_CR_FAIL && call.status == 404) {
+        run->job_create_sent = false;
+        goto out;
+    }
+    if (rc != RP_CR_OK) {
+        ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+        goto out;
+    }
+    rp_cloudrun_ok(run);
+    if (rp_cloudrun_parse_job(call.resp.body.data, call.resp.body.len, &job,
+                              es, sizeof(es))) {
+        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run jobs.get %s: %s", run->job_name,
+                 es);
+        ret = rp_cloudrun_fail(run, RP_ERR_PROTOCOL, msg);
+        goto out;
+    }
+    if (strcmp(job.execution_id, run->eid)) {
+        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s belongs to execution "
+                 "'%s', not this one", run->job_name, job.execution_id);
+        run->job_mine = false; /* never delete someone else's job */
+        ret = rp_cloudrun_fail(run, RP_ERR_CONFLICT, msg);
+        goto out;
+    }
+    run->job_mine = true;
+    if (job.state == RP_CLOUDRUN_JOB_RECONCILING) {
+        ret = run->job_poll_ms;
+        run->job_poll_ms = run->job_poll_ms * 2 > cr->conf.poll_max_ms
+                               ? cr->conf.poll_max_ms
+                               : run->job_poll_ms * 2;
+    } else if (job.state == RP_CLOUDRUN_JOB_FAILED) {
+        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s is not ready: %s",
+                 run->job_name, job.message);
+        ret = rp_cloudrun_fail(run, RP_ERR_INVALID, msg);
+    } else {
+        run->phase = RP_CR_CLAIM;
+    }
+out:
+    free(body);
+    rp_http_resp_clear(&call.resp);
+    return ret;
+}
+
+static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    char url[RP_HTTP_URL_MAX], es[RP_CLOUDRUN_ES_MAX], *body = NULL;
+    char msg[RP_BACKEND_DETAIL_MAX];
+    bool tmpl = cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE;
+    rp_cloudrun_call_t call;
+    rp_cloudrun_rc_t rc;
+    rp_state_t *st;
+    int64_t ret = 0;
+    rp_err_t err;
+
+    memset(&call, 0, sizeof(call));
+    if (!run->claim_fresh) {
+        /* Every jobs.run is preceded by a claim that bumps the record's
+         * version: of two owners, only one wins it and runs. */
+        if (!(st = rp_cloudrun_state(cr, es, sizeof(es))))
+            return rp_cloudrun_fail(run, RP_ERR_INVALID, es);
+        memcpy(run->att.job, run->job_name, sizeof(run->att.job));
+        run->att.execution[0] = '\0';
+        run->att.run_at_ms = rp_time_wall_ms();
+        err = rp_cloudrun_put_attempt(cr, run, st, run->att_version, es,
+                                      sizeof(es));
+        if (err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS ||
+            err == RP_ERR_NOT_FOUND) {
+            run->phase = RP_CR_ATTEMPT; /* it changed: decide again */
+            return 0;
+        }
+        if (err) {
+            rp_cloudrun_msg(msg, sizeof(msg), "claiming the run: %s", es);
+            return rp_err_retriable(err) ? rp_cloudrun_backoff(cr, run, msg)
+                                         : rp_cloudrun_fail(run, err, msg);
+        }
+        run->claim_fresh = true;
+        run->run_answered = false;
+    }
+    if (!(body = rp_cloudrun_run_body(
+              tmpl ? &run->env : NULL,
+              tmpl ? run->timeout_s + cr->conf.timeout_margin_s : 0)) ||
+        !rp_cloudrun_url(cr, url, sizeof(url), run->job_name, ":run")) {
+        ret = rp_cloudrun_fail(run, RP_ERR_NOMEM, "building jobs.run failed");
+        goto out;
+    }
+    run->claim_fresh = false;
+    /* A fresh connection: libcurl silently re-sends a request whose reused
+     * connection died before any answer, which for jobs.run could start a
+     * second execution. On a new connection it reports the loss instead,
+     * and the lost reply is handled below, by looking before running. */
+    rp_http_thread_cleanup();
+    rc = rp_cloudrun_api(cr, "jobs.run", "POST", url, body, &call);
+    run->run_answered = call.status != 0;
+    if (rc == RP_CR_OK &&
+        rp_cloudrun_run_reply(call.resp.body.data, call.resp.body.len,
+                              run->exec_name, sizeof(run->exec_name), es,
+                              sizeof(es)) == RP_OK) {
+        rp_cloudrun_ok(run);
+        rp_log(RP_LOG_INFO, "cloudrun_run", run->eid, run->sid,
+               "execution %s started", run->exec_name);
+        rp_cloudrun_record_name(cr, run);
+        rp_cloudrun_arm_poll(cr, run);
+        ret = run->poll_ms;
+        goto out;
+    }
+    if (rc == RP_CR_OK) {
+        /* Answered but unreadable: an execution may exist; look for it. */
+        rp_log(RP_LOG_WARN, "cloudrun_run_unreadable", run->eid, run->sid,
+               "%s", es);
+        run->phase = RP_CR_FIND;
+        ret = rp_cloudrun_backoff(cr, run, es);
+        goto out;
+    }
+    if (rc == RP_CR_RETRY) {
+        /* Maybe it ran (5xx after the fact, or the answer was lost):
+         * never a blind second run. */
+        run->phase = RP_CR_FIND;
+        ret = rp_cloudrun_backoff(cr, run, call.msg);
+        goto out;
+    }
+    if (rc == RP_CR_FAIL && call.status == 404 &&
+        run->job_404s++ < RP_CLOUDRUN_JOB_404_MAX) {
+        /* The job is gone (deleted by hand?): make it again and run. */
+        rp_log(RP_LOG_WARN, "cloudrun_job_missing", run->eid, run->sid, "%s",
+               call.msg);
+        if (tmpl) {
+            pthread_mutex_lock(&cr->lock);
+            if (cr->tjob_state == RP_CR_TJOB_READY)
+                cr->tjob_state = RP_CR_TJOB_NONE;
+            pthread_mutex_unlock(&cr->lock);
+        }
+        run->job_create_sent = false;
+        run->phase = RP_CR_JOB;
+        goto out;
+    }
+    ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+out:
+    free(body);
+    rp_http_resp_clear(&call.resp);
+    return ret;
+}
+
+static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                     bool cancel)
+{
+    char url[RP_HTTP_URL_MAX], found[RP_CLOUDRUN_NAME_MAX], es[RP_CLOUDRUN_ES_MAX];
+    char token[RP_CLOUDRUN_PAGE_TOKEN_MAX], esc[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX];
+    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64];
+    const char *job = run->att.job[0] ? run->att.job : run->job_name;
+    rp_cloudrun_call_t call;
+    rp_cloudrun_rc_t rc;
+    int64_t now_wall, since, ret = 0;
+    bool older = false;
+
+    memset(&call, 0, sizeof(call));
+    found[0] = token[0] = '\0';
+    for (int page = 0; page < RP_CLOUDRUN_LIST_PAGES_MAX; page++) {
+        if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK)
+            break;
+        rp_cloudrun_msg(suffix, sizeof(suffix), "/executions?pageSize=%d%s%s",
+                 RP_CLOUDRUN_LIST_PAGE, token[0] ? "&pageToken=" : "",
+                 token[0] ? esc : "");
+        if (!rp_cloudrun_url(cr, url, sizeof(url), job, suffix))
+            break;
+        rc = rp_cloudrun_api(cr, "executions.list", "GET", url, NULL, &call);
+        if (rc == RP_CR_FAIL && call.status == 404)
+            break; /* no job, so no execution */
+        if (rc != RP_CR_OK) {
+            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+            goto out;
+        }
+        if (rp_cloudrun_find_in_list(call.resp.body.data, call.resp.body.len,
+                                     run->eid,
+                                     run->att.created_ms
+                                         ? run->att.created_ms -
+                                               RP_CLOUDRUN_SKEW_MS
+                                         : 0,
+                                     found, sizeof(found), token,
+                                     sizeof(token), &older, es, sizeof(es))) {
+            ret = rp_cloudrun_backoff(cr, run, es);
+            goto out;
+        }
+        if (found[0] || older || !token[0])
+            break;
+    }
+    rp_cloudrun_ok(run);
+    if (found[0]) {
+        memcpy(run->exec_name, found, sizeof(run->exec_name));
+        rp_log(RP_LOG_INFO, "cloudrun_reattach", run->eid, run->sid,
+               "found %s: re-attaching (not running again)", found);
+        if (!run->att.execution[0])
+            rp_cloudrun_record_name(cr, run);
+        rp_cloudrun_arm_poll(cr, run);
+        goto out;
+    }
+    /* None yet. A jobs.run still in flight may create one: wait until any
+     * such call has landed — at once when our own call was the last claim
+     * and it got an answer. */
+    now_wall = rp_time_wall_ms();
+    since = run->att.run_at_ms > run->att.created_ms ? run->att.run_at_ms
+                                                     : run->att.created_ms;
+    if (!(run->run_answered && run->att_version == run->my_claim_version) &&
+        now_wall - since < cr->conf.settle_ms) {
+        ret = cr->conf.settle_ms - (now_wall - since);
+        if (ret < 50)
+            ret = 50;
+        goto out;
+    }
+    if (cancel) {
+        rp_cloudrun_set_done(run, RP_OK, true, -1,
+                             "cancelled before it started");
+        ret = rp_cloudrun_end(run);
+        goto out;
+    }
+    rp_log(RP_LOG_INFO, "cloudrun_not_found", run->eid, run->sid,
+           "no execution of %s has EXECUTION_ID %s: running it", job, run->eid);
+    run->phase = RP_CR_JOB;
+out:
+    rp_http_resp_clear(&call.resp);
+    return ret;
+}
+
+static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                     bool cancel)
+{
+    char url[RP_HTTP_URL_MAX], es[RP_CLOUDRUN_ES_MAX];
+    rp_cloudrun_call_t call;
+    rp_cloudrun_rc_t rc;
+    rp_cloudrun_exec_t ex;
+    int64_t now = rp_time_mono_ms(), ret = 0;
+
+    memset(&call, 0, sizeof(call));
+    if ((cancel || run->self_cancel) && !run->cancel_sent) {
+        if (!rp_cloudrun_url(cr, url, sizeof(url), run->exec_name, ":cancel"))
+            return rp_cloudrun_fail(run, RP_ERR_INVALID, "name too long");
+        rc = rp_cloudrun_api(cr, "executions.cancel", "POST", url, "{}", &call);
+        if (rc == RP_CR_RETRY || rc == RP_CR_STOP) {
+            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+            goto out;
+        }
+        /* 400 FAILED_PRECONDITION (already over), 404: the poll tells. */
+        if (rc == RP_CR_FAIL && call.status != 400 && call.status != 404)
+            rp_log(RP_LOG_WARN, "cloudrun_cancel_failed", run->eid, run->sid,
+                   "%s", call.msg);
+        else
+            rp_log(RP_LOG_INFO, "cloudrun_cancel", run->eid, run->sid,
+                   "cancelling %s%s", run->exec_name,
+                   run->self_cancel ? " (past its timeout)" : "");
+        run->cancel_sent = true;
+        run->cancel_sent_ms = now;
+        run->poll_ms = cr->conf.poll_min_ms;
+        rp_cloudrun_ok(run);
+    }
+    if (!rp_cloudrun_url(cr, url, sizeof(url), run->exec_name, ""))
+        return rp_cloudrun_fail(run, RP_ERR_INVALID, "name too long");
+    rc = rp_cloudrun_api(cr, "executions.get", "GET", url, NULL, &call);
+    if (rc == RP_CR_FAIL && call.status == 404 && !run->seen &&
+        now - run->poll_since_ms < RP_CLOUDRUN_NEW_404_MS) {
+        /* Just made, never seen yet: a read lagging behind the write is
+         * not a deletion. */
+        ret = rp_cloudrun_backoff(cr, run, call.msg);
+        goto out;
+    }
+    if (rc == RP_CR_FAIL && call.status == 404) {
+        rp_cloudrun_set_done(run, RP_ERR_NOT_FOUND, cancel, -1,
+                             "execution %s no longer exists (deleted)",
+                             run->exec_name);
+        ret = rp_cloudrun_end(run);
+        goto out;
+    }
+    if (rc != RP_CR_OK) {
+        ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+        goto out;
+    }
+    rp_cloudrun_ok(run);
+    run->seen = true;
+    if (rp_cloudrun_parse_execution(call.resp.body.data, call.resp.body.len,
+                                    &ex, es, sizeof(es))) {
+        ret = rp_cloudrun_backoff(cr, run, es);
+        goto out;
+    }
+    switch (ex.outcome) {
+    case RP_CLOUDRUN_RUNNING:
+        if (!run->cancel_sent && now >= run->self_cancel_at_ms) {
+            rp_log(RP_LOG_WARN, "cloudrun_overdue", run->eid, run->sid,
+                   "%s still runs %d s past its timeout: cancelling",
+                   run->exec_name, cr->conf.cancel_after_s);
+            run->self_cancel = true;
+            goto out;
+        }
+        if (run->cancel_sent &&
+            now - run->cancel_sent_ms > RP_CLOUDRUN_CANCEL_WAIT_MS) {
+            rp_cloudrun_set_done(run, run->self_cancel ? RP_ERR_TIMEOUT
+                                                       : RP_OK,
+                                 cancel, -1,
+                                 "execution %s did not end %d s after "
+                                 "being cancelled",
+                                 run->exec_name,
+                                 RP_CLOUDRUN_CANCEL_WAIT_MS / 1000);
+            ret = rp_cloudrun_end(run);
+            goto out;
+        }
+        ret = run->poll_ms;
+        if (!run->cancel_sent)
+            run->poll_ms = run->poll_ms * 2 > cr->conf.poll_max_ms
+                               ? cr->conf.poll_max_ms
+                               : run->poll_ms * 2;
+        goto out;
+    case RP_CLOUDRUN_SUCCEEDED:
+        rp_cloudrun_set_done(run, RP_OK, cancel, 0, "execution %s succeeded",
+                             run->exec_name);
+        break;
+    case RP_CLOUDRUN_FAILED:
+        /* The task failed: the executor's record (if any) says more. */
+        rp_cloudrun_set_done(run, run->self_cancel ? RP_ERR_TIMEOUT : RP_OK,
+                             cancel, 1, "execution %s failed: %s",
+                             run->exec_name, ex.message);
+        break;
+    case RP_CLOUDRUN_CANCELLED:
+        rp_cloudrun_set_done(run,
+                             cancel ? RP_OK
+                             : run->self_cancel ? RP_ERR_TIMEOUT
+                                                : RP_ERR_CANCELLED,
+                             cancel, -1, "execution %s was cancelled%s",
+                             run->exec_name,
+                             cancel ? ""
+                             : run->self_cancel ? " (past its timeout)"
+                                                : " outside runpool");
+        break;
+    case RP_CLOUDRUN_DELETED:
+        rp_cloudrun_set_done(run, RP_ERR_NOT_FOUND, cancel, -1,
+                             "execution %s was deleted", run->exec_name);
+        break;
+    }
+    ret = rp_cloudrun_end(run);
+out:
+    rp_http_resp_clear(&call.resp);
+    return ret;
+}
+
+static int64_t rp_cloudrun_step_delete(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    char url[RP_HTTP_URL_MAX];
+    rp_cloudrun_call_t call;
+    rp_cloudrun_rc_t rc;
+    int64_t ret = RP_CLOUDRUN_DONE;
+
+    memset(&call, 0, sizeof(call));
+    if (!rp_cloudrun_url(cr, url, sizeof(url), run->job_name, ""))
+        return RP_CLOUDRUN_DONE;
+    rc = rp_cloudrun_api(cr, "jobs.delete", "DELETE", url, NULL, &call);
+    if (rc == RP_CR_STOP) {
+        ret = 0;
+    } else if (rc == RP_CR_RETRY &&
+               ++run->delete_tries < RP_CLOUDRUN_DELETE_TRIES) {
+        ret = rp_http_retry_delay_ms(run->delete_tries, cr->conf.retry_base_ms,
+                                     cr->conf.retry_cap_ms);
+    } else if (rc != RP_CR_OK && call.status != 404) {
+        rp_log(RP_LOG_WARN, "cloudrun_job_delete_failed", run->eid, run->sid,
+               "job %s left behind: %s", run->job_name, call.msg);
+    } else {
+        rp_log(RP_LOG_INFO, "cloudrun_job_deleted", run->eid, run->sid,
+               "job %s deleted", run->job_name);
+    }
+    rp_http_resp_clear(&call.resp);
+    return ret;
+}
+
+/* One step of run; the delay until its next one, or RP_CLOUDRUN_DONE with
+ * run->done set. */
+static int64_t rp_cloudrun_step(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    bool cancel, detach;
+
+    pthread_mutex_lock(&cr->lock);
+    cancel = run->cancel_req;
+    detach = run->detach_req;
+    pthread_mutex_unlock(&cr->lock);
+    if (detach && run->phase != RP_CR_DELETE) {
+        /* Keep it running in Cloud Run (and its per-execution job): the
+         * next owner re-attaches. An outcome already known is reported. */
+        if (!run->have_done)
+            rp_cloudrun_set_done(run, RP_OK, true, -1,
+                                 "detached; %s goes on in Cloud Run for the "
+                                 "next owner",
+                                 run->exec_name[0] ? run->exec_name
+                                                   : "the execution");
+        return RP_CLOUDRUN_DONE;
+    }
+    if (cancel && !run->exec_name[0] &&
+        (run->phase == RP_CR_PREPARE || run->phase == RP_CR_ATTEMPT ||
+         run->phase == RP_CR_JOB || run->phase == RP_CR_CLAIM)) {
+        rp_cloudrun_set_done(run, RP_OK, true, -1,
+                             "cancelled before it started");
+        return rp_cloudrun_end(run);
+    }
+    switch (run->phase) {
+    case RP_CR_PREPARE: return rp_cloudrun_step_prepare(cr, run);
+    case RP_CR_ATTEMPT: return rp_cloudrun_step_attempt(cr, run);
+    case RP_CR_JOB:
+        return cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE
+                   ? rp_cloudrun_step_tjob(cr, run)
+                   : rp_cloudrun_step_ejob(cr, run);
+    case RP_CR_CLAIM: return rp_cloudrun_step_claim(cr, run);
+    case RP_CR_FIND: return rp_cloudrun_step_find(cr, run, cancel);
+    case RP_CR_POLL: return rp_cloudrun_step_poll(cr, run, cancel);
+    case RP_CR_DELETE: return rp_cloudrun_step_delete(cr, run);
+    }
+    return rp_cloudrun_fail(run, RP_ERR_INTERNAL, "bad phase");
+}
+
+/* ------------------------------------------------------------------ */
+/* Reporting and the pool                                              */
+
+static void rp_cloudrun_free_run(rp_backend_run_t *run)
+{
+    if (!run)
+        return;
+    rp_env_clear(&run->env);
+    free(run->request_doc);
+    free(run);
+}
+
+/* Unlink run and call the worker back, once. Not with cr->lock held. */
+static void rp_cloudrun_report(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_cloudrun_t *cr = be->impl;
+    bool free_it;
+
+    pthread_mutex_lock(&cr->lock);
+    if (cr->tjob_creator == run) {
+        /* Another run takes the job over (409 then, if it was made). */
+        cr->tjob_creator = NULL;
+        if (cr->tjob_state == RP_CR_TJOB_CREATING)
+            cr->tjob_state = RP_CR_TJOB_NONE;
+    }
+    rp_cloudrun_heap_remove(cr, run);
+    if (run->prev)
+        run->prev->next = run->next;
+    else
+        cr->runs = run->next;
+    if (run->next)
+        run->next->prev = run->prev;
+    cr->nruns--;
+    pthread_mutex_unlock(&cr->lock);
+
+    rp_log(run->done.err ? RP_LOG_WARN : RP_LOG_INFO, "cloudrun_done", run->eid,
+           run->sid, "err=%s cancelled=%d: %s", rp_err_code(run->done.err),
+           run->done.cancelled, run->done.detail);
+    be->done_cb(run->job, &run->done, be->done_opaque);
+
+    pthread_mutex_lock(&cr->lock);
+    run->reported = true;
+    free_it = run->released;
+    pthread_mutex_unlock(&cr->lock);
+    if (free_it)
+        rp_cloudrun_free_run(run);
+}
+
+static void *rp_cloudrun_thread(void *opaque)
+{
+    rp_backend_t *be = opaque;
+    rp_cloudrun_t *cr = be->impl;
+
+    pthread_mutex_lock(&cr->lock);
+    while (!cr->stopping) {
+        rp_backend_run_t *run;
+        int64_t delay;
+
+        if (cr->heap_n == 0) {
+            pthread_cond_wait(&cr->cond, &cr->lock);
+            continue;
+        }
+        run = cr->heap[0];
+        if (run->due_ms > rp_time_mono_ms()) {
+            rp_cloudrun_wait_until(cr, run->due_ms);
+            continue;
+        }
+        rp_cloudrun_heap_remove(cr, run);
+        run->busy = true;
+        run->kick = false;
+        pthread_mutex_unlock(&cr->lock);
+
+        delay = rp_cloudrun_step(cr, run);
+
+        pthread_mutex_lock(&cr->lock);
+        run->busy = false;
+        if (delay == RP_CLOUDRUN_DONE) {
+            pthread_mutex_unlock(&cr->lock);
+            rp_cloudrun_report(be, run);
+            pthread_mutex_lock(&cr->lock);
+            continue;
+        }
+        if (cr->stopping)
+            break; /* left out of the heap: close() reports it */
+        run->due_ms = rp_time_mono_ms() + (run->kick ? 0 : delay);
+        if (rp_cloudrun_heap_push(cr, run) != RP_OK) {
+            /* No memory for the queue: report rather than lose it. */
+            rp_cloudrun_set_done(run, RP_ERR_NOMEM, false, -1,
+                                 "out of memory while watching %s",
+                                 run->exec_name);
+            pthread_mutex_unlock(&cr->lock);
+            rp_cloudrun_report(be, run);
+            pthread_mutex_lock(&cr->lock);
+            continue;
+        }
+        if (run->heap_idx == 0)
+            pthread_cond_broadcast(&cr->cond);
+    }
+    pthread_mutex_unlock(&cr->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The interface (main thread)                                         */
+
+/* Fix the state URL and what follows from it; called with cr->lock. */
+static rp_err_t rp_cloudrun_set_state_url(rp_cloudrun_t *cr, const char *url)
+{
+    rp_err_t err;
+
+    if (!(cr->state_url = strdup(url)))
+        return RP_ERR_NOMEM;
+    rp_cloudrun_template_job_id(&cr->conf, url, cr->tjob_id,
+                                sizeof(cr->tjob_id));
+    rp_cloudrun_msg(cr->tjob_name, sizeof(cr->tjob_name), "%s/jobs/%s", cr->parent,
+             cr->tjob_id);
+    err = rp_env_set(&cr->tjob_env, "RUNPOOL_STATE_URL", url);
+    return err;
+}
+
+static bool rp_cloudrun_too_big(const rp_env_t *env)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < env->n; i++) {
+        size_t n = strlen(env->vars[i].value);
+
+        if (n > RP_CLOUDRUN_ENV_VALUE_MAX)
+            return true;
+        total += n + strlen(env->vars[i].name);
+    }
+    return total > RP_CLOUDRUN_INLINE_MAX;
+}
+
+static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
+                                  void *job, rp_backend_run_t **out,
+                                  char *errstr, size_t errstr_size)
+{
+    rp_cloudrun_t *cr = be->impl;
+    rp_backend_run_t *run;
+    rp_err_t err;
+
+    *out = NULL;
+    if (!(run = calloc(1, sizeof(*run))))
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    /* Building the environment checks the spec like the executor will. */
+    if ((err = rp_jobenv_build(spec, &run->env, errstr, errstr_size)))
+        goto out;
+    if (rp_cloudrun_too_big(&run->env) &&
+        ((err = rp_jobenv_request_json(spec, &run->request_doc, errstr,
+                                       errstr_size)) ||
+         (err = rp_jobenv_use_request_ref(&run->env, spec->execution_id, errstr,
+                                          errstr_size))))
+        goto out;
+    run->job = job;
+    memcpy(run->eid, spec->execution_id, sizeof(run->eid));
+    memcpy(run->sid, spec->session_id, sizeof(run->sid));
+    run->timeout_s = spec->timeout_s;
+    run->phase = RP_CR_PREPARE;
+
+    pthread_mutex_lock(&cr->lock);
+    if (cr->stopping)
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "cloudrun backend is closing");
+    else if (cr->nruns >= RP_CLOUDRUN_RUNS_MAX)
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      "cloudrun backend: %d executions in flight already",
+                      RP_CLOUDRUN_RUNS_MAX);
+    else if (!cr->state_url &&
+             (err = rp_cloudrun_set_state_url(cr, spec->state_url)))
+        rp_errf(errstr, errstr_size, err, "out of memory");
+    else if (strcmp(cr->state_url, spec->state_url))
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "cloudrun backend: state URL %s differs from the "
+                      "backend's %s",
+                      spec->state_url, cr->state_url);
+    if (!err) {
+        if (cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE) {
+            memcpy(run->job_name, cr->tjob_name, sizeof(run->job_name));
+        } else {
+            rp_cloudrun_execution_job_id(&cr->conf, run->eid, run->job_id,
+                                         sizeof(run->job_id));
+            rp_cloudrun_msg(run->job_name, sizeof(run->job_name), "%s/jobs/%s",
+                     cr->parent, run->job_id);
+        }
+        run->due_ms = rp_time_mono_ms();
+        if ((err = rp_cloudrun_heap_push(cr, run)))
+            rp_errf(errstr, errstr_size, err, "out of memory");
+    }
+    if (!err) {
+        run->next = cr->runs;
+        if (cr->runs)
+            cr->runs->prev = run;
+        cr->runs = run;
+        cr->nruns++;
+        pthread_cond_broadcast(&cr->cond);
+        *out = run;
+        run = NULL;
+    }
+    pthread_mutex_unlock(&cr->lock);
+out:
+    rp_cloudrun_free_run(run);
+    return err;
+}
+
+/* Flag run and make its next step due now. */
+static void rp_cloudrun_flag(rp_backend_t *be, rp_backend_run_t *run,
+                             bool detach)
+{
+    rp_cloudrun_t *cr = be->impl;
+
+    if (!run)
+        return;
+    pthread_mutex_lock(&cr->lock);
+    if (!run->reported) {
+        if (detach)
+            run->detach_req = true;
+        else
+            run->cancel_req = true;
+        if (run->busy) {
+            run->kick = true;
+        } else if (run->queued) {
+            run->due_ms = rp_time_mono_ms();
+            rp_cloudrun_heap_fix(cr, run->heap_idx);
+            pthread_cond_broadcast(&cr->cond);
+        }
+    }
+    pthread_mutex_unlock(&cr->lock);
+}
+
+static void rp_cloudrun_cancel(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_cloudrun_flag(be, run, false);
+}
+
+static void rp_cloudrun_detach(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_cloudrun_flag(be, run, true);
+}
+
+static void rp_cloudrun_release(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_cloudrun_t *cr = be->impl;
+    bool free_it;
+
+    if (!run)
+        return;
+    pthread_mutex_lock(&cr->lock);
+    run->released = true;
+    free_it = run->reported;
+    pthread_mutex_unlock(&cr->lock);
+    if (free_it)
+        rp_cloudrun_free_run(run);
+}
+
+static void rp_cloudrun_close(rp_backend_t *be)
+{
+    rp_cloudrun_t *cr = be->impl;
+    rp_backend_run_t *run;
+
+    if (!cr)
+        return;
+    pthread_mutex_lock(&cr->lock);
+    cr->stopping = true;
+    pthread_cond_broadcast(&cr->cond);
+    pthread_mutex_unlock(&cr->lock);
+    for (int i = 0; i < cr->nthreads; i++)
+        pthread_join(cr->threads[i], NULL);
+    /* What still runs in Cloud Run stays there: a later start() of the
+     * same execution re-attaches to it. */
+    while ((run = cr->runs)) {
+        bool released = run->released;
+
+        if (!run->have_done)
+            rp_cloudrun_set_done(run, RP_OK, true, -1,
+                                 "worker stopping; %s left to the next owner",
+                                 run->exec_name[0] ? run->exec_name
+                                                   : "the execution");
+        rp_cloudrun_report(be, run);
+        if (!released)
+            rp_cloudrun_free_run(run); /* the handle dies with the backend */
+    }
+    free(cr->threads);
+    free(cr->heap);
+    rp_state_destroy(cr->state);
+    rp_auth_destroy(cr->own_auth);
+    rp_env_clear(&cr->tjob_env);
+    free(cr->state_url);
+    pthread_cond_destroy(&cr->cond);
+    pthread_mutex_destroy(&cr->lock);
+    pthread_mutex_destroy(&cr->state_lock);
+    free(cr);
+    be->impl = NULL;
+}
+
+static const rp_backend_ops_t rp_cloudrun_ops = {
+    .name = "cloudrun",
+    .start = rp_cloudrun_start,
+    .cancel = rp_cloudrun_cancel,
+    .detach = rp_cloudrun_detach,
+    .release = rp_cloudrun_release,
+    .close = rp_cloudrun_close,
+};
+
+static const char *rp_cloudrun_getenv(const char *name, void *opaque)
+{
+    (void)opaque;
+    return getenv(name);
+}
+
+/* The state URL from conf and SANDBOX_STATE_BUCKET; "" when neither. */
+static rp_err_t rp_cloudrun_pick_state_url(const rp_cloudrun_conf_t *c,
+                                           const char *given, char *out,
+                                           size_t out_size, char *errstr,
+                                           size_t errstr_size)
+{
+    size_t bl = strlen(c->state_bucket);
+
+    out[0] = '\0';
+    if (given && given[0]) {
+        /* The executors must reach the store the worker uses. */
+        if (bl && !strncmp(given, "gs://", 5) &&
+            (strncmp(given + 5, c->state_bucket, bl) ||
+             (given[5 + bl] && given[5 + bl] != '/')))
+            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                           "SANDBOX_STATE_BUCKET: %s is not the bucket of the "
+                           "state store %s",
+                           c->state_bucket, given);
+        rp_cloudrun_msg(out, out_size, "%s", given);
+    } else if (bl) {
+        rp_cloudrun_msg(out, out_size, "gs://%s", c->state_bucket);
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
+                                  const rp_backend_conf_t *conf, char *errstr,
+                                  size_t errstr_size)
+{
+    rp_cloudrun_t *cr;
+    pthread_condattr_t ca;
+    char url[RP_STATE_URL_MAX], host[128] = "host";
+    rp_err_t err;
+
+    if (!(cr = calloc(1, sizeof(*cr))))
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&cr->lock, NULL);
+    pthread_mutex_init(&cr->state_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cr->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    be->ops = &rp_cloudrun_ops;
+    be->impl = cr;
+
+    if ((err = rp_cloudrun_conf_read(conf->lookup ? conf->lookup
+                                                  : rp_cloudrun_getenv,
+                                     conf->lookup_opaque, &cr->conf, errstr,
+                                     errstr_size)))
+        goto out;
+    if (!rp_cloudrun_parent(&cr->conf, cr->parent, sizeof(cr->parent))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "GCP_PROJECT_ID/GCP_REGION: too long");
+        goto out;
+    }
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    rp_cloudrun_msg(cr->worker, sizeof(cr->worker), "%s:%ld", host, (long)getpid());
+    if ((err = rp_cloudrun_pick_state_url(&cr->conf, conf->state_url, url,
+                                          sizeof(url), errstr, errstr_size)))
+        goto out;
+    if (url[0]) {
+        /* Known now: open it now, so a bad URL stops the worker at start. */
+        if ((err = rp_cloudrun_set_state_url(cr, url)) ||
+            (err = rp_state_open(url, &cr->state, errstr, errstr_size)))
+            goto out;
+    }
+    cr->auth = conf->cloudrun_auth;
+    if (!cr->auth) {
+        /* An emulator (RUNPOOL_CLOUD_RUN_ENDPOINT) gets no token, as
+         * Google's clients do; else the usual credentials. */
+        err = cr->conf.endpoint_set
+                  ? rp_auth_new_none(&cr->own_auth, errstr, errstr_size)
+                  : rp_auth_new_from_env(&cr->own_auth, errstr, errstr_size);
+        if (err)
+            goto out;
+        cr->auth = cr->own_auth;
+    }
+    cr->tokens = cr->conf.burst;
+    cr->tokens_ms = rp_time_mono_ms();
+    if (!(cr->threads = calloc((size_t)cr->conf.threads, sizeof(pthread_t)))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (; cr->nthreads < cr->conf.threads; cr->nthreads++) {
+        if (pthread_create(&cr->threads[cr->nthreads], NULL,
+                           rp_cloudrun_thread, be) != 0) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INTERNAL,
+                          "cloudrun backend: cannot start threads");
+            goto out;
+        }
+    }
+    rp_log(RP_LOG_INFO, "cloudrun_backend", NULL, NULL,
+           "project %s region %s image %s, %s mode%s%s, %s, %d threads, "
+           "%d API calls/s",
+           cr->conf.project, cr->conf.region, cr->conf.image,
+           cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE ? "template"
+                                                       : "per-execution",
+           cr->tjob_id[0] ? " job " : "", cr->tjob_id,
+           cr->conf.endpoint_set ? cr->conf.endpoint : "run.googleapis.com",
+           cr->conf.threads, cr->conf.max_rps);
+out:
+    if (err)
+        rp_cloudrun_close(be);
+    return err;
+}

@@ -1,0 +1,218 @@
+/* rp_cloudrun — the Cloud Run Admin API v2 pieces of the cloudrun backend
+ * (worker/rp_backend_cloudrun.c): its configuration, job names, request
+ * bodies and the reading of replies. No I/O here, so all of it is tested
+ * without a server. See docs/cloudrun.md.
+ *
+ * Configuration (read through a getenv-like lookup; "" counts as unset):
+ *   GCP_PROJECT_ID            required
+ *   GCP_REGION                required
+ *   SANDBOX_EXECUTOR_IMAGE    required: the runpool-executor image
+ *   SANDBOX_STATE_BUCKET      gs:// bucket of the state store, when the
+ *                             worker is given no state URL
+ *   SANDBOX_JOB_TIMEOUT       job definition's task timeout, s [600]
+ *   SANDBOX_JOB_MEMORY        memory limit [512Mi]
+ *   SANDBOX_JOB_CPU           cpu limit [1]
+ *   RUNPOOL_CLOUD_RUN_*       this backend's own knobs (rp_cloudrun_conf_t)
+ *
+ * Thread-safety: pure functions; any thread.
+ */
+#ifndef RP_CLOUDRUN_H
+#define RP_CLOUDRUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rp_err.h"
+#include "rp_msg.h"
+
+#define RP_CLOUDRUN_ENDPOINT_DEFAULT "https://run.googleapis.com"
+#define RP_CLOUDRUN_ENDPOINT_MAX 1024
+#define RP_CLOUDRUN_PROJECT_MAX 30  /* Google: 6..30 characters */
+#define RP_CLOUDRUN_REGION_MAX 63
+#define RP_CLOUDRUN_IMAGE_MAX 1024
+#define RP_CLOUDRUN_BUCKET_MAX 63
+#define RP_CLOUDRUN_LIMIT_MAX 16    /* "512Mi", "1000m" */
+#define RP_CLOUDRUN_SA_MAX 256      /* service account e-mail */
+#define RP_CLOUDRUN_PREFIX_MAX 20   /* job-name prefix */
+#define RP_CLOUDRUN_JOB_ID_MAX 49   /* the safe job id rule's maximum */
+#define RP_CLOUDRUN_NAME_MAX 512    /* a resource name we keep */
+#define RP_CLOUDRUN_MESSAGE_MAX 400 /* Google's message, as we keep it */
+#define RP_CLOUDRUN_ENV_VALUE_MAX 32768 /* Cloud Run: bytes of one value */
+/* Contract values sent inline at most, all together; beyond this (or one
+ * value beyond RP_CLOUDRUN_ENV_VALUE_MAX) the command goes by reference. */
+#define RP_CLOUDRUN_INLINE_MAX (64 * 1024)
+#define RP_CLOUDRUN_TIMEOUT_MAX_S (168 * 3600) /* Cloud Run task timeout */
+#define RP_CLOUDRUN_CONTAINER "executor"       /* the job's one container */
+
+typedef enum rp_cloudrun_mode {
+    RP_CLOUDRUN_MODE_TEMPLATE,      /* one job per image+shape, run many */
+    RP_CLOUDRUN_MODE_PER_EXECUTION, /* one job per execution, deleted after */
+} rp_cloudrun_mode_t;
+
+typedef struct rp_cloudrun_conf {
+    char project[RP_CLOUDRUN_PROJECT_MAX + 1];
+    char region[RP_CLOUDRUN_REGION_MAX + 1];
+    char image[RP_CLOUDRUN_IMAGE_MAX + 1];
+    char state_bucket[RP_CLOUDRUN_BUCKET_MAX + 1]; /* "" = none */
+    int job_timeout_s;
+    char memory[RP_CLOUDRUN_LIMIT_MAX + 1];
+    char cpu[RP_CLOUDRUN_LIMIT_MAX + 1];
+    /* RUNPOOL_CLOUD_RUN_ENDPOINT: another API endpoint (an emulator: no
+     * credentials are sent then). */
+    char endpoint[RP_CLOUDRUN_ENDPOINT_MAX + 1];
+    bool endpoint_set;
+    rp_cloudrun_mode_t mode;           /* _JOB_MODE [template] */
+    int max_rps;                       /* _MAX_RPS API calls/s [10] */
+    int burst;                         /* _BURST [= max_rps] */
+    int poll_min_ms, poll_max_ms;      /* _POLL_MIN_MS [1000] _POLL_MAX_MS [15000] */
+    char service_account[RP_CLOUDRUN_SA_MAX + 1]; /* _SERVICE_ACCOUNT [""] */
+    char job_prefix[RP_CLOUDRUN_PREFIX_MAX + 1];  /* _JOB_PREFIX [runpool] */
+    int threads;                       /* _THREADS [8] */
+    int timeout_margin_s;              /* _TIMEOUT_MARGIN_S [30] */
+    int cancel_after_s;                /* _CANCEL_AFTER_S [60] */
+    int settle_ms;                     /* _SETTLE_MS [45000] */
+    int http_timeout_ms;               /* _HTTP_TIMEOUT_MS [30000] */
+    int retry_base_ms, retry_cap_ms;   /* _RETRY_BASE_MS [500] _RETRY_CAP_MS [30000] */
+    int retry_max_s;                   /* _RETRY_MAX_S [600] */
+} rp_cloudrun_conf_t;
+
+typedef const char *(rp_cloudrun_lookup_fn)(const char *name, void *opaque);
+
+/* Read and check every setting. RP_ERR_INVALID naming the setting when
+ * one is missing or malformed. lookup's strings are borrowed and copied. */
+rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
+                               rp_cloudrun_conf_t *out, char *errstr,
+                               size_t errstr_size);
+
+/* ---- names ---- */
+
+/* "projects/{p}/locations/{r}" into out; false when it does not fit. */
+bool rp_cloudrun_parent(const rp_cloudrun_conf_t *conf, char *out,
+                        size_t out_size);
+
+/* Template mode: "{prefix}-{16 hex}", a hash of image, cpu, memory, job
+ * timeout, service account and state_url, so a changed shape gets a new
+ * job. out_size >= RP_CLOUDRUN_JOB_ID_MAX + 1. */
+void rp_cloudrun_template_job_id(const rp_cloudrun_conf_t *conf,
+                                 const char *state_url, char *out,
+                                 size_t out_size);
+
+/* Per-execution mode: "{prefix}-{execution id, lower-cased, other
+ * characters as '-'}-{8 hex of the id}", cut to the job id rule.
+ * out_size >= RP_CLOUDRUN_JOB_ID_MAX + 1. */
+void rp_cloudrun_execution_job_id(const rp_cloudrun_conf_t *conf,
+                                  const char *execution_id, char *out,
+                                  size_t out_size);
+
+/* ^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$ */
+bool rp_cloudrun_job_id_valid(const char *id);
+
+/* A resource name from a reply that may go into a URL path:
+ * "projects/..." of [A-Za-z0-9._~/-] only, shorter than
+ * RP_CLOUDRUN_NAME_MAX. */
+bool rp_cloudrun_name_valid(const char *name);
+
+/* ---- request bodies (malloc'd JSON, caller frees; NULL = no memory) ---- */
+
+/* jobs.create. env: the container's variables (template mode: the
+ * deployment's, RUNPOOL_STATE_URL; per-execution: the whole contract).
+ * timeout_s: the task timeout. maxRetries 0 is always sent. */
+char *rp_cloudrun_job_body(const rp_cloudrun_conf_t *conf, const rp_env_t *env,
+                           int timeout_s);
+
+/* jobs.run. env NULL: no container override; timeout_s 0: none. */
+char *rp_cloudrun_run_body(const rp_env_t *env, int timeout_s);
+
+/* ---- replies ---- */
+
+/* Google's error body -> "HTTP 403 PERMISSION_DENIED: message (field:
+ * description; ...)" into out; the raw start of the body when it is not
+ * one. */
+void rp_cloudrun_error_message(long status, const char *body, size_t len,
+                               char *out, size_t out_size);
+
+/* The execution name of a jobs.run reply (an Operation whose metadata is
+ * the Execution: metadata.name). RP_ERR_PROTOCOL when absent or not a
+ * valid name. */
+rp_err_t rp_cloudrun_run_reply(const char *body, size_t len, char *name,
+                               size_t name_size, char *errstr,
+                               size_t errstr_size);
+
+typedef enum rp_cloudrun_outcome {
+    RP_CLOUDRUN_RUNNING,
+    RP_CLOUDRUN_SUCCEEDED,
+    RP_CLOUDRUN_FAILED,
+    RP_CLOUDRUN_CANCELLED,
+    RP_CLOUDRUN_DELETED,
+} rp_cloudrun_outcome_t;
+
+const char *rp_cloudrun_outcome_str(rp_cloudrun_outcome_t o);
+
+typedef struct rp_cloudrun_exec {
+    rp_cloudrun_outcome_t outcome;
+    char message[RP_CLOUDRUN_MESSAGE_MAX]; /* Completed condition's */
+    char execution_id[RP_ID_MAX + 1]; /* its EXECUTION_ID variable, or "" */
+    int64_t create_ms;                /* createTime, wall; 0 unknown */
+} rp_cloudrun_exec_t;
+
+/* Decide an Execution's outcome (docs/cloudrun.md): running while
+ * completionTime is absent or Completed is PENDING/RECONCILING; Completed
+ * SUCCEEDED -> succeeded; FAILED with executionReason CANCELLED -> cancelled,
+ * DELETED -> deleted, else failed; counts cross-check when the condition
+ * is missing. */
+rp_err_t rp_cloudrun_parse_execution(const char *body, size_t len,
+                                     rp_cloudrun_exec_t *out, char *errstr,
+                                     size_t errstr_size);
+
+/* executions.list page: the newest execution whose EXECUTION_ID variable
+ * is execution_id into found ("" when none), the nextPageToken into next
+ * ("" when none), and *older set when every execution of the page was
+ * created before not_before_ms (wall; 0 = no limit). */
+rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
+                                  const char *execution_id,
+                                  int64_t not_before_ms, char *found,
+                                  size_t found_size, char *next,
+                                  size_t next_size, bool *older, char *errstr,
+                                  size_t errstr_size);
+
+typedef enum rp_cloudrun_job_state {
+    RP_CLOUDRUN_JOB_RECONCILING,
+    RP_CLOUDRUN_JOB_READY,
+    RP_CLOUDRUN_JOB_FAILED,
+} rp_cloudrun_job_state_t;
+
+typedef struct rp_cloudrun_job {
+    rp_cloudrun_job_state_t state;
+    char message[RP_CLOUDRUN_MESSAGE_MAX];
+    char image[RP_CLOUDRUN_IMAGE_MAX + 1];  /* first container's */
+    char execution_id[RP_ID_MAX + 1]; /* its EXECUTION_ID variable, or "" */
+} rp_cloudrun_job_t;
+
+/* A Job (jobs.get): ready when terminalCondition is Ready/SUCCEEDED. */
+rp_err_t rp_cloudrun_parse_job(const char *body, size_t len,
+                               rp_cloudrun_job_t *out, char *errstr,
+                               size_t errstr_size);
+
+/* ---- the attempt record: executions/{id}/attempt.json ---- */
+
+#define RP_CLOUDRUN_ATTEMPT_MAX (16 * 1024)
+
+typedef struct rp_cloudrun_attempt {
+    char execution_id[RP_ID_MAX + 1];
+    char job[RP_CLOUDRUN_NAME_MAX];       /* job run (to be run) on */
+    char execution[RP_CLOUDRUN_NAME_MAX]; /* "" until jobs.run answered */
+    int64_t created_ms;                   /* wall: first claim */
+    int64_t run_at_ms;                    /* wall: latest jobs.run claim */
+    char worker[RP_WORKER_NAME_MAX];      /* who claimed last (for people) */
+} rp_cloudrun_attempt_t;
+
+/* "executions/{id}/attempt.json" into out ("" for an invalid id). */
+void rp_cloudrun_attempt_key(const char *execution_id, char *out,
+                             size_t out_size);
+char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a);
+rp_err_t rp_cloudrun_attempt_parse(const char *json, size_t len,
+                                   rp_cloudrun_attempt_t *out, char *errstr,
+                                   size_t errstr_size);
+
+#endif
