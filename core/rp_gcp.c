@@ -14,10 +14,10 @@ rp_err_t rp_gcp_setup(const char *state_url, rp_auth_t **auth, char *errstr,
     rp_err_t err;
 
     *auth = NULL;
+    if (!state_url || strncmp(state_url, "gs://", 5) != 0)
+        return RP_OK; /* no HTTP needed here: libcurl stays unloaded */
     if ((err = rp_http_global_init(errstr, errstr_size)))
         return err;
-    if (!state_url || strncmp(state_url, "gs://", 5) != 0)
-        return RP_OK;
     if (emu && *emu) {
         /* Google's clients send no credentials to an emulator. */
         rp_log(RP_LOG_INFO, "gcp_credentials", NULL, NULL,

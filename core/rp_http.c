@@ -4,10 +4,18 @@
  * exits) and resets it between requests: curl_easy_reset keeps the
  * handle's connection and DNS caches, so the worker's I/O threads reuse
  * their TLS connections to Google instead of paying a handshake per call.
+ *
+ * libcurl is loaded with dlopen on first use, not linked: it pulls in some
+ * thirty shared libraries, and every process that links rp_core (the
+ * executor above all, started for every execution) would pay for mapping
+ * them even when it never speaks HTTP (file:// state, the local backend).
  */
 #include "rp_http.h"
 
+/* The type-checking macros of curl.h would call the real symbols. */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +31,73 @@
 #define RP_HTTP_HEADER_LINE_MAX 8192 /* one request header "Name: value" */
 #define RP_HTTP_WANT_HEADER_MAX 128  /* name of the response header kept */
 
+#define RP_HTTP_LIBCURL "libcurl.so.4"
+
+/* The libcurl functions rp_http uses, resolved from the dlopen'ed library;
+ * the names below are redirected to this table. */
+static struct {
+    CURLcode (*global_init)(long flags);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
+    CURLcode (*easy_perform)(CURL *h);
+    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
+    void (*easy_reset)(CURL *h);
+    void (*easy_cleanup)(CURL *h);
+    const char *(*easy_strerror)(CURLcode code);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+} rp_curl;
+static char rp_http_load_error[256];
+
+/* curl.h wraps these two in argument-count macros; replace them. */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#define curl_global_init (*rp_curl.global_init)
+#define curl_easy_init (*rp_curl.easy_init)
+#define curl_easy_setopt (*rp_curl.easy_setopt)
+#define curl_easy_perform (*rp_curl.easy_perform)
+#define curl_easy_getinfo (*rp_curl.easy_getinfo)
+#define curl_easy_reset (*rp_curl.easy_reset)
+#define curl_easy_cleanup (*rp_curl.easy_cleanup)
+#define curl_easy_strerror (*rp_curl.easy_strerror)
+#define curl_slist_append (*rp_curl.slist_append)
+#define curl_slist_free_all (*rp_curl.slist_free_all)
+
+/* Resolve every function or none: returns 0 on success. */
+static int rp_http_load_curl(void)
+{
+    void *lib = dlopen(RP_HTTP_LIBCURL, RTLD_NOW | RTLD_LOCAL);
+    const struct {
+        const char *name;
+        void **slot;
+    } syms[] = {
+        {"curl_global_init", (void **)&rp_curl.global_init},
+        {"curl_easy_init", (void **)&rp_curl.easy_init},
+        {"curl_easy_setopt", (void **)&rp_curl.easy_setopt},
+        {"curl_easy_perform", (void **)&rp_curl.easy_perform},
+        {"curl_easy_getinfo", (void **)&rp_curl.easy_getinfo},
+        {"curl_easy_reset", (void **)&rp_curl.easy_reset},
+        {"curl_easy_cleanup", (void **)&rp_curl.easy_cleanup},
+        {"curl_easy_strerror", (void **)&rp_curl.easy_strerror},
+        {"curl_slist_append", (void **)&rp_curl.slist_append},
+        {"curl_slist_free_all", (void **)&rp_curl.slist_free_all},
+    };
+
+    if (!lib) {
+        snprintf(rp_http_load_error, sizeof(rp_http_load_error),
+                 "cannot load %s: %s", RP_HTTP_LIBCURL, dlerror());
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        if (!(*syms[i].slot = dlsym(lib, syms[i].name))) {
+            snprintf(rp_http_load_error, sizeof(rp_http_load_error),
+                     "%s has no %s", RP_HTTP_LIBCURL, syms[i].name);
+            return -1;
+        }
+    }
+    return 0; /* never dlclose'd: handles live until the process ends */
+}
+
 static pthread_once_t rp_http_once = PTHREAD_ONCE_INIT;
 static pthread_key_t rp_http_key;
 static CURLcode rp_http_init_code = CURLE_FAILED_INIT;
@@ -34,8 +109,13 @@ static void rp_http_handle_free(void *p)
     curl_easy_cleanup(p);
 }
 
+static int rp_http_loaded;
+
 static void rp_http_init_once(void)
 {
+    if (rp_http_load_curl() != 0)
+        return;
+    rp_http_loaded = 1;
     rp_http_init_code = curl_global_init(CURL_GLOBAL_DEFAULT);
     rp_http_key_ok = pthread_key_create(&rp_http_key, rp_http_handle_free) == 0;
 }
@@ -43,6 +123,9 @@ static void rp_http_init_once(void)
 rp_err_t rp_http_global_init(char *errstr, size_t errstr_size)
 {
     pthread_once(&rp_http_once, rp_http_init_once);
+    if (!rp_http_loaded)
+        return rp_errf(errstr, errstr_size, RP_ERR_UNAVAILABLE, "rp_http: %s",
+                       rp_http_load_error);
     if (rp_http_init_code != CURLE_OK)
         return rp_errf(errstr, errstr_size, RP_ERR_INTERNAL,
                        "libcurl initialisation failed: %s",
@@ -57,7 +140,7 @@ void rp_http_thread_cleanup(void)
 {
     CURL *h;
 
-    if (!rp_http_key_ok)
+    if (!rp_http_key_ok || !rp_http_loaded)
         return;
     h = pthread_getspecific(rp_http_key);
     if (!h)
