@@ -100,6 +100,12 @@ void rp_state_key_result(const char *execution_id, char *out, size_t out_size)
                        out_size);
 }
 
+void rp_state_key_execution(const char *execution_id, const char *file,
+                            char *out, size_t out_size)
+{
+    rp_state_key_build("executions", execution_id, file, out, out_size);
+}
+
 /* Length of the scheme in "scheme://...", or 0 when url has no such
  * prefix. RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
 static size_t rp_state_scheme_len(const char *url)

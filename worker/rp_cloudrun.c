@@ -819,17 +819,7 @@ out:
 void rp_cloudrun_attempt_key(const char *execution_id, char *out,
                              size_t out_size)
 {
-    int n;
-
-    if (!out || out_size == 0)
-        return;
-    out[0] = '\0';
-    if (!execution_id ||
-        !rp_id_valid(execution_id, strnlen(execution_id, RP_ID_MAX + 1)))
-        return;
-    n = snprintf(out, out_size, "executions/%s/attempt.json", execution_id);
-    if (n < 0 || (size_t)n >= out_size || !rp_state_key_valid(out))
-        out[0] = '\0';
+    rp_state_key_execution(execution_id, "attempt.json", out, out_size);
 }
 
 char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a)
