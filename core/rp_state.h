@@ -125,5 +125,9 @@ int rp_state_key_valid(const char *key);
 void rp_state_key_session(const char *session_id, char *out, size_t out_size);
 /* "executions/{execution_id}/result.json" into out; same rules. */
 void rp_state_key_result(const char *execution_id, char *out, size_t out_size);
+/* "executions/{execution_id}/{file}" into out (attempt.json, request.json:
+ * the other records of one execution); same rules. */
+void rp_state_key_execution(const char *execution_id, const char *file,
+                            char *out, size_t out_size);
 
 #endif
