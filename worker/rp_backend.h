@@ -45,6 +45,9 @@ typedef struct rp_backend_run rp_backend_run_t;
 /* How a run ended. */
 typedef struct rp_backend_done {
     rp_err_t err;      /* RP_OK: the executor ran and exited (see exit_code);
+                          RP_ERR_TIMEOUT: the backend stopped it because
+                          the request's timeout passed (the worker reports
+                          "timed_out" if the executor left no record);
                           otherwise the infrastructure failed */
     bool cancelled;    /* ended because rp_backend_cancel asked it to */
     int exit_code;     /* executor's exit code, -1 if killed by a signal */

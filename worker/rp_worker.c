@@ -102,6 +102,9 @@ struct rp_job {
     rp_backend_done_t done;
     int64_t deadline_ms; /* backstop, mono */
     bool backstop_fired;
+    /* The backend stopped the run at its timeout and the executor left no
+     * record: publish "timed_out" and leave the session state as it was. */
+    bool backend_timed_out;
 
     /* Timing, mono ms; begin is also recorded as wall ms. */
     int64_t t_begin, t_begin_wall, t_loaded, t_run_done, t_saved;
@@ -430,6 +433,18 @@ static void rp_job_publish(rp_worker_t *w, rp_job_t *job)
         } else if (job->err_code[0]) {
             r->status = RP_STATUS_ERROR;
             rp_result_set_error(r, job->err_code, job->err_msg);
+        } else if (job->backend_timed_out) {
+            /* No exit code, no output: only the backend's word on it. */
+            char note[RP_BACKEND_DETAIL_MAX + 128];
+
+            r->status = RP_STATUS_TIMED_OUT;
+            snprintf(note, sizeof(note),
+                     "runpool: the command did not finish within its "
+                     "timeout of %d s and was stopped (%s)\n",
+                     job->req.timeout_s, job->done.detail);
+            free(r->stderr_data);
+            r->stderr_data = strdup(note);
+            r->stderr_len = r->stderr_data ? strlen(note) : 0;
         } else {
             r->status = RP_STATUS_SUCCEEDED; /* close_session */
             r->has_exit_code = true;
@@ -628,7 +643,10 @@ static void rp_io_finish(void *arg)
     if (!job->have_result) {
         rp_state_key_result(job->req.execution_id, key, sizeof(key));
         err = rp_state_get(w->state, key, &buf, NULL, es, sizeof(es));
-        if (err == RP_ERR_NOT_FOUND) {
+        if (err == RP_ERR_NOT_FOUND && job->done.err == RP_ERR_TIMEOUT) {
+            job->backend_timed_out = true;
+            goto out;
+        } else if (err == RP_ERR_NOT_FOUND) {
             rp_job_set_error(job,
                              job->backstop_fired ? "executor_unresponsive"
                              : job->done.err     ? "backend_failed"

@@ -410,7 +410,7 @@ int rp_te_start_worker(rp_te_t *te)
     int n = 0, idx;
 
     if (!rp_te_fmt(exe, sizeof(exe), "%s/runpool-worker", te->bin_dir) ||
-        !rp_te_fmt(state, sizeof(state), "file://%s/state", te->dir) ||
+        !rp_te_fmt(state, sizeof(state), "%s", te->state_url) ||
         !rp_te_fmt(work, sizeof(work), "%s/work", te->dir))
         fail_msg("worker paths too long");
     snprintf(name, sizeof(name), "worker-%d", ++te->n_workers);
@@ -423,7 +423,7 @@ int rp_te_start_worker(rp_te_t *te)
     argv[n++] = "--group";
     argv[n++] = te->group;
     argv[n++] = "--backend";
-    argv[n++] = "local";
+    argv[n++] = te->backend;
     argv[n++] = "--state";
     argv[n++] = state;
     argv[n++] = "--workdir";
@@ -447,6 +447,86 @@ int rp_te_start_worker(rp_te_t *te)
              "%s:%ld", host, (long)te->procs[idx].pid);
     print_message("[rig] started %s pid %ld\n", name,
                   (long)te->procs[idx].pid);
+    return idx;
+}
+
+void rp_te_setenv(rp_te_t *te, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), n = 0;
+    char *entry, **env;
+
+    if (asprintf(&entry, "%s=%s", name, value) < 0)
+        fail_msg("out of memory");
+    for (n = 0; te->child_env[n]; n++) {
+        if (!strncmp(te->child_env[n], name, nlen) &&
+            te->child_env[n][nlen] == '=') {
+            free(te->child_env[n]);
+            te->child_env[n] = entry;
+            return;
+        }
+    }
+    if (!(env = realloc(te->child_env, (n + 2) * sizeof(*env)))) {
+        free(entry);
+        fail_msg("out of memory");
+    }
+    env[n] = entry;
+    env[n + 1] = NULL;
+    te->child_env = env;
+}
+
+/* Wait until file holds one whole line (its writer writes it atomically,
+ * or a single short write) and copy it without the newline into line;
+ * false with err set when process idx exits first or timeout_ms passes. */
+static bool rp_te_wait_line(rp_te_t *te, int idx, const char *file,
+                            char *line, size_t line_size, int timeout_ms,
+                            char *err, size_t errsize)
+{
+    int64_t deadline = rp_te_now_ms() + timeout_ms;
+
+    for (;;) {
+        char *text = rp_te_read_file(file, NULL), *nl;
+
+        if (text && (nl = strchr(text, '\n'))) {
+            *nl = '\0';
+            if (!rp_te_fmt(line, line_size, "%s", text)) {
+                snprintf(err, errsize, "the line in %.300s is too long", file);
+                free(text);
+                return false;
+            }
+            free(text);
+            return true;
+        }
+        free(text);
+        if (!rp_te_alive(te, idx)) {
+            snprintf(err, errsize, "%s exited at start: see %.300s",
+                     te->procs[idx].name, te->procs[idx].log_path);
+            return false;
+        }
+        if (rp_te_now_ms() >= deadline) {
+            snprintf(err, errsize, "nothing in %.300s from %s in %d ms", file,
+                     te->procs[idx].name, timeout_ms);
+            return false;
+        }
+        rp_te_sleep_ms(20);
+    }
+}
+
+int rp_te_start_service(rp_te_t *te, const char *name, char *const argv[],
+                        const char *out_path, const char *ready_file,
+                        char *line, size_t line_size, int timeout_ms)
+{
+    char err[512];
+    int idx;
+
+    idx = rp_te_start(te, RP_TE_SERVICE, name, argv, out_path, err,
+                      sizeof(err));
+    if (idx < 0)
+        fail_msg("%s", err);
+    if (!rp_te_wait_line(te, idx, ready_file, line, line_size, timeout_ms, err,
+                         sizeof(err)))
+        fail_msg("%s", err);
+    print_message("[rig] started %s pid %ld: %s\n", name,
+                  (long)te->procs[idx].pid, line);
     return idx;
 }
 
@@ -513,6 +593,28 @@ int rp_te_worker_by_id(const rp_te_t *te, const char *id)
             !strcmp(te->procs[i].worker_id, id))
             return i;
     return -1;
+}
+
+int rp_te_log_events(rp_te_t *te, int idx, const char *event)
+{
+    char *log = rp_te_read_file(te->procs[idx].log_path, NULL), *line, *save;
+    char needle[128];
+    int n = 0;
+
+    rp_te_format(needle, sizeof(needle), "\"event\":\"%s\"", event);
+    for (line = log ? strtok_r(log, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j, *ev;
+
+        if (!strstr(line, needle) || !(j = cJSON_Parse(line)))
+            continue;
+        ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, event))
+            n++;
+        cJSON_Delete(j);
+    }
+    free(log);
+    return n;
 }
 
 int rp_te_worker_partitions(rp_te_t *te, int idx, int *events)
@@ -1532,6 +1634,7 @@ static FILE *rp_te_open_log(rp_te_t *te, const char *rel)
 static bool rp_te_start_devbroker(rp_te_t *te, char *err, size_t errsize)
 {
     char exe[PATH_MAX], file[PATH_MAX], out[PATH_MAX], kdir[PATH_MAX];
+    char line[1100];
     char *argv[] = {exe, "--partitions", "4", "--bootstrap-file", file, NULL};
     char *kargv[] = {exe,  "--foreground", "--dir", kdir, "--port-file",
                      file, "--partitions", "4",   NULL};
@@ -1539,7 +1642,6 @@ static bool rp_te_start_devbroker(rp_te_t *te, char *err, size_t errsize)
     bool kafka = which && !strcmp(which, "kafka");
     int timeout_ms = kafka ? RP_TE_KAFKA_START_TIMEOUT_MS
                            : RP_TE_START_TIMEOUT_MS;
-    int64_t deadline = rp_te_now_ms() + timeout_ms;
     const char *prefix = "bootstrap.servers=";
     const char *what = kafka ? "tests/kafka/start" : "runpool-devbroker";
     int idx;
@@ -1564,35 +1666,17 @@ static bool rp_te_start_devbroker(rp_te_t *te, char *err, size_t errsize)
                      : rp_te_start(te, RP_TE_DEVBROKER, "devbroker", argv, out,
                                    err, errsize)) < 0)
         return false;
-    for (;;) {
-        char *line = rp_te_read_file(file, NULL), *nl;
-
-        /* Written atomically: either absent or the whole line. */
-        if (line && !strncmp(line, prefix, strlen(prefix)) &&
-            (nl = strchr(line, '\n'))) {
-            *nl = '\0';
-            if (!rp_te_fmt(te->brokers, sizeof(te->brokers), "%s",
-                           line + strlen(prefix))) {
-                free(line);
-                snprintf(err, errsize, "bootstrap list too long");
-                return false;
-            }
-            free(line);
-            return true;
-        }
-        free(line);
-        if (!rp_te_alive(te, idx)) {
-            snprintf(err, errsize, "%s exited at start: see %.300s", what,
-                     te->procs[idx].log_path);
-            return false;
-        }
-        if (rp_te_now_ms() >= deadline) {
-            snprintf(err, errsize, "no %.300s from %s in %d ms", file, what,
-                     timeout_ms);
-            return false;
-        }
-        rp_te_sleep_ms(20);
+    if (!rp_te_wait_line(te, idx, file, line, sizeof(line), timeout_ms, err,
+                         errsize))
+        return false;
+    if (strncmp(line, prefix, strlen(prefix)) ||
+        !rp_te_fmt(te->brokers, sizeof(te->brokers), "%s",
+                   line + strlen(prefix))) {
+        snprintf(err, errsize, "%s wrote a bad bootstrap line: %.300s", what,
+                 line);
+        return false;
     }
+    return true;
 }
 
 int rp_te_setup(void **state)
@@ -1642,6 +1726,12 @@ int rp_te_setup(void **state)
         mkdir(sub, 0755) != 0) {
         snprintf(err, sizeof(err), "cannot create state/ and work/ in %.300s",
                  te->dir);
+        goto fail;
+    }
+    snprintf(te->backend, sizeof(te->backend), "local");
+    if (!rp_te_fmt(te->state_url, sizeof(te->state_url), "file://%s/state",
+                   te->dir)) {
+        snprintf(err, sizeof(err), "paths too long");
         goto fail;
     }
     snprintf(te->group, sizeof(te->group), "rp-it-%s-%ld", te->name,

@@ -84,7 +84,13 @@ typedef struct rp_te_msg {
     int64_t received_ms; /* rp_te_now_ms() when collected */
 } rp_te_msg_t;
 
-typedef enum rp_te_kind { RP_TE_DEVBROKER, RP_TE_WORKER } rp_te_kind_t;
+/* DEVBROKER: the Kafka broker; SERVICE: another server a test started
+ * (rp_te_start_service: the Cloud Run fake, fake-gcs-server). */
+typedef enum rp_te_kind {
+    RP_TE_DEVBROKER,
+    RP_TE_WORKER,
+    RP_TE_SERVICE
+} rp_te_kind_t;
 
 /* The process registry: everything the test started. */
 typedef struct rp_te_proc {
@@ -114,6 +120,14 @@ typedef struct rp_te {
     char brokers[1024];
     char group[128];
     char **child_env; /* environment for started processes */
+    /* What rp_te_start_worker passes as --backend and --state: "local" and
+     * file://TMP/state unless a test changes them (rp_te_cloud_start). */
+    char backend[16];
+    char state_url[PATH_MAX + 16];
+    /* Base URLs of the Cloud Run fake and fake-gcs-server, once
+     * rp_te_cloud_start started them; "" otherwise. */
+    char cloudrun_url[256];
+    char gcs_url[256];
 
     rp_te_proc_t procs[RP_TE_PROCS_MAX];
     int n_procs;
@@ -166,9 +180,19 @@ void rp_te_validate(rp_te_t *te, const char *schema, const char *file);
 
 /* ---- processes ---- */
 
-/* Start a runpool-worker on the test's broker, group, state and workdir;
- * returns its index in te->procs. */
+/* Start a runpool-worker on the test's broker, group, backend, state and
+ * workdir; returns its index in te->procs. */
 int rp_te_start_worker(rp_te_t *te);
+/* Set (or replace) NAME=value in the environment of every process started
+ * from now on. */
+void rp_te_setenv(rp_te_t *te, const char *name, const char *value);
+/* Start a server (kind SERVICE, log TMP/NAME.log; stdout to out_path, or
+ * to the log when NULL) and wait up to timeout_ms until ready_file holds
+ * one whole line; that line, without its newline, goes to line. Returns its
+ * index in te->procs; fails the test if it exits or times out first. */
+int rp_te_start_service(rp_te_t *te, const char *name, char *const argv[],
+                        const char *out_path, const char *ready_file,
+                        char *line, size_t line_size, int timeout_ms);
 /* Send sig to a started process; from now on its exit is expected. */
 void rp_te_signal(rp_te_t *te, int idx, int sig);
 /* Wait up to timeout_ms for the process to exit; true when it has (its
@@ -182,6 +206,8 @@ void rp_te_check_procs(rp_te_t *te);
 /* Partitions the worker holds according to its own log (assigned minus
  * revoked); *events (may be NULL) = how many assignments it logged. */
 int rp_te_worker_partitions(rp_te_t *te, int idx, int *events);
+/* How many lines of process idx's log (JSON lines) have "event": event. */
+int rp_te_log_events(rp_te_t *te, int idx, const char *event);
 /* Wait until the n given workers hold all RP_TE_PARTITIONS partitions and
  * each has logged an assignment. Returns how many of them hold partitions;
  * a group that settles with one worker holding everything is accepted
