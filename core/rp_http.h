@@ -42,6 +42,11 @@ typedef struct rp_http_req {
     /* Response header whose value to keep (e.g. "X-Goog-Generation"),
      * case-insensitive; NULL = none. */
     const char *want_header;
+    /* Open a new connection for this request instead of reusing a kept
+     * one. For requests that must not be sent twice (Cloud Run jobs.run):
+     * libcurl silently re-sends a request whose reused connection died
+     * before any answer; on a new connection it reports the loss instead. */
+    bool fresh_connection;
 } rp_http_req_t;
 
 typedef struct rp_http_resp {

@@ -254,6 +254,7 @@ typedef enum rp_cloudrun_rc {
 } rp_cloudrun_rc_t;
 
 typedef struct rp_cloudrun_call {
+    bool fresh_connection; /* in: never reuse a kept connection for it */
     long status; /* 0: no HTTP answer */
     rp_http_resp_t resp;
     char msg[RP_BACKEND_DETAIL_MAX];
@@ -317,6 +318,7 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
     req.body_len = body ? strlen(body) : 0;
     req.timeout_ms = cr->conf.http_timeout_ms;
     req.response_max = RP_CLOUDRUN_RESPONSE_MAX;
+    req.fresh_connection = call->fresh_connection;
     err = rp_http_request(&req, &call->resp, es, sizeof(es));
     explicit_bzero(auth, sizeof(auth));
     if (err) {
@@ -886,8 +888,9 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
      * connection died before any answer, which for jobs.run could start a
      * second execution. On a new connection it reports the loss instead,
      * and the lost reply is handled below, by looking before running. */
-    rp_http_thread_cleanup();
+    call.fresh_connection = true;
     rc = rp_cloudrun_api(cr, "jobs.run", "POST", url, body, &call);
+    call.fresh_connection = false;
     run->run_answered = call.status != 0;
     if (rc == RP_CR_OK &&
         rp_cloudrun_run_reply(call.resp.body.data, call.resp.body.len,

@@ -403,6 +403,40 @@ static void test_bad_requests(void **state)
     rp_http_resp_clear(&resp);
 }
 
+/* fresh_connection opens a connection of its own for one request (Cloud
+ * Run jobs.run must never be re-sent by libcurl on a dead kept one); the
+ * requests after it reuse kept connections again. */
+static void test_fresh_connection(void **state)
+{
+    static const fh_reply_t ok = {.status = 200, .body = "ok"};
+    fh_server_t *s = th_start(&ok, 1);
+    rp_http_req_t req = {0};
+    rp_http_resp_t resp = {0};
+    char err[TH_ERR_MAX], url[TH_URL_MAX];
+
+    (void)state;
+    rp_http_thread_cleanup();
+    assert_int_equal(th_get(s, "/a", &resp, err, sizeof(err)), RP_OK);
+    assert_int_equal(fh_conns(s), 1);
+    snprintf(url, sizeof(url), "%s/run", s->base);
+    req.method = "POST";
+    req.url = url;
+    req.body = "{}";
+    req.body_len = 2;
+    req.fresh_connection = true;
+    assert_int_equal(rp_http_request(&req, &resp, err, sizeof(err)), RP_OK);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(fh_conns(s), 2);
+    assert_int_equal(rp_http_request(&req, &resp, err, sizeof(err)), RP_OK);
+    assert_int_equal(fh_conns(s), 3);
+    /* An ordinary request takes a kept connection: no new one. */
+    assert_int_equal(th_get(s, "/b", &resp, err, sizeof(err)), RP_OK);
+    assert_int_equal(fh_conns(s), 3);
+    assert_int_equal(fh_count(s), 4);
+    rp_http_resp_clear(&resp);
+    fh_stop(s);
+}
+
 typedef struct th_thread_arg {
     const fh_server_t *s;
     int n;
@@ -554,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_connection_failures),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_connection_reuse),
+        cmocka_unit_test(test_fresh_connection),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_retriable),
         cmocka_unit_test(test_backoff),
