@@ -179,6 +179,13 @@ size_t rp_offsets_pending(const rp_offsets_t *t, int32_t partition)
     return p ? p->pending : 0;
 }
 
+size_t rp_offsets_window(const rp_offsets_t *t, int32_t partition)
+{
+    const rp_offsets_part_t *p = t ? rp_offsets_get(t, partition) : NULL;
+
+    return p ? p->count : 0;
+}
+
 size_t rp_offsets_memory(const rp_offsets_t *t)
 {
     size_t n;

@@ -49,6 +49,11 @@ int64_t rp_offsets_committable(const rp_offsets_t *t, int32_t partition);
 /* Tracked offsets of the partition not yet finished. */
 size_t rp_offsets_pending(const rp_offsets_t *t, int32_t partition);
 
+/* The partition's window: tracked offsets from the lowest unfinished one
+ * to the newest, finished ones among them included (0 when all are done).
+ * What a crash would re-deliver, and what the tracker holds in memory. */
+size_t rp_offsets_window(const rp_offsets_t *t, int32_t partition);
+
 /* Forget everything about the partition (assignment change). */
 void rp_offsets_reset(rp_offsets_t *t, int32_t partition);
 

@@ -136,12 +136,15 @@ struct rp_worker {
     rp_job_t *jobs; /* every live job */
     size_t inflight;
     size_t running; /* jobs past QUEUED */
-    bool paused;
-    bool reapply_pause;
+    bool paused;         /* every partition, at the in-flight limit */
+    bool reapply_pause;  /* the assignment changed: apply pauses again */
+    bool window_check;   /* a partition's window crossed its bound */
 
-    /* Per partition: assignment epoch and last committed offset. */
+    /* Per partition: assignment epoch, last committed offset, and whether
+     * it is paused for its offset window (--max-window). */
     uint64_t *epoch;
     int64_t *committed;
+    bool *win_paused;
     int32_t npart;
 
     size_t msg_max; /* the producer's message.max.bytes */
@@ -160,6 +163,7 @@ static rp_err_t rp_worker_grow_parts(rp_worker_t *w, int32_t p)
 {
     uint64_t *e;
     int64_t *c;
+    bool *wp;
     int32_t n;
 
     if (p < w->npart)
@@ -173,9 +177,13 @@ static rp_err_t rp_worker_grow_parts(rp_worker_t *w, int32_t p)
     if (!(c = realloc(w->committed, (size_t)n * sizeof(*c))))
         return RP_ERR_NOMEM;
     w->committed = c;
+    if (!(wp = realloc(w->win_paused, (size_t)n * sizeof(*wp))))
+        return RP_ERR_NOMEM;
+    w->win_paused = wp;
     for (int32_t i = w->npart; i < n; i++) {
         w->epoch[i] = 0;
         w->committed[i] = -1;
+        w->win_paused[i] = false;
     }
     w->npart = n;
     return RP_OK;
@@ -263,6 +271,8 @@ static void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
             rp_log(RP_LOG_WARN, "offset_untracked", rp_job_eid(job),
                    rp_job_sid(job), "partition %d offset %lld was not tracked",
                    (int)job->partition, (long long)job->offset);
+        if (w->win_paused[job->partition])
+            w->window_check = true; /* flow control decides on resuming */
     }
     next = rp_sched_done(w->sched, job->key, job->keylen);
     if (job->run)
@@ -869,6 +879,10 @@ static void rp_worker_on_message(rp_worker_t *w, rd_kafka_message_t *m)
         rp_worker_set_fatal(w, "offset tracking failed");
         return;
     }
+    if (!w->win_paused[m->partition] &&
+        rp_offsets_window(w->offsets, m->partition) >=
+            (size_t)w->conf.max_window)
+        w->window_check = true;
     if (w->draining)
         return; /* tracked as unfinished: never committed, re-delivered */
     if (!(job = calloc(1, sizeof(*job))))
@@ -1006,6 +1020,7 @@ static void rp_worker_revoke(rp_worker_t *w,
         if (p < w->npart) {
             w->epoch[p]++;
             w->committed[p] = -1;
+            w->win_paused[p] = false;
         }
         rp_offsets_reset(w->offsets, p);
     }
@@ -1033,6 +1048,7 @@ static void rp_worker_assign(rp_worker_t *w,
         if (rp_worker_grow_parts(w, p) == RP_OK) {
             w->epoch[p]++;
             w->committed[p] = -1;
+            w->win_paused[p] = false;
         }
         rp_offsets_reset(w->offsets, p);
     }
@@ -1069,8 +1085,44 @@ static void rp_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Pause every assigned partition at the in-flight limit; resume below
- * RESUME_PCT of it. librdkafka keeps fetch positions, so nothing is lost. */
+/* Is partition p's offset window at its bound? Pauses at --max-window,
+ * resumes below RESUME_PCT of it. */
+static bool rp_worker_window_full(const rp_worker_t *w, int32_t p)
+{
+    size_t win = rp_offsets_window(w->offsets, p);
+    size_t max = (size_t)w->conf.max_window;
+
+    return w->win_paused[p] ? win * 100 >= max * RP_WORKER_RESUME_PCT
+                            : win >= max;
+}
+
+/* Say which execution holds partition p's window open. */
+static void rp_worker_log_window(rp_worker_t *w, int32_t p, bool paused)
+{
+    int64_t low = rp_offsets_committable(w->offsets, p);
+    const rp_job_t *oldest = NULL;
+
+    for (const rp_job_t *job = w->jobs; job && paused; job = job->next)
+        if (job->partition == p && job->offset == low && !job->revoked)
+            oldest = job;
+    if (!paused) {
+        rp_log(RP_LOG_INFO, "partition_resumed", NULL, NULL,
+               "partition %d: offset window below %d%% of --max-window %d",
+               (int)p, RP_WORKER_RESUME_PCT, w->conf.max_window);
+        return;
+    }
+    rp_log(RP_LOG_WARN, "partition_paused", oldest ? rp_job_eid(oldest) : NULL,
+           oldest ? rp_job_sid(oldest) : NULL,
+           "partition %d paused: %zu offsets since the oldest unfinished one "
+           "(offset %lld) reach --max-window %d; it resumes as that one "
+           "finishes",
+           (int)p, rp_offsets_window(w->offsets, p), (long long)low,
+           w->conf.max_window);
+}
+
+/* Pause every assigned partition at the in-flight limit, and any partition
+ * whose offset window reached --max-window; resume each below RESUME_PCT
+ * of its limit. librdkafka keeps fetch positions, so nothing is lost. */
 static void rp_worker_flow_control(rp_worker_t *w)
 {
     bool want = w->draining ||
@@ -1078,22 +1130,44 @@ static void rp_worker_flow_control(rp_worker_t *w)
                 (w->paused && w->inflight * 100 >=
                                   (size_t)w->conf.max_inflight *
                                       RP_WORKER_RESUME_PCT);
-    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL, *pause = NULL,
+                                    *resume = NULL;
 
-    if (want == w->paused && !w->reapply_pause)
+    if (want == w->paused && !w->reapply_pause && !w->window_check)
         return;
     if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
-    if (want)
-        rd_kafka_pause_partitions(w->consumer, parts);
-    else
-        rd_kafka_resume_partitions(w->consumer, parts);
+    pause = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
+    resume = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        bool known = p >= 0 && p < w->npart;
+        bool was = known && w->win_paused[p];
+        bool full = known && rp_worker_window_full(w, p);
+
+        if (known && full != was) {
+            w->win_paused[p] = full;
+            rp_worker_log_window(w, p, full);
+        }
+        if (want || full)
+            rd_kafka_topic_partition_list_add(pause, parts->elems[i].topic, p);
+        else if (w->paused || was || w->reapply_pause)
+            rd_kafka_topic_partition_list_add(resume, parts->elems[i].topic,
+                                              p);
+    }
+    if (pause->cnt)
+        rd_kafka_pause_partitions(w->consumer, pause);
+    if (resume->cnt)
+        rd_kafka_resume_partitions(w->consumer, resume);
     if (want != w->paused)
         rp_log(RP_LOG_INFO, want ? "consumer_paused" : "consumer_resumed",
                NULL, NULL, "%zu request(s) in flight (limit %d)", w->inflight,
                w->conf.max_inflight);
     w->paused = want;
     w->reapply_pause = false;
+    w->window_check = false;
+    rd_kafka_topic_partition_list_destroy(pause);
+    rd_kafka_topic_partition_list_destroy(resume);
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
@@ -1274,6 +1348,8 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         c->backend = "local";
     if (!c->max_inflight)
         c->max_inflight = 1024;
+    if (!c->max_window)
+        c->max_window = RP_WORKER_MAX_WINDOW_DEFAULT;
     if (!c->drain_timeout_s)
         c->drain_timeout_s = 30;
     else if (c->drain_timeout_s == RP_WORKER_DRAIN_NONE)
@@ -1304,6 +1380,11 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         err = rp_errf(errstr, es, RP_ERR_INVALID,
                       "--max-inflight must be 1..%d",
                       RP_WORKER_MAX_INFLIGHT_LIMIT);
+        goto out;
+    }
+    if (c->max_window < 1 || c->max_window > RP_WORKER_MAX_WINDOW_LIMIT) {
+        err = rp_errf(errstr, es, RP_ERR_INVALID,
+                      "--max-window must be 1..%d", RP_WORKER_MAX_WINDOW_LIMIT);
         goto out;
     }
     if (c->drain_timeout_s < 0 || c->timeout_grace_s < 0) {
@@ -1503,6 +1584,7 @@ void rp_worker_destroy(rp_worker_t *w)
     rp_offsets_destroy(w->offsets);
     free(w->epoch);
     free(w->committed);
+    free(w->win_paused);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->sig_fd >= 0)

@@ -28,6 +28,8 @@
 #include "rp_err.h"
 
 #define RP_WORKER_MAX_INFLIGHT_LIMIT 1000000
+#define RP_WORKER_MAX_WINDOW_DEFAULT 10000
+#define RP_WORKER_MAX_WINDOW_LIMIT 10000000
 #define RP_WORKER_DRAIN_NONE (-1)
 
 typedef struct rp_worker_conf {
@@ -39,6 +41,12 @@ typedef struct rp_worker_conf {
     const char *backend;        /* "local" */
     const char *state_url;      /* file:///dir */
     int max_inflight;           /* records held at once; default 1024 */
+    int max_window;             /* per partition: offsets between the lowest
+                                   unfinished one and the newest; at this
+                                   many the partition pauses (one slow
+                                   session must not grow the tracker, or
+                                   what a crash re-delivers, without end);
+                                   default 10000 */
     int drain_timeout_s;        /* on SIGTERM; default 30 (0 = default;
                                    RP_WORKER_DRAIN_NONE = do not wait) */
     int io_threads;             /* state-store threads; default 8 */

@@ -30,6 +30,9 @@ static void usage(FILE *f)
 "  --backend NAME         local | cloudrun [local]       (RUNPOOL_BACKEND)\n"
 "  --state URL            file:///DIR                    (RUNPOOL_STATE)\n"
 "  --max-inflight N       requests held at once [1024]   (RUNPOOL_MAX_INFLIGHT)\n"
+"  --max-window N         per partition: offsets past the oldest unfinished\n"
+"                         one before the partition pauses [10000]\n"
+"                                                        (RUNPOOL_MAX_WINDOW)\n"
 "  --drain-timeout S      on SIGTERM/SIGINT [30]         (RUNPOOL_DRAIN_TIMEOUT)\n"
 "  --io-threads N         state-store threads [8]        (RUNPOOL_IO_THREADS)\n"
 "  --output-max BYTES     stdout/stderr cap each [1 MiB] (RUNPOOL_OUTPUT_MAX)\n"
@@ -80,7 +83,7 @@ int main(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_GROUP, O_REQ, O_RES, O_DLQ, O_BACKEND, O_STATE,
            O_MAXIN, O_DRAIN, O_IOT, O_OUTMAX, O_NAME, O_EXEC, O_WORKDIR,
-           O_RESMAX };
+           O_RESMAX, O_MAXWIN };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"group", required_argument, NULL, O_GROUP},
@@ -90,6 +93,7 @@ int main(int argc, char **argv)
         {"backend", required_argument, NULL, O_BACKEND},
         {"state", required_argument, NULL, O_STATE},
         {"max-inflight", required_argument, NULL, O_MAXIN},
+        {"max-window", required_argument, NULL, O_MAXWIN},
         {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"io-threads", required_argument, NULL, O_IOT},
         {"output-max", required_argument, NULL, O_OUTMAX},
@@ -103,6 +107,7 @@ int main(int argc, char **argv)
     rp_worker_conf_t conf;
     const char *props[RP_KAFKA_PROPS_MAX];
     const char *maxin = env_or("RUNPOOL_MAX_INFLIGHT", NULL);
+    const char *maxwin = env_or("RUNPOOL_MAX_WINDOW", NULL);
     const char *drain = env_or("RUNPOOL_DRAIN_TIMEOUT", NULL);
     const char *iot = env_or("RUNPOOL_IO_THREADS", NULL);
     const char *outmax = env_or("RUNPOOL_OUTPUT_MAX", NULL);
@@ -139,6 +144,7 @@ int main(int argc, char **argv)
         case O_BACKEND: conf.backend = optarg; break;
         case O_STATE: conf.state_url = optarg; break;
         case O_MAXIN: maxin = optarg; break;
+        case O_MAXWIN: maxwin = optarg; break;
         case O_DRAIN: drain = optarg; break;
         case O_IOT: iot = optarg; break;
         case O_OUTMAX: outmax = optarg; break;
@@ -167,6 +173,11 @@ int main(int argc, char **argv)
                            RP_WORKER_MAX_INFLIGHT_LIMIT, &n) == 0)
         conf.max_inflight = (int)n;
     else if (maxin)
+        return 2;
+    if (maxwin && parse_int("--max-window", maxwin, 1,
+                            RP_WORKER_MAX_WINDOW_LIMIT, &n) == 0)
+        conf.max_window = (int)n;
+    else if (maxwin)
         return 2;
     if (drain && parse_int("--drain-timeout", drain, 0, 86400, &n) == 0)
         conf.drain_timeout_s = n ? (int)n : RP_WORKER_DRAIN_NONE;

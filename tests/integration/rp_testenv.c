@@ -404,6 +404,11 @@ static int rp_te_start(rp_te_t *te, rp_te_kind_t kind, const char *name,
 
 int rp_te_start_worker(rp_te_t *te)
 {
+    return rp_te_start_worker_args(te, NULL);
+}
+
+int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
+{
     char exe[PATH_MAX], state[PATH_MAX + 16], work[PATH_MAX], name[32];
     char host[128] = "host", drain[16], session[64], err[256];
     char *argv[32];
@@ -436,6 +441,11 @@ int rp_te_start_worker(rp_te_t *te)
     argv[n++] = "heartbeat.interval.ms=500";
     argv[n++] = "-X";
     argv[n++] = "fetch.wait.max.ms=100";
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (n >= (int)(sizeof(argv) / sizeof(argv[0])) - 1)
+            fail_msg("too many worker arguments");
+        argv[n++] = (char *)extra[i];
+    }
     argv[n] = NULL;
     idx = rp_te_start(te, RP_TE_WORKER, name, argv, NULL, err, sizeof(err));
     if (idx < 0)
@@ -1067,7 +1077,8 @@ static void rp_te_rfc3339_now(char *out, size_t size)
 }
 
 /* Produce a request document keyed by its session and log it. */
-static void rp_te_send_doc(rp_te_t *te, const char *session_id, cJSON *doc)
+static void rp_te_send_doc(rp_te_t *te, const char *session_id, cJSON *doc,
+                           rp_te_sent_t *sent)
 {
     char now[48], *text;
 
@@ -1077,7 +1088,7 @@ static void rp_te_send_doc(rp_te_t *te, const char *session_id, cJSON *doc)
         fail_msg("out of memory");
     cJSON_Delete(doc);
     rp_te_send_raw(te, session_id, strlen(session_id), text, strlen(text),
-                   NULL);
+                   sent);
     fprintf(te->requests_log, "%s\n", text);
     fflush(te->requests_log);
     free(text);
@@ -1086,6 +1097,15 @@ static void rp_te_send_doc(rp_te_t *te, const char *session_id, cJSON *doc)
 void rp_te_send_exec(rp_te_t *te, const char *session_id,
                      const char *execution_id, const char *command,
                      int timeout_s, const char *const *env)
+{
+    rp_te_send_exec_sent(te, session_id, execution_id, command, timeout_s, env,
+                         NULL);
+}
+
+void rp_te_send_exec_sent(rp_te_t *te, const char *session_id,
+                          const char *execution_id, const char *command,
+                          int timeout_s, const char *const *env,
+                          rp_te_sent_t *sent)
 {
     cJSON *doc = cJSON_CreateObject(), *e;
 
@@ -1099,7 +1119,7 @@ void rp_te_send_exec(rp_te_t *te, const char *session_id,
     if (env && (e = cJSON_AddObjectToObject(doc, "env")))
         for (size_t i = 0; env[i] && env[i + 1]; i += 2)
             cJSON_AddStringToObject(e, env[i], env[i + 1]);
-    rp_te_send_doc(te, session_id, doc);
+    rp_te_send_doc(te, session_id, doc, sent);
 }
 
 void rp_te_send_close(rp_te_t *te, const char *session_id,
@@ -1112,7 +1132,7 @@ void rp_te_send_close(rp_te_t *te, const char *session_id,
     cJSON_AddStringToObject(doc, "execution_id", execution_id);
     cJSON_AddStringToObject(doc, "session_id", session_id);
     cJSON_AddStringToObject(doc, "op", "close_session");
-    rp_te_send_doc(te, session_id, doc);
+    rp_te_send_doc(te, session_id, doc, NULL);
 }
 
 void rp_te_flush(rp_te_t *te)

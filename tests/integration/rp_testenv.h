@@ -183,6 +183,8 @@ void rp_te_validate(rp_te_t *te, const char *schema, const char *file);
 /* Start a runpool-worker on the test's broker, group, backend, state and
  * workdir; returns its index in te->procs. */
 int rp_te_start_worker(rp_te_t *te);
+/* The same with more arguments (NULL-terminated, borrowed) at the end. */
+int rp_te_start_worker_args(rp_te_t *te, const char *const *extra);
 /* Set (or replace) NAME=value in the environment of every process started
  * from now on. */
 void rp_te_setenv(rp_te_t *te, const char *name, const char *value);
@@ -236,6 +238,12 @@ void rp_te_send_raw(rp_te_t *te, const char *key, size_t key_len,
 void rp_te_send_exec(rp_te_t *te, const char *session_id,
                      const char *execution_id, const char *command,
                      int timeout_s, const char *const *env);
+/* The same; sent (may be NULL) says where it landed once rp_te_flush
+ * returns. */
+void rp_te_send_exec_sent(rp_te_t *te, const char *session_id,
+                          const char *execution_id, const char *command,
+                          int timeout_s, const char *const *env,
+                          rp_te_sent_t *sent);
 /* A valid close_session request, also appended to requests.jsonl. */
 void rp_te_send_close(rp_te_t *te, const char *session_id,
                       const char *execution_id);

@@ -43,14 +43,20 @@ static void test_out_of_order(void **state)
     assert_int_equal(rp_offsets_done(t, 3, 14), RP_OK);
     assert_int_equal(rp_offsets_committable(t, 3), 10);
     assert_int_equal(rp_offsets_pending(t, 3), 3);
+    /* The window counts the finished ones behind the oldest unfinished. */
+    assert_int_equal(rp_offsets_window(t, 3), 5);
     assert_int_equal(rp_offsets_done(t, 3, 10), RP_OK);
     assert_int_equal(rp_offsets_committable(t, 3), 11);
+    assert_int_equal(rp_offsets_window(t, 3), 4);
     /* 11 done: 12 was already done, so it jumps to 13. */
     assert_int_equal(rp_offsets_done(t, 3, 11), RP_OK);
     assert_int_equal(rp_offsets_committable(t, 3), 13);
     assert_int_equal(rp_offsets_done(t, 3, 13), RP_OK);
     assert_int_equal(rp_offsets_committable(t, 3), 15);
     assert_int_equal(rp_offsets_pending(t, 3), 0);
+    assert_int_equal(rp_offsets_window(t, 3), 0);
+    assert_int_equal(rp_offsets_window(t, 2), 0);
+    assert_int_equal(rp_offsets_window(NULL, 3), 0);
     /* Other partitions are untouched. */
     assert_int_equal(rp_offsets_committable(t, 2), -1);
     assert_int_equal(rp_offsets_committable(t, 4), -1);
