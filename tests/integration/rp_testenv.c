@@ -1283,6 +1283,16 @@ const rp_te_msg_t *rp_te_wait_result(rp_te_t *te, const char *execution_id,
     return found;
 }
 
+const rp_te_msg_t *rp_te_need_result(rp_te_t *te, const char *execution_id,
+                                     int timeout_ms)
+{
+    const rp_te_msg_t *m = rp_te_wait_result(te, execution_id, timeout_ms);
+
+    if (!m)
+        fail_msg("no result for %s in %d ms", execution_id, timeout_ms);
+    return m;
+}
+
 void rp_te_wait_results_for(rp_te_t *te, const char *const *eids, size_t n,
                             int timeout_ms)
 {

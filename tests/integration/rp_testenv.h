@@ -263,6 +263,9 @@ const rp_te_msg_t *rp_te_dlq_at(rp_te_t *te, size_t i);
  * none came. */
 const rp_te_msg_t *rp_te_wait_result(rp_te_t *te, const char *execution_id,
                                      int timeout_ms);
+/* The same, but fails the test when no result came in time. */
+const rp_te_msg_t *rp_te_need_result(rp_te_t *te, const char *execution_id,
+                                     int timeout_ms);
 /* Wait until each of the n execution ids has at least one result; on
  * timeout fails the test naming the first missing one. */
 void rp_te_wait_results_for(rp_te_t *te, const char *const *eids, size_t n,

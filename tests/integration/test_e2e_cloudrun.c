@@ -57,15 +57,6 @@ static void send_exec(rp_te_t *te, const char *sid, const char *eid,
     g_sent.n++;
 }
 
-static const rp_te_msg_t *result_of(rp_te_t *te, const char *eid)
-{
-    const rp_te_msg_t *m = rp_te_wait_result(te, eid, WAIT_MS);
-
-    if (!m)
-        fail_msg("no result for %s in %d ms", eid, WAIT_MS);
-    return m;
-}
-
 /* The results of each session arrived in the order its requests were sent
  * (the first result of each execution id counts). */
 static void check_session_order(rp_te_t *te)
@@ -175,11 +166,11 @@ static void phase_sessions(rp_te_t *te)
         rp_te_format(rel, sizeof(rel), "workspace/%s", sid);
         rp_te_path(te, dir, sizeof(dir), rel);
         snprintf(eid, sizeof(eid), "s-%d-a", s);
-        rp_te_expect(te, result_of(te, eid), "succeeded", "");
+        rp_te_expect(te, rp_te_need_result(te, eid, WAIT_MS), "succeeded", "");
         snprintf(eid, sizeof(eid), "s-%d-b", s);
-        rp_te_expect(te, result_of(te, eid), "succeeded", "");
+        rp_te_expect(te, rp_te_need_result(te, eid, WAIT_MS), "succeeded", "");
         snprintf(eid, sizeof(eid), "s-%d-c", s);
-        m = result_of(te, eid);
+        m = rp_te_need_result(te, eid, WAIT_MS);
         rp_te_format(expect, sizeof(expect), "%s\nhi-%d\n", dir, s);
         rp_te_expect(te, m, "succeeded", expect);
         assert_string_equal(rp_te_str(m, "cwd"), dir);
@@ -199,16 +190,16 @@ static void phase_sessions(rp_te_t *te)
         cJSON_Delete(doc);
     }
 
-    m = result_of(te, "fail-1");
+    m = rp_te_need_result(te, "fail-1", WAIT_MS);
     rp_te_expect(te, m, "failed", "out\n");
     assert_true(rp_te_int(m, "exit_code", &code));
     assert_int_equal(code, 3);
     assert_string_equal(rp_te_str(m, "stderr"), "oops\n");
 
-    m = result_of(te, "slow-1");
+    m = rp_te_need_result(te, "slow-1", WAIT_MS);
     rp_te_expect(te, m, "timed_out", "started\n");
 
-    m = result_of(te, "hang-1");
+    m = rp_te_need_result(te, "hang-1", WAIT_MS);
     rp_te_expect(te, m, "timed_out", NULL);
     print_message("never-started execution reported timed_out after %lld ms\n",
                   (long long)(m->received_ms - t0));
@@ -260,7 +251,7 @@ static void phase_burst(rp_te_t *te)
 
         snprintf(eid, sizeof(eid), "burst-%d", i);
         snprintf(out, sizeof(out), "%d\n", i);
-        rp_te_expect(te, result_of(te, eid), "succeeded", out);
+        rp_te_expect(te, rp_te_need_result(te, eid, WAIT_MS), "succeeded", out);
     }
     stats = rp_te_cloud_stats(te);
     injected = cJSON_GetObjectItemCaseSensitive(stats, "faults_injected");
@@ -288,7 +279,7 @@ static void phase_cas(rp_te_t *te)
 
     send_exec(te, "cas", "cas-1", "export A=1", 0);
     rp_te_flush(te);
-    rp_te_expect(te, result_of(te, "cas-1"), "succeeded", "");
+    rp_te_expect(te, rp_te_need_result(te, "cas-1", WAIT_MS), "succeeded", "");
     doc = gcs_state(te, "cas", NULL);
     assert_non_null(doc);
     cJSON_Delete(doc);
@@ -307,7 +298,7 @@ static void phase_cas(rp_te_t *te)
     doc = gcs_state(te, "cas", &gen_before);
     cJSON_Delete(doc);
 
-    m = result_of(te, "cas-2");
+    m = rp_te_need_result(te, "cas-2", WAIT_MS);
     rp_te_expect(te, m, "error", NULL);
     code = rp_te_error(m, "code");
     if (!code || strcmp(code, "state_conflict"))

@@ -24,15 +24,6 @@
 #define N_SESSIONS 3
 #define WAIT_MS 90000
 
-static const rp_te_msg_t *result_of(rp_te_t *te, const char *eid)
-{
-    const rp_te_msg_t *m = rp_te_wait_result(te, eid, WAIT_MS);
-
-    if (!m)
-        fail_msg("no result for %s in %d ms", eid, WAIT_MS);
-    return m;
-}
-
 /* Jobs the fake still has, by listing them as a client would. */
 static int jobs_left(rp_te_t *te)
 {
@@ -89,16 +80,16 @@ static void test_per_execution(void **state)
 
     for (int s = 0; s < N_SESSIONS; s++) {
         snprintf(eid, sizeof(eid), "pe-%d-a", s);
-        rp_te_expect(te, result_of(te, eid), "succeeded", "");
+        rp_te_expect(te, rp_te_need_result(te, eid, WAIT_MS), "succeeded", "");
         snprintf(eid, sizeof(eid), "pe-%d-b", s);
-        rp_te_expect(te, result_of(te, eid), "succeeded", "");
+        rp_te_expect(te, rp_te_need_result(te, eid, WAIT_MS), "succeeded", "");
         snprintf(eid, sizeof(eid), "pe-%d-c", s);
         snprintf(rel, sizeof(rel), "workspace/pe-%d", s);
         rp_te_path(te, dir, sizeof(dir), rel);
         rp_te_format(expect, sizeof(expect), "%s\npe-%d\n", dir, s);
-        rp_te_expect(te, result_of(te, eid), "succeeded", expect);
+        rp_te_expect(te, rp_te_need_result(te, eid, WAIT_MS), "succeeded", expect);
     }
-    m = result_of(te, "pe-fail");
+    m = rp_te_need_result(te, "pe-fail", WAIT_MS);
     rp_te_expect(te, m, "failed", "");
     assert_true(rp_te_int(m, "exit_code", &code));
     assert_int_equal(code, 7);
