@@ -12,7 +12,9 @@
  *    worker-1: its jobs.create gets 409 ALREADY_EXISTS and it goes on.
  * 3. A burst of 429s (and some 503s) on jobs.run and executions.get: every
  *    request still gets its result, and no execution runs twice.
- * 4. Another writer changes a session's state while its command runs: the
+ * 4. Google refuses a run (403): an "error" result carrying Google's
+ *    message; the next request of that session runs.
+ * 5. Another writer changes a session's state while its command runs: the
  *    worker's compare-and-swap loses, the result says "state_conflict", and
  *    the other writer's state is left as it is.
  * Throughout: the fake created exactly one execution per execution id. */
@@ -263,6 +265,32 @@ static void phase_burst(rp_te_t *te)
     assert_int_equal(rp_te_cloud_count_requests(te, "jobs.run", 503), 3);
 }
 
+/* Google refuses a run (403): an "error" result with Google's message,
+ * and the worker goes on with the next request. */
+static void phase_refused(rp_te_t *te)
+{
+    const rp_te_msg_t *m;
+    const char *msg;
+
+    rp_te_cloud_config(
+        te, "{\"faults\":[{\"route\":\"jobs.run\",\"count\":1,"
+            "\"status\":403,\"message\":\"Permission "
+            "'run.jobs.runWithOverrides' denied on resource (or it may not "
+            "exist).\"}]}");
+    send_exec(te, "refused", "refused-1", "echo never", 0);
+    rp_te_flush(te);
+    m = rp_te_need_result(te, "refused-1", WAIT_MS);
+    rp_te_expect(te, m, "error", NULL);
+    msg = rp_te_error(m, "message");
+    if (!msg || !strstr(msg, "run.jobs.runWithOverrides"))
+        fail_msg("refused-1 does not carry Google's message: %s",
+                 rp_te_describe(m));
+    send_exec(te, "refused", "refused-2", "echo fine", 0);
+    rp_te_flush(te);
+    rp_te_expect(te, rp_te_need_result(te, "refused-2", WAIT_MS), "succeeded",
+                 "fine\n");
+}
+
 /* Phase 4: another writer wins the session's compare-and-swap. */
 static void phase_cas(rp_te_t *te)
 {
@@ -346,14 +374,18 @@ static void test_cloudrun(void **state)
     }
     assert_true(w2_results >= N_BURST);
 
+    phase_refused(te);
     phase_cas(te);
 
-    /* Exactly one Cloud Run execution per execution id, all along. */
+    /* Exactly one Cloud Run execution per execution id, all along (none
+     * for the refused one: the 403 came before anything ran). */
     for (size_t i = 0; i < g_sent.n; i++) {
         long runs = rp_te_cloud_runs(te, g_sent.eids[i]);
+        long want = strcmp(g_sent.eids[i], "refused-1") ? 1 : 0;
 
-        if (runs != 1)
-            fail_msg("%s ran %ld times on Cloud Run", g_sent.eids[i], runs);
+        if (runs != want)
+            fail_msg("%s ran %ld times on Cloud Run (want %ld)",
+                     g_sent.eids[i], runs, want);
     }
     rp_te_finish(te);
 }
