@@ -38,6 +38,7 @@
 #include "rp_time.h"
 
 #define BENCH_META_MAX 32
+#define BENCH_PEERS_MAX 4 /* --peer: other processes whose CPU is reported */
 #define BENCH_EXECUTIONS_MAX 1000000
 #define BENCH_PROBLEMS_MAX 20       /* problem lines kept for the report */
 #define BENCH_WARMUP_WAIT_MS 60000  /* group join on a fresh broker: ~3-5 s */
@@ -65,6 +66,9 @@ typedef struct bench_opts {
     double goal_rss_mib;  /* <= 0: no goal */
     const char *meta[BENCH_META_MAX];
     size_t n_meta;
+    char peer_name[BENCH_PEERS_MAX][32];
+    pid_t peer_pid[BENCH_PEERS_MAX];
+    size_t n_peers;
     const char *props[RP_KAFKA_PROPS_MAX];
     size_t n_props;
 } bench_opts_t;
@@ -907,6 +911,8 @@ static void usage(FILE *f)
 "  --goal-rss-mib M     goal: worker VmHWM below M MiB\n"
 "  --description TEXT   what the scenario measures (into the file)\n"
 "  --meta KEY=VALUE     extra string for the file's \"run\" (repeatable)\n"
+"  --peer NAME=PID      another process whose CPU and command line go into\n"
+"                       the file (repeatable, at most 4)\n"
 "  --requests-topic T   [%s]\n"
 "  --results-topic T    [%s]\n"
 "  -X key=value         librdkafka setting for the bench's own clients\n",
@@ -941,7 +947,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_NAME, O_SESS, O_PER, O_CMD, O_OUT, O_WPID,
            O_BPID, O_SAMPLE, O_DEADLINE, O_WARM, O_TMO, O_GWALL, O_GRSS,
-           O_DESC, O_META, O_REQ, O_RES };
+           O_DESC, O_META, O_REQ, O_RES, O_PEER };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"name", required_argument, NULL, O_NAME},
@@ -961,6 +967,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
         {"meta", required_argument, NULL, O_META},
         {"requests-topic", required_argument, NULL, O_REQ},
         {"results-topic", required_argument, NULL, O_RES},
+        {"peer", required_argument, NULL, O_PEER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1013,6 +1020,18 @@ static void parse_args(bench_t *b, int argc, char **argv)
             break;
         case O_REQ: o->requests_topic = optarg; break;
         case O_RES: o->results_topic = optarg; break;
+        case O_PEER: {
+            const char *eq = strchr(optarg, '=');
+
+            if (!eq || eq == optarg || (size_t)(eq - optarg) >= 32 ||
+                o->n_peers >= BENCH_PEERS_MAX)
+                die("--peer: expected NAME=PID (at most %d)", BENCH_PEERS_MAX);
+            snprintf(o->peer_name[o->n_peers], 32, "%.*s",
+                     (int)(eq - optarg), optarg);
+            o->peer_pid[o->n_peers++] =
+                (pid_t)int_arg("--peer", eq + 1, 1, INT32_MAX);
+            break;
+        }
         case 'X':
             if (o->n_props >= RP_KAFKA_PROPS_MAX)
                 die("at most %d -X settings", RP_KAFKA_PROPS_MAX);
@@ -1049,7 +1068,7 @@ int main(int argc, char **argv)
 {
     bench_t b;
     cJSON *root, *run, *wl;
-    bench_cpu_t w0, w1, k0, k1;
+    bench_cpu_t w0, w1, k0, k1, peer0[BENCH_PEERS_MAX], peer1[BENCH_PEERS_MAX];
     int64_t t0_us, t0_wall, deadline_us, next_sample_us, now;
     char date[RP_TIME_RFC3339_MAX], *text, eid[RP_ID_MAX + 1],
         sid[RP_ID_MAX + 1], load0[128], load1[128];
@@ -1077,6 +1096,8 @@ int main(int argc, char **argv)
     loadavg(load0, sizeof(load0));
     w0 = proc_cpu(b.o.worker_pid);
     k0 = proc_cpu(b.o.broker_pid);
+    for (size_t p = 0; p < b.o.n_peers; p++)
+        peer0[p] = proc_cpu(b.o.peer_pid[p]);
     t0_us = rp_time_mono_us();
     t0_wall = rp_time_wall_ms();
     for (int r = 0; r < b.o.per_session; r++) {
@@ -1118,6 +1139,8 @@ int main(int argc, char **argv)
     rss = status_kib(b.o.worker_pid, "VmRSS");
     w1 = proc_cpu(b.o.worker_pid);
     k1 = proc_cpu(b.o.broker_pid);
+    for (size_t p = 0; p < b.o.n_peers; p++)
+        peer1[p] = proc_cpu(b.o.peer_pid[p]);
     loadavg(load1, sizeof(load1));
 
     root = cJSON_CreateObject();
@@ -1137,6 +1160,12 @@ int main(int argc, char **argv)
     }
     cmdline_json(run, "worker_cmdline", b.o.worker_pid);
     cmdline_json(run, "broker_cmdline", b.o.broker_pid);
+    for (size_t p = 0; p < b.o.n_peers; p++) {
+        char key[64];
+
+        snprintf(key, sizeof(key), "%s_cmdline", b.o.peer_name[p]);
+        cmdline_json(run, key, b.o.peer_pid[p]);
+    }
     {
         char line[4096];
         size_t off = 0;
@@ -1162,6 +1191,14 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(wl, "warmup_executions", b.o.warmup);
 
     ok = report(&b, root, t0_us, t0_wall, w0, w1, k0, k1, hwm, rss);
+    if (b.o.n_peers) {
+        cJSON *fig = cJSON_GetObjectItemCaseSensitive(root, "figures");
+        cJSON *peers = cJSON_AddObjectToObject(fig, "peers_cpu");
+
+        for (size_t p = 0; p < b.o.n_peers; p++)
+            cJSON_AddItemToObject(peers, b.o.peer_name[p],
+                                  cpu_json(peer0[p], peer1[p]));
+    }
     if (!(text = cJSON_Print(root)))
         die("out of memory");
     write_file(b.o.out_path, text);
