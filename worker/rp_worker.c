@@ -65,6 +65,8 @@ typedef struct rp_delivery {
 struct rp_job {
     rp_inbox_item_t item; /* first: the inbox hands it back as this */
     rp_job_t *prev, *next; /* all jobs of the worker */
+    rp_job_t *ready_next;  /* in the worker's ready queue (--max-running) */
+    bool ready;            /* its session's turn, waiting for a run slot */
     rp_worker_t *w;
 
     /* Where it came from. */
@@ -136,6 +138,8 @@ struct rp_worker {
     rp_job_t *jobs; /* every live job */
     size_t inflight;
     size_t running; /* jobs past QUEUED */
+    /* Session heads waiting for running < --max-running, oldest first. */
+    rp_job_t *ready_head, *ready_tail;
     bool paused;         /* every partition, at the in-flight limit */
     bool reapply_pause;  /* the assignment changed: apply pauses again */
     bool window_check;   /* a partition's window crossed its bound */
@@ -260,8 +264,81 @@ static bool rp_job_current(const rp_worker_t *w, const rp_job_t *job)
 
 static void rp_job_begin(rp_worker_t *w, rp_job_t *job);
 
-/* The job is over (published, or abandoned). Frees it and starts the next
- * job of its session, if any. */
+/* Start queued session heads while there is a run slot. */
+static void rp_worker_admit_ready(rp_worker_t *w)
+{
+    while (w->ready_head && !w->draining &&
+           w->running < (size_t)w->conf.max_running) {
+        rp_job_t *job = w->ready_head;
+
+        w->ready_head = job->ready_next;
+        if (!w->ready_head)
+            w->ready_tail = NULL;
+        job->ready_next = NULL;
+        job->ready = false;
+        rp_job_begin(w, job);
+    }
+}
+
+/* It is job's turn in its session: start it, or queue it for a run slot
+ * behind the heads already waiting (first come, first served, so a session
+ * with many requests cannot keep a slot to itself). Rejected requests run
+ * nothing and never wait. */
+static void rp_job_admit(rp_worker_t *w, rp_job_t *job)
+{
+    if (job->rejected) {
+        rp_job_begin(w, job);
+        return;
+    }
+    job->ready = true;
+    job->ready_next = NULL;
+    if (w->ready_tail)
+        w->ready_tail->ready_next = job;
+    else
+        w->ready_head = job;
+    w->ready_tail = job;
+    rp_worker_admit_ready(w);
+}
+
+/* Take the waiting heads that match (NULL opaque: all) out of the ready
+ * queue and end them unstarted: a revoked partition's, or all on drain.
+ * Their requests stay unfinished in the tracker and are re-delivered. */
+static void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished);
+static int rp_job_match_partition(void *jobp, void *opaque);
+
+static size_t rp_worker_drop_ready(rp_worker_t *w, void *parts)
+{
+    rp_job_t *keep_head = NULL, *keep_tail = NULL, *drop = NULL, *job, *nx;
+    size_t n = 0;
+
+    for (job = w->ready_head; job; job = nx) {
+        nx = job->ready_next;
+        job->ready_next = NULL;
+        if (!rp_job_match_partition(job, parts)) {
+            if (keep_tail)
+                keep_tail->ready_next = job;
+            else
+                keep_head = job;
+            keep_tail = job;
+            continue;
+        }
+        job->ready = false;
+        job->ready_next = drop;
+        drop = job;
+        n++;
+    }
+    w->ready_head = keep_head;
+    w->ready_tail = keep_tail;
+    for (job = drop; job; job = nx) {
+        nx = job->ready_next;
+        job->ready_next = NULL;
+        rp_job_end(w, job, false);
+    }
+    return n;
+}
+
+/* The job is over (published, or abandoned). Frees it and lets the next
+ * job of its session, if any, take its turn. */
 static void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
 {
     rp_job_t *next;
@@ -280,7 +357,9 @@ static void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
     rp_worker_unlink_job(w, job);
     rp_job_free(job);
     if (next)
-        rp_job_begin(w, next);
+        rp_job_admit(w, next);
+    else
+        rp_worker_admit_ready(w);
 }
 
 static void rp_worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -941,7 +1020,7 @@ static void rp_worker_on_message(rp_worker_t *w, rd_kafka_message_t *m)
         goto oom;
     }
     if (runnable)
-        rp_job_begin(w, job);
+        rp_job_admit(w, job);
     return;
 oom:
     /* Left unfinished in the tracker: it is re-delivered, never lost. */
@@ -1024,6 +1103,7 @@ static void rp_worker_revoke(rp_worker_t *w,
         }
         rp_offsets_reset(w->offsets, p);
     }
+    dropped += rp_worker_drop_ready(w, (void *)parts);
     for (rp_job_t *job = w->jobs; job; job = job->next) {
         if (!rp_job_match_partition(job, (void *)parts) || job->revoked)
             continue;
@@ -1350,6 +1430,8 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         c->max_inflight = 1024;
     if (!c->max_window)
         c->max_window = RP_WORKER_MAX_WINDOW_DEFAULT;
+    if (!c->max_running)
+        c->max_running = c->max_inflight;
     if (!c->drain_timeout_s)
         c->drain_timeout_s = 30;
     else if (c->drain_timeout_s == RP_WORKER_DRAIN_NONE)
@@ -1379,6 +1461,12 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
     if (c->max_inflight < 1 || c->max_inflight > RP_WORKER_MAX_INFLIGHT_LIMIT) {
         err = rp_errf(errstr, es, RP_ERR_INVALID,
                       "--max-inflight must be 1..%d",
+                      RP_WORKER_MAX_INFLIGHT_LIMIT);
+        goto out;
+    }
+    if (c->max_running < 1 || c->max_running > RP_WORKER_MAX_INFLIGHT_LIMIT) {
+        err = rp_errf(errstr, es, RP_ERR_INVALID,
+                      "--max-running must be 1..%d",
                       RP_WORKER_MAX_INFLIGHT_LIMIT);
         goto out;
     }
@@ -1462,6 +1550,7 @@ static void rp_worker_wait(rp_worker_t *w, int timeout_ms)
             /* Not yet started: leave them to the next owner. */
             rp_sched_drop_queued(w->sched, rp_job_match_partition,
                                  rp_job_dropped, NULL);
+            rp_worker_drop_ready(w, NULL);
             rp_worker_flow_control(w);
         }
     }
@@ -1487,10 +1576,11 @@ rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t es)
 
     rp_log(RP_LOG_INFO, "worker_started", NULL, NULL,
            "worker %s: group %s, topic %s -> %s (dlq %s), backend %s, state %s, "
-           "max in flight %d",
+           "max in flight %d, running %d, window %d",
            w->name, w->conf.group, w->conf.requests_topic,
            w->conf.results_topic, w->conf.dlq_topic, w->conf.backend,
-           w->conf.state_url, w->conf.max_inflight);
+           w->conf.state_url, w->conf.max_inflight, w->conf.max_running,
+           w->conf.max_window);
     while (!w->fatal) {
         int timeout;
 

@@ -41,6 +41,10 @@ typedef struct rp_worker_conf {
     const char *backend;        /* "local" */
     const char *state_url;      /* file:///dir */
     int max_inflight;           /* records held at once; default 1024 */
+    int max_running;            /* executions in progress at once (state
+                                   load to publish); the rest wait their
+                                   turn, first come first served; default
+                                   max_inflight */
     int max_window;             /* per partition: offsets between the lowest
                                    unfinished one and the newest; at this
                                    many the partition pauses (one slow

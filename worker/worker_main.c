@@ -30,6 +30,8 @@ static void usage(FILE *f)
 "  --backend NAME         local | cloudrun [local]       (RUNPOOL_BACKEND)\n"
 "  --state URL            file:///DIR                    (RUNPOOL_STATE)\n"
 "  --max-inflight N       requests held at once [1024]   (RUNPOOL_MAX_INFLIGHT)\n"
+"  --max-running N        executions in progress at once [= --max-inflight]\n"
+"                                                        (RUNPOOL_MAX_RUNNING)\n"
 "  --max-window N         per partition: offsets past the oldest unfinished\n"
 "                         one before the partition pauses [10000]\n"
 "                                                        (RUNPOOL_MAX_WINDOW)\n"
@@ -83,7 +85,7 @@ int main(int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_GROUP, O_REQ, O_RES, O_DLQ, O_BACKEND, O_STATE,
            O_MAXIN, O_DRAIN, O_IOT, O_OUTMAX, O_NAME, O_EXEC, O_WORKDIR,
-           O_RESMAX, O_MAXWIN };
+           O_RESMAX, O_MAXWIN, O_MAXRUN };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"group", required_argument, NULL, O_GROUP},
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
         {"state", required_argument, NULL, O_STATE},
         {"max-inflight", required_argument, NULL, O_MAXIN},
         {"max-window", required_argument, NULL, O_MAXWIN},
+        {"max-running", required_argument, NULL, O_MAXRUN},
         {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"io-threads", required_argument, NULL, O_IOT},
         {"output-max", required_argument, NULL, O_OUTMAX},
@@ -108,6 +111,7 @@ int main(int argc, char **argv)
     const char *props[RP_KAFKA_PROPS_MAX];
     const char *maxin = env_or("RUNPOOL_MAX_INFLIGHT", NULL);
     const char *maxwin = env_or("RUNPOOL_MAX_WINDOW", NULL);
+    const char *maxrun = env_or("RUNPOOL_MAX_RUNNING", NULL);
     const char *drain = env_or("RUNPOOL_DRAIN_TIMEOUT", NULL);
     const char *iot = env_or("RUNPOOL_IO_THREADS", NULL);
     const char *outmax = env_or("RUNPOOL_OUTPUT_MAX", NULL);
@@ -145,6 +149,7 @@ int main(int argc, char **argv)
         case O_STATE: conf.state_url = optarg; break;
         case O_MAXIN: maxin = optarg; break;
         case O_MAXWIN: maxwin = optarg; break;
+        case O_MAXRUN: maxrun = optarg; break;
         case O_DRAIN: drain = optarg; break;
         case O_IOT: iot = optarg; break;
         case O_OUTMAX: outmax = optarg; break;
@@ -173,6 +178,11 @@ int main(int argc, char **argv)
                            RP_WORKER_MAX_INFLIGHT_LIMIT, &n) == 0)
         conf.max_inflight = (int)n;
     else if (maxin)
+        return 2;
+    if (maxrun && parse_int("--max-running", maxrun, 1,
+                            RP_WORKER_MAX_INFLIGHT_LIMIT, &n) == 0)
+        conf.max_running = (int)n;
+    else if (maxrun)
         return 2;
     if (maxwin && parse_int("--max-window", maxwin, 1,
                             RP_WORKER_MAX_WINDOW_LIMIT, &n) == 0)

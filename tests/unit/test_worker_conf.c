@@ -74,6 +74,9 @@ static void test_bad_values(void **state)
     c.max_window = RP_WORKER_MAX_WINDOW_LIMIT + 1;
     expect_error(&c, RP_ERR_INVALID, "--max-window");
     base_conf(&c);
+    c.max_running = -1;
+    expect_error(&c, RP_ERR_INVALID, "--max-running");
+    base_conf(&c);
     c.output_max = (size_t)RP_OUTPUT_MAX_LIMIT + 1;
     expect_error(&c, RP_ERR_INVALID, "--output-max");
     base_conf(&c);
