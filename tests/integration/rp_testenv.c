@@ -605,7 +605,8 @@ int rp_te_worker_by_id(const rp_te_t *te, const char *id)
     return -1;
 }
 
-int rp_te_log_events(rp_te_t *te, int idx, const char *event)
+int rp_te_log_events(rp_te_t *te, int idx, const char *event,
+                     const char *msg_prefix)
 {
     char *log = rp_te_read_file(te->procs[idx].log_path, NULL), *line, *save;
     char needle[128];
@@ -614,12 +615,16 @@ int rp_te_log_events(rp_te_t *te, int idx, const char *event)
     rp_te_format(needle, sizeof(needle), "\"event\":\"%s\"", event);
     for (line = log ? strtok_r(log, "\n", &save) : NULL; line;
          line = strtok_r(NULL, "\n", &save)) {
-        cJSON *j, *ev;
+        cJSON *j, *ev, *msg;
 
         if (!strstr(line, needle) || !(j = cJSON_Parse(line)))
             continue;
         ev = cJSON_GetObjectItemCaseSensitive(j, "event");
-        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, event))
+        msg = cJSON_GetObjectItemCaseSensitive(j, "msg");
+        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, event) &&
+            (!msg_prefix ||
+             (cJSON_IsString(msg) &&
+              !strncmp(msg->valuestring, msg_prefix, strlen(msg_prefix)))))
             n++;
         cJSON_Delete(j);
     }

@@ -208,8 +208,10 @@ void rp_te_check_procs(rp_te_t *te);
 /* Partitions the worker holds according to its own log (assigned minus
  * revoked); *events (may be NULL) = how many assignments it logged. */
 int rp_te_worker_partitions(rp_te_t *te, int idx, int *events);
-/* How many lines of process idx's log (JSON lines) have "event": event. */
-int rp_te_log_events(rp_te_t *te, int idx, const char *event);
+/* How many lines of process idx's log (JSON lines) have "event": event
+ * and, unless msg_prefix is NULL, a "msg" that starts with msg_prefix. */
+int rp_te_log_events(rp_te_t *te, int idx, const char *event,
+                     const char *msg_prefix);
 /* Wait until the n given workers hold all RP_TE_PARTITIONS partitions and
  * each has logged an assignment. Returns how many of them hold partitions;
  * a group that settles with one worker holding everything is accepted

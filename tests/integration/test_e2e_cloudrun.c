@@ -3,7 +3,8 @@
  *
  * 1. worker-1 alone: several sessions at once, each `cd` + `export`
  *    carried across three executions (three containers), results in
- *    per-session order; a failing command -> "failed" with its exit code;
+ *    per-session order; a 40 KB command (over Cloud Run's 32 KiB per env
+ *    value) travels through executions/{id}/request.json; a failing command -> "failed" with its exit code;
  *    a command past its timeout_s -> "timed_out" (the executor stops it);
  *    an execution that never starts -> cancelled by the worker at its
  *    deadline and "timed_out". The saved state is read back with Google's
@@ -130,8 +131,23 @@ static long long doc_int(const cJSON *doc, const char *name)
     return (long long)v->valuedouble;
 }
 
+/* A command over Cloud Run's 32 KiB limit for one env value:
+ * X='xxx...' (BIG_X_LEN x); echo ${#X}. */
+#define BIG_X_LEN 40000
+static const char *big_command(void)
+{
+    static char cmd[BIG_X_LEN + 64];
+
+    memcpy(cmd, "X='", 3);
+    memset(cmd + 3, 'x', BIG_X_LEN);
+    snprintf(cmd + 3 + BIG_X_LEN, sizeof(cmd) - 3 - BIG_X_LEN,
+             "'; echo ${#X}");
+    return cmd;
+}
+
 /* Phase 1: stateful sessions, failing, timed-out and never-starting
- * executions, on worker-1 alone. */
+ * executions, and one command too big for a Cloud Run env value, on
+ * worker-1 alone. */
 static void phase_sessions(rp_te_t *te)
 {
     char sid[64], eid[64], cmd[256], expect[2 * PATH_MAX], dir[PATH_MAX];
@@ -149,6 +165,7 @@ static void phase_sessions(rp_te_t *te)
     send_exec(te, "hang", "hang-1", "echo never", 1);
     send_exec(te, "fail", "fail-1", "echo out; echo oops >&2; exit 3", 0);
     send_exec(te, "slow", "slow-1", "echo started; sleep 600", 2);
+    send_exec(te, "big", "big-1", big_command(), 0);
     for (int s = 1; s <= N_SESSIONS; s++) {
         snprintf(sid, sizeof(sid), "s-%d", s);
         snprintf(eid, sizeof(eid), "s-%d-a", s);
@@ -197,6 +214,18 @@ static void phase_sessions(rp_te_t *te)
     assert_true(rp_te_int(m, "exit_code", &code));
     assert_int_equal(code, 3);
     assert_string_equal(rp_te_str(m, "stderr"), "oops\n");
+
+    /* The big command went through the state store, not the env. */
+    m = rp_te_need_result(te, "big-1", WAIT_MS);
+    rp_te_expect(te, m, "succeeded", "40000\n");
+    {
+        char *ref = rp_te_cloud_gcs_get(
+            te, RP_TE_CLOUD_PREFIX "/executions/big-1/request.json", NULL);
+
+        if (!ref || !strstr(ref, "xxxxxxxxxx"))
+            fail_msg("no executions/big-1/request.json holding the command");
+        free(ref);
+    }
 
     m = rp_te_need_result(te, "slow-1", WAIT_MS);
     rp_te_expect(te, m, "timed_out", "started\n");

@@ -92,7 +92,7 @@ static void test_window(void **state)
     print_message("while gated: %zu of %zu ran in its partition\n", done_in_p,
                   n_in_p);
     assert_int_equal(done_in_p, MAX_WINDOW - 1);
-    assert_true(rp_te_log_events(te, w, "partition_paused") >= 1);
+    assert_true(rp_te_log_events(te, w, "partition_paused", NULL) >= 1);
     assert_true(log_names_gated(te, w));
 
     /* Open the gate: the partition resumes and everything completes. */
@@ -102,7 +102,7 @@ static void test_window(void **state)
         rp_te_expect(te, rp_te_wait_result(te, eids[i], 0), "succeeded",
                      "ok\n");
     rp_te_expect(te, rp_te_wait_result(te, "gated", 0), "succeeded", "open\n");
-    assert_true(rp_te_log_events(te, w, "partition_resumed") >= 1);
+    assert_true(rp_te_log_events(te, w, "partition_resumed", NULL) >= 1);
     rp_te_finish(te);
 }
 
