@@ -121,7 +121,6 @@ int main(int argc, char **argv)
     rp_worker_t *w = NULL;
     rp_auth_t *auth = NULL;
     sigset_t sigs;
-    long n;
     int c, rc = 1;
     ssize_t len;
 
@@ -174,39 +173,39 @@ int main(int argc, char **argv)
                 argv[optind]);
         return 2;
     }
-    if (maxin && parse_int("--max-inflight", maxin, 1,
-                           RP_WORKER_MAX_INFLIGHT_LIMIT, &n) == 0)
-        conf.max_inflight = (int)n;
-    else if (maxin)
-        return 2;
-    if (maxrun && parse_int("--max-running", maxrun, 1,
-                            RP_WORKER_MAX_INFLIGHT_LIMIT, &n) == 0)
-        conf.max_running = (int)n;
-    else if (maxrun)
-        return 2;
-    if (maxwin && parse_int("--max-window", maxwin, 1,
-                            RP_WORKER_MAX_WINDOW_LIMIT, &n) == 0)
-        conf.max_window = (int)n;
-    else if (maxwin)
-        return 2;
-    if (drain && parse_int("--drain-timeout", drain, 0, 86400, &n) == 0)
-        conf.drain_timeout_s = n ? (int)n : RP_WORKER_DRAIN_NONE;
-    else if (drain)
-        return 2;
-    if (iot && parse_int("--io-threads", iot, 1, 256, &n) == 0)
-        conf.io_threads = (int)n;
-    else if (iot)
-        return 2;
-    if (outmax && parse_int("--output-max", outmax, 1, RP_OUTPUT_MAX_LIMIT,
-                            &n) == 0)
-        conf.output_max = (size_t)n;
-    else if (outmax)
-        return 2;
-    if (resmax && parse_int("--result-max-bytes", resmax, 16 * 1024,
-                            64 * 1024 * 1024, &n) == 0)
-        conf.result_max_bytes = (size_t)n;
-    else if (resmax)
-        return 2;
+    {
+        /* Integer options: 0 (or -1 for the drain timeout) = not given. */
+        long v_maxin = 0, v_maxrun = 0, v_maxwin = 0, v_drain = -1,
+             v_iot = 0, v_outmax = 0, v_resmax = 0;
+        const struct {
+            const char *name, *value;
+            long lo, hi, *out;
+        } ints[] = {
+            {"--max-inflight", maxin, 1, RP_WORKER_MAX_INFLIGHT_LIMIT, &v_maxin},
+            {"--max-running", maxrun, 1, RP_WORKER_MAX_INFLIGHT_LIMIT,
+             &v_maxrun},
+            {"--max-window", maxwin, 1, RP_WORKER_MAX_WINDOW_LIMIT, &v_maxwin},
+            {"--drain-timeout", drain, 0, 86400, &v_drain},
+            {"--io-threads", iot, 1, 256, &v_iot},
+            {"--output-max", outmax, 1, RP_OUTPUT_MAX_LIMIT, &v_outmax},
+            {"--result-max-bytes", resmax, 16 * 1024, 64 * 1024 * 1024,
+             &v_resmax},
+        };
+
+        for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+            if (ints[i].value && parse_int(ints[i].name, ints[i].value,
+                                           ints[i].lo, ints[i].hi,
+                                           ints[i].out) != 0)
+                return 2;
+        conf.max_inflight = (int)v_maxin;
+        conf.max_running = (int)v_maxrun;
+        conf.max_window = (int)v_maxwin;
+        if (v_drain >= 0) /* 0 asked for explicitly: do not wait */
+            conf.drain_timeout_s = v_drain ? (int)v_drain : RP_WORKER_DRAIN_NONE;
+        conf.io_threads = (int)v_iot;
+        conf.output_max = (size_t)v_outmax;
+        conf.result_max_bytes = (size_t)v_resmax;
+    }
     if (!conf.backend_conf.executor_path) {
         /* Installed side by side: bin/runpool-worker, bin/runpool-executor. */
         len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
