@@ -890,7 +890,6 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
      * and the lost reply is handled below, by looking before running. */
     call.fresh_connection = true;
     rc = rp_cloudrun_api(cr, "jobs.run", "POST", url, body, &call);
-    call.fresh_connection = false;
     run->run_answered = call.status != 0;
     if (rc == RP_CR_OK &&
         rp_cloudrun_run_reply(call.resp.body.data, call.resp.body.len,

@@ -66,7 +66,6 @@ struct rp_job {
     rp_inbox_item_t item; /* first: the inbox hands it back as this */
     rp_job_t *prev, *next; /* all jobs of the worker */
     rp_job_t *ready_next;  /* in the worker's ready queue (--max-running) */
-    bool ready;            /* its session's turn, waiting for a run slot */
     rp_worker_t *w;
 
     /* Where it came from. */
@@ -264,6 +263,17 @@ static bool rp_job_current(const rp_worker_t *w, const rp_job_t *job)
 
 static void rp_job_begin(rp_worker_t *w, rp_job_t *job);
 
+/* Is partition p's offset window at its bound? Pauses at --max-window,
+ * resumes below RESUME_PCT of it. */
+static bool rp_worker_window_full(const rp_worker_t *w, int32_t p)
+{
+    size_t win = rp_offsets_window(w->offsets, p);
+    size_t max = (size_t)w->conf.max_window;
+
+    return w->win_paused[p] ? win * 100 >= max * RP_WORKER_RESUME_PCT
+                            : win >= max;
+}
+
 /* Start queued session heads while there is a run slot. */
 static void rp_worker_admit_ready(rp_worker_t *w)
 {
@@ -275,7 +285,6 @@ static void rp_worker_admit_ready(rp_worker_t *w)
         if (!w->ready_head)
             w->ready_tail = NULL;
         job->ready_next = NULL;
-        job->ready = false;
         rp_job_begin(w, job);
     }
 }
@@ -290,7 +299,6 @@ static void rp_job_admit(rp_worker_t *w, rp_job_t *job)
         rp_job_begin(w, job);
         return;
     }
-    job->ready = true;
     job->ready_next = NULL;
     if (w->ready_tail)
         w->ready_tail->ready_next = job;
@@ -308,27 +316,22 @@ static int rp_job_match_partition(void *jobp, void *opaque);
 
 static size_t rp_worker_drop_ready(rp_worker_t *w, void *parts)
 {
-    rp_job_t *keep_head = NULL, *keep_tail = NULL, *drop = NULL, *job, *nx;
+    rp_job_t **link = &w->ready_head, *drop = NULL, *job, *nx;
     size_t n = 0;
 
-    for (job = w->ready_head; job; job = nx) {
-        nx = job->ready_next;
-        job->ready_next = NULL;
-        if (!rp_job_match_partition(job, parts)) {
-            if (keep_tail)
-                keep_tail->ready_next = job;
-            else
-                keep_head = job;
-            keep_tail = job;
-            continue;
+    /* Unlink every match first: ending a job admits others from the queue. */
+    w->ready_tail = NULL;
+    while ((job = *link)) {
+        if (rp_job_match_partition(job, parts)) {
+            *link = job->ready_next;
+            job->ready_next = drop;
+            drop = job;
+            n++;
+        } else {
+            w->ready_tail = job;
+            link = &job->ready_next;
         }
-        job->ready = false;
-        job->ready_next = drop;
-        drop = job;
-        n++;
     }
-    w->ready_head = keep_head;
-    w->ready_tail = keep_tail;
     for (job = drop; job; job = nx) {
         nx = job->ready_next;
         job->ready_next = NULL;
@@ -348,8 +351,9 @@ static void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
             rp_log(RP_LOG_WARN, "offset_untracked", rp_job_eid(job),
                    rp_job_sid(job), "partition %d offset %lld was not tracked",
                    (int)job->partition, (long long)job->offset);
-        if (w->win_paused[job->partition])
-            w->window_check = true; /* flow control decides on resuming */
+        if (w->win_paused[job->partition] &&
+            !rp_worker_window_full(w, job->partition))
+            w->window_check = true; /* flow control resumes it */
     }
     next = rp_sched_done(w->sched, job->key, job->keylen);
     if (job->run)
@@ -531,7 +535,6 @@ static void rp_job_publish(rp_worker_t *w, rp_job_t *job)
                      "runpool: the command did not finish within its "
                      "timeout of %d s and was stopped (%s)\n",
                      job->req.timeout_s, job->done.detail);
-            free(r->stderr_data);
             r->stderr_data = strdup(note);
             r->stderr_len = r->stderr_data ? strlen(note) : 0;
         } else {
@@ -958,10 +961,8 @@ static void rp_worker_on_message(rp_worker_t *w, rd_kafka_message_t *m)
         rp_worker_set_fatal(w, "offset tracking failed");
         return;
     }
-    if (!w->win_paused[m->partition] &&
-        rp_offsets_window(w->offsets, m->partition) >=
-            (size_t)w->conf.max_window)
-        w->window_check = true;
+    if (!w->win_paused[m->partition] && rp_worker_window_full(w, m->partition))
+        w->window_check = true; /* flow control pauses it */
     if (w->draining)
         return; /* tracked as unfinished: never committed, re-delivered */
     if (!(job = calloc(1, sizeof(*job))))
@@ -1165,32 +1166,21 @@ static void rp_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Is partition p's offset window at its bound? Pauses at --max-window,
- * resumes below RESUME_PCT of it. */
-static bool rp_worker_window_full(const rp_worker_t *w, int32_t p)
-{
-    size_t win = rp_offsets_window(w->offsets, p);
-    size_t max = (size_t)w->conf.max_window;
-
-    return w->win_paused[p] ? win * 100 >= max * RP_WORKER_RESUME_PCT
-                            : win >= max;
-}
-
 /* Say which execution holds partition p's window open. */
 static void rp_worker_log_window(rp_worker_t *w, int32_t p, bool paused)
 {
     int64_t low = rp_offsets_committable(w->offsets, p);
     const rp_job_t *oldest = NULL;
 
-    for (const rp_job_t *job = w->jobs; job && paused; job = job->next)
-        if (job->partition == p && job->offset == low && !job->revoked)
-            oldest = job;
     if (!paused) {
         rp_log(RP_LOG_INFO, "partition_resumed", NULL, NULL,
                "partition %d: offset window below %d%% of --max-window %d",
                (int)p, RP_WORKER_RESUME_PCT, w->conf.max_window);
         return;
     }
+    for (const rp_job_t *job = w->jobs; job && !oldest; job = job->next)
+        if (job->partition == p && job->offset == low && !job->revoked)
+            oldest = job;
     rp_log(RP_LOG_WARN, "partition_paused", oldest ? rp_job_eid(oldest) : NULL,
            oldest ? rp_job_sid(oldest) : NULL,
            "partition %d paused: %zu offsets since the oldest unfinished one "

@@ -9,9 +9,7 @@
 #include "rp_te_cloud.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,9 +274,7 @@ static int rp_te_cloud_gcs_tool(rp_te_t *te, const char *verb,
     char *argv[] = {python, script, (char *)verb, RP_TE_CLOUD_BUCKET,
                     (char *)name, NULL};
     const char *venv = getenv("RP_VENV");
-    int64_t deadline = rp_te_now_ms() + RP_TE_CLOUD_TOOL_MS;
     int status;
-    pid_t pid, got;
 
     if (venv && *venv)
         rp_te_format(python, sizeof(python), "%s/bin/python", venv);
@@ -291,34 +287,11 @@ static int rp_te_cloud_gcs_tool(rp_te_t *te, const char *verb,
                  te->src_dir);
     rp_te_path(te, out, sizeof(out), "gcs-tool.out");
     rp_te_path(te, err, sizeof(err), "gcs-tool.err");
-    pid = fork();
-    if (pid == 0) {
-        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-        if (in < 0 || o < 0 || e < 0)
-            _exit(126);
-        dup2(in, STDIN_FILENO);
-        dup2(o, STDOUT_FILENO);
-        dup2(e, STDERR_FILENO);
-        execve(python, argv, te->child_env);
-        _exit(127);
-    }
-    if (pid < 0)
-        fail_msg("fork: %s", strerror(errno));
-    /* waitpid on this pid only: the rig reaps its own processes itself. */
-    while ((got = waitpid(pid, &status, WNOHANG)) == 0) {
-        if (rp_te_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("gcs_object.py %s %s: no answer in %d ms", verb, name,
-                     RP_TE_CLOUD_TOOL_MS);
-        }
-        rp_te_sleep_ms(20);
-    }
-    if (got < 0 || !WIFEXITED(status))
-        fail_msg("gcs_object.py %s %s: did not exit normally", verb, name);
+    unlink(err); /* the rig appends stderr; get reads this run's alone */
+    status = rp_te_run(te, argv, in_path, out, err, RP_TE_CLOUD_TOOL_MS);
+    if (!WIFEXITED(status))
+        fail_msg("gcs_object.py %s %s: killed by signal %d", verb, name,
+                 WTERMSIG(status));
     return WEXITSTATUS(status);
 }
 

@@ -324,17 +324,18 @@ bool rp_te_wait_orphans(rp_te_t *te, int timeout_ms)
     }
 }
 
-/* fork+exec argv[0] with stdout/stderr to files, stdin from /dev/null and
- * the rig's environment. The child dies with us (PR_SET_PDEATHSIG), so a
- * test killed by CTest leaves nothing behind. Returns the pid or -1. */
-static pid_t rp_te_spawn(char **envp, char *const argv[], const char *out_path,
-                         const char *err_path)
+/* fork+exec argv[0] with stdin from in_path (NULL: /dev/null), stdout and
+ * stderr to files (NULL: ours) and the given environment (NULL: ours). The
+ * child dies with us (PR_SET_PDEATHSIG), so a test killed by CTest leaves
+ * nothing behind. Returns the pid or -1. */
+static pid_t rp_te_spawn(char **envp, char *const argv[], const char *in_path,
+                         const char *out_path, const char *err_path)
 {
     int in_fd, out_fd, err_fd;
     pid_t parent = getpid(), pid;
     sigset_t none;
 
-    in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    in_fd = open(in_path ? in_path : "/dev/null", O_RDONLY | O_CLOEXEC);
     err_fd = err_path ? open(err_path,
                              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)
                       : fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
@@ -393,7 +394,8 @@ static int rp_te_start(rp_te_t *te, rp_te_kind_t kind, const char *name,
     p->kind = kind;
     snprintf(p->name, sizeof(p->name), "%s", name);
     memcpy(p->log_path, log, sizeof(p->log_path));
-    p->pid = rp_te_spawn(te->child_env, argv, out_path ? out_path : log, log);
+    p->pid = rp_te_spawn(te->child_env, argv, NULL, out_path ? out_path : log,
+                         log);
     if (p->pid < 0) {
         snprintf(errbuf, errsize, "cannot start %s: %s", argv[0],
                  strerror(errno));
@@ -1448,15 +1450,36 @@ static bool rp_te_which(const char *name, char *out, size_t size)
     return found;
 }
 
+int rp_te_run(rp_te_t *te, char *const argv[], const char *in_path,
+              const char *out_path, const char *err_path, int timeout_ms)
+{
+    int64_t deadline = rp_te_now_ms() + timeout_ms;
+    int status = 0;
+    pid_t pid;
+
+    fflush(stdout);
+    if ((pid = rp_te_spawn(te->child_env, argv, in_path, out_path,
+                           err_path)) < 0)
+        fail_msg("cannot start %s: %s", argv[0], strerror(errno));
+    /* This pid only: the rig's own processes are reaped elsewhere. */
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (rp_te_now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("%s: no answer in %d ms", argv[0], timeout_ms);
+        }
+        rp_te_sleep_ms(20);
+    }
+    return status;
+}
+
 void rp_te_validate(rp_te_t *te, const char *schema, const char *file)
 {
     char node[PATH_MAX], script[PATH_MAX], modules[PATH_MAX];
     char *argv[] = {node, script, "--schema", (char *)schema, (char *)file,
                     NULL};
     struct stat st;
-    int64_t deadline;
-    pid_t pid;
-    int status = 0;
+    int status;
 
     if (!rp_te_fmt(script, sizeof(script), "%s/tests/schema/validate.js",
                    te->src_dir) ||
@@ -1471,19 +1494,7 @@ void rp_te_validate(rp_te_t *te, const char *schema, const char *file)
     if (stat(modules, &st) != 0 || !S_ISDIR(st.st_mode))
         fail_msg("schema check impossible: %s is missing (run `npm ci "
                  "--prefix tests/schema`; scripts/test does)", modules);
-    fflush(stdout);
-    if ((pid = rp_te_spawn(NULL, argv, NULL, NULL)) < 0)
-        fail_msg("cannot start node: %s", strerror(errno));
-    deadline = rp_te_now_ms() + RP_TE_NODE_TIMEOUT_MS;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (rp_te_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("validate.js --schema %s %s: no answer in %d ms", schema,
-                     file, RP_TE_NODE_TIMEOUT_MS);
-        }
-        rp_te_sleep_ms(20);
-    }
+    status = rp_te_run(te, argv, NULL, NULL, NULL, RP_TE_NODE_TIMEOUT_MS);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("validate.js --schema %s %s failed (%s %d): output above",
                  schema, file, WIFEXITED(status) ? "exit" : "signal",

@@ -175,6 +175,13 @@ void rp_te_format(char *out, size_t out_size, const char *fmt, ...)
 void rp_te_path(const rp_te_t *te, char *out, size_t out_size, const char *rel);
 /* Whole file, NUL-terminated (caller frees); NULL when it does not exist. */
 char *rp_te_read_file(const char *path, size_t *len);
+/* Run argv[0] to its end in the rig's child environment, stdin from
+ * in_path (NULL: /dev/null), stdout to out_path (truncated) and stderr
+ * appended to err_path (NULL: the test's own);
+ * returns its wait status. Fails the test if it cannot start or runs past
+ * timeout_ms (it is then killed). */
+int rp_te_run(rp_te_t *te, char *const argv[], const char *in_path,
+              const char *out_path, const char *err_path, int timeout_ms);
 /* Runs node tests/schema/validate.js --schema SCHEMA FILE; asserts exit 0. */
 void rp_te_validate(rp_te_t *te, const char *schema, const char *file);
 
