@@ -1,6 +1,6 @@
 /* runpool-executor — runs one execution inside a job: a Cloud Run Job
  * container in production, a child process of the worker locally. The
- * job environment (core/rp_jobenv.h) says what to run; the executor
+ * job environment (contract/rp_jobenv.h) says what to run; the executor
  *
  *   1. loads sessions/{session_id}/state.json (absent = new session),
  *   2. runs COMMAND in the session's cwd and environment (rp_exec),
@@ -36,9 +36,11 @@
 #include "rp_exec.h"
 #include "rp_gcp.h"
 #include "rp_jobenv.h"
+#include "rp_layout.h"
 #include "rp_log.h"
 #include "rp_msg.h"
 #include "rp_state.h"
+#include "rp_state_gs.h"
 #include "rp_time.h"
 
 #define RP_EXECUTOR_EXIT_RECORDED 0 /* a result record exists */
@@ -136,7 +138,7 @@ static rp_err_t rp_main_load_session(rp_main_t *m, char *errstr,
     rp_err_t err;
 
     rp_buf_init(&doc, RP_STATE_DOC_MAX);
-    rp_state_key_session(m->spec.session_id, key, sizeof(key));
+    rp_layout_session_key(m->spec.session_id, key, sizeof(key));
     err = rp_state_get(m->st, key, &doc, NULL, msg, sizeof(msg));
     if (err == RP_ERR_NOT_FOUND) {
         err = RP_OK;
@@ -350,7 +352,7 @@ static void rp_main_contract_record(rp_main_t *m, rp_err_t cause,
                m->spec.session_id, "%s", errstr);
         return;
     }
-    rp_state_key_result(m->spec.execution_id, m->result_key,
+    rp_layout_result_key(m->spec.execution_id, m->result_key,
                         sizeof(m->result_key));
     rp_main_fail(m, cause, message);
 }
@@ -498,6 +500,8 @@ int main(int argc, char **argv)
         rp_log(RP_LOG_ERROR, "credentials_failed", NULL, NULL, "%s", errstr);
         return RP_EXECUTOR_EXIT_FAILED;
     }
+    if (m.auth)
+        rp_state_gs_set_token_source(rp_auth_default_token);
     err = rp_jobenv_parse(rp_main_lookup, NULL, &m.spec, errstr,
                           sizeof(errstr));
     if (err != RP_OK) {
@@ -507,7 +511,7 @@ int main(int argc, char **argv)
         rc = RP_EXECUTOR_EXIT_CONTRACT;
         goto out;
     }
-    rp_state_key_result(m.spec.execution_id, m.result_key,
+    rp_layout_result_key(m.spec.execution_id, m.result_key,
                         sizeof(m.result_key));
     rp_main_install_signals();
     err = rp_state_open(m.spec.state_url, &m.st, errstr, sizeof(errstr));

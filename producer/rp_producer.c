@@ -718,7 +718,7 @@ rp_err_t rp_producer_send_json(rp_producer_t *p, const char *json, size_t len,
         eid = generated;
     }
     if (!cJSON_HasObjectItem(root, "v") &&
-        !cJSON_AddNumberToObject(root, "v", RP_MSG_VERSION)) {
+        !cJSON_AddNumberToObject(root, "v", RP_CONTRACT_VERSION)) {
         err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
         goto out;
     }

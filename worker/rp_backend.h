@@ -1,7 +1,7 @@
 /* rp_backend — where executions run.
  *
  * The worker hands a backend an rp_jobspec_t (the executor's environment
- * contract, core/rp_jobenv.h) and is told, without blocking, when that
+ * contract, contract/rp_jobenv.h) and is told, without blocking, when that
  * execution has ended. The executor inside writes the result record to the
  * state store; the backend only reports how the run ended (ran to the end,
  * could not start, was cancelled), and the worker reads the record.

@@ -1,4 +1,13 @@
 #include "rp_worker.h"
+#include "rp_iopool.h"
+#include "rp_kafka.h"
+#include "rp_layout.h"
+#include "rp_log.h"
+#include "rp_msg.h"
+#include "rp_offsets.h"
+#include "rp_sched.h"
+#include "rp_state.h"
+#include "rp_time.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -16,14 +25,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "rp_iopool.h"
-#include "rp_kafka.h"
-#include "rp_log.h"
-#include "rp_msg.h"
-#include "rp_offsets.h"
-#include "rp_sched.h"
-#include "rp_state.h"
-#include "rp_time.h"
 
 #define RP_WORKER_COMMIT_INTERVAL_MS 1000
 #define RP_WORKER_TICK_MS 1000          /* deadline and commit checks */
@@ -626,7 +627,7 @@ static void rp_io_load(void *arg)
     int64_t t0 = rp_time_mono_ms();
 
     rp_buf_init(&buf, RP_STATE_DOC_MAX);
-    rp_state_key_session(job->req.session_id, key, sizeof(key));
+    rp_layout_session_key(job->req.session_id, key, sizeof(key));
     err = rp_state_get(w->state, key, &buf, &job->session_version, es,
                        sizeof(es));
     if (err == RP_OK) {
@@ -646,7 +647,7 @@ static void rp_io_load(void *arg)
     /* A finished execution is never run again: reuse its record. */
     rp_buf_reset(&buf);
     buf.max = RP_RESULT_MAX;
-    rp_state_key_result(job->req.execution_id, key, sizeof(key));
+    rp_layout_result_key(job->req.execution_id, key, sizeof(key));
     err = rp_state_get(w->state, key, &buf, NULL, es, sizeof(es));
     if (err == RP_OK) {
         if (rp_result_parse(buf.data, buf.len, &job->result, es, sizeof(es)) !=
@@ -725,7 +726,7 @@ static void rp_io_finish(void *arg)
 
     rp_buf_init(&buf, RP_RESULT_MAX);
     if (job->req.op == RP_OP_CLOSE_SESSION) {
-        rp_state_key_session(job->req.session_id, key, sizeof(key));
+        rp_layout_session_key(job->req.session_id, key, sizeof(key));
         err = rp_state_delete(w->state, key, RP_STATE_ANY, es, sizeof(es));
         if (err && err != RP_ERR_NOT_FOUND)
             rp_job_set_error(job, "state_save_failed", "deleting %s: %s", key,
@@ -733,7 +734,7 @@ static void rp_io_finish(void *arg)
         goto out;
     }
     if (!job->have_result) {
-        rp_state_key_result(job->req.execution_id, key, sizeof(key));
+        rp_layout_result_key(job->req.execution_id, key, sizeof(key));
         err = rp_state_get(w->state, key, &buf, NULL, es, sizeof(es));
         if (err == RP_ERR_NOT_FOUND && job->done.err == RP_ERR_TIMEOUT) {
             job->backend_timed_out = true;
@@ -781,7 +782,7 @@ static void rp_io_finish(void *arg)
         rp_job_set_error(job, "state_save_failed", "out of memory");
         goto out;
     }
-    rp_state_key_session(job->req.session_id, key, sizeof(key));
+    rp_layout_session_key(job->req.session_id, key, sizeof(key));
     err = rp_state_put(w->state, key, doc, strlen(doc),
                        job->session_found ? job->session_version : 0, NULL, es,
                        sizeof(es));

@@ -13,6 +13,7 @@
 #include "rp_gcp.h"
 #include "rp_kafka.h"
 #include "rp_log.h"
+#include "rp_state_gs.h"
 #include "rp_worker.h"
 
 static void usage(FILE *f)
@@ -251,6 +252,8 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    if (auth)
+        rp_state_gs_set_token_source(rp_auth_default_token);
     if (rp_worker_new(&conf, &w, errstr, sizeof(errstr)) != RP_OK) {
         rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
         fprintf(stderr, "runpool-worker: %s\n", errstr);

@@ -1028,7 +1028,7 @@ static bool rp_te_start_producer(rp_te_t *te, char *err, size_t errsize)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-    /* Like runpool's producers (core/rp_kafka.c): murmur2_random, so a
+    /* Like runpool's producers (kafka/rp_kafka.c): murmur2_random, so a
      * session_id key lands where any Kafka client would put it; idempotent,
      * so one session's requests can never be reordered by a retry. */
     if (!rp_te_conf(conf, "bootstrap.servers", te->brokers, err, errsize) ||

@@ -30,6 +30,7 @@
 #include "rp_cloudrun.h"
 #include "rp_http.h"
 #include "rp_jobenv.h"
+#include "rp_layout.h"
 #include "rp_msg.h"
 #include "rp_state.h"
 #include "rp_time.h"
@@ -366,7 +367,7 @@ static bool record(fx_t *f, const char *eid, rp_result_t *res)
     rp_buf_t buf;
     bool ok;
 
-    rp_state_key_result(eid, key, sizeof(key));
+    rp_layout_result_key(eid, key, sizeof(key));
     rp_buf_init(&buf, RP_RESULT_MAX);
     memset(res, 0, sizeof(*res));
     ok = rp_state_get(f->st, key, &buf, NULL, es, sizeof(es)) == RP_OK &&

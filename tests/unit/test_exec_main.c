@@ -23,6 +23,7 @@
 
 #include "rp_buf.h"
 #include "rp_jobenv.h"
+#include "rp_layout.h"
 #include "rp_msg.h"
 #include "rp_state.h"
 #include "rp_time.h"
@@ -232,7 +233,7 @@ static void test_record(const char *exec_id, rp_result_t *res,
     char key[RP_STATE_KEY_MAX], errstr[256];
     rp_buf_t doc;
 
-    rp_state_key_result(exec_id, key, sizeof(key));
+    rp_layout_result_key(exec_id, key, sizeof(key));
     rp_buf_init(&doc, RP_RESULT_MAX);
     if (rp_state_get(test_st, key, &doc, version, errstr, sizeof(errstr)) != RP_OK)
         fail_msg("get %s: %s", key, errstr);
@@ -262,7 +263,7 @@ static void test_put_session(const char *session_id, const char *cwd,
     test_fmt(s.last_execution_id, sizeof(s.last_execution_id), "earlier");
     json = rp_session_to_json(&s);
     assert_non_null(json);
-    rp_state_key_session(session_id, key, sizeof(key));
+    rp_layout_session_key(session_id, key, sizeof(key));
     if (rp_state_put(test_st, key, json, strlen(json), RP_STATE_ANY, version,
                      errstr, sizeof(errstr)) != RP_OK)
         fail_msg("put %s: %s", key, errstr);
@@ -315,7 +316,7 @@ static void test_main_writes_result(void **state)
     rp_result_clear(&res);
 
     /* The worker is the only writer of session state. */
-    rp_state_key_session("sess-1", key, sizeof(key));
+    rp_layout_session_key("sess-1", key, sizeof(key));
     assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
     rp_buf_free(&doc);
     rp_env_clear(&env);
@@ -381,7 +382,7 @@ static void test_main_create_only_race(void **state)
     while (!test_exists(marker) && rp_time_mono_ms() < until)
         usleep(10000);
     assert_true(test_exists(marker));
-    rp_state_key_result("exec-race", key, sizeof(key));
+    rp_layout_result_key("exec-race", key, sizeof(key));
     assert_int_equal(rp_state_put(test_st, key, theirs, strlen(theirs), 0, NULL,
                                   NULL, 0),
                      RP_OK);
@@ -429,7 +430,7 @@ static void test_main_missing_variable(void **state)
             assert_non_null(strstr(res.error_message, cases[i].name));
             rp_result_clear(&res);
         } else {
-            rp_state_key_result(exec_id, key, sizeof(key));
+            rp_layout_result_key(exec_id, key, sizeof(key));
             assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
             rp_buf_free(&doc);
         }
@@ -466,7 +467,7 @@ static void test_main_session_honoured(void **state)
     assert_int_equal(rp_env_set(&senv, "GREETING", "hello"), RP_OK);
     assert_int_equal(rp_env_set(&senv, "PATH", "/usr/bin:/bin"), RP_OK);
     test_put_session("sess-2", work, &senv, &v0);
-    rp_state_key_session("sess-2", key, sizeof(key));
+    rp_layout_session_key("sess-2", key, sizeof(key));
     assert_int_equal(test_get(key, &before, NULL), RP_OK);
 
     test_spec(&spec, "exec-2", "sess-2", "pwd; echo $GREETING; echo $PATH");
@@ -568,7 +569,7 @@ static void test_main_corrupt_state(void **state)
     rp_result_t res;
 
     (void)state;
-    rp_state_key_session("sess-5", key, sizeof(key));
+    rp_layout_session_key("sess-5", key, sizeof(key));
     assert_int_equal(rp_state_put(test_st, key, "{not json", 9, RP_STATE_ANY,
                                   NULL, NULL, 0),
                      RP_OK);
@@ -667,7 +668,7 @@ static void test_main_sigterm(void **state)
     assert_true(test_stderr_has("execution_cancelled"));
     assert_int_equal(kill(bg, 0), -1);
     assert_int_equal(errno, ESRCH);
-    rp_state_key_result("exec-8", key, sizeof(key));
+    rp_layout_result_key("exec-8", key, sizeof(key));
     assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
     rp_buf_free(&doc);
     rp_env_clear(&env);

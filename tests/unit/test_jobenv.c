@@ -1,4 +1,4 @@
-/* Unit tests for core/rp_jobenv.c: the executor's environment contract. */
+/* Unit tests for contract/rp_jobenv.c: the executor's environment contract. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests for core/rp_msg.c: codecs, validation rules and the test
+/* Unit tests for the contract (contract/rp_*.c): codecs, validation rules and the test
  * vectors shared with the JSON Schemas (schemas/examples/). */
 #include <stdarg.h>
 #include <stddef.h>

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "rp_layout.h"
 #include "rp_state.h"
 
 #define TS_PATH_MAX 512
@@ -200,34 +201,34 @@ static void test_key_builders(void **state)
     char small[12];
 
     (void)state;
-    rp_state_key_session("s1", out, sizeof(out));
+    rp_layout_session_key("s1", out, sizeof(out));
     assert_string_equal(out, "sessions/s1/state.json");
-    rp_state_key_result("e-1:x_2.y", out, sizeof(out));
+    rp_layout_result_key("e-1:x_2.y", out, sizeof(out));
     assert_string_equal(out, "executions/e-1:x_2.y/result.json");
 
     /* The longest id (RP_ID_MAX = 128) fits and makes a valid key. */
     memset(id, 'i', 128);
     id[128] = '\0';
-    rp_state_key_session(id, out, sizeof(out));
+    rp_layout_session_key(id, out, sizeof(out));
     assert_true(rp_state_key_valid(out));
     assert_int_equal(strlen(out), strlen("sessions//state.json") + 128);
 
     /* Ids that would escape or be ambiguous give "", an invalid key. */
-    rp_state_key_session("..", out, sizeof(out));
+    rp_layout_session_key("..", out, sizeof(out));
     assert_string_equal(out, "");
-    rp_state_key_session(".", out, sizeof(out));
+    rp_layout_session_key(".", out, sizeof(out));
     assert_string_equal(out, "");
-    rp_state_key_session("a/b", out, sizeof(out));
+    rp_layout_session_key("a/b", out, sizeof(out));
     assert_string_equal(out, "");
-    rp_state_key_result("", out, sizeof(out));
+    rp_layout_result_key("", out, sizeof(out));
     assert_string_equal(out, "");
-    rp_state_key_result(NULL, out, sizeof(out));
+    rp_layout_result_key(NULL, out, sizeof(out));
     assert_string_equal(out, "");
-    rp_state_key_result("bad id", out, sizeof(out));
+    rp_layout_result_key("bad id", out, sizeof(out));
     assert_string_equal(out, "");
     assert_false(rp_state_key_valid(out));
     /* A key that does not fit is not cut short into some other key. */
-    rp_state_key_session("s1", small, sizeof(small));
+    rp_layout_session_key("s1", small, sizeof(small));
     assert_string_equal(small, "");
 }
 

@@ -1,4 +1,4 @@
-/* Tests for the Cloud Storage backend (core/rp_state_gs.c).
+/* Tests for the Cloud Storage backend (store/rp_state_gs.c).
  *
  * Two kinds of server:
  *  - fake-gcs-server, started once for this program by

@@ -15,13 +15,11 @@
  *                                live version is not N, incl. absent)
  * A conflict is reported, never retried blindly: the caller decides.
  *
- * Layout used by runpool (rp_state_key_* build these):
- *   sessions/{session_id}/state.json        written by the worker only
- *   executions/{execution_id}/result.json   written by the executor, create-only
+ * What runpool keeps where is the contract's (rp_layout.h).
  *
  * Backends are chosen by URL:
  *   file:///abs/dir[?fsync=0|1]   rp_state_file.c (this machine; default fsync=1)
- *   gs://bucket[/prefix]          Cloud Storage (issue 3)
+ *   gs://bucket[/prefix]          Cloud Storage (rp_state_gs.c)
  *
  * Thread-safety: an rp_state_t may be used from several threads at once
  * (the worker's I/O threads share one); every operation blocks until done.
@@ -33,10 +31,11 @@
 #include <stdint.h>
 
 #include "rp_buf.h"
+#include "rp_contract.h"
 #include "rp_err.h"
 
-#define RP_STATE_KEY_MAX 512
-#define RP_STATE_URL_MAX 2048
+/* RP_STATE_KEY_MAX and RP_STATE_URL_MAX: rp_contract.h (the executor's
+ * job environment carries both). */
 #define RP_STATE_VALUE_MAX (64 * 1024 * 1024)
 #define RP_STATE_ANY UINT64_MAX
 
@@ -116,18 +115,5 @@ void rp_state_destroy(rp_state_t *st);
 
 /* true when key (may be NULL) follows the key rules above. Any thread. */
 int rp_state_key_valid(const char *key);
-
-/* "sessions/{session_id}/state.json" into out (out_size >= RP_STATE_KEY_MAX
- * + 1 always fits a valid id). When the id is not a valid key segment (see
- * rp_id_valid: "." and ".." are not) or the key does not fit, out is set to
- * "", which every operation rejects, so a bad id can never address some
- * other object. Any thread. */
-void rp_state_key_session(const char *session_id, char *out, size_t out_size);
-/* "executions/{execution_id}/result.json" into out; same rules. */
-void rp_state_key_result(const char *execution_id, char *out, size_t out_size);
-/* "executions/{execution_id}/{file}" into out (attempt.json, request.json:
- * the other records of one execution); same rules. */
-void rp_state_key_execution(const char *execution_id, const char *file,
-                            char *out, size_t out_size);
 
 #endif

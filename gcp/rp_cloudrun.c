@@ -2,6 +2,8 @@
  * Admin API v2 (see rp_cloudrun.h and /work/shared/reference section 1).
  */
 #include "rp_cloudrun.h"
+#include "rp_layout.h"
+#include "rp_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +11,6 @@
 
 #include <cjson/cJSON.h>
 
-#include "rp_state.h"
-#include "rp_time.h"
 
 #define RP_CLOUDRUN_PREFIX_DEFAULT "runpool"
 #define RP_CLOUDRUN_ERRBODY_SHOW 200 /* bytes of a non-JSON error body shown */
@@ -819,7 +819,7 @@ out:
 void rp_cloudrun_attempt_key(const char *execution_id, char *out,
                              size_t out_size)
 {
-    rp_state_key_execution(execution_id, "attempt.json", out, out_size);
+    rp_layout_execution_key(execution_id, "attempt.json", out, out_size);
 }
 
 char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a)

@@ -4,6 +4,7 @@
  * job is something the executor will accept.
  */
 #include "rp_jobenv.h"
+#include "rp_layout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,6 @@
 
 #include <cjson/cJSON.h>
 
-#include "rp_state.h"
 
 #define RP_JOBENV_ID_RULE "must be 1 to 128 characters of [A-Za-z0-9._:-]"
 
@@ -261,7 +261,7 @@ out:
 void rp_jobenv_request_key(const char *execution_id, char *out,
                            size_t out_size)
 {
-    rp_state_key_execution(execution_id, "request.json", out, out_size);
+    rp_layout_execution_key(execution_id, "request.json", out, out_size);
 }
 
 rp_err_t rp_jobenv_request_json(const rp_jobspec_t *spec, char **out,

@@ -69,43 +69,6 @@ int rp_state_key_valid(const char *key)
     return 1;
 }
 
-static void rp_state_key_build(const char *dir, const char *id,
-                               const char *file, char *out, size_t out_size)
-{
-    size_t id_len;
-    int n;
-
-    if (!out || out_size == 0)
-        return;
-    out[0] = '\0';
-    if (!id)
-        return;
-    id_len = strnlen(id, RP_STATE_KEY_MAX + 1);
-    if (!rp_state_segment_valid(id, id_len))
-        return;
-    n = snprintf(out, out_size, "%s/%s/%s", dir, id, file);
-    /* A cut key would name some other object: give the invalid "" instead. */
-    if (n < 0 || (size_t)n >= out_size)
-        out[0] = '\0';
-}
-
-void rp_state_key_session(const char *session_id, char *out, size_t out_size)
-{
-    rp_state_key_build("sessions", session_id, "state.json", out, out_size);
-}
-
-void rp_state_key_result(const char *execution_id, char *out, size_t out_size)
-{
-    rp_state_key_build("executions", execution_id, "result.json", out,
-                       out_size);
-}
-
-void rp_state_key_execution(const char *execution_id, const char *file,
-                            char *out, size_t out_size)
-{
-    rp_state_key_build("executions", execution_id, file, out, out_size);
-}
-
 /* Length of the scheme in "scheme://...", or 0 when url has no such
  * prefix. RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
 static size_t rp_state_scheme_len(const char *url)

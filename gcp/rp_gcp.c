@@ -5,7 +5,6 @@
 
 #include "rp_http.h"
 #include "rp_log.h"
-#include "rp_state_gs.h"
 
 rp_err_t rp_gcp_setup(const char *state_url, rp_auth_t **auth, char *errstr,
                       size_t errstr_size)
@@ -27,7 +26,6 @@ rp_err_t rp_gcp_setup(const char *state_url, rp_auth_t **auth, char *errstr,
     if ((err = rp_auth_new_from_env(auth, errstr, errstr_size)))
         return err;
     rp_auth_set_default(*auth);
-    rp_state_gs_set_token_source(rp_auth_default_token);
     rp_log(RP_LOG_INFO, "gcp_credentials", NULL, NULL, "using %s",
            rp_auth_describe(*auth));
     return RP_OK;

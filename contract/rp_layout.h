@@ -1,0 +1,35 @@
+/* rp_layout — where runpool keeps its objects in the state store.
+ *
+ *   sessions/{session_id}/state.json         written by the worker only
+ *   executions/{execution_id}/result.json    the executor's record, create-only
+ *   executions/{execution_id}/request.json   a command too large for the env
+ *   executions/{execution_id}/attempt.json   which Cloud Run execution runs it
+ *
+ * The layout is part of the contract (schemas/README.md): the worker and
+ * the executor, and any tool that reads the bucket, agree on it. Keys obey
+ * the store's key rules (rp_state.h); a key that cannot be built is "",
+ * which every store operation rejects, so a bad id can never address some
+ * other object.
+ *
+ * Thread-safety: no shared state; any thread.
+ */
+#ifndef RP_LAYOUT_H
+#define RP_LAYOUT_H
+
+#include <stddef.h>
+
+#include "rp_contract.h"
+
+/* "sessions/{session_id}/state.json" into out (out_size >= RP_STATE_KEY_MAX + 1
+ * always fits a valid id). When the id is not a valid key segment (see
+ * rp_id_valid: "." and ".." are not) or the key does not fit, out is "". */
+void rp_layout_session_key(const char *session_id, char *out, size_t out_size);
+/* "executions/{execution_id}/result.json" into out; same rules. */
+void rp_layout_result_key(const char *execution_id, char *out,
+                          size_t out_size);
+/* "executions/{execution_id}/{file}" into out (attempt.json, request.json:
+ * the other records of one execution); same rules. */
+void rp_layout_execution_key(const char *execution_id, const char *file,
+                             char *out, size_t out_size);
+
+#endif

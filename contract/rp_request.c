@@ -1,0 +1,169 @@
+/* rp_request — the request document (see rp_request.h). */
+#include "rp_request.h"
+#include "rp_json.h"
+#include "rp_text.h"
+#include "rp_ids.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A request over RP_REQUEST_MAX is rejected, but up to this size we still
+ * parse it to find its ids, so the requester gets a "rejected" result
+ * rather than silence. Beyond it we do not even look. */
+#define RP_REQUEST_SALVAGE_MAX (4 * RP_REQUEST_MAX)
+
+/* ------------------------------------------------------------------ */
+/* request                                                             */
+/* ------------------------------------------------------------------ */
+
+enum {
+    RQ_V,
+    RQ_EXECUTION_ID,
+    RQ_SESSION_ID,
+    RQ_OP,
+    RQ_COMMAND,
+    RQ_TIMEOUT_S,
+    RQ_ENV,
+    RQ_SUBMITTED_AT,
+    RQ__COUNT
+};
+
+static const char *const rp_request_fields[RQ__COUNT] = {
+    "v",       "execution_id", "session_id", "op",
+    "command", "timeout_s",    "env",        "submitted_at",
+};
+
+rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
+                          char *errstr, size_t errstr_size)
+{
+    const cJSON *f[RQ__COUNT];
+    char ferr[256];
+    cJSON *root = NULL;
+    rp_err_t err, fields_err;
+    int64_t n = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->timeout_s = RP_TIMEOUT_DEFAULT_S;
+    if (json && len > RP_REQUEST_SALVAGE_MAX) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      "request of %zu bytes is over the limit of %d bytes", len,
+                      RP_REQUEST_MAX);
+        goto out;
+    }
+    err = rp_json_load(json, len, RP_REQUEST_SALVAGE_MAX, "request", &root, errstr,
+                      errstr_size);
+    if (err)
+        goto out;
+    fields_err = rp_json_fields(root, "", rp_request_fields, RQ__COUNT, f, ferr,
+                               sizeof(ferr));
+    /* The ids come first, whatever else is wrong: the worker needs them to
+     * address its "rejected" result to the requester. */
+    if (f[RQ_EXECUTION_ID])
+        rp_json_get_id(f[RQ_EXECUTION_ID], "", out->execution_id, NULL, 0);
+    if (f[RQ_SESSION_ID])
+        rp_json_get_id(f[RQ_SESSION_ID], "", out->session_id, NULL, 0);
+
+    if (len > RP_REQUEST_MAX) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      "request of %zu bytes is over the limit of %d bytes", len,
+                      RP_REQUEST_MAX);
+        goto out;
+    }
+    if (fields_err) {
+        err = rp_errf(errstr, errstr_size, fields_err, "%s", ferr);
+        goto out;
+    }
+    if ((err = rp_json_get_version(f[RQ_V], errstr, errstr_size)) ||
+        (err = rp_json_required(f[RQ_EXECUTION_ID], "", "execution_id", errstr,
+                               errstr_size)) ||
+        (err = rp_json_get_id(f[RQ_EXECUTION_ID], "execution_id",
+                             out->execution_id, errstr, errstr_size)) ||
+        (err = rp_json_required(f[RQ_SESSION_ID], "", "session_id", errstr,
+                               errstr_size)) ||
+        (err = rp_json_get_id(f[RQ_SESSION_ID], "session_id", out->session_id,
+                             errstr, errstr_size)))
+        goto out;
+
+    if (f[RQ_OP]) {
+        const char *op = cJSON_IsString(f[RQ_OP]) ? f[RQ_OP]->valuestring : "";
+
+        if (strcmp(op, "exec") == 0) {
+            out->op = RP_OP_EXEC;
+        } else if (strcmp(op, "close_session") == 0) {
+            out->op = RP_OP_CLOSE_SESSION;
+        } else {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "op: must be \"exec\" or \"close_session\"");
+            goto out;
+        }
+    }
+    if (out->op == RP_OP_CLOSE_SESSION && f[RQ_COMMAND]) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "command: must be absent when op is \"close_session\"");
+        goto out;
+    }
+    if (out->op == RP_OP_EXEC) {
+        if (!f[RQ_COMMAND]) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "command: required when op is \"exec\"");
+            goto out;
+        }
+        err = rp_json_dup_str(f[RQ_COMMAND], "", "command", 1, RP_COMMAND_MAX,
+                             &out->command, errstr, errstr_size);
+        if (err)
+            goto out;
+    }
+    if (f[RQ_TIMEOUT_S]) {
+        err = rp_json_get_int(f[RQ_TIMEOUT_S], "", "timeout_s", RP_TIMEOUT_MIN_S,
+                             RP_TIMEOUT_MAX_S, &n, errstr, errstr_size);
+        if (err)
+            goto out;
+        out->timeout_s = (int)n;
+    }
+    if (f[RQ_ENV] && (err = rp_json_get_env(f[RQ_ENV], "env", &out->env,
+                                           errstr, errstr_size)))
+        goto out;
+    if (f[RQ_SUBMITTED_AT]) {
+        err = rp_json_get_time(f[RQ_SUBMITTED_AT], "submitted_at",
+                              &out->submitted_at_ms, errstr, errstr_size);
+        if (err)
+            goto out;
+        out->has_submitted_at = true;
+    }
+out:
+    cJSON_Delete(root);
+    return err;
+}
+
+char *rp_request_to_json(const rp_request_t *req)
+{
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root != NULL;
+
+    ok = ok && rp_json_add_int(root, "v", RP_CONTRACT_VERSION) &&
+         rp_json_add_text(root, "execution_id", req->execution_id) &&
+         rp_json_add_text(root, "session_id", req->session_id);
+    if (ok && req->op == RP_OP_CLOSE_SESSION)
+        ok = rp_json_add_text(root, "op", "close_session");
+    if (ok && req->op == RP_OP_EXEC)
+        ok = rp_json_add_text(root, "command", req->command ? req->command : "");
+    if (ok && req->timeout_s > 0)
+        ok = rp_json_add_int(root, "timeout_s", req->timeout_s);
+    if (ok && req->env.n > 0)
+        ok = rp_json_add_env(root, "env", &req->env);
+    if (ok && req->has_submitted_at)
+        ok = rp_json_add_time(root, "submitted_at", req->submitted_at_ms);
+    return rp_json_finish(root, ok);
+}
+
+void rp_request_clear(rp_request_t *req)
+{
+    if (!req)
+        return;
+    free(req->command);
+    rp_env_clear(&req->env);
+    memset(req, 0, sizeof(*req));
+    req->timeout_s = RP_TIMEOUT_DEFAULT_S;
+}
