@@ -1,6 +1,6 @@
 /* rp_jobenv — the executor's contract: the environment variables a job
  * container receives. Both sides live here, so the worker's backends
- * (local child process now, Cloud Run overrides later) and the executor
+ * (local child process, Cloud Run execution overrides) and the executor
  * cannot drift apart.
  *
  *   EXECUTION_ID        the request's execution_id
