@@ -8,8 +8,8 @@
  * It never blocks, so max.poll.interval.ms cannot expire however long
  * executions run. Each consumed record becomes an rp_job that moves through
  *
- *   QUEUED -> LOADING -> RUNNING -> FINISHING -> PUBLISHING -> done
- *   (sched)   (io pool)  (backend)  (io pool)    (producer)
+ *   QUEUED -> READY -> LOADING -> RUNNING -> FINISHING -> PUBLISHING -> done
+ *   (sched)  (slot)   (io pool)  (backend)  (io pool)    (producer)
  *
  * rp_sched keeps one running job per session; rp_offsets commits only up to
  * the lowest unfinished offset of each partition. Jobs of a revoked
@@ -17,20 +17,31 @@
  * the new owner, which reuses executions/{id}/result.json when the
  * execution had finished.
  *
+ * Files: rp_worker_int.h maps the worker's files (loop, job machine,
+ * pool-thread cycle, publishing, partitions, options).
+ *
  * Thread-safety: rp_worker_new/run/destroy from the main thread only.
  */
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "rp_backend.h"
 #include "rp_err.h"
+#include "rp_kafka.h"
 
 #define RP_WORKER_MAX_INFLIGHT_LIMIT 1000000
 #define RP_WORKER_MAX_WINDOW_DEFAULT 10000
 #define RP_WORKER_MAX_WINDOW_LIMIT 10000000
 #define RP_WORKER_DRAIN_NONE (-1)
+/* A published result must fit the results topic's message size limit
+ * (librdkafka's and Kafka's default message.max.bytes is about 1 MB) with
+ * room for headers; a bigger one would be refused forever. */
+#define RP_WORKER_RESULT_BYTES_DEFAULT (900 * 1024)
+#define RP_WORKER_RESULT_BYTES_MIN (16 * 1024)
+#define RP_WORKER_RESULT_BYTES_LIMIT (64 * 1024 * 1024)
 
 typedef struct rp_worker_conf {
     const char *brokers;
@@ -64,6 +75,47 @@ typedef struct rp_worker_conf {
 } rp_worker_conf_t;
 
 typedef struct rp_worker rp_worker_t;
+
+/* ---- Options (rp_worker_conf.c) ----
+ * One table lists every option of runpool-worker with its environment
+ * variable, default and range; it drives the command line, the
+ * environment, --help, the defaults and checks of rp_worker_new, and the
+ * README's configuration table (--help-markdown; test_worker_conf checks
+ * the README against it). */
+
+typedef enum rp_worker_action {
+    RP_WORKER_ACTION_RUN,
+    RP_WORKER_ACTION_HELP,          /* --help */
+    RP_WORKER_ACTION_HELP_MARKDOWN, /* --help-markdown */
+} rp_worker_action_t;
+
+/* What the command line and environment say. conf's strings are borrowed
+ * from argv, the environment and this struct. */
+typedef struct rp_worker_args {
+    rp_worker_conf_t conf;
+    rp_worker_action_t action;
+    const char *props[RP_KAFKA_PROPS_MAX];
+    char default_executor[4096 + 32];
+} rp_worker_args_t;
+
+/* Environment variable lookup; NULL means getenv. */
+typedef const char *(rp_worker_lookup_fn)(const char *name);
+
+/* Fill a from the environment, then argv (options win). Values are
+ * checked against the option's range; RP_ERR_INVALID with a message
+ * naming the option on bad input. Not thread-safe (getopt). */
+rp_err_t rp_worker_conf_parse(rp_worker_args_t *a, int argc, char **argv,
+                              rp_worker_lookup_fn *lookup, char *errstr,
+                              size_t errstr_size);
+
+/* Apply defaults to what c leaves 0/NULL and check every range; the
+ * message names the option. rp_worker_new calls it. */
+rp_err_t rp_worker_conf_check(rp_worker_conf_t *c, char *errstr,
+                              size_t errstr_size);
+
+/* --help text, and the README's configuration table in Markdown. */
+void rp_worker_conf_usage(FILE *f);
+void rp_worker_conf_markdown(FILE *f);
 
 /* Connects nothing yet beyond creating the clients; validates conf.
  * The caller must have blocked SIGTERM and SIGINT in every thread (block

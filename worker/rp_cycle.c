@@ -1,0 +1,200 @@
+/* rp_cycle — the blocking half of a job's state cycle, on I/O pool
+ * threads: LOADING (session state, and an earlier record of the same
+ * execution) and FINISHING (the executor's record, the new session state
+ * saved with compare-and-swap). Each step touches only its job and the
+ * thread-safe store, then posts the job back to the main thread's inbox.
+ * docs/worker.md explains the reuse and conflict rules.
+ */
+#include "rp_worker_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rp_layout.h"
+#include "rp_time.h"
+
+void rp_cycle_load(void *arg)
+{
+    rp_job_t *job = arg;
+    rp_worker_t *w = job->w;
+    char key[RP_STATE_KEY_MAX], es[512];
+    rp_buf_t buf;
+    rp_err_t err;
+    int64_t t0 = rp_time_mono_ms();
+
+    rp_buf_init(&buf, RP_STATE_DOC_MAX);
+    rp_layout_session_key(job->req.session_id, key, sizeof(key));
+    err = rp_state_get(w->state, key, &buf, &job->session_version, es,
+                       sizeof(es));
+    if (err == RP_OK) {
+        job->session_found = true;
+        if (rp_session_parse(buf.data, buf.len, &job->session, es,
+                             sizeof(es)) != RP_OK) {
+            rp_job_set_error(job, "state_corrupt",
+                             "session state %s is unreadable: %s", key, es);
+            goto out;
+        }
+    } else if (err != RP_ERR_NOT_FOUND) {
+        rp_job_set_error(job, "state_load_failed", "loading %s: %s", key, es);
+        goto out;
+    }
+    if (job->req.op != RP_OP_EXEC)
+        goto out;
+    /* A finished execution is never run again: reuse its record. */
+    rp_buf_reset(&buf);
+    buf.max = RP_RESULT_MAX;
+    rp_layout_result_key(job->req.execution_id, key, sizeof(key));
+    err = rp_state_get(w->state, key, &buf, NULL, es, sizeof(es));
+    if (err == RP_OK) {
+        if (rp_result_parse(buf.data, buf.len, &job->result, es, sizeof(es)) !=
+            RP_OK) {
+            rp_job_set_error(job, "result_corrupt",
+                             "existing record %s is unreadable: %s", key, es);
+            goto out;
+        }
+        if (strcmp(job->result.session_id, job->req.session_id) != 0) {
+            /* Never hand one session's output or env to another. */
+            rp_job_set_error(job, "execution_id_conflict",
+                             "execution_id %s already ran in another session",
+                             job->req.execution_id);
+            rp_result_clear(&job->result);
+            memset(&job->result, 0, sizeof(job->result));
+            goto out;
+        }
+        job->have_result = true;
+        job->reused = true;
+    } else if (err != RP_ERR_NOT_FOUND) {
+        rp_job_set_error(job, "state_load_failed", "loading %s: %s", key, es);
+    }
+out:
+    job->state_load_ms = rp_time_mono_ms() - t0;
+    rp_buf_free(&buf);
+    rp_inbox_post(w->inbox, &job->item, RP_EV_LOADED);
+}
+
+/* Should the record's cwd/env become the session's state? */
+static bool rp_cycle_should_apply(const rp_job_t *job)
+{
+    if (!job->result.has_env)
+        return false; /* the executor failed before running anything */
+    if (!job->session_found)
+        return true;
+    if (!strcmp(job->session.last_execution_id, job->req.execution_id))
+        return false; /* already applied before a crash or rebalance */
+    /* A reused record older than the state: the session moved on since
+     * (a request re-sent with an old execution_id); never roll it back. */
+    if (job->reused && job->result.finished_at_ms &&
+        job->result.finished_at_ms < job->session.updated_at_ms)
+        return false;
+    return true;
+}
+
+/* After a lost compare-and-swap: did the writer that won save this same
+ * execution (an earlier owner of the partition, finishing as it was
+ * revoked)? Then the state is right and there is no conflict. */
+static bool rp_cycle_saved_by_other(rp_worker_t *w, const rp_job_t *job,
+                                 const char *key)
+{
+    rp_session_t now;
+    rp_buf_t buf;
+    char es[256];
+    bool same = false;
+
+    memset(&now, 0, sizeof(now));
+    rp_buf_init(&buf, RP_STATE_DOC_MAX);
+    if (rp_state_get(w->state, key, &buf, NULL, es, sizeof(es)) == RP_OK &&
+        rp_session_parse(buf.data, buf.len, &now, es, sizeof(es)) == RP_OK)
+        same = !strcmp(now.last_execution_id, job->req.execution_id);
+    rp_session_clear(&now);
+    rp_buf_free(&buf);
+    return same;
+}
+
+void rp_cycle_finish(void *arg)
+{
+    rp_job_t *job = arg;
+    rp_worker_t *w = job->w;
+    rp_session_t *s = &job->session;
+    char key[RP_STATE_KEY_MAX], es[512], *doc = NULL;
+    rp_buf_t buf;
+    rp_err_t err;
+    int64_t t0 = rp_time_mono_ms(), now;
+
+    rp_buf_init(&buf, RP_RESULT_MAX);
+    if (job->req.op == RP_OP_CLOSE_SESSION) {
+        rp_layout_session_key(job->req.session_id, key, sizeof(key));
+        err = rp_state_delete(w->state, key, RP_STATE_ANY, es, sizeof(es));
+        if (err && err != RP_ERR_NOT_FOUND)
+            rp_job_set_error(job, "state_save_failed", "deleting %s: %s", key,
+                             es);
+        goto out;
+    }
+    if (!job->have_result) {
+        rp_layout_result_key(job->req.execution_id, key, sizeof(key));
+        err = rp_state_get(w->state, key, &buf, NULL, es, sizeof(es));
+        if (err == RP_ERR_NOT_FOUND && job->done.err == RP_ERR_TIMEOUT) {
+            job->backend_timed_out = true;
+            goto out;
+        } else if (err == RP_ERR_NOT_FOUND) {
+            rp_job_set_error(job,
+                             job->backstop_fired ? "executor_unresponsive"
+                             : job->done.err     ? "backend_failed"
+                                                 : "no_result",
+                             "the executor wrote no result (%s)",
+                             job->done.detail);
+            goto out;
+        } else if (err) {
+            rp_job_set_error(job, "result_read_failed", "reading %s: %s", key,
+                             es);
+            goto out;
+        }
+        if (rp_result_parse(buf.data, buf.len, &job->result, es, sizeof(es))) {
+            rp_job_set_error(job, "result_corrupt", "record %s: %s", key, es);
+            goto out;
+        }
+        job->have_result = true;
+    }
+    if (!rp_cycle_should_apply(job))
+        goto out;
+
+    now = rp_time_wall_ms();
+    if (!job->session_found) {
+        memcpy(s->session_id, job->req.session_id, sizeof(s->session_id));
+        s->created_at_ms = now;
+    }
+    free(s->cwd);
+    s->cwd = job->result.cwd ? strdup(job->result.cwd) : NULL;
+    rp_env_clear(&s->env);
+    if (rp_env_copy(&s->env, &job->result.env) != RP_OK ||
+        (job->result.cwd && !s->cwd)) {
+        rp_job_set_error(job, "state_save_failed", "out of memory");
+        goto out;
+    }
+    s->updated_at_ms = now;
+    s->execution_count++;
+    memcpy(s->last_execution_id, job->req.execution_id,
+           sizeof(s->last_execution_id));
+    if (!(doc = rp_session_to_json(s))) {
+        rp_job_set_error(job, "state_save_failed", "out of memory");
+        goto out;
+    }
+    rp_layout_session_key(job->req.session_id, key, sizeof(key));
+    err = rp_state_put(w->state, key, doc, strlen(doc),
+                       job->session_found ? job->session_version : 0, NULL, es,
+                       sizeof(es));
+    if ((err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS) &&
+        rp_cycle_saved_by_other(w, job, key)) {
+        err = RP_OK; /* a previous owner saved this very execution */
+    }
+    if (err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS)
+        rp_job_set_error(job, "state_conflict",
+                         "session state changed while the command ran (another "
+                         "writer); the new cwd/env were not saved: %s", es);
+    else if (err)
+        rp_job_set_error(job, "state_save_failed", "saving %s: %s", key, es);
+out:
+    job->state_save_ms = rp_time_mono_ms() - t0;
+    free(doc);
+    rp_buf_free(&buf);
+    rp_inbox_post(w->inbox, &job->item, RP_EV_FINISHED);
+}

@@ -1,0 +1,280 @@
+/* rp_partitions — what Kafka gives and takes: assignment epochs, commits
+ * of the lowest unfinished offset, revocation, and flow control (pause at
+ * --max-inflight, at a partition's --max-window, and on drain; resume
+ * below RP_WORKER_RESUME_PCT). Main thread only: librdkafka calls the
+ * rebalance callback from rd_kafka_consumer_poll on it.
+ */
+#include "rp_worker_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rp_log.h"
+
+bool rp_partitions_match(const rp_job_t *job,
+                         const rd_kafka_topic_partition_list_t *parts)
+{
+    if (!parts)
+        return true;
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition == job->partition)
+            return true;
+    return false;
+}
+
+static int rp_partitions_match_fn(void *job, void *parts)
+{
+    return rp_partitions_match(job, parts);
+}
+
+static void rp_partitions_drop_fn(void *job, void *opaque)
+{
+    rp_job_t *j = job;
+
+    (void)opaque;
+    rp_job_drop(j->w, j);
+}
+
+size_t rp_partitions_drop_queued(rp_worker_t *w,
+                                 const rd_kafka_topic_partition_list_t *parts)
+{
+    return rp_sched_drop_queued(w->sched, rp_partitions_match_fn,
+                                rp_partitions_drop_fn, (void *)parts);
+}
+
+rp_err_t rp_partitions_grow(rp_worker_t *w, int32_t p)
+{
+    uint64_t *e;
+    int64_t *c;
+    bool *wp;
+    int32_t n;
+
+    if (p < w->npart)
+        return RP_OK;
+    if (p >= RP_OFFSETS_PARTITIONS_MAX)
+        return RP_ERR_INVALID;
+    n = p + 1 > w->npart * 2 ? p + 1 : w->npart * 2;
+    if (!(e = realloc(w->epoch, (size_t)n * sizeof(*e))))
+        return RP_ERR_NOMEM;
+    w->epoch = e;
+    if (!(c = realloc(w->committed, (size_t)n * sizeof(*c))))
+        return RP_ERR_NOMEM;
+    w->committed = c;
+    if (!(wp = realloc(w->win_paused, (size_t)n * sizeof(*wp))))
+        return RP_ERR_NOMEM;
+    w->win_paused = wp;
+    for (int32_t i = w->npart; i < n; i++) {
+        w->epoch[i] = 0;
+        w->committed[i] = -1;
+        w->win_paused[i] = false;
+    }
+    w->npart = n;
+    return RP_OK;
+}
+
+/* Is partition p's offset window at its bound? Pauses at --max-window,
+ * resumes below RESUME_PCT of it. */
+bool rp_partitions_window_full(const rp_worker_t *w, int32_t p)
+{
+    size_t win = rp_offsets_window(w->offsets, p);
+    size_t max = (size_t)w->conf.max_window;
+
+    return w->win_paused[p] ? win * 100 >= max * RP_WORKER_RESUME_PCT
+                            : win >= max;
+}
+
+/* Commit what is finished for the given partitions (all assigned when
+ * NULL). sync: wait for the broker (before giving partitions up). */
+void rp_partitions_commit(rp_worker_t *w,
+                             const rd_kafka_topic_partition_list_t *only,
+                          bool sync)
+{
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new(16);
+    rd_kafka_resp_err_t kerr;
+
+    for (int32_t p = 0; p < w->npart; p++) {
+        int64_t off = rp_offsets_committable(w->offsets, p);
+        bool wanted = !only;
+
+        for (int i = 0; only && i < only->cnt; i++)
+            if (only->elems[i].partition == p)
+                wanted = true;
+        if (!wanted || off < 0 || off <= w->committed[p])
+            continue;
+        rd_kafka_topic_partition_list_add(list, w->conf.requests_topic, p)
+            ->offset = off;
+        w->committed[p] = off;
+    }
+    if (list->cnt > 0) {
+        kerr = rd_kafka_commit(w->consumer, list, sync ? 0 : 1);
+        if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            rp_log(RP_LOG_WARN, "commit_failed", NULL, NULL, "commit: %s",
+                   rd_kafka_err2str(kerr));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Partitions are going away: commit what is done, abandon the rest. */
+static void rp_partitions_revoke(rp_worker_t *w,
+                             const rd_kafka_topic_partition_list_t *parts)
+{
+    rp_list_t *n, *tmp;
+    size_t dropped;
+
+    rp_partitions_commit(w, parts, true);
+    dropped = rp_partitions_drop_queued(w, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+
+        if (p < w->npart) {
+            w->epoch[p]++;
+            w->committed[p] = -1;
+            w->win_paused[p] = false;
+        }
+        rp_offsets_reset(w->offsets, p);
+    }
+    dropped += rp_job_drop_ready(w, parts);
+    RP_LIST_FOREACH_SAFE(n, tmp, &w->jobs)
+    {
+        rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, link);
+
+        if (!rp_partitions_match(job, parts) || job->revoked)
+            continue;
+        job->revoked = true;
+        /* A job already publishing finishes its publish; the new owner
+         * will reuse the record and publish the same result again. */
+        if (job->stage == RP_JOB_RUNNING && job->run)
+            rp_backend_detach(w->backend, job->run);
+    }
+    rp_log(RP_LOG_INFO, "partitions_revoked", NULL, NULL,
+           "%d partition(s) revoked; %zu queued request(s) left for the next "
+           "owner",
+           parts->cnt, dropped);
+}
+
+static void rp_partitions_assign(rp_worker_t *w,
+                             const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+
+        if (rp_partitions_grow(w, p) == RP_OK) {
+            w->epoch[p]++;
+            w->committed[p] = -1;
+            w->win_paused[p] = false;
+        }
+        rp_offsets_reset(w->offsets, p);
+    }
+    w->reapply_pause = true;
+    rp_log(RP_LOG_INFO, "partitions_assigned", NULL, NULL,
+           "%d partition(s) assigned", parts->cnt);
+}
+
+void rp_partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t *parts,
+                                   void *opaque)
+{
+    rp_worker_t *w = opaque;
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *kerr = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rp_partitions_assign(w, parts);
+        if (coop)
+            kerr = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+    } else {
+        rp_partitions_revoke(w, parts);
+        if (coop)
+            kerr = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (kerr) {
+        rp_log(RP_LOG_ERROR, "rebalance_failed", NULL, NULL, "%s",
+               rd_kafka_error_string(kerr));
+        rd_kafka_error_destroy(kerr);
+    }
+}
+
+/* Say which execution holds partition p's window open. */
+static void rp_partitions_log_window(rp_worker_t *w, int32_t p, bool paused)
+{
+    int64_t low = rp_offsets_committable(w->offsets, p);
+    const rp_job_t *oldest = NULL;
+
+    if (!paused) {
+        rp_log(RP_LOG_INFO, "partition_resumed", NULL, NULL,
+               "partition %d: offset window below %d%% of --max-window %d",
+               (int)p, RP_WORKER_RESUME_PCT, w->conf.max_window);
+        return;
+    }
+    rp_list_t *n;
+
+    for (n = w->jobs.next; n != &w->jobs && !oldest; n = n->next) {
+        const rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, link);
+
+        if (job->partition == p && job->offset == low && !job->revoked)
+            oldest = job;
+    }
+    rp_log(RP_LOG_WARN, "partition_paused", oldest ? rp_job_eid(oldest) : NULL,
+           oldest ? rp_job_sid(oldest) : NULL,
+           "partition %d paused: %zu offsets since the oldest unfinished one "
+           "(offset %lld) reach --max-window %d; it resumes as that one "
+           "finishes",
+           (int)p, rp_offsets_window(w->offsets, p), (long long)low,
+           w->conf.max_window);
+}
+
+/* Pause every assigned partition at the in-flight limit, and any partition
+ * whose offset window reached --max-window; resume each below RESUME_PCT
+ * of its limit. librdkafka keeps fetch positions, so nothing is lost. */
+void rp_partitions_flow_control(rp_worker_t *w)
+{
+    bool want = w->draining ||
+                w->inflight >= (size_t)w->conf.max_inflight ||
+                (w->paused && w->inflight * 100 >=
+                                  (size_t)w->conf.max_inflight *
+                                      RP_WORKER_RESUME_PCT);
+    rd_kafka_topic_partition_list_t *parts = NULL, *pause = NULL,
+                                    *resume = NULL;
+
+    if (want == w->paused && !w->reapply_pause && !w->window_check)
+        return;
+    if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    pause = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
+    resume = rd_kafka_topic_partition_list_new(parts->cnt ? parts->cnt : 1);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        bool known = p >= 0 && p < w->npart;
+        bool was = known && w->win_paused[p];
+        bool full = known && rp_partitions_window_full(w, p);
+
+        if (known && full != was) {
+            w->win_paused[p] = full;
+            rp_partitions_log_window(w, p, full);
+        }
+        if (want || full)
+            rd_kafka_topic_partition_list_add(pause, parts->elems[i].topic, p);
+        else if (w->paused || was || w->reapply_pause)
+            rd_kafka_topic_partition_list_add(resume, parts->elems[i].topic,
+                                              p);
+    }
+    if (pause->cnt)
+        rd_kafka_pause_partitions(w->consumer, pause);
+    if (resume->cnt)
+        rd_kafka_resume_partitions(w->consumer, resume);
+    if (want != w->paused)
+        rp_log(RP_LOG_INFO, want ? "consumer_paused" : "consumer_resumed",
+               NULL, NULL, "%zu request(s) in flight (limit %d)", w->inflight,
+               w->conf.max_inflight);
+    w->paused = want;
+    w->reapply_pause = false;
+    w->window_check = false;
+    rd_kafka_topic_partition_list_destroy(pause);
+    rd_kafka_topic_partition_list_destroy(resume);
+    rd_kafka_topic_partition_list_destroy(parts);
+}

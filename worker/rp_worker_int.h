@@ -1,0 +1,309 @@
+/* rp_worker_int.h — the worker's private structs, shared by its files.
+ *
+ * The worker is one main thread (rp_worker.c) driving jobs (rp_job.c)
+ * through a fixed life; the blocking state-store steps of that life run on
+ * the I/O pool (rp_cycle.c), results leave through the producer
+ * (rp_publish.c), and what Kafka assigns, commits and pauses is
+ * rp_partitions.c. docs/worker.md has the picture; docs/architecture.md
+ * the table of these files.
+ *
+ *   file              prefix           runs on
+ *   rp_worker.c       rp_worker_       main thread: loop, timers, drain
+ *   rp_job.c          rp_job_          main thread: the job machine
+ *   rp_cycle.c        rp_cycle_        I/O pool threads: load and finish
+ *   rp_publish.c      rp_publish_      main thread: results, DLQ, retries
+ *   rp_partitions.c   rp_partitions_   main thread: assign, revoke, commit,
+ *                                      pause and resume
+ *   rp_worker_conf.c  rp_worker_conf_  main(): options, defaults, ranges
+ *
+ * Everything here is main-thread only, except what a job's pool step
+ * touches while the job is in LOADING or FINISHING: the job itself (the
+ * main thread leaves it alone until the step posts it back) and the
+ * thread-safe w->state and w->inbox.
+ */
+#ifndef RP_WORKER_INT_H
+#define RP_WORKER_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rp_backend.h"
+#include "rp_iopool.h"
+#include "rp_list.h"
+#include "rp_msg.h"
+#include "rp_offsets.h"
+#include "rp_sched.h"
+#include "rp_state.h"
+#include "rp_timerq.h"
+#include "rp_worker.h"
+
+#define RP_WORKER_COMMIT_INTERVAL_MS 1000
+#define RP_WORKER_WAIT_MAX_MS 1000      /* the loop turns at least this often */
+#define RP_WORKER_FLUSH_MS 10000        /* producer flush at shutdown */
+#define RP_WORKER_PUBLISH_RETRY_MS 1000 /* after a failed delivery */
+#define RP_WORKER_POLL_BATCH 1000       /* events served per wake-up */
+#define RP_WORKER_RESUME_PCT 75         /* resume below this % of max */
+#define RP_WORKER_ABANDON_WAIT_MS 15000 /* after drain timeout, for cancels */
+
+/* Room left in a message for the key and runpool's headers. */
+#define RP_WORKER_MSG_HEADROOM (16 * 1024)
+
+/* Inbox event kinds: what a pool step or the backend hands back. */
+enum { RP_EV_LOADED = 1, RP_EV_RUN_DONE, RP_EV_FINISHED };
+
+/* A job's life, in order (rp_job_set_stage logs every change). */
+typedef enum rp_job_stage {
+    RP_JOB_QUEUED,     /* behind its session's running job (rp_sched) */
+    RP_JOB_READY,      /* its session's turn; waiting for a run slot */
+    RP_JOB_LOADING,    /* pool: session state and any earlier record */
+    RP_JOB_RUNNING,    /* backend: the command runs */
+    RP_JOB_FINISHING,  /* pool: read the record, save the new state */
+    RP_JOB_PUBLISHING, /* producer: result (and DLQ copy) in flight */
+    RP_JOB_STAGE_COUNT
+} rp_job_stage_t;
+
+typedef struct rp_job rp_job_t;
+
+/* One produced message of a job, and what it carries for a retry. */
+typedef struct rp_delivery {
+    rp_job_t *job;
+    bool pending;
+    bool failed;
+    bool is_dlq;
+} rp_delivery_t;
+
+/* A consumed Kafka record, as the job machine needs it (borrowed). */
+typedef struct rp_record {
+    int32_t partition;
+    int64_t offset;
+    int64_t ts_ms; /* Kafka timestamp, wall ms; <= 0 if none */
+    const char *key;
+    size_t keylen;
+    const char *payload;
+    size_t len;
+} rp_record_t;
+
+struct rp_job {
+    rp_inbox_item_t item; /* first: the inbox hands it back as this */
+    rp_list_t link;       /* w->jobs: every live job */
+    rp_list_t ready_link; /* w->ready or w->ready_now while READY */
+    rp_timer_t timer;     /* RUNNING: backstop; PUBLISHING: retry */
+    rp_worker_t *w;
+
+    /* Where it came from. */
+    int32_t partition;
+    int64_t offset;
+    uint64_t epoch; /* the partition's assignment epoch when consumed */
+    char *key;
+    size_t keylen;
+    int64_t msg_ts_ms; /* Kafka timestamp, wall ms */
+
+    /* Bad input keeps the original message for the DLQ. */
+    bool rejected;
+    char reject_code[32];
+    char reject_msg[RP_ERRMSG_MAX];
+    char *payload;
+    size_t payload_len;
+    rd_kafka_headers_t *headers;
+
+    rp_request_t req;
+    rp_job_stage_t stage;
+    bool revoked; /* abandoned: partition lost or worker stopping */
+
+    /* Filled by the I/O steps. */
+    char err_code[48]; /* non-empty: publish an "error" result */
+    char err_msg[RP_ERRMSG_MAX];
+    rp_session_t session;
+    bool session_found;
+    uint64_t session_version;
+    rp_result_t result;
+    bool have_result;
+    bool reused;
+
+    /* Backend. */
+    rp_backend_run_t *run;
+    rp_backend_done_t done;
+    bool backstop_fired;
+    /* The backend stopped the run at its timeout and the executor left no
+     * record: publish "timed_out" and leave the session state as it was. */
+    bool backend_timed_out;
+
+    /* Timing, mono ms; begin is also recorded as wall ms. */
+    int64_t t_begin, t_begin_wall, t_loaded, t_run_done;
+    int64_t state_load_ms, state_save_ms, run_ms;
+
+    char *result_json; /* published result, kept for publish retries */
+    size_t msg_cap;    /* size cap for this job's messages; halves when a
+                          broker refuses one as too large */
+    rp_delivery_t d_result, d_dlq;
+};
+
+struct rp_worker {
+    rp_worker_conf_t conf;
+    char name[RP_WORKER_NAME_MAX];
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_queue_t *cq; /* consumer queue (io events enabled) */
+    rd_kafka_queue_t *pq; /* producer main queue */
+    rp_state_t *state;
+    rp_backend_t *backend;
+    rp_iopool_t *io;
+    rp_inbox_t *inbox;
+    rp_sched_t *sched;
+    rp_offsets_t *offsets;
+    int wake_fd;
+    int sig_fd;
+
+    rp_list_t jobs; /* every live job */
+    size_t inflight;
+    size_t running; /* jobs past READY */
+    /* Session heads whose turn has come, oldest first: ready waits for
+     * running < --max-running; ready_now (bad input, nothing to run)
+     * never waits. rp_job_admit_ready starts them from the loop. */
+    rp_list_t ready, ready_now;
+    bool paused;         /* every partition, at the in-flight limit */
+    bool reapply_pause;  /* the assignment changed: apply pauses again */
+    bool window_check;   /* a partition's window crossed its bound */
+
+    /* Per partition: assignment epoch, last committed offset, and whether
+     * it is paused for its offset window (--max-window). */
+    uint64_t *epoch;
+    int64_t *committed;
+    bool *win_paused;
+    int32_t npart;
+
+    size_t msg_max; /* the producer's message.max.bytes */
+
+    /* Everything that waits for a time: job timers, the periodic commit
+     * and the drain deadlines. The loop sleeps until the nearest. */
+    rp_timerq_t timers;
+    rp_timer_t commit_timer;
+    rp_timer_t drain_timer;
+
+    bool consumer_more; /* the last turn left consumer events waiting */
+    bool draining;
+    bool abandoned; /* drain deadline passed: only cancels remain */
+    bool stop;      /* leave the loop (shutdown wait over) */
+    bool fatal;
+    char fatal_msg[512];
+};
+
+/* ---- rp_worker.c ---- */
+
+/* Stop the worker: what it has not finished is re-delivered elsewhere. */
+void rp_worker_set_fatal(rp_worker_t *w, const char *what);
+
+/* Queue timer t for due_ms (moving it if queued); on no memory the worker
+ * stops (a lost timer would leave a job waiting for ever). */
+void rp_worker_arm(rp_worker_t *w, rp_timer_t *t, int64_t due_ms);
+
+/* One turn of the loop: wait up to the nearest timer (at most timeout_ms;
+ * 0 = do not wait), then serve signals, timers, the inbox, delivery
+ * reports, the consumer, admission and flow control. */
+void rp_worker_step(rp_worker_t *w, int timeout_ms);
+
+/* Fire every timer due at now_ms. */
+void rp_worker_fire_timers(rp_worker_t *w, int64_t now_ms);
+
+/* ---- rp_job.c ---- */
+
+/* The job machine. Each function moves job one step along its life; none
+ * starts another job's step directly (a job that ends puts its session's
+ * next one on the ready list, and the loop admits it), so no call nests
+ * into another job's life. */
+const char *rp_job_stage_name(rp_job_stage_t stage);
+void rp_job_set_stage(rp_job_t *job, rp_job_stage_t stage);
+
+/* A record consumed: track it, make its job and hand it to the scheduler.
+ * rec is borrowed; m (borrowed, may be NULL) is the Kafka message it came
+ * from, whose headers a bad-input job detaches for its DLQ copy. */
+void rp_job_accept(rp_worker_t *w, const rp_record_t *rec,
+                   rd_kafka_message_t *m);
+/* Start jobs from the ready lists while run slots allow. */
+void rp_job_admit_ready(rp_worker_t *w);
+/* An inbox event (a pool step ended, or the backend's run did). */
+void rp_job_on_event(rp_worker_t *w, rp_job_t *job, int kind);
+/* Its timer fired. */
+void rp_job_on_timer(rp_worker_t *w, rp_job_t *job);
+/* Over: published (finished) or abandoned. Frees it and puts the next
+ * job of its session, if any, on the ready list. */
+void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished);
+/* Free a job that never began (a dropped queued job). */
+void rp_job_drop(rp_worker_t *w, rp_job_t *job);
+/* Take the ready jobs that match parts (NULL: all) off the ready lists and
+ * end them unstarted; their requests stay unfinished and are re-delivered. */
+size_t rp_job_drop_ready(rp_worker_t *w,
+                         const rd_kafka_topic_partition_list_t *parts);
+/* Still owned: not revoked and consumed in the current assignment. */
+bool rp_job_current(const rp_worker_t *w, const rp_job_t *job);
+void rp_job_set_error(rp_job_t *job, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The backend's done callback (a backend thread): posts to the inbox. */
+void rp_job_backend_done(void *job, const rp_backend_done_t *done,
+                         void *opaque);
+
+static inline const char *rp_job_eid(const rp_job_t *job)
+{
+    return job->req.execution_id;
+}
+
+static inline const char *rp_job_sid(const rp_job_t *job)
+{
+    return job->req.session_id;
+}
+
+/* ---- rp_cycle.c (I/O pool threads; touch only their job) ---- */
+
+/* LOADING: read the session state and an earlier record of the execution;
+ * posts RP_EV_LOADED. */
+void rp_cycle_load(void *job);
+/* FINISHING: read the executor's record and save the new session state
+ * with compare-and-swap; posts RP_EV_FINISHED. */
+void rp_cycle_finish(void *job);
+
+/* ---- rp_publish.c ---- */
+
+/* PUBLISHING: build the result from what the job knows and produce it,
+ * and the DLQ copy for bad input. Ends the job when nothing is to be
+ * published. */
+void rp_publish_job(rp_worker_t *w, rp_job_t *job);
+/* The job's retry timer fired: produce again what failed. */
+void rp_publish_retry(rp_worker_t *w, rp_job_t *job);
+/* A delivery report for d (err 0: delivered). Ends the job once every
+ * message of it is delivered. */
+void rp_publish_on_delivery(rp_worker_t *w, rp_delivery_t *d,
+                            rd_kafka_resp_err_t err);
+/* librdkafka's dr_msg_cb, set on the producer. */
+void rp_publish_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque);
+/* Serialise r within max bytes, truncating the larger output (flagged)
+ * until it fits. Caller frees; NULL on no memory. */
+char *rp_publish_result_json(rp_result_t *r, size_t max);
+
+/* ---- rp_partitions.c ---- */
+
+/* Make room for partition p's bookkeeping. */
+rp_err_t rp_partitions_grow(rp_worker_t *w, int32_t p);
+/* Is p's offset window at its bound (pause), or still above the resume
+ * mark when paused? */
+bool rp_partitions_window_full(const rp_worker_t *w, int32_t p);
+/* Does job belong to one of parts (NULL: to any)? */
+bool rp_partitions_match(const rp_job_t *job,
+                         const rd_kafka_topic_partition_list_t *parts);
+/* Commit what is finished for parts (all when NULL); sync waits. */
+void rp_partitions_commit(rp_worker_t *w,
+                          const rd_kafka_topic_partition_list_t *parts,
+                          bool sync);
+/* librdkafka's rebalance_cb, set on the consumer. */
+void rp_partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t *parts,
+                                void *opaque);
+/* Pause or resume partitions for --max-inflight, --max-window and drain. */
+void rp_partitions_flow_control(rp_worker_t *w);
+/* Drop every queued (not yet begun) job of parts (NULL: all). */
+size_t rp_partitions_drop_queued(rp_worker_t *w,
+                                 const rd_kafka_topic_partition_list_t *parts);
+
+#endif
