@@ -108,6 +108,94 @@ static void test_valid_conf_creates_and_destroys(void **state)
     rp_worker_destroy(NULL);
 }
 
+
+/* The README's option table is what --help-markdown prints. */
+static void test_readme_table_matches(void **state)
+{
+    const char *root = getenv("RP_SOURCE_DIR");
+    char path[4096], *readme = NULL, *table = NULL, *begin, *end;
+    size_t rlen = 0, tlen = 0;
+    FILE *f, *mem;
+
+    (void)state;
+    assert_non_null(root);
+    snprintf(path, sizeof(path), "%s/README.md", root);
+    assert_non_null(f = fopen(path, "r"));
+    readme = calloc(1, 1 << 20);
+    assert_non_null(readme);
+    rlen = fread(readme, 1, (1 << 20) - 1, f);
+    fclose(f);
+    assert_true(rlen > 0);
+    assert_non_null(mem = open_memstream(&table, &tlen));
+    rp_worker_conf_markdown(mem);
+    fclose(mem);
+    begin = strstr(readme, "<!-- worker-options:");
+    assert_non_null(begin);
+    begin = strchr(begin, '\n') + 1;
+    end = strstr(begin, "<!-- end worker-options -->");
+    assert_non_null(end);
+    if ((size_t)(end - begin) != tlen || memcmp(begin, table, tlen) != 0)
+        fail_msg("README.md's worker option table differs from "
+                 "`runpool-worker --help-markdown`; regenerate it:\n%s",
+                 table);
+    free(table);
+    free(readme);
+}
+
+static const char *fake_env(const char *name)
+{
+    if (!strcmp(name, "RUNPOOL_MAX_INFLIGHT"))
+        return "77";
+    if (!strcmp(name, "RUNPOOL_GROUP"))
+        return "from-env";
+    if (!strcmp(name, "RUNPOOL_DRAIN_TIMEOUT"))
+        return "0";
+    return NULL;
+}
+
+/* The environment fills options, the command line overrides them, and
+ * values outside an option's range are refused with its name. */
+static void test_parse_env_and_argv(void **state)
+{
+    static rp_worker_args_t a;
+    char es[512];
+    char *ok[] = {"runpool-worker", "--group", "from-argv", "-X",
+                  "linger.ms=5", "--io-threads", "3", NULL};
+    char *bad[] = {"runpool-worker", "--io-threads", "999", NULL};
+    char *extra[] = {"runpool-worker", "stray", NULL};
+    char *md[] = {"runpool-worker", "--help-markdown", NULL};
+
+    (void)state;
+    assert_int_equal(rp_worker_conf_parse(&a, 7, ok, fake_env, es, sizeof(es)),
+                     RP_OK);
+    assert_string_equal(a.conf.group, "from-argv");
+    assert_int_equal(a.conf.max_inflight, 77);
+    assert_int_equal(a.conf.io_threads, 3);
+    assert_int_equal(a.conf.drain_timeout_s, RP_WORKER_DRAIN_NONE);
+    assert_int_equal(a.conf.n_kafka_props, 1);
+    assert_string_equal(a.conf.kafka_props[0], "linger.ms=5");
+    assert_int_equal(a.action, RP_WORKER_ACTION_RUN);
+    /* Defaults and the "0 = do not wait" drain survive the check. */
+    a.conf.brokers = "b:9092";
+    a.conf.state_url = "file:///tmp/x";
+    assert_int_equal(rp_worker_conf_check(&a.conf, es, sizeof(es)), RP_OK);
+    assert_int_equal(a.conf.drain_timeout_s, 0);
+    assert_int_equal(a.conf.max_running, 77);
+    assert_string_equal(a.conf.requests_topic, "runpool.requests");
+    assert_int_equal(a.conf.timeout_grace_s, 60);
+
+    assert_int_equal(rp_worker_conf_parse(&a, 3, bad, fake_env, es, sizeof(es)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--io-threads"));
+    assert_int_equal(
+        rp_worker_conf_parse(&a, 2, extra, fake_env, es, sizeof(es)),
+        RP_ERR_INVALID);
+    assert_non_null(strstr(es, "stray"));
+    assert_int_equal(rp_worker_conf_parse(&a, 2, md, NULL, es, sizeof(es)),
+                     RP_OK);
+    assert_int_equal(a.action, RP_WORKER_ACTION_HELP_MARKDOWN);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/rp-wconf-XXXXXX";
@@ -135,6 +223,8 @@ int main(void)
         cmocka_unit_test(test_required_settings),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_valid_conf_creates_and_destroys),
+        cmocka_unit_test(test_readme_table_matches),
+        cmocka_unit_test(test_parse_env_and_argv),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
