@@ -65,7 +65,7 @@
     X(STATE_CORRUPT, "state_corrupt", \
       "the stored session state is unreadable") \
     X(STATE_LOAD_FAILED, "state_load_failed", \
-      "reading the session state or an earlier record failed") \
+      "reading the session state or the execution's existing record failed") \
     X(STATE_SAVE_FAILED, "state_save_failed", \
       "writing or deleting the session state failed") \
     X(STATE_CONFLICT, "state_conflict", \
