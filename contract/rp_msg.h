@@ -27,6 +27,7 @@
 #define RP_MSG_H
 
 /* Each part has its own module; include just the one you need, or this. */
+#include "rp_codes.h"
 #include "rp_contract.h"
 #include "rp_env.h"
 #include "rp_ids.h"

@@ -1,5 +1,6 @@
 /* rp_result — the result document and the executor record (see rp_result.h). */
 #include "rp_result.h"
+#include "rp_codes.h"
 #include "rp_json.h"
 #include "rp_text.h"
 
@@ -44,18 +45,10 @@ static bool rp_status_has_error(rp_status_t st)
     return st == RP_STATUS_REJECTED || st == RP_STATUS_ERROR;
 }
 
-/* error.code: snake_case like rp_err_code(); the schema says the same. */
+/* error.code: one of RP_CODES, as the schema's enum says. */
 static bool rp_result_error_code_valid(const char *code)
 {
-    size_t i;
-
-    if (!code || !(code[0] >= 'a' && code[0] <= 'z'))
-        return false;
-    for (i = 0; code[i]; i++)
-        if (i >= 64 || !((code[i] >= 'a' && code[i] <= 'z') ||
-                         (code[i] >= '0' && code[i] <= '9') || code[i] == '_'))
-            return false;
-    return true;
+    return rp_code_parse(code, NULL) == 0;
 }
 
 rp_err_t rp_result_set_error(rp_result_t *res, const char *code,
@@ -206,7 +199,7 @@ char *rp_result_to_json(const rp_result_t *res, bool include_env)
     if (ok && rp_status_has_error(st)) {
         const char *code = rp_result_error_code_valid(res->error_code)
                                ? res->error_code
-                               : "internal";
+                               : rp_code_str(RP_CODE_INTERNAL);
         const char *msg = res->error_message ? res->error_message
                                              : "no error message recorded";
 
@@ -356,8 +349,8 @@ static rp_err_t rp_result_get_error(const cJSON *it, rp_result_t *res,
         return err;
     if (!cJSON_IsString(f[0]) || !rp_result_error_code_valid(f[0]->valuestring))
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                       "error.code: must be 1 to 64 characters of [a-z0-9_] "
-                       "starting with a letter");
+                       "error.code: must be one of the codes in "
+                       "contract/rp_codes.h");
     if ((err = rp_json_dup_str(f[0], "error.", "code", 1, 64, &res->error_code,
                               errstr, errstr_size)))
         return err;

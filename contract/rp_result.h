@@ -69,7 +69,7 @@ typedef struct rp_result {
  * without NUL bytes, else "base64" for both. Writes "env" only when
  * include_env (the executor's record); the published result never has it.
  * `error` is written exactly when status is rejected/error (as the schema
- * requires; "internal" if none was set), negative durations (clock skew)
+ * requires; RP_CODE_INTERNAL if none was set), negative durations (clock skew)
  * as 0, started_at/finished_at only when > 0, and text that is not valid
  * UTF-8 (cwd, env, worker, error) with '?' for the bad bytes.
  * Caller frees; NULL on allocation failure. res borrowed. */
@@ -83,8 +83,9 @@ rp_err_t rp_result_parse(const char *json, size_t len, rp_result_t *out,
                          char *errstr, size_t errstr_size);
 
 /* Fill error_code / error_message (copied; message cut to RP_ERRMSG_MAX
- * bytes at a UTF-8 boundary). code must be snake_case [a-z][a-z0-9_]*,
- * at most 64 bytes, e.g. rp_err_code(); else RP_ERR_INVALID. */
+ * bytes at a UTF-8 boundary). code must be a wire string of RP_CODES
+ * (rp_codes.h), e.g. rp_code_str(RP_CODE_STATE_CONFLICT); else
+ * RP_ERR_INVALID. */
 rp_err_t rp_result_set_error(rp_result_t *res, const char *code,
                              const char *message);
 

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "rp_buf.h"
+#include "rp_codes.h"
 #include "rp_err.h"
 #include "rp_exec.h"
 #include "rp_gcp.h"
@@ -254,7 +255,8 @@ static int rp_main_fail(rp_main_t *m, rp_err_t cause, const char *message)
     memcpy(res.session_id, m->spec.session_id, sizeof(res.session_id));
     res.status = RP_STATUS_ERROR;
     res.finished_at_ms = rp_time_wall_ms();
-    err = rp_result_set_error(&res, rp_err_code(cause), message);
+    err = rp_result_set_error(&res, rp_code_str(rp_code_of_err(cause)),
+                              message);
     if (err == RP_OK)
         err = rp_main_put_result(m, &res, errstr, sizeof(errstr));
     rp_result_clear(&res);

@@ -12,6 +12,12 @@
 //       Every DIR/NAME/valid/* must be valid and every DIR/NAME/invalid/*
 //       invalid, for each NAME above; each schema's own `examples` must be
 //       valid too.
+//   node tests/schema/validate.js --codes HEADER
+//       HEADER is contract/rp_codes.h. Its RP_CODES list must equal, in
+//       order, the enum of error.code in result.schema.json and the codes
+//       table in the schemas' README.md, and every code must appear in a
+//       valid result example, so the C list, the schema and the docs
+//       cannot drift apart. On a mismatch it prints what to paste.
 //
 // Options: --schemas-dir DIR (default: ../../schemas from this file),
 // --verbose (also say why each expected-invalid document is invalid).
@@ -59,7 +65,7 @@ function loadAjv() {
 
 function parseArgs(argv) {
   const opts = {
-    schema: null, expectInvalid: false, examples: null, verbose: false,
+    schema: null, expectInvalid: false, examples: null, codes: null, verbose: false,
     schemasDir: path.resolve(__dirname, '..', '..', 'schemas'), files: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -71,19 +77,24 @@ function parseArgs(argv) {
     if (a === '--schema') opts.schema = next();
     else if (a === '--expect-invalid') opts.expectInvalid = true;
     else if (a === '--examples') opts.examples = next();
+    else if (a === '--codes') opts.codes = next();
     else if (a === '--schemas-dir') opts.schemasDir = path.resolve(next());
     else if (a === '--verbose') opts.verbose = true;
     else if (a === '-h' || a === '--help') {
       console.log('usage: validate.js --schema NAME [--expect-invalid] FILE...\n' +
                   '       validate.js --examples DIR\n' +
+                  '       validate.js --codes contract/rp_codes.h\n' +
                   `NAME: ${DOC_SCHEMAS.join(' | ')}`);
       process.exit(0);
     } else if (a.startsWith('--')) die(`unknown option ${a}`);
     else opts.files.push(a);
   }
-  if (opts.examples !== null) {
+  if (opts.examples !== null && opts.codes !== null) {
+    die('--examples and --codes are separate runs');
+  }
+  if (opts.examples !== null || opts.codes !== null) {
     if (opts.schema || opts.expectInvalid || opts.files.length) {
-      die('--examples takes no --schema, --expect-invalid or files');
+      die('--examples and --codes take no --schema, --expect-invalid or files');
     }
   } else {
     if (!DOC_SCHEMAS.includes(opts.schema)) {
@@ -244,9 +255,127 @@ function runExamples(opts, validators, schemas) {
   return failures;
 }
 
+// The RP_CODES list of contract/rp_codes.h as [{name, code, meaning}]:
+// the body of its #define, up to the first blank line, one
+// X(NAME, "code", "meaning") per entry (the header says so).
+function readCodes(header) {
+  let text;
+  try {
+    text = fs.readFileSync(header, 'utf8');
+  } catch (e) {
+    die(`${header}: ${e.message}`);
+  }
+  const start = text.indexOf('#define RP_CODES(X)');
+  if (start < 0) die(`${header}: no "#define RP_CODES(X)"`);
+  const body = text.slice(start).split(/\n[ \t]*\n/)[0];
+  const entry = /\bX\(\s*([A-Z][A-Z0-9_]*)\s*,\s*"([^"\\]*)"\s*,(?:\s|\\)*"([^"\\]*)"\s*\)/g;
+  const codes = [];
+  let m;
+  while ((m = entry.exec(body)) !== null) {
+    codes.push({ name: m[1], code: m[2], meaning: m[3] });
+  }
+  // An entry in another form would silently drop out of the list.
+  const calls = (body.match(/\bX\(/g) || []).length;
+  if (!codes.length || calls !== codes.length) {
+    die(`${header}: ${calls} X(...) entries, ${codes.length} in the form ` +
+        'X(NAME, "code", "meaning")');
+  }
+  return codes;
+}
+
+const CODES_BEGIN = '<!-- rp_codes.h: begin -->';
+const CODES_END = '<!-- rp_codes.h: end -->';
+
+function codesTable(codes) {
+  return ['| `error.code` | C name | meaning |', '|---|---|---|']
+    .concat(codes.map((c) => `| \`${c.code}\` | \`RP_CODE_${c.name}\` | ${c.meaning} |`))
+    .join('\n');
+}
+
+function checkCodes(opts, schemas, validators) {
+  const header = opts.codes;
+  const codes = readCodes(header);
+  const want = codes.map((c) => c.code);
+  let failures = 0;
+
+  const seen = new Set();
+  for (const c of want) {
+    if (seen.has(c)) {
+      console.error(`${header}: code ${c} is listed twice`);
+      failures++;
+    }
+    seen.add(c);
+  }
+
+  const def = ((schemas.result || {}).$defs || {}).error_code;
+  const have = def && Array.isArray(def.enum) ? def.enum : null;
+  if (!have) {
+    console.error('result.schema.json: $defs.error_code.enum is missing');
+    failures++;
+  } else if (JSON.stringify(have) !== JSON.stringify(want)) {
+    const missing = want.filter((c) => !have.includes(c));
+    const extra = have.filter((c) => !want.includes(c));
+    console.error('result.schema.json: $defs.error_code.enum differs from ' +
+                  `${header}` +
+                  (missing.length ? `; missing: ${missing.join(' ')}` : '') +
+                  (extra.length ? `; not in the header: ${extra.join(' ')}` : '') +
+                  (!missing.length && !extra.length ? '; order differs' : '') +
+                  `\nexpected: "enum": ${JSON.stringify(want)}`);
+    failures++;
+  }
+
+  const readme = path.join(opts.schemasDir, 'README.md');
+  const doc = fs.existsSync(readme) ? fs.readFileSync(readme, 'utf8') : '';
+  const b = doc.indexOf(CODES_BEGIN);
+  const e = doc.indexOf(CODES_END);
+  const table = codesTable(codes);
+  if (b < 0 || e < b) {
+    console.error(`${readme}: no ${CODES_BEGIN} ... ${CODES_END} block`);
+    failures++;
+  } else if (doc.slice(b + CODES_BEGIN.length, e).trim() !== table) {
+    console.error(`${readme}: the codes table differs from ${header}; ` +
+                  `expected between the markers:\n${table}`);
+    failures++;
+  }
+
+  // Each code in at least one valid result vector, so the schema and the
+  // C parser (tests/unit/test_msg.c) are both shown to accept it.
+  const dir = path.join(opts.schemasDir, 'examples', 'result', 'valid');
+  const used = new Set();
+  for (const file of listDir(dir) || []) {
+    for (const d of readDocs(file)) {
+      if (d.text === null) continue;
+      try {
+        const v = JSON.parse(d.text);
+        if (validators.result(v) && v.error) used.add(v.error.code);
+      } catch (err) {
+        // not JSON: --examples reports it
+      }
+    }
+  }
+  const unused = want.filter((c) => !used.has(c));
+  if (unused.length) {
+    console.error(`${dir}: no valid example uses error.code ${unused.join(', ')}`);
+    failures++;
+  }
+  if (!failures) {
+    console.log(`validate.js: ${want.length} codes of ${header} match ` +
+                'result.schema.json, README.md and the examples');
+  }
+  return failures;
+}
+
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   const { schemas, validators } = buildAjv(opts.schemasDir);
+  if (opts.codes !== null) {
+    const failures = checkCodes(opts, schemas, validators);
+    if (failures) {
+      console.error(`validate.js: ${failures} failure(s)`);
+      process.exit(1);
+    }
+    return;
+  }
   if (opts.examples !== null) {
     const failures = runExamples(opts, validators, schemas);
     if (failures) {
