@@ -83,6 +83,9 @@
     X(NO_RESULT, "no_result", \
       "the executor ended without writing a record")
 
+/* The longest wire string (test_codes checks every entry against it). */
+#define RP_CODE_MAX 64
+
 typedef enum rp_code {
 #define RP_CODE_ENUM_(name, str, meaning) RP_CODE_##name,
     RP_CODES(RP_CODE_ENUM_)

@@ -30,12 +30,12 @@ void rp_cycle_load(void *arg)
         job->session_found = true;
         if (rp_session_parse(buf.data, buf.len, &job->session, es,
                              sizeof(es)) != RP_OK) {
-            rp_job_set_error(job, "state_corrupt",
+            rp_job_set_error(job, RP_CODE_STATE_CORRUPT,
                              "session state %s is unreadable: %s", key, es);
             goto out;
         }
     } else if (err != RP_ERR_NOT_FOUND) {
-        rp_job_set_error(job, "state_load_failed", "loading %s: %s", key, es);
+        rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key, es);
         goto out;
     }
     if (job->req.op != RP_OP_EXEC)
@@ -48,13 +48,13 @@ void rp_cycle_load(void *arg)
     if (err == RP_OK) {
         if (rp_result_parse(buf.data, buf.len, &job->result, es, sizeof(es)) !=
             RP_OK) {
-            rp_job_set_error(job, "result_corrupt",
+            rp_job_set_error(job, RP_CODE_RESULT_CORRUPT,
                              "existing record %s is unreadable: %s", key, es);
             goto out;
         }
         if (strcmp(job->result.session_id, job->req.session_id) != 0) {
             /* Never hand one session's output or env to another. */
-            rp_job_set_error(job, "execution_id_conflict",
+            rp_job_set_error(job, RP_CODE_EXECUTION_ID_CONFLICT,
                              "execution_id %s already ran in another session",
                              job->req.execution_id);
             rp_result_clear(&job->result);
@@ -64,7 +64,7 @@ void rp_cycle_load(void *arg)
         job->have_result = true;
         job->reused = true;
     } else if (err != RP_ERR_NOT_FOUND) {
-        rp_job_set_error(job, "state_load_failed", "loading %s: %s", key, es);
+        rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key, es);
     }
 out:
     job->state_load_ms = rp_time_mono_ms() - t0;
@@ -125,7 +125,7 @@ void rp_cycle_finish(void *arg)
         rp_layout_session_key(job->req.session_id, key, sizeof(key));
         err = rp_state_delete(w->state, key, RP_STATE_ANY, es, sizeof(es));
         if (err && err != RP_ERR_NOT_FOUND)
-            rp_job_set_error(job, "state_save_failed", "deleting %s: %s", key,
+            rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "deleting %s: %s", key,
                              es);
         goto out;
     }
@@ -137,19 +137,19 @@ void rp_cycle_finish(void *arg)
             goto out;
         } else if (err == RP_ERR_NOT_FOUND) {
             rp_job_set_error(job,
-                             job->backstop_fired ? "executor_unresponsive"
-                             : job->done.err     ? "backend_failed"
-                                                 : "no_result",
+                             job->backstop_fired ? RP_CODE_EXECUTOR_UNRESPONSIVE
+                             : job->done.err     ? RP_CODE_BACKEND_FAILED
+                                                 : RP_CODE_NO_RESULT,
                              "the executor wrote no result (%s)",
                              job->done.detail);
             goto out;
         } else if (err) {
-            rp_job_set_error(job, "result_read_failed", "reading %s: %s", key,
+            rp_job_set_error(job, RP_CODE_RESULT_READ_FAILED, "reading %s: %s", key,
                              es);
             goto out;
         }
         if (rp_result_parse(buf.data, buf.len, &job->result, es, sizeof(es))) {
-            rp_job_set_error(job, "result_corrupt", "record %s: %s", key, es);
+            rp_job_set_error(job, RP_CODE_RESULT_CORRUPT, "record %s: %s", key, es);
             goto out;
         }
         job->have_result = true;
@@ -167,7 +167,7 @@ void rp_cycle_finish(void *arg)
     rp_env_clear(&s->env);
     if (rp_env_copy(&s->env, &job->result.env) != RP_OK ||
         (job->result.cwd && !s->cwd)) {
-        rp_job_set_error(job, "state_save_failed", "out of memory");
+        rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "out of memory");
         goto out;
     }
     s->updated_at_ms = now;
@@ -175,7 +175,7 @@ void rp_cycle_finish(void *arg)
     memcpy(s->last_execution_id, job->req.execution_id,
            sizeof(s->last_execution_id));
     if (!(doc = rp_session_to_json(s))) {
-        rp_job_set_error(job, "state_save_failed", "out of memory");
+        rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "out of memory");
         goto out;
     }
     rp_layout_session_key(job->req.session_id, key, sizeof(key));
@@ -187,11 +187,11 @@ void rp_cycle_finish(void *arg)
         err = RP_OK; /* a previous owner saved this very execution */
     }
     if (err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS)
-        rp_job_set_error(job, "state_conflict",
+        rp_job_set_error(job, RP_CODE_STATE_CONFLICT,
                          "session state changed while the command ran (another "
                          "writer); the new cwd/env were not saved: %s", es);
     else if (err)
-        rp_job_set_error(job, "state_save_failed", "saving %s: %s", key, es);
+        rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "saving %s: %s", key, es);
 out:
     job->state_save_ms = rp_time_mono_ms() - t0;
     free(doc);

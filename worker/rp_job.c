@@ -44,11 +44,11 @@ void rp_job_set_stage(rp_job_t *job, rp_job_stage_t stage)
     job->stage = stage;
 }
 
-void rp_job_set_error(rp_job_t *job, const char *code, const char *fmt, ...)
+void rp_job_set_error(rp_job_t *job, rp_code_t code, const char *fmt, ...)
 {
     va_list ap;
 
-    snprintf(job->err_code, sizeof(job->err_code), "%s", code);
+    snprintf(job->err_code, sizeof(job->err_code), "%s", rp_code_str(code));
     va_start(ap, fmt);
     vsnprintf(job->err_msg, sizeof(job->err_msg), fmt, ap);
     va_end(ap);
@@ -89,10 +89,11 @@ static void rp_job_unlink(rp_worker_t *w, rp_job_t *job)
 /* ------------------------------------------------------------------ */
 /* Consumed                                                            */
 
-static void rp_job_reject(rp_job_t *job, const char *code, const char *msg)
+static void rp_job_reject(rp_job_t *job, rp_code_t code, const char *msg)
 {
     job->rejected = true;
-    snprintf(job->reject_code, sizeof(job->reject_code), "%s", code);
+    snprintf(job->reject_code, sizeof(job->reject_code), "%s",
+             rp_code_str(code));
     snprintf(job->reject_msg, sizeof(job->reject_msg), "%s", msg);
 }
 
@@ -111,7 +112,7 @@ static bool rp_job_parse(rp_job_t *job, const rp_record_t *rec,
         /* Not a session id in any case; scheduled under the empty key so
          * it still reaches the DLQ (without its key). */
         job->keylen = 0;
-        rp_job_reject(job, "key_too_large", "the Kafka message key is too large");
+        rp_job_reject(job, RP_CODE_KEY_TOO_LARGE, "the Kafka message key is too large");
     }
     if (!(job->key = malloc(job->keylen + 1)))
         return false;
@@ -124,12 +125,12 @@ static bool rp_job_parse(rp_job_t *job, const rp_record_t *rec,
     if (job->rejected) {
         /* key_too_large, decided above */
     } else if (err) {
-        rp_job_reject(job, err == RP_ERR_TOO_LARGE ? "too_large"
-                                                   : "invalid_request", es);
+        rp_job_reject(job, err == RP_ERR_TOO_LARGE ? RP_CODE_TOO_LARGE
+                                                   : RP_CODE_INVALID_REQUEST, es);
     } else if (job->keylen != strlen(job->req.session_id) ||
                memcmp(job->key, job->req.session_id, job->keylen) != 0) {
         /* Ordering per session rests on key == session_id. */
-        rp_job_reject(job, "key_mismatch",
+        rp_job_reject(job, RP_CODE_KEY_MISMATCH,
                       "the Kafka message key must equal session_id");
     }
     if (!job->rejected)
@@ -287,7 +288,7 @@ static void rp_job_run(rp_worker_t *w, rp_job_t *job)
     rp_job_set_stage(job, RP_JOB_RUNNING);
     job->t_loaded = rp_time_mono_ms();
     if (rp_backend_start(w->backend, &spec, job, &job->run, es, sizeof(es))) {
-        rp_job_set_error(job, "backend_failed", "%s", es);
+        rp_job_set_error(job, RP_CODE_BACKEND_FAILED, "%s", es);
         rp_publish_job(w, job);
         return;
     }

@@ -102,7 +102,7 @@ struct rp_job {
 
     /* Bad input keeps the original message for the DLQ. */
     bool rejected;
-    char reject_code[32];
+    char reject_code[RP_CODE_MAX + 1]; /* rp_code_str of an rp_code_t */
     char reject_msg[RP_ERRMSG_MAX];
     char *payload;
     size_t payload_len;
@@ -113,7 +113,7 @@ struct rp_job {
     bool revoked; /* abandoned: partition lost or worker stopping */
 
     /* Filled by the I/O steps. */
-    char err_code[48]; /* non-empty: publish an "error" result */
+    char err_code[RP_CODE_MAX + 1]; /* non-empty: publish an "error" result */
     char err_msg[RP_ERRMSG_MAX];
     rp_session_t session;
     bool session_found;
@@ -238,7 +238,8 @@ size_t rp_job_drop_ready(rp_worker_t *w,
                          const rd_kafka_topic_partition_list_t *parts);
 /* Still owned: not revoked and consumed in the current assignment. */
 bool rp_job_current(const rp_worker_t *w, const rp_job_t *job);
-void rp_job_set_error(rp_job_t *job, const char *code, const char *fmt, ...)
+/* Publish an "error" result with code (contract/rp_codes.h). */
+void rp_job_set_error(rp_job_t *job, rp_code_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The backend's done callback (a backend thread): posts to the inbox. */
 void rp_job_backend_done(void *job, const rp_backend_done_t *done,

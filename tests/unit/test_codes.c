@@ -41,7 +41,7 @@ static void test_strings_well_formed(void **state)
 
         assert_non_null(s);
         assert_non_null(m);
-        if (!s[0] || strlen(s) > 64 || !is_snake_case(s))
+        if (!s[0] || strlen(s) > RP_CODE_MAX || !is_snake_case(s))
             fail_msg("code %d: \"%s\" is not 1 to 64 bytes of snake_case", i, s);
         if (!m[0] || strchr(m, '|') || strchr(m, '"'))
             fail_msg("code %s: meaning \"%s\" is empty or has | or \"", s, m);
