@@ -738,15 +738,14 @@ typedef struct rp_te_exec_scan {
 static void rp_te_scan_executor(pid_t pid, void *opaque)
 {
     rp_te_exec_scan_t *s = opaque;
-    char eid[RP_TE_ID_MAX + 1];
+    char spare[RP_TE_ID_MAX + 1];
+    /* Read straight into the caller's next slot; past max only counted. */
+    char *eid = s->n < s->max ? s->eids[s->n] : spare;
 
     /* Between fork and execve the child still has the worker's
      * environment, without EXECUTION_ID: skipped until it runs. */
-    if (!rp_te_proc_execution_id(pid, eid, sizeof(eid)))
-        return;
-    if (s->n < s->max)
-        memcpy(s->eids[s->n], eid, sizeof(eid));
-    s->n++;
+    if (rp_te_proc_execution_id(pid, eid, sizeof(spare)))
+        s->n++;
 }
 
 size_t rp_te_running_executions(rp_te_t *te, char (*eids)[RP_TE_ID_MAX + 1],
