@@ -46,15 +46,14 @@ bool rp_err_retriable(rp_err_t err)
     return rp_err_valid(err) && rp_err_table[err].retriable;
 }
 
-rp_err_t rp_errf(char *errstr, size_t errstr_size, rp_err_t err,
-                 const char *fmt, ...)
+int rp_errf_msg(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
     va_list ap;
 
     if (!errstr || errstr_size == 0)
-        return err;
+        return 0;
     va_start(ap, fmt);
     vsnprintf(errstr, errstr_size, fmt, ap);
     va_end(ap);
-    return err;
+    return 0;
 }

@@ -44,10 +44,24 @@ const char *rp_err_code(rp_err_t err);
 /* true when the same operation may succeed if tried again later. */
 bool rp_err_retriable(rp_err_t err);
 
-/* printf into errstr (truncating, always NUL-terminated when size > 0);
- * returns err so callers can write `return rp_errf(errstr, n, RP_ERR_IO, ...)`.
- * errstr may be NULL. */
-rp_err_t rp_errf(char *errstr, size_t errstr_size, rp_err_t err,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* printf into errstr (truncating, always NUL-terminated when size > 0).
+ * errstr may be NULL. Returns 0; called through rp_errf. */
+int rp_errf_msg(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* err; the first argument is only there to be evaluated first. */
+static inline rp_err_t rp_err_pass(int done, rp_err_t err)
+{
+    (void)done;
+    return err;
+}
+
+/* rp_errf_msg into errstr, then err, so callers can write
+ * `return rp_errf(errstr, n, RP_ERR_IO, ...)`. errstr may be NULL.
+ * A macro rather than a function so that the optimiser sees which code
+ * each error path returns: with an opaque return it cannot tell that
+ * `if ((err = f(..., &out))) goto out;` never reads an unset out. */
+#define rp_errf(errstr, errstr_size, err, ...)                               \
+    rp_err_pass(rp_errf_msg((errstr), (errstr_size), __VA_ARGS__), (err))
 
 #endif

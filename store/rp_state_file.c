@@ -347,6 +347,43 @@ static uint64_t rp_state_file_next_version(uint64_t cur)
     return now > cur ? now : cur + 1;
 }
 
+/* Take dir's lock and read name's live version (0 = absent) into *cur.
+ * *locked is set once the lock is held: the caller unlocks, also when
+ * reading the version fails. Any thread. */
+static rp_err_t rp_state_file_lock_current(const rp_state_file_t *fs,
+                                           int dirfd, const char *dir,
+                                           const char *name, const char *key,
+                                           bool *locked, uint64_t *cur,
+                                           char *errstr, size_t errstr_size)
+{
+    rp_err_t err = rp_state_file_lock(fs, dirfd, dir, errstr, errstr_size);
+
+    if (err != RP_OK)
+        return err;
+    *locked = true;
+    return rp_state_file_current(fs, dirfd, name, key, cur, errstr,
+                                 errstr_size);
+}
+
+/* RP_ERR_CONFLICT unless if_version is RP_STATE_ANY or the live version
+ * cur (0 = absent). */
+static rp_err_t rp_state_file_match(const char *key, uint64_t if_version,
+                                    uint64_t cur, char *errstr,
+                                    size_t errstr_size)
+{
+    if (if_version == RP_STATE_ANY || cur == if_version)
+        return RP_OK;
+    if (cur == 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_CONFLICT,
+                       "state key '%s': expected version %" PRIu64
+                       ", object is absent",
+                       key, if_version);
+    return rp_errf(errstr, errstr_size, RP_ERR_CONFLICT,
+                   "state key '%s': expected version %" PRIu64
+                   ", live version is %" PRIu64,
+                   key, if_version, cur);
+}
+
 static rp_err_t rp_state_file_put(rp_state_t *st, const char *key,
                                   const void *data, size_t len,
                                   uint64_t if_version, uint64_t *new_version,
@@ -374,12 +411,8 @@ static rp_err_t rp_state_file_put(rp_state_t *st, const char *key,
     if (err != RP_OK)
         goto out;
 
-    err = rp_state_file_lock(fs, dirfd, dir, errstr, errstr_size);
-    if (err != RP_OK)
-        goto out;
-    locked = true;
-    err = rp_state_file_current(fs, dirfd, name, key, &cur, errstr,
-                                errstr_size);
+    err = rp_state_file_lock_current(fs, dirfd, dir, name, key, &locked,
+                                     &cur, errstr, errstr_size);
     if (err != RP_OK)
         goto out;
     if (if_version == 0 && cur != 0) {
@@ -388,19 +421,10 @@ static rp_err_t rp_state_file_put(rp_state_t *st, const char *key,
                       key, cur);
         goto out;
     }
-    if (if_version != 0 && if_version != RP_STATE_ANY && cur != if_version) {
-        if (cur == 0)
-            err = rp_errf(errstr, errstr_size, RP_ERR_CONFLICT,
-                          "state key '%s': expected version %" PRIu64
-                          ", object is absent",
-                          key, if_version);
-        else
-            err = rp_errf(errstr, errstr_size, RP_ERR_CONFLICT,
-                          "state key '%s': expected version %" PRIu64
-                          ", live version is %" PRIu64,
-                          key, if_version, cur);
+    if (if_version != 0 &&
+        (err = rp_state_file_match(key, if_version, cur, errstr,
+                                   errstr_size)) != RP_OK)
         goto out;
-    }
     if (cur >= RP_STATE_ANY - 2) {
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                       "state key '%s': version space exhausted", key);
@@ -569,12 +593,8 @@ static rp_err_t rp_state_file_del(rp_state_t *st, const char *key,
                       "state key '%s' not found", key);
     if (err != RP_OK)
         goto out;
-    err = rp_state_file_lock(fs, dirfd, dir, errstr, errstr_size);
-    if (err != RP_OK)
-        goto out;
-    locked = true;
-    err = rp_state_file_current(fs, dirfd, name, key, &cur, errstr,
-                                errstr_size);
+    err = rp_state_file_lock_current(fs, dirfd, dir, name, key, &locked,
+                                     &cur, errstr, errstr_size);
     if (err != RP_OK)
         goto out;
     if (cur == 0) {
@@ -582,13 +602,9 @@ static rp_err_t rp_state_file_del(rp_state_t *st, const char *key,
                       "state key '%s' not found", key);
         goto out;
     }
-    if (if_version != RP_STATE_ANY && cur != if_version) {
-        err = rp_errf(errstr, errstr_size, RP_ERR_CONFLICT,
-                      "state key '%s': expected version %" PRIu64
-                      ", live version is %" PRIu64,
-                      key, if_version, cur);
+    err = rp_state_file_match(key, if_version, cur, errstr, errstr_size);
+    if (err != RP_OK)
         goto out;
-    }
     if (unlinkat(dirfd, name, 0) != 0) {
         err = rp_state_file_fail(fs, "unlink", key, errno, errstr,
                                  errstr_size);

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -88,6 +89,54 @@ static rp_err_t rp_state_gs_name(const rp_state_gs_t *gs, const char *key,
                        "%s: object name for key '%s' too long", gs->shown,
                        key);
     return RP_OK;
+}
+
+/* printf a request URL into url; RP_ERR_TOO_LARGE, naming what, when it
+ * does not fit. */
+static rp_err_t rp_state_gs_url(char *url, size_t url_size, const char *what,
+                                char *errstr, size_t errstr_size,
+                                const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static rp_err_t rp_state_gs_url(char *url, size_t url_size, const char *what,
+                                char *errstr, size_t errstr_size,
+                                const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(url, url_size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= url_size)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "%s: request URL too long", what);
+    return RP_OK;
+}
+
+/* The URL of key's object, then tail (a query, may be ""): in the JSON API
+ * (BASE/storage/v1/b/BUCKET/o/NAME) or, with upload, the media upload's
+ * (BASE/upload/storage/v1/b/BUCKET/o?uploadType=media&name=NAME). */
+static rp_err_t rp_state_gs_object_url(const rp_state_gs_t *gs,
+                                       const char *key, bool upload,
+                                       const char *tail, char *url,
+                                       size_t url_size, const char *what,
+                                       char *errstr, size_t errstr_size)
+{
+    char name[RP_STATE_GS_NAME_MAX + 1], enc[RP_STATE_GS_ENC_MAX];
+    rp_err_t err;
+
+    err = rp_state_gs_name(gs, key, name, sizeof(name), errstr, errstr_size);
+    if (err != RP_OK)
+        return err;
+    if (rp_http_escape(name, enc, sizeof(enc)) != RP_OK)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "%s: request URL too long", what);
+    return rp_state_gs_url(url, url_size, what, errstr, errstr_size,
+                           "%s%s/storage/v1/b/%s/o%s%s%s", gs->base,
+                           upload ? "/upload" : "", gs->bucket,
+                           upload ? "?uploadType=media&name=" : "/", enc,
+                           tail);
 }
 
 /* Parse a generation ("123", int64 as a JSON string or the header value):
@@ -318,7 +367,6 @@ static rp_err_t rp_state_gs_download(const rp_state_gs_t *gs, const char *key,
                                      long *status, char *errstr,
                                      size_t errstr_size)
 {
-    char name[RP_STATE_GS_NAME_MAX + 1], enc[RP_STATE_GS_ENC_MAX];
     char url[RP_HTTP_URL_MAX], what[RP_STATE_GS_SHOWN_MAX + RP_STATE_KEY_MAX];
     rp_state_gs_call_t c = {0};
     rp_http_resp_t resp = {0};
@@ -327,16 +375,10 @@ static rp_err_t rp_state_gs_download(const rp_state_gs_t *gs, const char *key,
 
     *status = 0;
     snprintf(what, sizeof(what), "%s/%s", gs->shown, key);
-    err = rp_state_gs_name(gs, key, name, sizeof(name), errstr, errstr_size);
+    err = rp_state_gs_object_url(gs, key, false, "?alt=media", url,
+                                 sizeof(url), what, errstr, errstr_size);
     if (err != RP_OK)
         goto out;
-    if (rp_http_escape(name, enc, sizeof(enc)) != RP_OK ||
-        snprintf(url, sizeof(url), "%s/storage/v1/b/%s/o/%s?alt=media",
-                 gs->base, gs->bucket, enc) >= (int)sizeof(url)) {
-        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                      "%s: request URL too long", what);
-        goto out;
-    }
     c.method = "GET";
     c.url = url;
     /* Room for error bodies even when the caller's buffer is tiny. */
@@ -433,7 +475,6 @@ static rp_err_t rp_state_gs_put(rp_state_t *st, const char *key,
                                 char *errstr, size_t errstr_size)
 {
     const rp_state_gs_t *gs = st->impl;
-    char name[RP_STATE_GS_NAME_MAX + 1], enc[RP_STATE_GS_ENC_MAX];
     char url[RP_HTTP_URL_MAX], cond[48] = "";
     char what[RP_STATE_GS_SHOWN_MAX + RP_STATE_KEY_MAX];
     rp_state_gs_call_t c = {0};
@@ -443,25 +484,15 @@ static rp_err_t rp_state_gs_put(rp_state_t *st, const char *key,
     uint64_t v = 0;
     bool maybe = false, ours = false;
     rp_err_t err;
-    int n;
 
     snprintf(what, sizeof(what), "%s/%s", gs->shown, key);
-    err = rp_state_gs_name(gs, key, name, sizeof(name), errstr, errstr_size);
-    if (err != RP_OK)
-        goto out;
     if (if_version != RP_STATE_ANY)
         snprintf(cond, sizeof(cond), "&ifGenerationMatch=%" PRIu64,
                  if_version);
-    n = rp_http_escape(name, enc, sizeof(enc)) != RP_OK
-            ? -1
-            : snprintf(url, sizeof(url),
-                       "%s/upload/storage/v1/b/%s/o?uploadType=media&name=%s%s",
-                       gs->base, gs->bucket, enc, cond);
-    if (n < 0 || (size_t)n >= sizeof(url)) {
-        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                      "%s: request URL too long", what);
+    err = rp_state_gs_object_url(gs, key, true, cond, url, sizeof(url), what,
+                                 errstr, errstr_size);
+    if (err != RP_OK)
         goto out;
-    }
     c.method = "POST";
     c.url = url;
     c.body = data;
@@ -530,31 +561,21 @@ static rp_err_t rp_state_gs_del(rp_state_t *st, const char *key,
                                 size_t errstr_size)
 {
     const rp_state_gs_t *gs = st->impl;
-    char name[RP_STATE_GS_NAME_MAX + 1], enc[RP_STATE_GS_ENC_MAX];
     char url[RP_HTTP_URL_MAX], cond[48] = "";
     char what[RP_STATE_GS_SHOWN_MAX + RP_STATE_KEY_MAX];
     rp_state_gs_call_t c = {0};
     rp_http_resp_t resp = {0};
     bool maybe = false;
     rp_err_t err;
-    int n;
 
     snprintf(what, sizeof(what), "%s/%s", gs->shown, key);
-    err = rp_state_gs_name(gs, key, name, sizeof(name), errstr, errstr_size);
-    if (err != RP_OK)
-        goto out;
     if (if_version != RP_STATE_ANY)
         snprintf(cond, sizeof(cond), "?ifGenerationMatch=%" PRIu64,
                  if_version);
-    n = rp_http_escape(name, enc, sizeof(enc)) != RP_OK
-            ? -1
-            : snprintf(url, sizeof(url), "%s/storage/v1/b/%s/o/%s%s",
-                       gs->base, gs->bucket, enc, cond);
-    if (n < 0 || (size_t)n >= sizeof(url)) {
-        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                      "%s: request URL too long", what);
+    err = rp_state_gs_object_url(gs, key, false, cond, url, sizeof(url), what,
+                                 errstr, errstr_size);
+    if (err != RP_OK)
         goto out;
-    }
     c.method = "DELETE";
     c.url = url;
     c.response_max = RP_STATE_GS_REPLY_MAX;
@@ -576,14 +597,10 @@ static rp_err_t rp_state_gs_del(rp_state_t *st, const char *key,
         /* rp_state.h: an absent key is NOT_FOUND whatever if_version; GCS
          * may answer 412 for it, so ask which case this is. */
         rp_http_resp_clear(&resp);
-        n = snprintf(url, sizeof(url),
-                     "%s/storage/v1/b/%s/o/%s?fields=generation", gs->base,
-                     gs->bucket, enc);
-        if (n < 0 || (size_t)n >= sizeof(url)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "%s: request URL too long", what);
+        err = rp_state_gs_object_url(gs, key, false, "?fields=generation", url,
+                                     sizeof(url), what, errstr, errstr_size);
+        if (err != RP_OK)
             goto out;
-        }
         c.method = "GET";
         err = rp_state_gs_send(gs, &c, &resp, &maybe, errstr, errstr_size);
         if (err != RP_OK)
@@ -643,16 +660,15 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
     for (;;) {
         const cJSON *items, *item, *next;
 
-        n = snprintf(url, sizeof(url),
-                     "%s/storage/v1/b/%s/o?fields=%s&maxResults=%d%s%s%s%s",
-                     gs->base, gs->bucket, fields, RP_STATE_GS_LIST_BATCH,
-                     enc[0] ? "&prefix=" : "", enc,
-                     token[0] ? "&pageToken=" : "", token[0] ? tok_enc : "");
-        if (n < 0 || (size_t)n >= sizeof(url)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "%s: request URL too long", what);
+        err = rp_state_gs_url(url, sizeof(url), what, errstr, errstr_size,
+                              "%s/storage/v1/b/%s/o?fields=%s&maxResults=%d"
+                              "%s%s%s%s",
+                              gs->base, gs->bucket, fields,
+                              RP_STATE_GS_LIST_BATCH, enc[0] ? "&prefix=" : "",
+                              enc, token[0] ? "&pageToken=" : "",
+                              token[0] ? tok_enc : "");
+        if (err != RP_OK)
             goto out;
-        }
         c.method = "GET";
         c.url = url;
         c.response_max = RP_STATE_GS_LIST_PAGE_MAX;

@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include "rp_test_fmt.h"
 #include "rp_testenv.h"
 
 #include <dirent.h>
@@ -54,37 +55,18 @@ void rp_te_sleep_ms(int ms)
     }
 }
 
-/* snprintf that reports truncation instead of hiding it. */
-static bool rp_te_fmt(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool rp_te_fmt(char *out, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, size, fmt, ap);
-    va_end(ap);
-    return n >= 0 && (size_t)n < size;
-}
-
 void rp_te_format(char *out, size_t out_size, const char *fmt, ...)
 {
     va_list ap;
-    int n;
 
     va_start(ap, fmt);
-    n = vsnprintf(out, out_size, fmt, ap);
+    rp_test_vformat(out, out_size, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= out_size)
-        fail_msg("string too long for its buffer (%zu bytes): %.100s...",
-                 out_size, out);
 }
 
 void rp_te_path(const rp_te_t *te, char *out, size_t out_size, const char *rel)
 {
-    if (!rp_te_fmt(out, out_size, "%s/%s", te->dir, rel))
+    if (!rp_test_fmt(out, out_size, "%s/%s", te->dir, rel))
         fail_msg("path %s/%s is too long", te->dir, rel);
 }
 
@@ -385,7 +367,7 @@ static int rp_te_start(rp_te_t *te, rp_te_kind_t kind, const char *name,
         snprintf(errbuf, errsize, "more than %d processes", RP_TE_PROCS_MAX);
         return -1;
     }
-    if (!rp_te_fmt(log, sizeof(log), "%s/%s.log", te->dir, name)) {
+    if (!rp_test_fmt(log, sizeof(log), "%s/%s.log", te->dir, name)) {
         snprintf(errbuf, errsize, "log path too long");
         return -1;
     }
@@ -416,9 +398,9 @@ int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
     char *argv[32];
     int n = 0, idx;
 
-    if (!rp_te_fmt(exe, sizeof(exe), "%s/runpool-worker", te->bin_dir) ||
-        !rp_te_fmt(state, sizeof(state), "%s", te->state_url) ||
-        !rp_te_fmt(work, sizeof(work), "%s/work", te->dir))
+    if (!rp_test_fmt(exe, sizeof(exe), "%s/runpool-worker", te->bin_dir) ||
+        !rp_test_fmt(state, sizeof(state), "%s", te->state_url) ||
+        !rp_test_fmt(work, sizeof(work), "%s/work", te->dir))
         fail_msg("worker paths too long");
     snprintf(name, sizeof(name), "worker-%d", ++te->n_workers);
     snprintf(drain, sizeof(drain), "%d", RP_TE_DRAIN_TIMEOUT_S);
@@ -500,7 +482,7 @@ static bool rp_te_wait_line(rp_te_t *te, int idx, const char *file,
 
         if (text && (nl = strchr(text, '\n'))) {
             *nl = '\0';
-            if (!rp_te_fmt(line, line_size, "%s", text)) {
+            if (!rp_test_fmt(line, line_size, "%s", text)) {
                 snprintf(err, errsize, "the line in %.300s is too long", file);
                 free(text);
                 return false;
@@ -722,7 +704,7 @@ static bool rp_te_proc_execution_id(pid_t pid, char *eid, size_t size)
         return false;
     for (size_t off = 0; off < len; off += strlen(env + off) + 1) {
         if (!strncmp(env + off, "EXECUTION_ID=", 13)) {
-            found = rp_te_fmt(eid, size, "%s", env + off + 13);
+            found = rp_test_fmt(eid, size, "%s", env + off + 13);
             break;
         }
     }
@@ -738,15 +720,14 @@ typedef struct rp_te_exec_scan {
 static void rp_te_scan_executor(pid_t pid, void *opaque)
 {
     rp_te_exec_scan_t *s = opaque;
-    char eid[RP_TE_ID_MAX + 1];
+    char spare[RP_TE_ID_MAX + 1];
+    /* Read straight into the caller's next slot; past max only counted. */
+    char *eid = s->n < s->max ? s->eids[s->n] : spare;
 
     /* Between fork and execve the child still has the worker's
      * environment, without EXECUTION_ID: skipped until it runs. */
-    if (!rp_te_proc_execution_id(pid, eid, sizeof(eid)))
-        return;
-    if (s->n < s->max)
-        memcpy(s->eids[s->n], eid, sizeof(eid));
-    s->n++;
+    if (rp_te_proc_execution_id(pid, eid, sizeof(spare)))
+        s->n++;
 }
 
 size_t rp_te_running_executions(rp_te_t *te, char (*eids)[RP_TE_ID_MAX + 1],
@@ -1444,7 +1425,7 @@ static bool rp_te_which(const char *name, char *out, size_t size)
         return false;
     for (dir = strtok_r(copy, ":", &save); dir && !found;
          dir = strtok_r(NULL, ":", &save))
-        found = rp_te_fmt(out, size, "%s/%s", *dir ? dir : ".", name) &&
+        found = rp_test_fmt(out, size, "%s/%s", *dir ? dir : ".", name) &&
                 access(out, X_OK) == 0;
     free(copy);
     return found;
@@ -1481,9 +1462,9 @@ void rp_te_validate(rp_te_t *te, const char *schema, const char *file)
     struct stat st;
     int status;
 
-    if (!rp_te_fmt(script, sizeof(script), "%s/tests/schema/validate.js",
+    if (!rp_test_fmt(script, sizeof(script), "%s/tests/schema/validate.js",
                    te->src_dir) ||
-        !rp_te_fmt(modules, sizeof(modules), "%s/tests/schema/node_modules",
+        !rp_test_fmt(modules, sizeof(modules), "%s/tests/schema/node_modules",
                    te->src_dir))
         fail_msg("RP_SOURCE_DIR is too long");
     if (!rp_te_which("node", node, sizeof(node)))
@@ -1667,7 +1648,7 @@ static FILE *rp_te_open_log(rp_te_t *te, const char *rel)
 {
     char path[PATH_MAX];
 
-    if (!rp_te_fmt(path, sizeof(path), "%s/%s", te->dir, rel))
+    if (!rp_test_fmt(path, sizeof(path), "%s/%s", te->dir, rel))
         return NULL;
     return fopen(path, "we"); /* not inherited by workers */
 }
@@ -1697,13 +1678,13 @@ static bool rp_te_start_devbroker(rp_te_t *te, char *err, size_t errsize)
                  which);
         return false;
     }
-    if (!(kafka ? rp_te_fmt(exe, sizeof(exe), "%s/tests/kafka/start",
+    if (!(kafka ? rp_test_fmt(exe, sizeof(exe), "%s/tests/kafka/start",
                             te->src_dir)
-                : rp_te_fmt(exe, sizeof(exe), "%s/runpool-devbroker",
+                : rp_test_fmt(exe, sizeof(exe), "%s/runpool-devbroker",
                             te->bin_dir)) ||
-        !rp_te_fmt(kdir, sizeof(kdir), "%s/kafka", te->dir) ||
-        !rp_te_fmt(file, sizeof(file), "%s/bootstrap", te->dir) ||
-        !rp_te_fmt(out, sizeof(out), "%s/devbroker.out", te->dir)) {
+        !rp_test_fmt(kdir, sizeof(kdir), "%s/kafka", te->dir) ||
+        !rp_test_fmt(file, sizeof(file), "%s/bootstrap", te->dir) ||
+        !rp_test_fmt(out, sizeof(out), "%s/devbroker.out", te->dir)) {
         snprintf(err, errsize, "paths too long");
         return false;
     }
@@ -1716,7 +1697,7 @@ static bool rp_te_start_devbroker(rp_te_t *te, char *err, size_t errsize)
                          errsize))
         return false;
     if (strncmp(line, prefix, strlen(prefix)) ||
-        !rp_te_fmt(te->brokers, sizeof(te->brokers), "%s",
+        !rp_test_fmt(te->brokers, sizeof(te->brokers), "%s",
                    line + strlen(prefix))) {
         snprintf(err, errsize, "%s wrote a bad bootstrap line: %.300s", what,
                  line);
@@ -1748,9 +1729,9 @@ int rp_te_setup(void **state)
                                    "(run the test through ctest)");
         goto fail;
     }
-    if (!rp_te_fmt(te->bin_dir, sizeof(te->bin_dir), "%s", bin) ||
-        !rp_te_fmt(te->src_dir, sizeof(te->src_dir), "%s", src) ||
-        !rp_te_fmt(dir, sizeof(dir), "%s/rp-it-%s-XXXXXX",
+    if (!rp_test_fmt(te->bin_dir, sizeof(te->bin_dir), "%s", bin) ||
+        !rp_test_fmt(te->src_dir, sizeof(te->src_dir), "%s", src) ||
+        !rp_test_fmt(dir, sizeof(dir), "%s/rp-it-%s-XXXXXX",
                    tmp && *tmp ? tmp : "/tmp", te->name)) {
         snprintf(err, sizeof(err), "paths too long");
         goto fail;
@@ -1766,16 +1747,16 @@ int rp_te_setup(void **state)
         goto fail;
     }
     memcpy(te->dir, dir, sizeof(te->dir));
-    if (!rp_te_fmt(sub, sizeof(sub), "%s/state", te->dir) ||
+    if (!rp_test_fmt(sub, sizeof(sub), "%s/state", te->dir) ||
         mkdir(sub, 0755) != 0 ||
-        !rp_te_fmt(sub, sizeof(sub), "%s/work", te->dir) ||
+        !rp_test_fmt(sub, sizeof(sub), "%s/work", te->dir) ||
         mkdir(sub, 0755) != 0) {
         snprintf(err, sizeof(err), "cannot create state/ and work/ in %.300s",
                  te->dir);
         goto fail;
     }
     snprintf(te->backend, sizeof(te->backend), "local");
-    if (!rp_te_fmt(te->state_url, sizeof(te->state_url), "file://%s/state",
+    if (!rp_test_fmt(te->state_url, sizeof(te->state_url), "file://%s/state",
                    te->dir)) {
         snprintf(err, sizeof(err), "paths too long");
         goto fail;

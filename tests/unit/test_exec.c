@@ -20,6 +20,7 @@
 
 #include "rp_exec.h"
 #include "rp_msg.h"
+#include "rp_test_fmt.h"
 #include "rp_time.h"
 
 #define TEST_PATH_MAX 4096
@@ -27,22 +28,6 @@
 
 static char test_dumper[TEST_PATH_MAX];
 static char test_dir[TEST_PATH_MAX]; /* private scratch directory */
-
-/* snprintf that fails the test instead of truncating. */
-static void test_fmt(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void test_fmt(char *out, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, size, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= size)
-        fail_msg("path too long: %s", fmt);
-}
 
 static int test_setup(void **state)
 {
@@ -115,7 +100,7 @@ static void test_base_env(rp_env_t *env)
 
 static void test_subdir(const char *name, char *out, size_t out_size)
 {
-    test_fmt(out, out_size, "%s/%s", test_dir, name);
+    rp_test_format(out, out_size, "%s/%s", test_dir, name);
     if (mkdir(out, 0700) != 0 && errno != EEXIST)
         fail_msg("mkdir %s: %s", out, strerror(errno));
 }
@@ -137,7 +122,7 @@ static void test_cwd_env_carry_over(void **state)
     (void)state;
     test_subdir("carry", dir, sizeof(dir));
     test_base_env(&env);
-    test_fmt(cmd, sizeof(cmd), "cd '%s' && export X=1 Y='two words'", dir);
+    rp_test_format(cmd, sizeof(cmd), "cd '%s' && export X=1 Y='two words'", dir);
     test_run(cmd, "/", &env, &a);
     assert_int_equal(a.status, RP_STATUS_SUCCEEDED);
     assert_true(a.has_exit_code);
@@ -156,7 +141,7 @@ static void test_cwd_env_carry_over(void **state)
     assert_true(a.finished_at_ms >= a.started_at_ms);
 
     test_run("pwd; echo \"$X/$Y\"", a.cwd_after, &a.env_after, &b);
-    test_fmt(want, sizeof(want), "%s\n1/two words\n", dir);
+    rp_test_format(want, sizeof(want), "%s\n1/two words\n", dir);
     assert_int_equal(b.status, RP_STATUS_SUCCEEDED);
     assert_string_equal(b.stdout_data, want);
     assert_int_equal(b.stdout_len, strlen(want));
@@ -193,7 +178,7 @@ static void test_exit_code_kept(void **state)
     (void)state;
     test_subdir("exit3", dir, sizeof(dir));
     test_base_env(&env);
-    test_fmt(cmd, sizeof(cmd), "cd '%s'; export E=3; echo out; echo err >&2; exit 3",
+    rp_test_format(cmd, sizeof(cmd), "cd '%s'; export E=3; echo out; echo err >&2; exit 3",
              dir);
     test_run(cmd, "/", &env, &oc);
     assert_int_equal(oc.status, RP_STATUS_FAILED);
@@ -261,7 +246,7 @@ static void test_timeout_kills_group(void **state)
     (void)state;
     test_subdir("timeout", dir, sizeof(dir));
     test_base_env(&env);
-    test_fmt(cmd, sizeof(cmd),
+    rp_test_format(cmd, sizeof(cmd),
              "cd '%s'; echo before; sleep 100 & sh -c 'sleep 100' & wait", dir);
     test_opts(&o, cmd, "/", &env);
     o.timeout_ms = 500;
@@ -493,7 +478,7 @@ static void test_capture_robust(void **state)
     (void)state;
     test_subdir("robust", dir, sizeof(dir));
     test_base_env(&env);
-    test_fmt(cmd, sizeof(cmd),
+    rp_test_format(cmd, sizeof(cmd),
              "pwd() { echo fake; }; set -euxC; cd '%s'; "
              "export PATH=/nonexistent; false",
              dir);
@@ -556,7 +541,7 @@ static void test_missing_cwd_created(void **state)
     struct stat st;
 
     (void)state;
-    test_fmt(dir, sizeof(dir), "%s/new/deep/dir", test_dir);
+    rp_test_format(dir, sizeof(dir), "%s/new/deep/dir", test_dir);
     test_base_env(&env);
     test_run("pwd", dir, &env, &oc);
     assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
@@ -583,7 +568,7 @@ static void test_uncreatable_cwd_fallback(void **state)
     test_opts(&o, "pwd", "/proc/self/no/such/dir", &env);
     o.fallback_cwd = fallback;
     test_run_opts(&o, &oc);
-    test_fmt(want, sizeof(want), "%s\n", fallback);
+    rp_test_format(want, sizeof(want), "%s\n", fallback);
     assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
     assert_string_equal(oc.stdout_data, want);
     assert_non_null(strstr(oc.stderr_data, "runpool: cannot use working "

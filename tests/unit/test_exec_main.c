@@ -26,6 +26,7 @@
 #include "rp_layout.h"
 #include "rp_msg.h"
 #include "rp_state.h"
+#include "rp_test_fmt.h"
 #include "rp_time.h"
 
 #define TEST_PATH_MAX 4096
@@ -36,22 +37,6 @@ static char test_bin[TEST_PATH_MAX];
 static char test_dir[1024];
 static char test_url[TEST_PATH_MAX];
 static rp_state_t *test_st;
-
-static void test_fmt(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* snprintf that fails the test instead of truncating. */
-static void test_fmt(char *out, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, size, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= size)
-        fail_msg("too long: %s", fmt);
-}
 
 static int test_setup(void **state)
 {
@@ -76,7 +61,7 @@ static int test_setup(void **state)
     snprintf(state_dir, sizeof(state_dir), "%s/state", test_dir);
     if (mkdir(state_dir, 0700) != 0)
         return -1;
-    test_fmt(test_url, sizeof(test_url), "file://%s?fsync=0", state_dir);
+    rp_test_format(test_url, sizeof(test_url), "file://%s?fsync=0", state_dir);
     if (rp_state_open(test_url, &test_st, errstr, sizeof(errstr)) != RP_OK) {
         fprintf(stderr, "rp_state_open: %s\n", errstr);
         return -1;
@@ -101,7 +86,7 @@ static int test_teardown(void **state)
 
 static void test_subdir(const char *name, char *out, size_t out_size)
 {
-    test_fmt(out, out_size, "%s/%s", test_dir, name);
+    rp_test_format(out, out_size, "%s/%s", test_dir, name);
     if (mkdir(out, 0700) != 0 && errno != EEXIST)
         fail_msg("mkdir %s: %s", out, strerror(errno));
 }
@@ -111,8 +96,8 @@ static void test_spec(rp_jobspec_t *spec, const char *exec_id,
                       const char *session_id, const char *command)
 {
     memset(spec, 0, sizeof(*spec));
-    test_fmt(spec->execution_id, sizeof(spec->execution_id), "%s", exec_id);
-    test_fmt(spec->session_id, sizeof(spec->session_id), "%s", session_id);
+    rp_test_format(spec->execution_id, sizeof(spec->execution_id), "%s", exec_id);
+    rp_test_format(spec->session_id, sizeof(spec->session_id), "%s", session_id);
     spec->command = strdup(command);
     spec->state_url = strdup(test_url);
     spec->timeout_s = 10;
@@ -149,8 +134,8 @@ static pid_t test_start(const rp_env_t *env, const char *arg)
         assert_non_null(envp[i]);
         snprintf(envp[i], len, "%s=%s", env->vars[i].name, env->vars[i].value);
     }
-    test_fmt(out_path, sizeof(out_path), "%s/exec.out", test_dir);
-    test_fmt(err_path, sizeof(err_path), "%s/exec.err", test_dir);
+    rp_test_format(out_path, sizeof(out_path), "%s/exec.out", test_dir);
+    rp_test_format(err_path, sizeof(err_path), "%s/exec.err", test_dir);
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, out_path,
@@ -205,7 +190,7 @@ static void test_read_output(const char *which, rp_buf_t *buf)
     int fd;
     ssize_t n;
 
-    test_fmt(path, sizeof(path), "%s/exec.%s", test_dir, which);
+    rp_test_format(path, sizeof(path), "%s/exec.%s", test_dir, which);
     rp_buf_init(buf, TEST_CAPTURE_MAX);
     assert_true((fd = open(path, O_RDONLY)) >= 0);
     while ((n = read(fd, chunk, sizeof(chunk))) > 0)
@@ -255,12 +240,12 @@ static void test_put_session(const char *session_id, const char *cwd,
     rp_session_t s;
 
     memset(&s, 0, sizeof(s));
-    test_fmt(s.session_id, sizeof(s.session_id), "%s", session_id);
+    rp_test_format(s.session_id, sizeof(s.session_id), "%s", session_id);
     s.cwd = (char *)cwd;
     s.env = *env;
     s.created_at_ms = s.updated_at_ms = rp_time_wall_ms();
     s.execution_count = 1;
-    test_fmt(s.last_execution_id, sizeof(s.last_execution_id), "earlier");
+    rp_test_format(s.last_execution_id, sizeof(s.last_execution_id), "earlier");
     json = rp_session_to_json(&s);
     assert_non_null(json);
     rp_layout_session_key(session_id, key, sizeof(key));
@@ -296,7 +281,7 @@ static void test_main_writes_result(void **state)
     assert_int_equal(test_exec(&env), 0);
 
     test_record("exec-1", &res, NULL);
-    test_fmt(want_cwd, sizeof(want_cwd), "%s/sub", home);
+    rp_test_format(want_cwd, sizeof(want_cwd), "%s/sub", home);
     assert_string_equal(res.execution_id, "exec-1");
     assert_string_equal(res.session_id, "sess-1");
     assert_int_equal(res.status, RP_STATUS_FAILED);
@@ -333,7 +318,7 @@ static void test_main_rerun_keeps_record(void **state)
     uint64_t v1, v2;
 
     (void)state;
-    test_fmt(marker, sizeof(marker), "%s/rerun-marker", test_dir);
+    rp_test_format(marker, sizeof(marker), "%s/rerun-marker", test_dir);
     test_spec(&spec, "exec-rerun", "sess-rerun", "echo first");
     test_job_env(&spec, &env);
     assert_int_equal(test_exec(&env), 0);
@@ -342,7 +327,7 @@ static void test_main_rerun_keeps_record(void **state)
     rp_env_clear(&env);
     rp_jobspec_clear(&spec);
 
-    test_fmt(cmd, sizeof(cmd), "touch '%s'; echo second", marker);
+    rp_test_format(cmd, sizeof(cmd), "touch '%s'; echo second", marker);
     test_spec(&spec, "exec-rerun", "sess-rerun", cmd);
     test_job_env(&spec, &env);
     assert_int_equal(test_exec(&env), 0);
@@ -373,8 +358,8 @@ static void test_main_create_only_race(void **state)
     pid_t pid;
 
     (void)state;
-    test_fmt(marker, sizeof(marker), "%s/race-started", test_dir);
-    test_fmt(cmd, sizeof(cmd), "touch '%s'; sleep 1; echo ours", marker);
+    rp_test_format(marker, sizeof(marker), "%s/race-started", test_dir);
+    rp_test_format(cmd, sizeof(cmd), "touch '%s'; sleep 1; echo ours", marker);
     test_spec(&spec, "exec-race", "sess-race", cmd);
     test_job_env(&spec, &env);
     pid = test_start(&env, NULL);
@@ -417,7 +402,7 @@ static void test_main_missing_variable(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-        test_fmt(exec_id, sizeof(exec_id), "exec-missing-%zu", i);
+        rp_test_format(exec_id, sizeof(exec_id), "exec-missing-%zu", i);
         test_spec(&spec, exec_id, "sess-missing", "echo never");
         test_job_env(&spec, &env);
         rp_env_unset(&env, cases[i].name);
@@ -474,7 +459,7 @@ static void test_main_session_honoured(void **state)
     test_job_env(&spec, &env);
     assert_int_equal(test_exec(&env), 0);
     test_record("exec-2", &res, NULL);
-    test_fmt(want, sizeof(want), "%s\nhello\n/usr/bin:/bin\n", work);
+    rp_test_format(want, sizeof(want), "%s\nhello\n/usr/bin:/bin\n", work);
     assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
     assert_string_equal(res.stdout_data, want);
     assert_string_equal(res.cwd, work);
@@ -573,8 +558,8 @@ static void test_main_corrupt_state(void **state)
     assert_int_equal(rp_state_put(test_st, key, "{not json", 9, RP_STATE_ANY,
                                   NULL, NULL, 0),
                      RP_OK);
-    test_fmt(marker, sizeof(marker), "%s/corrupt-marker", test_dir);
-    test_fmt(cmd, sizeof(cmd), "touch '%s'", marker);
+    rp_test_format(marker, sizeof(marker), "%s/corrupt-marker", test_dir);
+    rp_test_format(cmd, sizeof(cmd), "touch '%s'", marker);
     test_spec(&spec, "exec-5", "sess-5", cmd);
     test_job_env(&spec, &env);
     assert_int_equal(test_exec(&env), 1);
@@ -650,8 +635,8 @@ static void test_main_sigterm(void **state)
     FILE *f;
 
     (void)state;
-    test_fmt(pidfile, sizeof(pidfile), "%s/bg.pid", test_dir);
-    test_fmt(cmd, sizeof(cmd), "sleep 30 & echo $! > '%s.tmp'; mv '%s.tmp' '%s'; wait",
+    rp_test_format(pidfile, sizeof(pidfile), "%s/bg.pid", test_dir);
+    rp_test_format(cmd, sizeof(cmd), "sleep 30 & echo $! > '%s.tmp'; mv '%s.tmp' '%s'; wait",
              pidfile, pidfile, pidfile);
     test_spec(&spec, "exec-8", "sess-8", cmd);
     test_job_env(&spec, &env);

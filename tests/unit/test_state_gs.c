@@ -4,8 +4,8 @@
  *  - fake-gcs-server, started once for this program by
  *    tests/fakes/start-fake-gcs (binary: $RP_FAKE_GCS, else
  *    .tools/bin/fake-gcs-server from scripts/install-test-deps.sh). The
- *    same contract checks as the file backend run against it, each test
- *    under its own prefix. The fake does not enforce ifGenerationMatch on
+ *    contract checks every backend passes (state_contract.c) run against
+ *    it, each test under its own prefix. The fake does not enforce ifGenerationMatch on
  *    DELETE, so no test here claims a stale conditional delete is refused
  *    by it; the scripted server checks that we send the precondition and
  *    map the 412.
@@ -39,6 +39,7 @@
 #include "rp_http.h"
 #include "rp_state.h"
 #include "rp_state_gs.h"
+#include "state_contract.h"
 
 extern char **environ;
 
@@ -47,8 +48,6 @@ extern char **environ;
 #define TG_PATH_MAX 1024
 #define TG_BUCKET "rp-test"
 #define TG_START_TIMEOUT_MS 60000 /* start-fake-gcs: start + bucket */
-#define TG_THREADS 4
-#define TG_INCREMENTS 8
 
 /* The fake-gcs-server of this run. */
 static char tg_fake[128];  /* "http://127.0.0.1:PORT" */
@@ -177,89 +176,21 @@ static rp_state_t *tg_open_fake(char *pfx, size_t pfx_size)
     return tg_open(url);
 }
 
-static uint64_t tg_put(rp_state_t *st, const char *key, const char *text,
-                       uint64_t if_version)
+/* ---- the gs backend under the shared contract: fake-gcs-server ---- */
+
+static int tg_store_open(sc_store_t *s)
 {
-    char err[TG_ERR_MAX] = "";
-    uint64_t v = 0;
-    rp_err_t rc = rp_state_put(st, key, text, strlen(text), if_version, &v,
-                               err, sizeof(err));
-
-    if (rc != RP_OK)
-        fail_msg("put %s: %s", key, err);
-    assert_true(v != 0 && v != RP_STATE_ANY);
-    return v;
-}
-
-static uint64_t tg_expect(rp_state_t *st, const char *key, const char *text)
-{
-    char err[TG_ERR_MAX] = "";
-    rp_buf_t b;
-    uint64_t v = 0;
-
-    rp_buf_init(&b, 1 << 20);
-    if (rp_state_get(st, key, &b, &v, err, sizeof(err)) != RP_OK)
-        fail_msg("get %s: %s", key, err);
-    assert_int_equal(b.len, strlen(text));
-    assert_memory_equal(b.data, text, b.len);
-    rp_buf_free(&b);
-    assert_true(v != 0);
-    return v;
-}
-
-static rp_err_t tg_get_rc(rp_state_t *st, const char *key, char *err,
-                          size_t err_size)
-{
-    rp_buf_t b;
-    rp_err_t rc;
-
-    rp_buf_init(&b, 1 << 20);
-    rc = rp_state_get(st, key, &b, NULL, err, err_size);
-    rp_buf_free(&b);
-    return rc;
-}
-
-#define TG_LIST_MAX 32
-
-typedef struct tg_list {
-    int n;
-    int stop_after; /* 0 = never */
-    char keys[TG_LIST_MAX][RP_STATE_KEY_MAX + 1];
-    uint64_t versions[TG_LIST_MAX];
-} tg_list_t;
-
-static int tg_list_cb(void *opaque, const char *key, uint64_t version)
-{
-    tg_list_t *l = opaque;
-
-    if (l->n < TG_LIST_MAX) {
-        snprintf(l->keys[l->n], sizeof(l->keys[0]), "%s", key);
-        l->versions[l->n] = version;
-    }
-    l->n++;
-    return l->stop_after && l->n >= l->stop_after;
-}
-
-/* Version listed for key, 0 when it was not listed. */
-static uint64_t tg_listed(const tg_list_t *l, const char *key)
-{
-    int i;
-
-    for (i = 0; i < l->n && i < TG_LIST_MAX; i++) {
-        if (strcmp(l->keys[i], key) == 0)
-            return l->versions[i];
-    }
+    s->st = tg_open_fake(s->where, sizeof(s->where));
+    snprintf(s->url, sizeof(s->url), "gs://%s/%s", TG_BUCKET, s->where);
     return 0;
 }
 
-static void tg_list(rp_state_t *st, const char *prefix, tg_list_t *l)
-{
-    char err[TG_ERR_MAX] = "";
-
-    memset(l, 0, sizeof(*l));
-    if (rp_state_list(st, prefix, tg_list_cb, l, err, sizeof(err)) != RP_OK)
-        fail_msg("list '%s': %s", prefix, err);
-}
+/* Cloud Storage generations do grow, but rp_state.h promises only new
+ * ones; the fake does not enforce ifGenerationMatch on DELETE. */
+static sc_backend_t tg_backend = {
+    .open = tg_store_open,
+    .thread_increments = 8,
+};
 
 static int64_t tg_now_ms(void)
 {
@@ -269,194 +200,36 @@ static int64_t tg_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- contract checks against fake-gcs-server ---- */
+/* ---- what only the fake-gcs-server can show ---- */
 
-static void test_gs_roundtrip(void **state)
-{
-    rp_state_t *st = tg_open_fake(NULL, 0);
-    char err[TG_ERR_MAX] = "";
-    uint64_t v, v2, got = 0;
-    rp_buf_t b;
-
-    (void)state;
-    v = tg_put(st, "sessions/s1/state.json", "{\"cwd\":\"/\"}", RP_STATE_ANY);
-    /* The version put returns is the one get reports. */
-    assert_int_equal(tg_expect(st, "sessions/s1/state.json", "{\"cwd\":\"/\"}"),
-                     v);
-    v2 = tg_put(st, "sessions/s1/state.json", "{\"cwd\":\"/tmp\"}",
-                RP_STATE_ANY);
-    assert_true(v2 != v);
-    assert_int_equal(
-        tg_expect(st, "sessions/s1/state.json", "{\"cwd\":\"/tmp\"}"), v2);
-
-    /* Binary data with NULs; the caller's buffer is reset, not appended. */
-    rp_buf_init(&b, 64);
-    assert_int_equal(rp_buf_append_str(&b, "old junk"), RP_OK);
-    assert_int_equal(rp_state_put(st, "bin", "a\0b\0\xff", 5, RP_STATE_ANY, &v,
-                                  err, sizeof(err)),
-                     RP_OK);
-    assert_int_equal(rp_state_get(st, "bin", &b, &got, err, sizeof(err)),
-                     RP_OK);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "a\0b\0\xff", 5);
-    assert_int_equal(b.max, 64); /* the caller's limit is kept */
-    assert_int_equal(got, v);
-    rp_buf_free(&b);
-
-    /* An empty value is an object too, with non-NULL "" data. */
-    assert_int_equal(rp_state_put(st, "empty", NULL, 0, 0, &v, err,
-                                  sizeof(err)),
-                     RP_OK);
-    rp_buf_init(&b, 64);
-    assert_int_equal(rp_state_get(st, "empty", &b, &got, err, sizeof(err)),
-                     RP_OK);
-    assert_int_equal(b.len, 0);
-    assert_non_null(b.data);
-    assert_string_equal(b.data, "");
-    assert_int_equal(got, v);
-    rp_buf_free(&b);
-    rp_state_destroy(st);
-}
-
-static void test_gs_get_missing(void **state)
-{
-    rp_state_t *st = tg_open_fake(NULL, 0);
-    char err[TG_ERR_MAX] = "";
-    uint64_t v = 77;
-    rp_buf_t b;
-
-    (void)state;
-    rp_buf_init(&b, 64);
-    assert_int_equal(rp_state_get(st, "nope/x", &b, &v, err, sizeof(err)),
-                     RP_ERR_NOT_FOUND);
-    assert_non_null(strstr(err, "nope/x"));
-    assert_int_equal(v, 77); /* untouched on failure */
-    rp_buf_free(&b);
-    rp_state_destroy(st);
-}
-
-static void test_gs_create_only(void **state)
-{
-    rp_state_t *st = tg_open_fake(NULL, 0);
-    char err[TG_ERR_MAX] = "";
-    uint64_t v1, v2 = 0;
-
-    (void)state;
-    v1 = tg_put(st, "executions/e1/result.json", "first", 0);
-    assert_int_equal(rp_state_put(st, "executions/e1/result.json", "second", 6,
-                                  0, &v2, err, sizeof(err)),
-                     RP_ERR_EXISTS);
-    assert_int_equal(v2, 0); /* not set on failure */
-    assert_non_null(strstr(err, "executions/e1/result.json"));
-    assert_int_equal(tg_expect(st, "executions/e1/result.json", "first"), v1);
-    rp_state_destroy(st);
-}
-
-static void test_gs_cas(void **state)
-{
-    rp_state_t *st = tg_open_fake(NULL, 0);
-    char err[TG_ERR_MAX] = "";
-    uint64_t v1, v2, v3 = 0;
-
-    (void)state;
-    v1 = tg_put(st, "k", "one", 0);
-    v2 = tg_put(st, "k", "two", v1);
-    assert_true(v2 != v1);
-    assert_int_equal(tg_expect(st, "k", "two"), v2);
-
-    /* Stale version: refused, content and version unchanged. */
-    assert_int_equal(rp_state_put(st, "k", "three", 5, v1, &v3, err,
-                                  sizeof(err)),
-                     RP_ERR_CONFLICT);
-    assert_int_equal(v3, 0);
-    assert_non_null(strstr(err, "'k'"));
-    assert_int_equal(tg_expect(st, "k", "two"), v2);
-
-    /* Create-only on a live key is EXISTS, not CONFLICT. */
-    assert_int_equal(rp_state_put(st, "k", "x", 1, 0, NULL, err, sizeof(err)),
-                     RP_ERR_EXISTS);
-    /* CAS on an absent key is CONFLICT, and creates nothing. */
-    assert_int_equal(rp_state_put(st, "gone/k", "x", 1, 12345, NULL, err,
-                                  sizeof(err)),
-                     RP_ERR_CONFLICT);
-    assert_non_null(strstr(err, "absent"));
-    assert_int_equal(tg_get_rc(st, "gone/k", err, sizeof(err)),
-                     RP_ERR_NOT_FOUND);
-    /* Unconditional always wins and moves the version on. */
-    v3 = tg_put(st, "k", "four", RP_STATE_ANY);
-    assert_true(v3 != v2);
-    assert_int_equal(tg_expect(st, "k", "four"), v3);
-    rp_state_destroy(st);
-}
-
-static void test_gs_delete(void **state)
-{
-    rp_state_t *st = tg_open_fake(NULL, 0);
-    char err[TG_ERR_MAX] = "";
-    uint64_t v1, v2;
-
-    (void)state;
-    v1 = tg_put(st, "a/b", "x", 0);
-    /* Conditional delete with the live version. (The fake does not check
-     * the precondition on DELETE, so a stale one is tested against the
-     * scripted server: test_gs_delete_requests.) */
-    assert_int_equal(rp_state_delete(st, "a/b", v1, err, sizeof(err)), RP_OK);
-    assert_int_equal(tg_get_rc(st, "a/b", err, sizeof(err)), RP_ERR_NOT_FOUND);
-    assert_int_equal(rp_state_delete(st, "a/b", RP_STATE_ANY, err,
-                                     sizeof(err)),
-                     RP_ERR_NOT_FOUND);
-    assert_non_null(strstr(err, "a/b"));
-
-    /* Recreated after delete: create-only works again, new version. */
-    v2 = tg_put(st, "a/b", "y", 0);
-    assert_true(v2 != v1);
-    assert_int_equal(tg_expect(st, "a/b", "y"), v2);
-    assert_int_equal(rp_state_delete(st, "a/b", RP_STATE_ANY, err,
-                                     sizeof(err)),
-                     RP_OK);
-    assert_int_equal(tg_get_rc(st, "a/b", err, sizeof(err)), RP_ERR_NOT_FOUND);
-    rp_state_destroy(st);
-}
-
-static void test_gs_list(void **state)
+/* A store sees only the objects under its own prefix: a sibling prefix's
+ * objects are never its own (the rest of listing is sc_test_list). */
+static void test_gs_list_sibling(void **state)
 {
     char pfx[64], url[TG_URL_MAX];
     rp_state_t *st = tg_open_fake(pfx, sizeof(pfx));
     rp_state_t *other;
     uint64_t v1, v2, v3;
-    tg_list_t l;
+    sc_list_t l;
 
     (void)state;
-    v1 = tg_put(st, "sessions/s1/state.json", "1", RP_STATE_ANY);
-    v2 = tg_put(st, "sessions/s2/state.json", "2", RP_STATE_ANY);
-    v3 = tg_put(st, "executions/e1/result.json", "3", RP_STATE_ANY);
-    /* A store one level up sees our objects under the prefix; a sibling
-     * prefix's objects are never ours. */
+    v1 = sc_put(st, "sessions/s1/state.json", "1", RP_STATE_ANY);
+    v2 = sc_put(st, "sessions/s2/state.json", "2", RP_STATE_ANY);
+    v3 = sc_put(st, "executions/e1/result.json", "3", RP_STATE_ANY);
     snprintf(url, sizeof(url), "gs://%s/%s-sibling", TG_BUCKET, pfx);
     other = tg_open(url);
-    tg_put(other, "sessions/s9/state.json", "9", RP_STATE_ANY);
+    sc_put(other, "sessions/s9/state.json", "9", RP_STATE_ANY);
 
-    tg_list(st, "sessions/", &l);
+    sc_list(st, "sessions/", &l);
     assert_int_equal(l.n, 2);
-    assert_int_equal(tg_listed(&l, "sessions/s1/state.json"), v1);
-    assert_int_equal(tg_listed(&l, "sessions/s2/state.json"), v2);
+    assert_int_equal(sc_listed(&l, "sessions/s1/state.json"), v1);
+    assert_int_equal(sc_listed(&l, "sessions/s2/state.json"), v2);
 
-    tg_list(st, "", &l);
+    sc_list(st, "", &l);
     assert_int_equal(l.n, 3);
-    assert_int_equal(tg_listed(&l, "executions/e1/result.json"), v3);
+    assert_int_equal(sc_listed(&l, "executions/e1/result.json"), v3);
 
-    tg_list(st, "sessions/s1", &l);
-    assert_int_equal(l.n, 1);
-    tg_list(st, "nomatch", &l);
-    assert_int_equal(l.n, 0);
-
-    /* The callback can stop the listing. */
-    memset(&l, 0, sizeof(l));
-    l.stop_after = 1;
-    assert_int_equal(rp_state_list(st, "", tg_list_cb, &l, NULL, 0), RP_OK);
-    assert_int_equal(l.n, 1);
-
-    tg_list(other, "", &l);
+    sc_list(other, "", &l);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.keys[0], "sessions/s9/state.json");
     rp_state_destroy(other);
@@ -475,10 +248,10 @@ static void test_gs_object_names(void **state)
     const cJSON *items, *it;
     cJSON *root;
     uint64_t v;
-    tg_list_t l;
+    sc_list_t l;
 
     (void)state;
-    v = tg_put(st, "sessions/s1/state.json", "{}", RP_STATE_ANY);
+    v = sc_put(st, "sessions/s1/state.json", "{}", RP_STATE_ANY);
     snprintf(name, sizeof(name), "%s/", pfx);
     assert_int_equal(rp_http_escape(name, enc, sizeof(enc)), RP_OK);
     snprintf(url, sizeof(url), "%s/storage/v1/b/%s/o?prefix=%s", tg_fake,
@@ -522,30 +295,10 @@ static void test_gs_object_names(void **state)
     req.body_len = 1;
     assert_int_equal(rp_http_request(&req, &resp, err, sizeof(err)), RP_OK);
     assert_int_equal(resp.status, 200);
-    tg_list(st, "", &l);
+    sc_list(st, "", &l);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.keys[0], "sessions/s1/state.json");
     rp_http_resp_clear(&resp);
-    rp_state_destroy(st);
-}
-
-static void test_gs_too_large(void **state)
-{
-    rp_state_t *st = tg_open_fake(NULL, 0);
-    char err[TG_ERR_MAX] = "";
-    rp_buf_t b;
-
-    (void)state;
-    tg_put(st, "big", "0123456789", RP_STATE_ANY);
-    rp_buf_init(&b, 9);
-    assert_int_equal(rp_state_get(st, "big", &b, NULL, err, sizeof(err)),
-                     RP_ERR_TOO_LARGE);
-    rp_buf_free(&b);
-    rp_buf_init(&b, 10); /* exactly the size: fine */
-    assert_int_equal(rp_state_get(st, "big", &b, NULL, err, sizeof(err)),
-                     RP_OK);
-    assert_int_equal(b.len, 10);
-    rp_buf_free(&b);
     rp_state_destroy(st);
 }
 
@@ -553,7 +306,7 @@ static void test_gs_missing_bucket(void **state)
 {
     char err[TG_ERR_MAX] = "";
     rp_state_t *st;
-    tg_list_t l;
+    sc_list_t l;
 
     (void)state;
     tg_emulator(tg_fake);
@@ -564,76 +317,8 @@ static void test_gs_missing_bucket(void **state)
                                   sizeof(err)),
                      RP_ERR_INVALID);
     assert_non_null(strstr(err, "HTTP 404"));
-    assert_int_equal(rp_state_list(st, "", tg_list_cb, &l, err, sizeof(err)),
+    assert_int_equal(rp_state_list(st, "", sc_list_cb, &l, err, sizeof(err)),
                      RP_ERR_INVALID);
-    rp_state_destroy(st);
-}
-
-typedef struct tg_counter_arg {
-    rp_state_t *st;
-    int done;
-    int conflicts;
-    int failed;
-} tg_counter_arg_t;
-
-/* Read-modify-CAS a counter TG_INCREMENTS times, retrying conflicts. */
-static void *tg_counter_thread(void *p)
-{
-    tg_counter_arg_t *a = p;
-    char err[TG_ERR_MAX];
-    rp_buf_t b;
-
-    rp_buf_init(&b, 64);
-    while (a->done < TG_INCREMENTS && !a->failed) {
-        uint64_t v = 0;
-        char next[32];
-        rp_err_t rc;
-
-        if (rp_state_get(a->st, "counter", &b, &v, err, sizeof(err)) !=
-            RP_OK) {
-            a->failed = 1;
-            break;
-        }
-        snprintf(next, sizeof(next), "%ld", strtol(b.data, NULL, 10) + 1);
-        rc = rp_state_put(a->st, "counter", next, strlen(next), v, NULL, err,
-                          sizeof(err));
-        if (rc == RP_OK)
-            a->done++;
-        else if (rc == RP_ERR_CONFLICT)
-            a->conflicts++;
-        else
-            a->failed = 1;
-    }
-    rp_buf_free(&b);
-    return NULL;
-}
-
-/* One rp_state_t shared by threads: compare-and-swap loses no update. */
-static void test_gs_threads_no_lost_update(void **state)
-{
-    rp_state_t *st = tg_open_fake(NULL, 0);
-    tg_counter_arg_t a[TG_THREADS];
-    pthread_t t[TG_THREADS];
-    char want[32];
-    int i, conflicts = 0;
-
-    (void)state;
-    tg_put(st, "counter", "0", 0);
-    for (i = 0; i < TG_THREADS; i++) {
-        a[i] = (tg_counter_arg_t){.st = st};
-        assert_int_equal(pthread_create(&t[i], NULL, tg_counter_thread, &a[i]),
-                         0);
-    }
-    for (i = 0; i < TG_THREADS; i++) {
-        assert_int_equal(pthread_join(t[i], NULL), 0);
-        assert_int_equal(a[i].failed, 0);
-        assert_int_equal(a[i].done, TG_INCREMENTS);
-        conflicts += a[i].conflicts;
-    }
-    snprintf(want, sizeof(want), "%d", TG_THREADS * TG_INCREMENTS);
-    tg_expect(st, "counter", want);
-    print_message("CAS counter: %d increments, %d conflicts retried\n",
-                  TG_THREADS * TG_INCREMENTS, conflicts);
     rp_state_destroy(st);
 }
 
@@ -684,7 +369,7 @@ static void test_gs_retry_then_success(void **state)
     size_t i;
 
     (void)state;
-    assert_int_equal(tg_expect(st, "k", "hello"), 42);
+    assert_int_equal(sc_expect(st, "k", "hello"), 42);
     assert_int_equal(fh_count(s), 3);
     for (i = 0; i < 3; i++) {
         tg_req(s, i, "GET", "/storage/v1/b/bkt/o/p%2Fk?alt=media");
@@ -697,7 +382,7 @@ static void test_gs_retry_then_success(void **state)
 
     /* Unconditional writes are retried too (same bytes: idempotent). */
     st = tg_scripted(&s, put, 2, NULL);
-    assert_int_equal(tg_put(st, "k", "body", RP_STATE_ANY), 43);
+    assert_int_equal(sc_put(st, "k", "body", RP_STATE_ANY), 43);
     assert_int_equal(fh_count(s), 2);
     for (i = 0; i < 2; i++) {
         tg_req(s, i, "POST",
@@ -889,20 +574,20 @@ static void test_gs_http_errors(void **state)
     rp_state_t *st = tg_scripted(&s, r, 8, NULL);
 
     (void)state;
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
     assert_string_equal(err, "gs://bkt/p/k: HTTP 403: sa@p.iam does not have "
                              "storage.objects.get access");
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
     /* Control characters from the reply never reach our one-line errors. */
     assert_string_equal(err, "gs://bkt/p/k: HTTP 401: Invalid Creds");
     assert_int_equal(rp_state_put(st, "k", "v", 1, RP_STATE_ANY, NULL, err,
                                   sizeof(err)),
                      RP_ERR_INVALID);
     assert_string_equal(err, "gs://bkt/p/k: HTTP 400: Invalid argument.");
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_NOT_FOUND);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_NOT_FOUND);
     assert_string_equal(err, "state key 'k' not found in gs://bkt/p");
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_PROTOCOL);
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_PROTOCOL);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PROTOCOL);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PROTOCOL);
     assert_non_null(strstr(err, "X-Goog-Generation"));
     assert_int_equal(rp_state_put(st, "k", "v", 1, RP_STATE_ANY, NULL, err,
                                   sizeof(err)),
@@ -993,14 +678,14 @@ static void test_gs_list_pages(void **state)
     char err[TG_ERR_MAX] = "";
     fh_server_t *s;
     rp_state_t *st = tg_scripted(&s, pages, 3, NULL);
-    tg_list_t l;
+    sc_list_t l;
 
     (void)state;
-    tg_list(st, "s/", &l);
+    sc_list(st, "s/", &l);
     assert_int_equal(l.n, 3);
-    assert_int_equal(tg_listed(&l, "s/a"), 1);
-    assert_int_equal(tg_listed(&l, "s/b"), 3);
-    assert_int_equal(tg_listed(&l, "s/c"), 4);
+    assert_int_equal(sc_listed(&l, "s/a"), 1);
+    assert_int_equal(sc_listed(&l, "s/b"), 3);
+    assert_int_equal(sc_listed(&l, "s/c"), 4);
     tg_req(s, 0, "GET",
            "/storage/v1/b/bkt/o?fields=items%28name%2Cgeneration%29%2C"
            "nextPageToken&maxResults=1000&prefix=p%2Fs%2F");
@@ -1013,7 +698,7 @@ static void test_gs_list_pages(void **state)
     /* A server that hands back the same token forever is cut off. */
     st = tg_scripted(&s, &loop, 1, NULL);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(rp_state_list(st, "", tg_list_cb, &l, err, sizeof(err)),
+    assert_int_equal(rp_state_list(st, "", sc_list_cb, &l, err, sizeof(err)),
                      RP_ERR_PROTOCOL);
     assert_int_equal(fh_count(s), 2);
     rp_state_destroy(st);
@@ -1042,7 +727,7 @@ static void test_gs_auth(void **state)
     fh_server_t *s = fh_start(&ok, 1);
     rp_state_t *st;
     fh_request_t r;
-    tg_list_t l;
+    sc_list_t l;
 
     (void)state;
     assert_non_null(s);
@@ -1051,13 +736,13 @@ static void test_gs_auth(void **state)
     rp_state_gs_set_token_source(NULL);
     snprintf(url, sizeof(url), "gs://bkt/p?endpoint=%s/", s->base);
     st = tg_open(url);
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
     assert_non_null(strstr(err, "no Google credentials configured"));
     assert_int_equal(rp_state_put(st, "k", "v", 1, 0, NULL, err, sizeof(err)),
                      RP_ERR_PERMISSION);
     assert_int_equal(rp_state_delete(st, "k", RP_STATE_ANY, err, sizeof(err)),
                      RP_ERR_PERMISSION);
-    assert_int_equal(rp_state_list(st, "", tg_list_cb, &l, err, sizeof(err)),
+    assert_int_equal(rp_state_list(st, "", sc_list_cb, &l, err, sizeof(err)),
                      RP_ERR_PERMISSION);
     assert_int_equal(fh_count(s), 0); /* nothing went out */
 
@@ -1065,7 +750,7 @@ static void test_gs_auth(void **state)
     rp_state_gs_set_token_source(tg_token);
     tg_token_rc = RP_OK;
     tg_token_calls = 0;
-    assert_int_equal(tg_expect(st, "k", "v"), 5);
+    assert_int_equal(sc_expect(st, "k", "v"), 5);
     assert_int_equal(fh_request(s, 0, &r), 0);
     assert_string_equal(r.target, "/storage/v1/b/bkt/o/p%2Fk?alt=media");
     assert_int_equal(fh_header(&r, "Authorization", v, sizeof(v)), 0);
@@ -1078,14 +763,14 @@ static void test_gs_auth(void **state)
     rp_state_destroy(st);
     snprintf(url, sizeof(url), "gs://bkt/p?retries=3&endpoint=%s", s->base);
     st = tg_open(url);
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_UNAVAILABLE);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_UNAVAILABLE);
     assert_string_equal(err, "gs://bkt/p/k: giving up after 3 attempts: "
                              "access token: metadata server said no");
     assert_int_equal(tg_token_calls, 3);
     /* A refusal is final at once. */
     tg_token_rc = RP_ERR_PERMISSION;
     tg_token_calls = 0;
-    assert_int_equal(tg_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
     assert_int_equal(tg_token_calls, 1);
     assert_int_equal(fh_count(s), 1);
     rp_state_destroy(st);
@@ -1096,7 +781,7 @@ static void test_gs_auth(void **state)
     tg_token_calls = 0;
     tg_emulator(s->base);
     st = tg_open("gs://bkt/p");
-    assert_int_equal(tg_expect(st, "k", "v"), 5);
+    assert_int_equal(sc_expect(st, "k", "v"), 5);
     assert_int_equal(fh_request(s, 1, &r), 0);
     assert_int_equal(fh_header(&r, "Authorization", v, sizeof(v)), -1);
     assert_int_equal(tg_token_calls, 0);
@@ -1185,16 +870,10 @@ static void test_gs_urls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gs_roundtrip),
-        cmocka_unit_test(test_gs_get_missing),
-        cmocka_unit_test(test_gs_create_only),
-        cmocka_unit_test(test_gs_cas),
-        cmocka_unit_test(test_gs_delete),
-        cmocka_unit_test(test_gs_list),
+        SC_CONTRACT_TESTS(&tg_backend),
+        cmocka_unit_test(test_gs_list_sibling),
         cmocka_unit_test(test_gs_object_names),
-        cmocka_unit_test(test_gs_too_large),
         cmocka_unit_test(test_gs_missing_bucket),
-        cmocka_unit_test(test_gs_threads_no_lost_update),
         cmocka_unit_test(test_gs_retry_then_success),
         cmocka_unit_test(test_gs_give_up),
         cmocka_unit_test(test_gs_timeout_retried),
