@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include "rp_test_dir.h"
 #include "rp_test_fmt.h"
 #include "rp_testenv.h"
 
@@ -98,16 +99,6 @@ char *rp_te_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return data;
-}
-
-static int rp_te_rm_entry(const char *path, const struct stat *st, int flag,
-                          struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
 }
 
 static const char *rp_te_base64(const unsigned char *p, size_t n, char *out,
@@ -1626,7 +1617,7 @@ static void rp_te_cleanup(rp_te_t *te)
     if (te->dlq_log)
         fclose(te->dlq_log);
     if (te->passed && te->dir[0] && !(keep && !strcmp(keep, "1")))
-        nftw(te->dir, rp_te_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rp_test_rmtree(te->dir);
     else if (te->passed && te->dir[0])
         print_message("[rig] RP_IT_KEEP=1: kept %s\n", te->dir);
 

@@ -34,6 +34,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "rp_test_dir.h"
 #include "rp_auth.h"
 #include "rp_http.h"
 #include "rp_state_gs.h"
@@ -80,15 +81,6 @@ static int64_t ta_clock(void *opaque)
 }
 
 /* ---- helpers ---- */
-
-static int ta_rm_one(const char *path, const struct stat *sb, int flag,
-                     struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int ta_write_file(const char *path, const char *data, size_t len)
 {
@@ -412,7 +404,7 @@ static int ta_group_teardown(void **state)
     EVP_PKEY_free(ta.pkey_a);
     EVP_PKEY_free(ta.pkey_b);
     if (ta.dir[0])
-        nftw(ta.dir, ta_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        rp_test_rmtree(ta.dir);
     return 0;
 }
 

@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "rp_test_dir.h"
 #include "rp_backend.h"
 #include "rp_cloudrun.h"
 #include "rp_http.h"
@@ -263,15 +264,6 @@ static const char *lookup(const char *name, void *opaque)
     return NULL;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
@@ -307,7 +299,7 @@ static int teardown(void **state)
 
     rp_backend_destroy(f->be);
     rp_state_destroy(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rp_test_rmtree(f->dir);
     free(f);
     return 0;
 }

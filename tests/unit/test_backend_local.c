@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rp_test_dir.h"
 #include "rp_backend.h"
 
 /* Records each done callback; the test waits on it. */
@@ -89,15 +90,6 @@ static const char *const script_text =
     "  stubborn) while :; do sleep 1; done ;;\n"
     "esac\n";
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
@@ -131,7 +123,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
 
     rp_backend_destroy(f->be);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rp_test_rmtree(f->dir);
     pthread_mutex_destroy(&f->box.lock);
     pthread_cond_destroy(&f->box.cond);
     free(f);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "rp_test_dir.h"
 #include "rp_exec.h"
 #include "rp_msg.h"
 #include "rp_test_fmt.h"
@@ -49,18 +50,10 @@ static int test_setup(void **state)
     return mkdtemp(test_dir) ? 0 : -1;
 }
 
-static int test_rm(const char *path, const struct stat *sb, int type,
-                   struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static int test_teardown(void **state)
 {
     (void)state;
-    return nftw(test_dir, test_rm, 16, FTW_DEPTH | FTW_PHYS);
+    return rp_test_rmtree(test_dir);
 }
 
 static void test_opts(rp_exec_opts_t *o, const char *cmd, const char *cwd,

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "rp_test_dir.h"
 #include "rp_buf.h"
 #include "rp_jobenv.h"
 #include "rp_layout.h"
@@ -69,19 +70,11 @@ static int test_setup(void **state)
     return 0;
 }
 
-static int test_rm(const char *path, const struct stat *sb, int type,
-                   struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static int test_teardown(void **state)
 {
     (void)state;
     rp_state_destroy(test_st);
-    return nftw(test_dir, test_rm, 16, FTW_DEPTH | FTW_PHYS);
+    return rp_test_rmtree(test_dir);
 }
 
 static void test_subdir(const char *name, char *out, size_t out_size)

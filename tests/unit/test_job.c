@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rp_test_dir.h"
 #include "rp_layout.h"
 #include "rp_log.h"
 #include "rp_time.h"
@@ -96,15 +97,6 @@ typedef struct fixture {
     rp_state_t *st; /* the executor's view of the same store */
 } fixture_t;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof(*fx));
@@ -116,7 +108,7 @@ static int setup(void **state)
     for (int i = 0; i < fake.nruns; i++)
         free(fake.runs[i]);
     memset(&fake, 0, sizeof(fake));
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rp_test_rmtree(dir);
     mkdir(dir, 0700);
     snprintf(exec_path, sizeof(exec_path), "%s/exec", dir);
     fclose(fopen(exec_path, "w"));
@@ -454,6 +446,6 @@ int main(void)
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (int i = 0; i < fake.nruns; i++)
         free(fake.runs[i]);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rp_test_rmtree(dir);
     return rc;
 }

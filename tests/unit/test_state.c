@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "rp_test_dir.h"
 #include "rp_layout.h"
 #include "rp_state.h"
 #include "state_contract.h"
@@ -34,18 +35,9 @@
 
 /* ---- helpers ---- */
 
-static int ts_rm_one(const char *path, const struct stat *sb, int flag,
-                     struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void ts_rm_rf(const char *dir)
 {
-    nftw(dir, ts_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    rp_test_rmtree(dir);
 }
 
 static int ts_tmp_count;

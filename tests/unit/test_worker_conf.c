@@ -15,18 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rp_test_dir.h"
 #include "rp_worker.h"
 
 static char state_url[128];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static char exec_path[128];
 
@@ -227,6 +219,6 @@ int main(void)
         cmocka_unit_test(test_parse_env_and_argv),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rp_test_rmtree(dir);
     return rc;
 }
