@@ -4,12 +4,15 @@
  *
  * No thread per execution, and the worker's main thread never waits:
  * start/cancel/detach only change a run's flags and its place in a timer
- * queue (a min-heap on "next step due at"); a fixed pool of threads takes
+ * queue (rp_timerq, on "next step due at"); a fixed pool of threads takes
  * due runs and performs one step each (an API call or two, a state-store
  * read or write), then puts the run back with its next due time — polls
- * back off from poll_min to poll_max. Every API call first takes a token
- * from one bucket, so a burst of requests cannot exhaust the project's
- * quota; 429/5xx/timeouts back off with jitter and retry.
+ * back off from poll_min to poll_max. Every API call but executions.cancel
+ * first takes a token from one bucket, so a burst of requests cannot
+ * exhaust the project's quota; a step that finds no token goes back on the
+ * queue until one is there, so no thread waits for a token and steps that
+ * need none (state-store I/O, cancels) are never held up behind it.
+ * 429/5xx/timeouts back off with jitter and retry.
  *
  * jobs.run is not idempotent, so a run is claimed durably first:
  * executions/{id}/attempt.json, create-only (or compare-and-swap to
@@ -37,9 +40,12 @@
 #include "rp_buf.h"
 #include "rp_cloudrun.h"
 #include "rp_http.h"
+#include "rp_list.h"
 #include "rp_log.h"
+#include "rp_ratelimit.h"
 #include "rp_state.h"
 #include "rp_time.h"
+#include "rp_timerq.h"
 
 #define RP_CLOUDRUN_RUNS_MAX 1000000      /* runs held at once */
 #define RP_CLOUDRUN_RESPONSE_MAX (16 * 1024 * 1024) /* one API reply */
@@ -77,12 +83,10 @@ typedef enum rp_cloudrun_tjob {
 
 struct rp_backend_run {
     /* Under cr->lock. */
-    rp_backend_run_t *prev, *next; /* every unreported run */
-    size_t heap_idx;
-    bool queued;   /* in the heap */
+    rp_list_t link;    /* on cr->runs: every unreported run */
+    rp_timer_t timer;  /* on cr->timers: its next step is due */
     bool busy;     /* a pool thread runs its step */
     bool kick;     /* flags changed during the step: step again at once */
-    int64_t due_ms;
     bool cancel_req, detach_req;
     bool reported, released;
 
@@ -110,6 +114,8 @@ struct rp_backend_run {
     int retries;
     int64_t retry_since_ms;
     int job_404s, delete_tries;
+    int list_page; /* executions.list resumes here after a token wait */
+    char list_token[RP_CLOUDRUN_PAGE_TOKEN_MAX];
     bool have_done;
     rp_backend_done_t done;
 };
@@ -126,12 +132,10 @@ typedef struct rp_cloudrun {
     pthread_t *threads;
     int nthreads;
     bool stopping;
-    rp_backend_run_t **heap;
-    size_t heap_n, heap_cap;
-    rp_backend_run_t *runs; /* every unreported run */
+    rp_timerq_t timers;     /* queued runs, by next step's due time */
+    rp_list_t runs;         /* every unreported run */
     size_t nruns;
-    double tokens;          /* token bucket */
-    int64_t tokens_ms;
+    rp_ratelimit_t rate;    /* API calls */
 
     /* State store: the URL is fixed by the first of conf / first start(). */
     char *state_url;        /* under lock until set, then read-only */
@@ -164,74 +168,7 @@ static void rp_cloudrun_msg(char *out, size_t size, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
-/* Timer queue (a binary min-heap on due_ms; called with cr->lock)     */
-
-static bool rp_cloudrun_heap_less(rp_cloudrun_t *cr, size_t a, size_t b)
-{
-    return cr->heap[a]->due_ms < cr->heap[b]->due_ms;
-}
-
-static void rp_cloudrun_heap_swap(rp_cloudrun_t *cr, size_t a, size_t b)
-{
-    rp_backend_run_t *t = cr->heap[a];
-
-    cr->heap[a] = cr->heap[b];
-    cr->heap[b] = t;
-    cr->heap[a]->heap_idx = a;
-    cr->heap[b]->heap_idx = b;
-}
-
-static void rp_cloudrun_heap_fix(rp_cloudrun_t *cr, size_t i)
-{
-    while (i > 0 && rp_cloudrun_heap_less(cr, i, (i - 1) / 2)) {
-        rp_cloudrun_heap_swap(cr, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-
-        if (l < cr->heap_n && rp_cloudrun_heap_less(cr, l, m))
-            m = l;
-        if (r < cr->heap_n && rp_cloudrun_heap_less(cr, r, m))
-            m = r;
-        if (m == i)
-            break;
-        rp_cloudrun_heap_swap(cr, i, m);
-        i = m;
-    }
-}
-
-static rp_err_t rp_cloudrun_heap_push(rp_cloudrun_t *cr, rp_backend_run_t *run)
-{
-    if (cr->heap_n == cr->heap_cap) {
-        size_t cap = cr->heap_cap ? cr->heap_cap * 2 : 64;
-        rp_backend_run_t **h = realloc(cr->heap, cap * sizeof(*h));
-
-        if (!h)
-            return RP_ERR_NOMEM;
-        cr->heap = h;
-        cr->heap_cap = cap;
-    }
-    run->heap_idx = cr->heap_n;
-    cr->heap[cr->heap_n++] = run;
-    run->queued = true;
-    rp_cloudrun_heap_fix(cr, run->heap_idx);
-    return RP_OK;
-}
-
-static void rp_cloudrun_heap_remove(rp_cloudrun_t *cr, rp_backend_run_t *run)
-{
-    size_t i = run->heap_idx;
-
-    if (!run->queued)
-        return;
-    run->queued = false;
-    if (i != --cr->heap_n) {
-        cr->heap[i] = cr->heap[cr->heap_n];
-        cr->heap[i]->heap_idx = i;
-        rp_cloudrun_heap_fix(cr, i);
-    }
-}
+/* Waiting (called with cr->lock)                                      */
 
 /* Wait on cr->cond until the monotonic deadline (ms) or a broadcast. */
 static void rp_cloudrun_wait_until(rp_cloudrun_t *cr, int64_t until_ms)
@@ -251,37 +188,33 @@ typedef enum rp_cloudrun_rc {
     RP_CR_RETRY, /* 429, 5xx, timeout, no connection: back off, retry */
     RP_CR_FAIL,  /* any other answer: Google's message in msg */
     RP_CR_STOP,  /* the backend is closing */
+    RP_CR_WAIT,  /* no API token yet: nothing sent; try after wait_ms */
 } rp_cloudrun_rc_t;
 
 typedef struct rp_cloudrun_call {
     bool fresh_connection; /* in: never reuse a kept connection for it */
+    bool unmetered;        /* in: takes no token (executions.cancel) */
+    int64_t wait_ms;       /* RP_CR_WAIT: until a token is there */
     long status; /* 0: no HTTP answer */
     rp_http_resp_t resp;
     char msg[RP_BACKEND_DETAIL_MAX];
 } rp_cloudrun_call_t;
 
-/* Take one token; waits (interruptibly) for it. false when closing. */
-static bool rp_cloudrun_rate_wait(rp_cloudrun_t *cr)
+/* Take one API token without waiting: 0 when taken, else the ms until
+ * one is there; -1 when the backend is closing. */
+static int64_t rp_cloudrun_take_token(rp_cloudrun_t *cr, bool unmetered)
 {
-    int64_t now, until;
-    bool ok;
+    int64_t wait;
 
     pthread_mutex_lock(&cr->lock);
-    now = rp_time_mono_ms();
-    cr->tokens += (double)(now - cr->tokens_ms) * cr->conf.max_rps / 1000.0;
-    if (cr->tokens > cr->conf.burst)
-        cr->tokens = cr->conf.burst;
-    cr->tokens_ms = now;
-    /* Reserve the token now, even into debt: callers queue fairly. */
-    cr->tokens -= 1.0;
-    until = now;
-    if (cr->tokens < 0)
-        until += (int64_t)(-cr->tokens * 1000.0 / cr->conf.max_rps) + 1;
-    while (!cr->stopping && rp_time_mono_ms() < until)
-        rp_cloudrun_wait_until(cr, until);
-    ok = !cr->stopping;
+    if (cr->stopping)
+        wait = -1;
+    else if (unmetered)
+        wait = 0;
+    else
+        wait = rp_ratelimit_take(&cr->rate, rp_time_mono_ms());
     pthread_mutex_unlock(&cr->lock);
-    return ok;
+    return wait;
 }
 
 static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
@@ -299,8 +232,11 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
     rp_http_resp_clear(&call->resp);
     call->status = 0;
     call->msg[0] = '\0';
-    if (!rp_cloudrun_rate_wait(cr))
+    call->wait_ms = rp_cloudrun_take_token(cr, call->unmetered);
+    if (call->wait_ms < 0)
         return RP_CR_STOP;
+    if (call->wait_ms > 0)
+        return RP_CR_WAIT;
     if ((err = rp_auth_header(cr->auth, auth, sizeof(auth), es, sizeof(es)))) {
         rp_cloudrun_msg(call->msg, sizeof(call->msg), "%s: credentials: %s", what, es);
         return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
@@ -434,6 +370,8 @@ static int64_t rp_cloudrun_call_failed(rp_cloudrun_t *cr, rp_backend_run_t *run,
 {
     if (rc == RP_CR_STOP)
         return 0; /* the thread is leaving; close() reports the run */
+    if (rc == RP_CR_WAIT)
+        return call->wait_ms; /* not a failure: no retry counted */
     if (rc == RP_CR_RETRY)
         return rp_cloudrun_backoff(cr, run, call->msg);
     return rp_cloudrun_fail(run, rp_cloudrun_status_err(call->status),
@@ -693,7 +631,7 @@ static int64_t rp_cloudrun_step_tjob(rp_cloudrun_t *cr, rp_backend_run_t *run)
         run->job_create_sent = false; /* deleted meanwhile: make it again */
         goto out;
     }
-    if (rc == RP_CR_RETRY || rc == RP_CR_STOP) {
+    if (rc != RP_CR_OK && rc != RP_CR_FAIL) {
         ret = rp_cloudrun_call_failed(cr, run, rc, &call);
         goto out;
     }
@@ -883,13 +821,17 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
         ret = rp_cloudrun_fail(run, RP_ERR_NOMEM, "building jobs.run failed");
         goto out;
     }
-    run->claim_fresh = false;
     /* A fresh connection: libcurl silently re-sends a request whose reused
      * connection died before any answer, which for jobs.run could start a
      * second execution. On a new connection it reports the loss instead,
      * and the lost reply is handled below, by looking before running. */
     call.fresh_connection = true;
     rc = rp_cloudrun_api(cr, "jobs.run", "POST", url, body, &call);
+    if (rc == RP_CR_WAIT || rc == RP_CR_STOP) {
+        ret = rp_cloudrun_call_failed(cr, run, rc, &call); /* nothing sent */
+        goto out;
+    }
+    run->claim_fresh = false;
     run->run_answered = call.status != 0;
     if (rc == RP_CR_OK &&
         rp_cloudrun_run_reply(call.resp.body.data, call.resp.body.len,
@@ -953,8 +895,11 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
     bool older = false;
 
     memset(&call, 0, sizeof(call));
-    found[0] = token[0] = '\0';
-    for (int page = 0; page < RP_CLOUDRUN_LIST_PAGES_MAX; page++) {
+    found[0] = '\0';
+    /* Resume where a token wait stopped the walk: restarting from the first
+     * page could never get through a list longer than the bucket refills. */
+    memcpy(token, run->list_token, sizeof(token));
+    for (int page = run->list_page; page < RP_CLOUDRUN_LIST_PAGES_MAX; page++) {
         if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK)
             break;
         rp_cloudrun_msg(suffix, sizeof(suffix), "/executions?pageSize=%d%s%s",
@@ -963,6 +908,12 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
         if (!rp_cloudrun_url(cr, url, sizeof(url), job, suffix))
             break;
         rc = rp_cloudrun_api(cr, "executions.list", "GET", url, NULL, &call);
+        if (rc == RP_CR_WAIT) {
+            run->list_page = page;
+            memcpy(run->list_token, token, sizeof(run->list_token));
+            ret = call.wait_ms;
+            goto wait;
+        }
         if (rc == RP_CR_FAIL && call.status == 404)
             break; /* no job, so no execution */
         if (rc != RP_CR_OK) {
@@ -1016,6 +967,9 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
            "no execution of %s has EXECUTION_ID %s: running it", job, run->eid);
     run->phase = RP_CR_JOB;
 out:
+    run->list_page = 0;
+    run->list_token[0] = '\0';
+wait:
     rp_http_resp_clear(&call.resp);
     return ret;
 }
@@ -1033,8 +987,11 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
     if ((cancel || run->self_cancel) && !run->cancel_sent) {
         if (!rp_cloudrun_url(cr, url, sizeof(url), run->exec_name, ":cancel"))
             return rp_cloudrun_fail(run, RP_ERR_INVALID, "name too long");
+        /* A cancel never waits behind the bucket: it ends spending. */
+        call.unmetered = true;
         rc = rp_cloudrun_api(cr, "executions.cancel", "POST", url, "{}", &call);
-        if (rc == RP_CR_RETRY || rc == RP_CR_STOP) {
+        call.unmetered = false;
+        if (rc != RP_CR_OK && rc != RP_CR_FAIL) {
             ret = rp_cloudrun_call_failed(cr, run, rc, &call);
             goto out;
         }
@@ -1151,6 +1108,8 @@ static int64_t rp_cloudrun_step_delete(rp_cloudrun_t *cr, rp_backend_run_t *run)
     rc = rp_cloudrun_api(cr, "jobs.delete", "DELETE", url, NULL, &call);
     if (rc == RP_CR_STOP) {
         ret = 0;
+    } else if (rc == RP_CR_WAIT) {
+        ret = call.wait_ms;
     } else if (rc == RP_CR_RETRY &&
                ++run->delete_tries < RP_CLOUDRUN_DELETE_TRIES) {
         ret = rp_http_retry_delay_ms(run->delete_tries, cr->conf.retry_base_ms,
@@ -1234,13 +1193,8 @@ static void rp_cloudrun_report(rp_backend_t *be, rp_backend_run_t *run)
         if (cr->tjob_state == RP_CR_TJOB_CREATING)
             cr->tjob_state = RP_CR_TJOB_NONE;
     }
-    rp_cloudrun_heap_remove(cr, run);
-    if (run->prev)
-        run->prev->next = run->next;
-    else
-        cr->runs = run->next;
-    if (run->next)
-        run->next->prev = run->prev;
+    rp_timerq_remove(&cr->timers, &run->timer);
+    rp_list_unlink(&run->link);
     cr->nruns--;
     pthread_mutex_unlock(&cr->lock);
 
@@ -1265,18 +1219,18 @@ static void *rp_cloudrun_thread(void *opaque)
     pthread_mutex_lock(&cr->lock);
     while (!cr->stopping) {
         rp_backend_run_t *run;
+        rp_timer_t *t, *first;
         int64_t delay;
 
-        if (cr->heap_n == 0) {
+        if (!(first = rp_timerq_peek(&cr->timers))) {
             pthread_cond_wait(&cr->cond, &cr->lock);
             continue;
         }
-        run = cr->heap[0];
-        if (run->due_ms > rp_time_mono_ms()) {
-            rp_cloudrun_wait_until(cr, run->due_ms);
+        if (!(t = rp_timerq_pop_due(&cr->timers, rp_time_mono_ms()))) {
+            rp_cloudrun_wait_until(cr, first->due_ms);
             continue;
         }
-        rp_cloudrun_heap_remove(cr, run);
+        run = RP_TIMER_ENTRY(t, rp_backend_run_t, timer);
         run->busy = true;
         run->kick = false;
         pthread_mutex_unlock(&cr->lock);
@@ -1292,9 +1246,10 @@ static void *rp_cloudrun_thread(void *opaque)
             continue;
         }
         if (cr->stopping)
-            break; /* left out of the heap: close() reports it */
-        run->due_ms = rp_time_mono_ms() + (run->kick ? 0 : delay);
-        if (rp_cloudrun_heap_push(cr, run) != RP_OK) {
+            break; /* left off the queue: close() reports it */
+        if (rp_timerq_add(&cr->timers, &run->timer,
+                          rp_time_mono_ms() + (run->kick ? 0 : delay)) !=
+            RP_OK) {
             /* No memory for the queue: report rather than lose it. */
             rp_cloudrun_set_done(run, RP_ERR_NOMEM, false, -1,
                                  "out of memory while watching %s",
@@ -1304,7 +1259,7 @@ static void *rp_cloudrun_thread(void *opaque)
             pthread_mutex_lock(&cr->lock);
             continue;
         }
-        if (run->heap_idx == 0)
+        if (rp_timerq_peek(&cr->timers) == &run->timer)
             pthread_cond_broadcast(&cr->cond);
     }
     pthread_mutex_unlock(&cr->lock);
@@ -1394,15 +1349,12 @@ static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
             rp_cloudrun_msg(run->job_name, sizeof(run->job_name), "%s/jobs/%s",
                      cr->parent, run->job_id);
         }
-        run->due_ms = rp_time_mono_ms();
-        if ((err = rp_cloudrun_heap_push(cr, run)))
+        if ((err = rp_timerq_add(&cr->timers, &run->timer,
+                                 rp_time_mono_ms())))
             rp_errf(errstr, errstr_size, err, "out of memory");
     }
     if (!err) {
-        run->next = cr->runs;
-        if (cr->runs)
-            cr->runs->prev = run;
-        cr->runs = run;
+        rp_list_push_head(&cr->runs, &run->link);
         cr->nruns++;
         pthread_cond_broadcast(&cr->cond);
         *out = run;
@@ -1430,9 +1382,8 @@ static void rp_cloudrun_flag(rp_backend_t *be, rp_backend_run_t *run,
             run->cancel_req = true;
         if (run->busy) {
             run->kick = true;
-        } else if (run->queued) {
-            run->due_ms = rp_time_mono_ms();
-            rp_cloudrun_heap_fix(cr, run->heap_idx);
+        } else if (run->timer.queued) {
+            rp_timerq_add(&cr->timers, &run->timer, rp_time_mono_ms());
             pthread_cond_broadcast(&cr->cond);
         }
     }
@@ -1468,6 +1419,7 @@ static void rp_cloudrun_close(rp_backend_t *be)
 {
     rp_cloudrun_t *cr = be->impl;
     rp_backend_run_t *run;
+    rp_list_t *l;
 
     if (!cr)
         return;
@@ -1479,7 +1431,8 @@ static void rp_cloudrun_close(rp_backend_t *be)
         pthread_join(cr->threads[i], NULL);
     /* What still runs in Cloud Run stays there: a later start() of the
      * same execution re-attaches to it. */
-    while ((run = cr->runs)) {
+    while ((l = rp_list_first(&cr->runs))) {
+        run = RP_LIST_ENTRY(l, rp_backend_run_t, link);
         bool released = run->released;
 
         if (!run->have_done)
@@ -1492,7 +1445,7 @@ static void rp_cloudrun_close(rp_backend_t *be)
             rp_cloudrun_free_run(run); /* the handle dies with the backend */
     }
     free(cr->threads);
-    free(cr->heap);
+    rp_timerq_clear(&cr->timers);
     rp_state_destroy(cr->state);
     rp_auth_destroy(cr->own_auth);
     rp_env_clear(&cr->tjob_env);
@@ -1557,6 +1510,8 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&cr->lock, NULL);
     pthread_mutex_init(&cr->state_lock, NULL);
+    rp_timerq_init(&cr->timers);
+    rp_list_init(&cr->runs);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cr->cond, &ca);
@@ -1597,8 +1552,8 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
             goto out;
         cr->auth = cr->own_auth;
     }
-    cr->tokens = cr->conf.burst;
-    cr->tokens_ms = rp_time_mono_ms();
+    rp_ratelimit_init(&cr->rate, cr->conf.max_rps, cr->conf.burst,
+                      rp_time_mono_ms());
     if (!(cr->threads = calloc((size_t)cr->conf.threads, sizeof(pthread_t)))) {
         err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
         goto out;

@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rp_list.h"
 #include "rp_log.h"
 #include "rp_time.h"
 
@@ -45,7 +46,7 @@ static const char *const rp_local_passthrough[] = {
 };
 
 struct rp_backend_run {
-    struct rp_backend_run *prev, *next; /* live list, under lock */
+    rp_list_t link; /* on lb->live, under lock */
     pid_t pid;
     int pidfd;
     void *job;
@@ -66,7 +67,7 @@ typedef struct rp_local {
     pthread_t reaper;
     bool reaper_started;
     pthread_mutex_t lock;
-    rp_backend_run_t *live; /* started and not yet reaped */
+    rp_list_t live; /* runs started and not yet reaped */
     bool stopping;
 } rp_local_t;
 
@@ -206,10 +207,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
         goto out;
     }
     pthread_mutex_lock(&lb->lock);
-    run->next = lb->live;
-    if (lb->live)
-        lb->live->prev = run;
-    lb->live = run;
+    rp_list_push_head(&lb->live, &run->link);
     pthread_mutex_unlock(&lb->lock);
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
@@ -223,12 +221,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
         waitpid(pid, NULL, 0);
         close(run->pidfd);
         pthread_mutex_lock(&lb->lock);
-        if (run->prev)
-            run->prev->next = run->next;
-        else
-            lb->live = run->next;
-        if (run->next)
-            run->next->prev = run->prev;
+        rp_list_unlink(&run->link);
         pthread_mutex_unlock(&lb->lock);
         goto out;
     }
@@ -317,12 +310,7 @@ static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
     pthread_mutex_lock(&lb->lock);
     done.cancelled = run->cancelled;
     run->reaped = true;
-    if (run->prev)
-        run->prev->next = run->next;
-    else
-        lb->live = run->next;
-    if (run->next)
-        run->next->prev = run->prev;
+    rp_list_unlink(&run->link);
     pthread_mutex_unlock(&lb->lock);
 
     be->done_cb(run->job, &done, be->done_opaque);
@@ -341,8 +329,11 @@ static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
 static int rp_local_kill_overdue(rp_local_t *lb)
 {
     int64_t now = rp_time_mono_ms(), next = -1;
+    rp_list_t *l, *tmp;
 
-    for (rp_backend_run_t *r = lb->live; r; r = r->next) {
+    RP_LIST_FOREACH_SAFE(l, tmp, &lb->live) {
+        rp_backend_run_t *r = RP_LIST_ENTRY(l, rp_backend_run_t, link);
+
         if (!r->kill_at_ms)
             continue;
         if (r->kill_at_ms <= now) {
@@ -367,7 +358,7 @@ static void *rp_local_reaper(void *opaque)
 
         pthread_mutex_lock(&lb->lock);
         timeout = rp_local_kill_overdue(lb);
-        done = lb->stopping && !lb->live;
+        done = lb->stopping && rp_list_empty(&lb->live);
         pthread_mutex_unlock(&lb->lock);
         if (done)
             break;
@@ -389,13 +380,16 @@ static void *rp_local_reaper(void *opaque)
 static void rp_local_close(rp_backend_t *be)
 {
     rp_local_t *lb = be->impl;
+    rp_list_t *l, *tmp;
 
     if (!lb)
         return;
     if (lb->reaper_started) {
         pthread_mutex_lock(&lb->lock);
         lb->stopping = true;
-        for (rp_backend_run_t *r = lb->live; r; r = r->next) {
+        RP_LIST_FOREACH_SAFE(l, tmp, &lb->live) {
+            rp_backend_run_t *r = RP_LIST_ENTRY(l, rp_backend_run_t, link);
+
             if (!r->cancelled) {
                 r->cancelled = true;
                 kill(r->pid, SIGTERM);
@@ -440,6 +434,7 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
     if (!(lb = calloc(1, sizeof(*lb))))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&lb->lock, NULL);
+    rp_list_init(&lb->live);
     lb->epfd = lb->wake_fd = -1;
     be->ops = &rp_local_ops;
     be->impl = lb;
