@@ -549,234 +549,213 @@ out:
     return ret;
 }
 
-/* Template mode: the shared job; one run creates it, the others wait. */
-static int64_t rp_cloudrun_step_tjob(rp_cloudrun_t *cr, rp_backend_run_t *run)
+/* The next poll interval: doubled, at most poll_max_ms. */
+static int rp_cloudrun_next_poll(const rp_cloudrun_t *cr, int ms)
 {
-    char url[RP_HTTP_URL_MAX], msg[RP_BACKEND_DETAIL_MAX], *body = NULL;
+    return ms > cr->conf.poll_max_ms / 2 ? cr->conf.poll_max_ms : ms * 2;
+}
+
+typedef enum rp_cloudrun_jobrc {
+    RP_CR_JOB_READY,  /* the job exists and is ready to run on */
+    RP_CR_JOB_LATER,  /* step again after the returned delay */
+    RP_CR_JOB_FAILED, /* a definitive refusal: err and msg say why */
+} rp_cloudrun_jobrc_t;
+
+/* One step towards job name (id under cr->parent) existing and ready:
+ * jobs.create from env and timeout_s (409: it exists already), then
+ * jobs.get until it has reconciled. shared: the template job, which must
+ * run our image; else this execution's own, which must carry its
+ * EXECUTION_ID and is then deleted at the end (run->job_mine). LATER puts
+ * the delay in *delay (a retry that gave up has set run's outcome). */
+static rp_cloudrun_jobrc_t
+rp_cloudrun_ensure_job(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                       const char *name, const char *id, const rp_env_t *env,
+                       int timeout_s, bool shared, int64_t *delay,
+                       rp_err_t *err, char *msg, size_t msg_size)
+{
+    char url[RP_HTTP_URL_MAX], es[RP_CLOUDRUN_ES_MAX], *body = NULL;
+    rp_cloudrun_jobrc_t jr = RP_CR_JOB_LATER;
     rp_cloudrun_call_t call;
     rp_cloudrun_rc_t rc;
     rp_cloudrun_job_t job;
-    char es[RP_CLOUDRUN_ES_MAX];
-    int64_t ret = 0;
-    rp_err_t err;
 
-    pthread_mutex_lock(&cr->lock);
-    if (cr->tjob_state == RP_CR_TJOB_FAILED &&
-        rp_time_mono_ms() - cr->tjob_failed_ms >= RP_CLOUDRUN_JOB_FAIL_HOLD_MS)
-        cr->tjob_state = RP_CR_TJOB_NONE;
-    switch (cr->tjob_state) {
-    case RP_CR_TJOB_READY:
-        pthread_mutex_unlock(&cr->lock);
-        run->phase = RP_CR_CLAIM;
-        return 0;
-    case RP_CR_TJOB_FAILED:
-        err = cr->tjob_err;
-        rp_cloudrun_msg(msg, sizeof(msg), "%s", cr->tjob_error);
-        pthread_mutex_unlock(&cr->lock);
-        return rp_cloudrun_fail(run, err, msg);
-    case RP_CR_TJOB_CREATING:
-        if (cr->tjob_creator != run) {
-            pthread_mutex_unlock(&cr->lock);
-            return RP_CLOUDRUN_JOB_WAIT_MS;
-        }
-        break;
-    case RP_CR_TJOB_NONE:
-        cr->tjob_state = RP_CR_TJOB_CREATING;
-        cr->tjob_creator = run;
-        run->tjob_creator = true;
-        run->job_create_sent = false;
-        run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
-        break;
-    }
-    pthread_mutex_unlock(&cr->lock);
-
+    *delay = 0;
+    *err = RP_OK;
     memset(&call, 0, sizeof(call));
     if (!run->job_create_sent) {
         char query[RP_CLOUDRUN_JOB_ID_MAX + 16];
 
-        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", cr->tjob_id);
-        if (!(body = rp_cloudrun_job_body(&cr->conf, &cr->tjob_env,
-                                          cr->conf.job_timeout_s)) ||
+        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", id);
+        if (!(body = rp_cloudrun_job_body(&cr->conf, env, timeout_s)) ||
             !rp_cloudrun_url(cr, url, sizeof(url), cr->parent, query)) {
-            err = RP_ERR_NOMEM;
-            rp_cloudrun_msg(msg, sizeof(msg), "building jobs.create: out of memory");
-            goto failed;
+            *err = RP_ERR_NOMEM;
+            rp_cloudrun_msg(msg, msg_size,
+                            "building jobs.create: out of memory");
+            jr = RP_CR_JOB_FAILED;
+            goto out;
         }
         rc = rp_cloudrun_api(cr, "jobs.create", "POST", url, body, &call);
         if (rc == RP_CR_OK || (rc == RP_CR_FAIL && call.status == 409)) {
-            /* 409: made by another worker or an earlier life: use it. */
+            /* 409: made by another worker or an earlier life: use it
+             * (a per-execution job's owner is checked below). */
             rp_log(RP_LOG_INFO, "cloudrun_job_create", run->eid, run->sid,
-                   "job %s %s", cr->tjob_name,
+                   "job %s %s", name,
                    rc == RP_CR_OK ? "created" : "exists already");
             run->job_create_sent = true;
+            if (!shared)
+                run->job_mine = rc == RP_CR_OK;
+            run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
             rp_cloudrun_ok(run);
-            ret = rc == RP_CR_OK ? run->job_poll_ms : 0;
+            *delay = rc == RP_CR_OK ? run->job_poll_ms : 0;
             goto out;
         }
-        if (rc != RP_CR_FAIL) {
-            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
-            goto out;
-        }
-        err = rp_cloudrun_status_err(call.status);
-        rp_cloudrun_msg(msg, sizeof(msg), "%s", call.msg);
-        goto failed;
+        goto call_failed;
     }
-    if (!rp_cloudrun_url(cr, url, sizeof(url), cr->tjob_name, "")) {
-        err = RP_ERR_INVALID;
-        rp_cloudrun_msg(msg, sizeof(msg), "job name too long");
-        goto failed;
+    if (!rp_cloudrun_url(cr, url, sizeof(url), name, "")) {
+        *err = RP_ERR_INVALID;
+        rp_cloudrun_msg(msg, msg_size, "job name too long");
+        jr = RP_CR_JOB_FAILED;
+        goto out;
     }
     rc = rp_cloudrun_api(cr, "jobs.get", "GET", url, NULL, &call);
     if (rc == RP_CR_FAIL && call.status == 404) {
         run->job_create_sent = false; /* deleted meanwhile: make it again */
         goto out;
     }
-    if (rc != RP_CR_OK && rc != RP_CR_FAIL) {
-        ret = rp_cloudrun_call_failed(cr, run, rc, &call);
-        goto out;
-    }
-    if (rc == RP_CR_FAIL) {
-        err = rp_cloudrun_status_err(call.status);
-        rp_cloudrun_msg(msg, sizeof(msg), "%s", call.msg);
-        goto failed;
-    }
+    if (rc != RP_CR_OK)
+        goto call_failed;
     rp_cloudrun_ok(run);
+    jr = RP_CR_JOB_FAILED;
     if (rp_cloudrun_parse_job(call.resp.body.data, call.resp.body.len, &job,
                               es, sizeof(es))) {
-        err = RP_ERR_PROTOCOL;
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run jobs.get %s: %s", cr->tjob_name,
-                 es);
-        goto failed;
+        *err = RP_ERR_PROTOCOL;
+        rp_cloudrun_msg(msg, msg_size, "Cloud Run jobs.get %s: %s", name, es);
+        goto out;
+    }
+    if (!shared) {
+        if (strcmp(job.execution_id, run->eid)) {
+            *err = RP_ERR_CONFLICT;
+            rp_cloudrun_msg(msg, msg_size,
+                            "Cloud Run job %s belongs to execution '%s', "
+                            "not this one",
+                            name, job.execution_id);
+            run->job_mine = false; /* never delete someone else's job */
+            goto out;
+        }
+        run->job_mine = true;
     }
     if (job.state == RP_CLOUDRUN_JOB_RECONCILING) {
-        ret = run->job_poll_ms;
-        run->job_poll_ms = run->job_poll_ms * 2 > cr->conf.poll_max_ms
-                               ? cr->conf.poll_max_ms
-                               : run->job_poll_ms * 2;
+        *delay = run->job_poll_ms;
+        run->job_poll_ms = rp_cloudrun_next_poll(cr, run->job_poll_ms);
+        jr = RP_CR_JOB_LATER;
         goto out;
     }
     if (job.state == RP_CLOUDRUN_JOB_FAILED) {
-        err = RP_ERR_INVALID;
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s is not ready: %s",
-                 cr->tjob_name, job.message);
-        goto failed;
+        *err = RP_ERR_INVALID;
+        rp_cloudrun_msg(msg, msg_size, "Cloud Run job %s is not ready: %s",
+                        name, job.message);
+        goto out;
     }
-    if (strcmp(job.image, cr->conf.image)) {
+    if (shared && strcmp(job.image, cr->conf.image)) {
         /* The name is a hash of our shape: someone else's job. */
-        err = RP_ERR_CONFLICT;
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s exists with image %s, "
-                 "not %s", cr->tjob_name, job.image, cr->conf.image);
-        goto failed;
+        *err = RP_ERR_CONFLICT;
+        rp_cloudrun_msg(msg, msg_size,
+                        "Cloud Run job %s exists with image %s, not %s", name,
+                        job.image, cr->conf.image);
+        goto out;
     }
-    pthread_mutex_lock(&cr->lock);
-    cr->tjob_state = RP_CR_TJOB_READY;
-    cr->tjob_creator = NULL;
-    pthread_mutex_unlock(&cr->lock);
-    run->tjob_creator = false;
-    rp_log(RP_LOG_INFO, "cloudrun_job_ready", run->eid, run->sid,
-           "job %s is ready", cr->tjob_name);
-    run->phase = RP_CR_CLAIM;
+    jr = RP_CR_JOB_READY;
     goto out;
-failed:
-    /* Everyone waiting learns the reason; a later run tries again. */
-    pthread_mutex_lock(&cr->lock);
-    cr->tjob_state = RP_CR_TJOB_FAILED;
-    cr->tjob_creator = NULL;
-    cr->tjob_failed_ms = rp_time_mono_ms();
-    cr->tjob_err = err;
-    rp_cloudrun_msg(cr->tjob_error, sizeof(cr->tjob_error), "%s", msg);
-    pthread_mutex_unlock(&cr->lock);
-    run->tjob_creator = false;
-    rp_log(RP_LOG_ERROR, "cloudrun_job_failed", run->eid, run->sid, "%s", msg);
-    ret = rp_cloudrun_fail(run, err, msg);
+call_failed:
+    if (rc == RP_CR_FAIL) {
+        *err = rp_cloudrun_status_err(call.status);
+        rp_cloudrun_msg(msg, msg_size, "%s", call.msg);
+        jr = RP_CR_JOB_FAILED;
+    } else {
+        *delay = rp_cloudrun_call_failed(cr, run, rc, &call);
+    }
 out:
     free(body);
     rp_http_resp_clear(&call.resp);
-    return ret;
+    return jr;
 }
 
-/* Per-execution mode: this execution's own job. */
-static int64_t rp_cloudrun_step_ejob(rp_cloudrun_t *cr, rp_backend_run_t *run)
+/* The job to run on: in template mode the shared one, which one run
+ * creates while the others wait; else this execution's own. */
+static int64_t rp_cloudrun_step_job(rp_cloudrun_t *cr, rp_backend_run_t *run)
 {
-    char url[RP_HTTP_URL_MAX], msg[RP_BACKEND_DETAIL_MAX], *body = NULL;
-    char es[RP_CLOUDRUN_ES_MAX];
-    rp_cloudrun_call_t call;
-    rp_cloudrun_rc_t rc;
-    rp_cloudrun_job_t job;
-    int64_t ret = 0;
+    bool shared = cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE;
+    char msg[RP_BACKEND_DETAIL_MAX];
+    rp_cloudrun_jobrc_t jr;
+    int64_t delay;
+    rp_err_t err;
 
-    memset(&call, 0, sizeof(call));
-    if (!run->job_create_sent) {
-        char query[RP_CLOUDRUN_JOB_ID_MAX + 16];
-
-        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", run->job_id);
-        if (!(body = rp_cloudrun_job_body(&cr->conf, &run->env,
-                                          run->timeout_s +
-                                              cr->conf.timeout_margin_s)) ||
-            !rp_cloudrun_url(cr, url, sizeof(url), cr->parent, query)) {
-            ret = rp_cloudrun_fail(run, RP_ERR_NOMEM, "out of memory");
-            goto out;
+    if (shared) {
+        pthread_mutex_lock(&cr->lock);
+        if (cr->tjob_state == RP_CR_TJOB_FAILED &&
+            rp_time_mono_ms() - cr->tjob_failed_ms >=
+                RP_CLOUDRUN_JOB_FAIL_HOLD_MS)
+            cr->tjob_state = RP_CR_TJOB_NONE;
+        switch (cr->tjob_state) {
+        case RP_CR_TJOB_READY:
+            pthread_mutex_unlock(&cr->lock);
+            run->phase = RP_CR_CLAIM;
+            return 0;
+        case RP_CR_TJOB_FAILED:
+            err = cr->tjob_err;
+            rp_cloudrun_msg(msg, sizeof(msg), "%s", cr->tjob_error);
+            pthread_mutex_unlock(&cr->lock);
+            return rp_cloudrun_fail(run, err, msg);
+        case RP_CR_TJOB_CREATING:
+            if (cr->tjob_creator != run) {
+                pthread_mutex_unlock(&cr->lock);
+                return RP_CLOUDRUN_JOB_WAIT_MS;
+            }
+            break;
+        case RP_CR_TJOB_NONE:
+            cr->tjob_state = RP_CR_TJOB_CREATING;
+            cr->tjob_creator = run;
+            run->tjob_creator = true;
+            run->job_create_sent = false;
+            break;
         }
-        rc = rp_cloudrun_api(cr, "jobs.create", "POST", url, body, &call);
-        if (rc == RP_CR_OK || (rc == RP_CR_FAIL && call.status == 409)) {
-            rp_log(RP_LOG_INFO, "cloudrun_job_create", run->eid, run->sid,
-                   "job %s %s", run->job_name,
-                   rc == RP_CR_OK ? "created" : "exists already");
-            run->job_create_sent = true;
-            run->job_mine = rc == RP_CR_OK; /* 409: checked below */
-            run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
-            rp_cloudrun_ok(run);
-            ret = rc == RP_CR_OK ? run->job_poll_ms : 0;
-        } else {
-            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+        pthread_mutex_unlock(&cr->lock);
+    }
+    jr = rp_cloudrun_ensure_job(
+        cr, run, run->job_name, shared ? cr->tjob_id : run->job_id,
+        shared ? &cr->tjob_env : &run->env,
+        shared ? cr->conf.job_timeout_s
+               : run->timeout_s + cr->conf.timeout_margin_s,
+        shared, &delay, &err, msg, sizeof(msg));
+    if (jr == RP_CR_JOB_LATER)
+        return delay;
+    if (jr == RP_CR_JOB_READY) {
+        if (shared) {
+            pthread_mutex_lock(&cr->lock);
+            cr->tjob_state = RP_CR_TJOB_READY;
+            cr->tjob_creator = NULL;
+            pthread_mutex_unlock(&cr->lock);
+            run->tjob_creator = false;
+            rp_log(RP_LOG_INFO, "cloudrun_job_ready", run->eid, run->sid,
+                   "job %s is ready", run->job_name);
         }
-        goto out;
-    }
-    if (!rp_cloudrun_url(cr, url, sizeof(url), run->job_name, "")) {
-        ret = rp_cloudrun_fail(run, RP_ERR_INVALID, "job name too long");
-        goto out;
-    }
-    rc = rp_cloudrun_api(cr, "jobs.get", "GET", url, NULL, &call);
-    if (rc == RP_CR_FAIL && call.status == 404) {
-        run->job_create_sent = false;
-        goto out;
-    }
-    if (rc != RP_CR_OK) {
-        ret = rp_cloudrun_call_failed(cr, run, rc, &call);
-        goto out;
-    }
-    rp_cloudrun_ok(run);
-    if (rp_cloudrun_parse_job(call.resp.body.data, call.resp.body.len, &job,
-                              es, sizeof(es))) {
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run jobs.get %s: %s", run->job_name,
-                 es);
-        ret = rp_cloudrun_fail(run, RP_ERR_PROTOCOL, msg);
-        goto out;
-    }
-    if (strcmp(job.execution_id, run->eid)) {
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s belongs to execution "
-                 "'%s', not this one", run->job_name, job.execution_id);
-        run->job_mine = false; /* never delete someone else's job */
-        ret = rp_cloudrun_fail(run, RP_ERR_CONFLICT, msg);
-        goto out;
-    }
-    run->job_mine = true;
-    if (job.state == RP_CLOUDRUN_JOB_RECONCILING) {
-        ret = run->job_poll_ms;
-        run->job_poll_ms = run->job_poll_ms * 2 > cr->conf.poll_max_ms
-                               ? cr->conf.poll_max_ms
-                               : run->job_poll_ms * 2;
-    } else if (job.state == RP_CLOUDRUN_JOB_FAILED) {
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s is not ready: %s",
-                 run->job_name, job.message);
-        ret = rp_cloudrun_fail(run, RP_ERR_INVALID, msg);
-    } else {
         run->phase = RP_CR_CLAIM;
+        return 0;
     }
-out:
-    free(body);
-    rp_http_resp_clear(&call.resp);
-    return ret;
+    if (shared) {
+        /* Everyone waiting learns the reason; a later run tries again. */
+        pthread_mutex_lock(&cr->lock);
+        cr->tjob_state = RP_CR_TJOB_FAILED;
+        cr->tjob_creator = NULL;
+        cr->tjob_failed_ms = rp_time_mono_ms();
+        cr->tjob_err = err;
+        rp_cloudrun_msg(cr->tjob_error, sizeof(cr->tjob_error), "%s", msg);
+        pthread_mutex_unlock(&cr->lock);
+        run->tjob_creator = false;
+        rp_log(RP_LOG_ERROR, "cloudrun_job_failed", run->eid, run->sid, "%s",
+               msg);
+    }
+    return rp_cloudrun_fail(run, err, msg);
 }
 
 static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
@@ -1059,9 +1038,7 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
         }
         ret = run->poll_ms;
         if (!run->cancel_sent)
-            run->poll_ms = run->poll_ms * 2 > cr->conf.poll_max_ms
-                               ? cr->conf.poll_max_ms
-                               : run->poll_ms * 2;
+            run->poll_ms = rp_cloudrun_next_poll(cr, run->poll_ms);
         goto out;
     case RP_CLOUDRUN_SUCCEEDED:
         rp_cloudrun_set_done(run, RP_OK, cancel, 0, "execution %s succeeded",
@@ -1156,10 +1133,7 @@ static int64_t rp_cloudrun_step(rp_cloudrun_t *cr, rp_backend_run_t *run)
     switch (run->phase) {
     case RP_CR_PREPARE: return rp_cloudrun_step_prepare(cr, run);
     case RP_CR_ATTEMPT: return rp_cloudrun_step_attempt(cr, run);
-    case RP_CR_JOB:
-        return cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE
-                   ? rp_cloudrun_step_tjob(cr, run)
-                   : rp_cloudrun_step_ejob(cr, run);
+    case RP_CR_JOB: return rp_cloudrun_step_job(cr, run);
     case RP_CR_CLAIM: return rp_cloudrun_step_claim(cr, run);
     case RP_CR_FIND: return rp_cloudrun_step_find(cr, run, cancel);
     case RP_CR_POLL: return rp_cloudrun_step_poll(cr, run, cancel);
