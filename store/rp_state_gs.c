@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rp_auth.h"
 #include "rp_http.h"
 
 /* Object name: PREFIX "/" KEY. */
@@ -53,6 +54,7 @@ typedef struct rp_state_gs {
     char base[RP_STATE_GS_BASE_MAX + 1];     /* no trailing '/' */
     char shown[RP_STATE_GS_SHOWN_MAX];       /* "gs://B/P" for messages */
     bool emulator;                           /* no Authorization header */
+    rp_auth_t *auth; /* borrowed from the rp_gcp_t; NULL: the hook below */
     int attempts;
     int timeout_ms;
 } rp_state_gs_t;
@@ -189,7 +191,8 @@ typedef struct rp_state_gs_call {
 } rp_state_gs_call_t;
 
 /* The Authorization header for one attempt into hdr. */
-static rp_err_t rp_state_gs_auth(char *hdr, size_t hdr_size, char *errstr,
+static rp_err_t rp_state_gs_auth(const rp_state_gs_t *gs, char *hdr,
+                                 size_t hdr_size, char *errstr,
                                  size_t errstr_size)
 {
     rp_state_gs_token_fn *fn = atomic_load(&rp_state_gs_token);
@@ -197,12 +200,14 @@ static rp_err_t rp_state_gs_auth(char *hdr, size_t hdr_size, char *errstr,
     rp_err_t err;
     int n;
 
-    if (!fn)
+    if (!fn && !gs->auth)
         return rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
                        "no Google credentials configured (no token source; "
                        "set STORAGE_EMULATOR_HOST to use an emulator)");
     tok[0] = '\0';
-    err = fn(tok, sizeof(tok), errstr, errstr_size);
+    err = gs->auth ? rp_auth_token(gs->auth, tok, sizeof(tok), errstr,
+                                   errstr_size)
+                   : fn(tok, sizeof(tok), errstr, errstr_size);
     if (err == RP_OK && tok[0] == '\0')
         err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
                       "the token source gave an empty access token");
@@ -246,7 +251,8 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
                 attempt - 1, RP_STATE_GS_BASE_DELAY_MS,
                 RP_STATE_GS_MAX_DELAY_MS));
         if (!gs->emulator) {
-            err = rp_state_gs_auth(auth, sizeof(auth), herr, sizeof(herr));
+            err = rp_state_gs_auth(gs, auth, sizeof(auth), herr,
+                                   sizeof(herr));
             if (err != RP_OK) {
                 if (!rp_err_retriable(err)) {
                     rp_errf(errstr, errstr_size, err, "%s: %s", c->what, herr);
@@ -925,7 +931,8 @@ static rp_err_t rp_state_gs_emulator(rp_state_gs_t *gs, bool have_endpoint,
 }
 
 static rp_err_t rp_state_gs_open(rp_state_t *st, const char *url,
-                                 char *errstr, size_t errstr_size)
+                                 const rp_state_opts_t *opts, char *errstr,
+                                 size_t errstr_size)
 {
     rp_state_gs_t *gs;
     rp_err_t err;
@@ -951,6 +958,7 @@ static rp_err_t rp_state_gs_open(rp_state_t *st, const char *url,
                       url, gs->base);
         goto out;
     }
+    gs->auth = rp_gcp_auth(opts->gcp);
     st->impl = gs;
 out:
     if (err != RP_OK)

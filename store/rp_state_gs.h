@@ -17,9 +17,11 @@
  * Credentials: when STORAGE_EMULATOR_HOST is set (read at open), requests
  * go to that host (http:// is added when it has no scheme) and carry no
  * Authorization header, as Google's own clients do. Otherwise each request
- * asks the process-wide token source for an OAuth2 access token and sends
- * "Authorization: Bearer TOKEN"; with no source set every operation fails
- * with RP_ERR_PERMISSION "no Google credentials configured".
+ * sends "Authorization: Bearer TOKEN" with an OAuth2 access token from the
+ * credentials of the rp_gcp_t in the open options (rp_state_open_opts), or,
+ * without one, from the token source set below; with neither every
+ * operation fails with RP_ERR_PERMISSION "no Google credentials
+ * configured".
  *
  * Use it only through rp_state.h; this header exists for the backend table
  * and the token hook. Thread-safety: every op may run from several threads
@@ -52,10 +54,10 @@
 typedef rp_err_t rp_state_gs_token_fn(char *out, size_t out_size,
                                       char *errstr, size_t errstr_size);
 
-/* Set the token source used by every gs:// store (NULL = none). Call once
- * at startup, before stores are used; the lead wires rp_auth in here.
- * Any thread (atomic), but changing it under running operations only
- * affects their next attempt. */
+/* Set the token source of every gs:// store opened without an rp_gcp_t
+ * (NULL = none): for tests that serve their own tokens. Any thread
+ * (atomic), but changing it under running operations only affects their
+ * next attempt. */
 void rp_state_gs_set_token_source(rp_state_gs_token_fn *fn);
 
 extern const rp_state_ops_t rp_state_gs_ops;

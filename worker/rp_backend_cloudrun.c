@@ -124,8 +124,7 @@ typedef struct rp_cloudrun {
     rp_cloudrun_conf_t conf;
     char parent[RP_CLOUDRUN_NAME_MAX];
     char worker[RP_WORKER_NAME_MAX];
-    rp_auth_t *auth;     /* borrowed or own_auth */
-    rp_auth_t *own_auth;
+    rp_auth_t *auth; /* borrowed from conf->gcp; NULL: send no token */
 
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; always broadcast */
@@ -137,10 +136,7 @@ typedef struct rp_cloudrun {
     size_t nruns;
     rp_ratelimit_t rate;    /* API calls */
 
-    /* State store: the URL is fixed by the first of conf / first start(). */
-    char *state_url;        /* under lock until set, then read-only */
-    pthread_mutex_t state_lock;
-    rp_state_t *state;
+    rp_state_t *state; /* borrowed: the worker's store */
 
     /* Template mode; under lock. */
     char tjob_id[RP_CLOUDRUN_JOB_ID_MAX + 1];
@@ -237,7 +233,9 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
         return RP_CR_STOP;
     if (call->wait_ms > 0)
         return RP_CR_WAIT;
-    if ((err = rp_auth_header(cr->auth, auth, sizeof(auth), es, sizeof(es)))) {
+    auth[0] = '\0';
+    if (cr->auth &&
+        (err = rp_auth_header(cr->auth, auth, sizeof(auth), es, sizeof(es)))) {
         rp_cloudrun_msg(call->msg, sizeof(call->msg), "%s: credentials: %s", what, es);
         return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
     }
@@ -378,19 +376,6 @@ static int64_t rp_cloudrun_call_failed(rp_cloudrun_t *cr, rp_backend_run_t *run,
                             call->msg);
 }
 
-/* The store, opened on first use (a pool thread: never the main one). */
-static rp_state_t *rp_cloudrun_state(rp_cloudrun_t *cr, char *es, size_t n)
-{
-    rp_state_t *st;
-
-    pthread_mutex_lock(&cr->state_lock);
-    if (!cr->state && rp_state_open(cr->state_url, &cr->state, es, n) != RP_OK)
-        cr->state = NULL;
-    st = cr->state;
-    pthread_mutex_unlock(&cr->state_lock);
-    return st;
-}
-
 static void rp_cloudrun_arm_poll(rp_cloudrun_t *cr, rp_backend_run_t *run)
 {
     run->phase = RP_CR_POLL;
@@ -430,14 +415,12 @@ static rp_err_t rp_cloudrun_put_attempt(rp_cloudrun_t *cr,
 static void rp_cloudrun_record_name(rp_cloudrun_t *cr, rp_backend_run_t *run)
 {
     char es[RP_CLOUDRUN_ES_MAX];
-    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
     rp_err_t err;
 
     rp_cloudrun_msg(run->att.execution, sizeof(run->att.execution), "%s",
              run->exec_name);
-    err = st ? rp_cloudrun_put_attempt(cr, run, st, run->att_version, es,
-                                       sizeof(es))
-             : RP_ERR_IO;
+    err = rp_cloudrun_put_attempt(cr, run, cr->state, run->att_version, es,
+                                  sizeof(es));
     if (err)
         rp_log(RP_LOG_WARN, "cloudrun_attempt_update_failed", run->eid,
                run->sid, "recording %s: %s", run->exec_name, es);
@@ -451,13 +434,9 @@ static int64_t rp_cloudrun_step_prepare(rp_cloudrun_t *cr,
 {
     char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1];
     char msg[RP_BACKEND_DETAIL_MAX];
-    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
+    rp_state_t *st = cr->state;
     rp_err_t err;
 
-    if (!st) {
-        rp_cloudrun_msg(msg, sizeof(msg), "state store: %s", es);
-        return rp_cloudrun_fail(run, RP_ERR_INVALID, msg);
-    }
     if (run->request_doc) {
         rp_jobenv_request_key(run->eid, key, sizeof(key));
         err = rp_state_put(st, key, run->request_doc, strlen(run->request_doc),
@@ -482,14 +461,12 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
 {
     char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1];
     char msg[RP_BACKEND_DETAIL_MAX];
-    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
+    rp_state_t *st = cr->state;
     uint64_t ver = 0;
     int64_t ret = 0;
     rp_buf_t buf;
     rp_err_t err;
 
-    if (!st)
-        return rp_cloudrun_fail(run, RP_ERR_INVALID, es);
     rp_cloudrun_attempt_key(run->eid, key, sizeof(key));
     rp_buf_init(&buf, RP_CLOUDRUN_ATTEMPT_MAX);
     err = rp_state_get(st, key, &buf, &ver, es, sizeof(es));
@@ -773,8 +750,7 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
     if (!run->claim_fresh) {
         /* Every jobs.run is preceded by a claim that bumps the record's
          * version: of two owners, only one wins it and runs. */
-        if (!(st = rp_cloudrun_state(cr, es, sizeof(es))))
-            return rp_cloudrun_fail(run, RP_ERR_INVALID, es);
+        st = cr->state;
         memcpy(run->att.job, run->job_name, sizeof(run->att.job));
         run->att.execution[0] = '\0';
         run->att.run_at_ms = rp_time_wall_ms();
@@ -1243,13 +1219,11 @@ static void *rp_cloudrun_thread(void *opaque)
 /* ------------------------------------------------------------------ */
 /* The interface (main thread)                                         */
 
-/* Fix the state URL and what follows from it; called with cr->lock. */
+/* The template job follows from the state URL (its executors use it). */
 static rp_err_t rp_cloudrun_set_state_url(rp_cloudrun_t *cr, const char *url)
 {
     rp_err_t err;
 
-    if (!(cr->state_url = strdup(url)))
-        return RP_ERR_NOMEM;
     rp_cloudrun_template_job_id(&cr->conf, url, cr->tjob_id,
                                 sizeof(cr->tjob_id));
     rp_cloudrun_msg(cr->tjob_name, sizeof(cr->tjob_name), "%s/jobs/%s", cr->parent,
@@ -1306,14 +1280,11 @@ static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
         err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
                       "cloudrun backend: %d executions in flight already",
                       RP_CLOUDRUN_RUNS_MAX);
-    else if (!cr->state_url &&
-             (err = rp_cloudrun_set_state_url(cr, spec->state_url)))
-        rp_errf(errstr, errstr_size, err, "out of memory");
-    else if (strcmp(cr->state_url, spec->state_url))
+    else if (strcmp(cr->state->url, spec->state_url))
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                       "cloudrun backend: state URL %s differs from the "
                       "backend's %s",
-                      spec->state_url, cr->state_url);
+                      spec->state_url, cr->state->url);
     if (!err) {
         if (cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE) {
             memcpy(run->job_name, cr->tjob_name, sizeof(run->job_name));
@@ -1420,13 +1391,9 @@ static void rp_cloudrun_close(rp_backend_t *be)
     }
     free(cr->threads);
     rp_timerq_clear(&cr->timers);
-    rp_state_destroy(cr->state);
-    rp_auth_destroy(cr->own_auth);
     rp_env_clear(&cr->tjob_env);
-    free(cr->state_url);
     pthread_cond_destroy(&cr->cond);
     pthread_mutex_destroy(&cr->lock);
-    pthread_mutex_destroy(&cr->state_lock);
     free(cr);
     be->impl = NULL;
 }
@@ -1446,28 +1413,21 @@ static const char *rp_cloudrun_getenv(const char *name, void *opaque)
     return getenv(name);
 }
 
-/* The state URL from conf and SANDBOX_STATE_BUCKET; "" when neither. */
-static rp_err_t rp_cloudrun_pick_state_url(const rp_cloudrun_conf_t *c,
-                                           const char *given, char *out,
-                                           size_t out_size, char *errstr,
-                                           size_t errstr_size)
+/* The executors must reach the store the worker uses: a gs:// store must
+ * be in SANDBOX_STATE_BUCKET when that is set. */
+static rp_err_t rp_cloudrun_check_state_url(const rp_cloudrun_conf_t *c,
+                                            const char *url, char *errstr,
+                                            size_t errstr_size)
 {
     size_t bl = strlen(c->state_bucket);
 
-    out[0] = '\0';
-    if (given && given[0]) {
-        /* The executors must reach the store the worker uses. */
-        if (bl && !strncmp(given, "gs://", 5) &&
-            (strncmp(given + 5, c->state_bucket, bl) ||
-             (given[5 + bl] && given[5 + bl] != '/')))
-            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                           "SANDBOX_STATE_BUCKET: %s is not the bucket of the "
-                           "state store %s",
-                           c->state_bucket, given);
-        rp_cloudrun_msg(out, out_size, "%s", given);
-    } else if (bl) {
-        rp_cloudrun_msg(out, out_size, "gs://%s", c->state_bucket);
-    }
+    if (bl && !strncmp(url, "gs://", 5) &&
+        (strncmp(url + 5, c->state_bucket, bl) ||
+         (url[5 + bl] && url[5 + bl] != '/' && url[5 + bl] != '?')))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "SANDBOX_STATE_BUCKET: %s is not the bucket of the "
+                       "state store %s",
+                       c->state_bucket, url);
     return RP_OK;
 }
 
@@ -1477,13 +1437,12 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
 {
     rp_cloudrun_t *cr;
     pthread_condattr_t ca;
-    char url[RP_STATE_URL_MAX], host[128] = "host";
+    char host[128] = "host";
     rp_err_t err;
 
     if (!(cr = calloc(1, sizeof(*cr))))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&cr->lock, NULL);
-    pthread_mutex_init(&cr->state_lock, NULL);
     rp_timerq_init(&cr->timers);
     rp_list_init(&cr->runs);
     pthread_condattr_init(&ca);
@@ -1506,25 +1465,26 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
     rp_cloudrun_msg(cr->worker, sizeof(cr->worker), "%s:%ld", host, (long)getpid());
-    if ((err = rp_cloudrun_pick_state_url(&cr->conf, conf->state_url, url,
-                                          sizeof(url), errstr, errstr_size)))
+    if (!(cr->state = conf->state)) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "cloudrun backend: no state store (--state, or "
+                      "SANDBOX_STATE_BUCKET)");
         goto out;
-    if (url[0]) {
-        /* Known now: open it now, so a bad URL stops the worker at start. */
-        if ((err = rp_cloudrun_set_state_url(cr, url)) ||
-            (err = rp_state_open(url, &cr->state, errstr, errstr_size)))
-            goto out;
     }
-    cr->auth = conf->cloudrun_auth;
-    if (!cr->auth) {
-        /* An emulator (RUNPOOL_CLOUD_RUN_ENDPOINT) gets no token, as
-         * Google's clients do; else the usual credentials. */
-        err = cr->conf.endpoint_set
-                  ? rp_auth_new_none(&cr->own_auth, errstr, errstr_size)
-                  : rp_auth_new_from_env(&cr->own_auth, errstr, errstr_size);
-        if (err)
-            goto out;
-        cr->auth = cr->own_auth;
+    if ((err = rp_cloudrun_check_state_url(&cr->conf, cr->state->url, errstr,
+                                           errstr_size)))
+        goto out;
+    if ((err = rp_cloudrun_set_state_url(cr, cr->state->url))) {
+        rp_errf(errstr, errstr_size, err, "out of memory");
+        goto out;
+    }
+    /* An emulator (RUNPOOL_CLOUD_RUN_ENDPOINT) gets no token, as Google's
+     * clients do; else the process's credentials. */
+    if (!cr->conf.endpoint_set && !(cr->auth = rp_gcp_auth(conf->gcp))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "cloudrun backend: no Google credentials (and no "
+                      "RUNPOOL_CLOUD_RUN_ENDPOINT)");
+        goto out;
     }
     rp_ratelimit_init(&cr->rate, cr->conf.max_rps, cr->conf.burst,
                       rp_time_mono_ms());

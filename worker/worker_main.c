@@ -4,6 +4,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,6 @@
 #include "rp_gcp.h"
 #include "rp_kafka.h"
 #include "rp_log.h"
-#include "rp_state_gs.h"
 #include "rp_worker.h"
 
 static void usage(FILE *f)
@@ -75,6 +75,12 @@ static int parse_int(const char *name, const char *v, long lo, long hi,
     return 0;
 }
 
+static const char *cloudrun_getenv(const char *name, void *opaque)
+{
+    (void)opaque;
+    return getenv(name);
+}
+
 static const char *env_or(const char *name, const char *dflt)
 {
     const char *v = getenv(name);
@@ -118,9 +124,10 @@ int main(int argc, char **argv)
     const char *outmax = env_or("RUNPOOL_OUTPUT_MAX", NULL);
     const char *resmax = env_or("RUNPOOL_RESULT_MAX_BYTES", NULL);
     char exe[PATH_MAX], default_executor[PATH_MAX + 32], errstr[1024];
-    char cloudrun_state[RP_CLOUDRUN_BUCKET_MAX + 16];
+    rp_cloudrun_conf_t crconf;
     rp_worker_t *w = NULL;
-    rp_auth_t *auth = NULL;
+    rp_gcp_t *gcp = NULL;
+    bool is_cloudrun, is_gs;
     sigset_t sigs;
     int c, rc = 1;
     ssize_t len;
@@ -218,24 +225,6 @@ int main(int argc, char **argv)
         }
     }
 
-    /* ---- cloudrun backend settings (docs/cloudrun.md) ----
-     * The backend reads GCP_*, SANDBOX_* and RUNPOOL_CLOUD_RUN_* itself
-     * (lookup NULL = getenv) and runs its executors against the worker's
-     * store; SANDBOX_STATE_BUCKET names that store when --state does not.
-     * libcurl is initialised by rp_gcp_setup below; the backend makes its
-     * own Admin API credentials (none for RUNPOOL_CLOUD_RUN_ENDPOINT). */
-    if (!conf.state_url && conf.backend && !strcmp(conf.backend, "cloudrun") &&
-        env_or("SANDBOX_STATE_BUCKET", NULL)) {
-        const char *b = env_or("SANDBOX_STATE_BUCKET", NULL);
-
-        snprintf(cloudrun_state, sizeof(cloudrun_state), "%s%s",
-                 strncmp(b, "gs://", 5) ? "gs://" : "", b);
-        conf.state_url = cloudrun_state;
-    }
-    conf.backend_conf.lookup = NULL;
-    conf.backend_conf.state_url = conf.state_url;
-    /* ---- end cloudrun ---- */
-
     rp_log_init("worker", RP_LOG_INFO);
     /* Before any thread exists: SIGTERM/SIGINT are read from a signalfd,
      * and a closed pipe must be an error, not a death. */
@@ -245,15 +234,42 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* Credentials for gs:// state; before rp_worker_new starts threads. */
-    if (rp_gcp_setup(conf.state_url, &auth, errstr, sizeof(errstr)) != RP_OK) {
-        rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
-        fprintf(stderr, "runpool-worker: %s\n", errstr);
-        rc = 2;
-        goto out;
+    /* ---- cloudrun backend settings (docs/cloudrun.md) ----
+     * The backend reads GCP_*, SANDBOX_* and RUNPOOL_CLOUD_RUN_* itself
+     * (lookup NULL = getenv) and runs its executors against the worker's
+     * store; SANDBOX_STATE_BUCKET names that store when --state does not.
+     * Read here too for the two facts main needs first: that store, and
+     * whether the Admin API is an emulator (no credentials). */
+    is_cloudrun = conf.backend && !strcmp(conf.backend, "cloudrun");
+    if (is_cloudrun) {
+        if (rp_cloudrun_conf_read(cloudrun_getenv, NULL, &crconf, errstr,
+                                  sizeof(errstr)) != RP_OK) {
+            rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
+            fprintf(stderr, "runpool-worker: %s\n", errstr);
+            rc = 2;
+            goto out;
+        }
+        if (!conf.state_url && crconf.state_url[0])
+            conf.state_url = crconf.state_url;
     }
-    if (auth)
-        rp_state_gs_set_token_source(rp_auth_default_token);
+    conf.backend_conf.lookup = NULL;
+    /* ---- end cloudrun ---- */
+
+    /* One Google context, before rp_worker_new starts threads: gs:// state
+     * and the Admin API share its credentials (none for emulators). */
+    is_gs = conf.state_url && !strncmp(conf.state_url, "gs://", 5);
+    if (is_gs || is_cloudrun) {
+        const char *emu = env_or("STORAGE_EMULATOR_HOST", NULL);
+        bool auth = (is_gs && !emu) || (is_cloudrun && !crconf.endpoint_set);
+
+        if (rp_gcp_new(auth, &gcp, errstr, sizeof(errstr)) != RP_OK) {
+            rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
+            fprintf(stderr, "runpool-worker: %s\n", errstr);
+            rc = 2;
+            goto out;
+        }
+    }
+    conf.backend_conf.gcp = gcp;
     if (rp_worker_new(&conf, &w, errstr, sizeof(errstr)) != RP_OK) {
         rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
         fprintf(stderr, "runpool-worker: %s\n", errstr);
@@ -267,6 +283,6 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     rp_worker_destroy(w);
-    rp_auth_destroy(auth);
+    rp_gcp_destroy(gcp);
     return rc;
 }

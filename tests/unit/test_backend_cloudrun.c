@@ -318,7 +318,7 @@ static rp_err_t make_backend(fx_t *f, char *es, size_t n)
 
     conf.lookup = lookup;
     conf.lookup_opaque = f;
-    conf.state_url = f->url;
+    conf.state = f->st;
     return rp_backend_new("cloudrun", &conf, on_done, NULL, &f->be, es, n);
 }
 
@@ -406,6 +406,7 @@ static void test_config_errors(void **state)
     fx_t *f = *state;
     rp_backend_conf_t conf = {0};
     rp_backend_t *be = NULL;
+    rp_state_t *other = NULL;
     char es[512] = "";
 
     unset(f, "GCP_REGION");
@@ -453,11 +454,16 @@ static void test_config_errors(void **state)
     set(f, "SANDBOX_STATE_BUCKET", "my-bucket");
     conf.lookup = lookup;
     conf.lookup_opaque = f;
-    conf.state_url = "gs://other-bucket/prefix";
+    assert_int_equal(rp_state_open("gs://other-bucket/prefix", &other, es,
+                                   sizeof(es)),
+                     RP_OK);
+    conf.state = other;
     assert_int_equal(rp_backend_new("cloudrun", &conf, on_done, NULL, &be, es,
                                     sizeof(es)),
                      RP_ERR_INVALID);
     assert_non_null(strstr(es, "SANDBOX_STATE_BUCKET"));
+    conf.state = f->st;
+    rp_state_destroy(other);
     set(f, "SANDBOX_STATE_BUCKET", "gs://bad_Bucket!");
     expect_invalid(f, "SANDBOX_STATE_BUCKET");
     unset(f, "SANDBOX_STATE_BUCKET");
