@@ -261,7 +261,8 @@ rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                            "name",
                            v);
         memcpy(c->state_bucket, bucket, strlen(bucket) + 1);
-        snprintf(c->state_url, sizeof(c->state_url), "gs://%s", bucket);
+        snprintf(c->state_url, sizeof(c->state_url), "gs://%s",
+                 c->state_bucket);
     }
     if ((err = rp_cloudrun_conf_int(&r, "SANDBOX_JOB_TIMEOUT", 600, 1,
                                     RP_CLOUDRUN_TIMEOUT_MAX_S, "s",
