@@ -41,7 +41,6 @@
 #include "rp_log.h"
 #include "rp_msg.h"
 #include "rp_state.h"
-#include "rp_state_gs.h"
 #include "rp_time.h"
 
 #define RP_EXECUTOR_EXIT_RECORDED 0 /* a result record exists */
@@ -59,7 +58,7 @@ typedef struct rp_main {
     rp_env_t base;            /* variables we supplied under the session's */
     rp_env_t cmd_env;         /* base + session + COMMAND_ENV */
     char result_key[RP_STATE_KEY_MAX];
-    rp_auth_t *auth;          /* gs:// credentials, or NULL */
+    rp_gcp_t *gcp;            /* gs:// context, or NULL */
 } rp_main_t;
 
 /* Written by the signal handler; rp_exec polls the read end. */
@@ -349,7 +348,8 @@ static void rp_main_contract_record(rp_main_t *m, rp_err_t cause,
 
     if (!m->spec.execution_id[0] || !m->spec.session_id[0] || !url || !url[0])
         return;
-    if (rp_state_open(url, &m->st, errstr, sizeof(errstr)) != RP_OK) {
+    if (rp_state_open_opts(url, &(rp_state_opts_t){.gcp = m->gcp}, &m->st,
+                           errstr, sizeof(errstr)) != RP_OK) {
         rp_log(RP_LOG_ERROR, "state_open_failed", m->spec.execution_id,
                m->spec.session_id, "%s", errstr);
         return;
@@ -480,6 +480,7 @@ out:
 int main(int argc, char **argv)
 {
     char errstr[RP_EXECUTOR_ERRSTR_MAX];
+    const char *url;
     rp_main_t m;
     rp_err_t err;
     int rc;
@@ -496,14 +497,19 @@ int main(int argc, char **argv)
     }
     rp_log_init("executor", RP_LOG_INFO);
     memset(&m, 0, sizeof(m));
-    /* Credentials for gs:// state (none for file:// or an emulator). */
-    if (rp_gcp_setup(getenv("RUNPOOL_STATE_URL"), &m.auth, errstr,
-                     sizeof(errstr)) != RP_OK) {
-        rp_log(RP_LOG_ERROR, "credentials_failed", NULL, NULL, "%s", errstr);
-        return RP_EXECUTOR_EXIT_FAILED;
+    /* The Google context for gs:// state (credentials unless an emulator
+     * serves it); none for file://, which keeps libcurl unloaded. */
+    url = getenv("RUNPOOL_STATE_URL");
+    if (url && !strncmp(url, "gs://", 5)) {
+        const char *emu = getenv("STORAGE_EMULATOR_HOST");
+
+        if (rp_gcp_new(!(emu && emu[0]), &m.gcp, errstr, sizeof(errstr)) !=
+            RP_OK) {
+            rp_log(RP_LOG_ERROR, "credentials_failed", NULL, NULL, "%s",
+                   errstr);
+            return RP_EXECUTOR_EXIT_FAILED;
+        }
     }
-    if (m.auth)
-        rp_state_gs_set_token_source(rp_auth_default_token);
     err = rp_jobenv_parse(rp_main_lookup, NULL, &m.spec, errstr,
                           sizeof(errstr));
     if (err != RP_OK) {
@@ -516,7 +522,9 @@ int main(int argc, char **argv)
     rp_layout_result_key(m.spec.execution_id, m.result_key,
                         sizeof(m.result_key));
     rp_main_install_signals();
-    err = rp_state_open(m.spec.state_url, &m.st, errstr, sizeof(errstr));
+    err = rp_state_open_opts(m.spec.state_url,
+                             &(rp_state_opts_t){.gcp = m.gcp}, &m.st, errstr,
+                             sizeof(errstr));
     if (err != RP_OK) {
         /* No store, so no record can be written either. */
         rp_log(RP_LOG_ERROR, "state_open_failed", m.spec.execution_id,
@@ -531,6 +539,6 @@ out:
     rp_env_clear(&m.base);
     rp_env_clear(&m.cmd_env);
     rp_jobspec_clear(&m.spec);
-    rp_auth_destroy(m.auth);
+    rp_gcp_destroy(m.gcp);
     return rc;
 }

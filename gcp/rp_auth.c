@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +79,6 @@ struct rp_auth {
     char last_errstr[RP_AUTH_ERR_MAX];
 };
 
-static _Atomic(rp_auth_t *) rp_auth_default_ptr;
 
 /* ---- small helpers ---- */
 
@@ -931,11 +929,8 @@ rp_err_t rp_auth_new_from_env(rp_auth_t **out, char *errstr,
 
 void rp_auth_destroy(rp_auth_t *a)
 {
-    rp_auth_t *expect = a;
-
     if (!a)
         return;
-    atomic_compare_exchange_strong(&rp_auth_default_ptr, &expect, NULL);
     rp_auth_key_free(a->key);
     OPENSSL_cleanse(a->token, sizeof(a->token));
     pthread_cond_destroy(&a->cv);
@@ -966,26 +961,4 @@ rp_auth_kind_t rp_auth_kind(const rp_auth_t *a)
 const char *rp_auth_describe(const rp_auth_t *a)
 {
     return a ? a->desc : "no credentials";
-}
-
-/* ---- process default ---- */
-
-void rp_auth_set_default(rp_auth_t *a)
-{
-    atomic_store(&rp_auth_default_ptr, a);
-}
-
-rp_err_t rp_auth_default_token(char *out, size_t out_size, char *errstr,
-                               size_t errstr_size)
-{
-    rp_auth_t *a = atomic_load(&rp_auth_default_ptr);
-
-    if (!a) {
-        if (out && out_size)
-            out[0] = '\0';
-        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                       "no default credentials: call rp_auth_set_default "
-                       "first");
-    }
-    return rp_auth_token(a, out, out_size, errstr, errstr_size);
 }

@@ -79,7 +79,7 @@ rp_err_t rp_auth_new_metadata(const char *host, rp_auth_t **out, char *errstr,
                               size_t errstr_size);
 
 /* Frees auth (NULL accepted) and wipes the cached token and key. No other
- * thread may be using it. Clears the process default if auth is it. */
+ * thread may be using it. */
 void rp_auth_destroy(rp_auth_t *auth);
 
 /* Per-request timeout for token fetches (ms > 0). Call before sharing. */
@@ -109,20 +109,6 @@ rp_err_t rp_auth_token(rp_auth_t *auth, char *out, size_t out_size,
  * no header then). out_size >= RP_AUTH_TOKEN_MAX + 32 always suffices. */
 rp_err_t rp_auth_header(rp_auth_t *auth, char *out, size_t out_size,
                         char *errstr, size_t errstr_size);
-
-/* ---- process default, for hooks without a context argument (the
- * rp_state_gs token function). ---- */
-
-/* auth is borrowed and must outlive its use as default; NULL clears it.
- * Call from the main thread before the threads that read it start. */
-void rp_auth_set_default(rp_auth_t *auth);
-
-/* rp_auth_token on the default; an rp_state_gs_token_fn, wired with
- *   rp_auth_set_default(auth);
- *   rp_state_gs_set_token_source(rp_auth_default_token);
- * RP_ERR_INVALID when no default is set. Any thread. */
-rp_err_t rp_auth_default_token(char *out, size_t out_size, char *errstr,
-                               size_t errstr_size);
 
 /* ---- pieces, exposed for tests (any thread; pure except the key's
  * loading). ---- */

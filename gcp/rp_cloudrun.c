@@ -50,11 +50,13 @@ static bool rp_cloudrun_plain(const char *s)
     return true;
 }
 
-static bool rp_cloudrun_project_valid(const char *s)
+/* A project id or a region: min..max characters of [a-z0-9-], starting
+ * with a letter and not ending with '-'. */
+static bool rp_cloudrun_label_valid(const char *s, size_t min, size_t max)
 {
     size_t n = strlen(s);
 
-    if (n < 6 || n > RP_CLOUDRUN_PROJECT_MAX || !(s[0] >= 'a' && s[0] <= 'z') ||
+    if (n < min || n > max || !(s[0] >= 'a' && s[0] <= 'z') ||
         s[n - 1] == '-')
         return false;
     for (size_t i = 0; i < n; i++)
@@ -63,17 +65,14 @@ static bool rp_cloudrun_project_valid(const char *s)
     return true;
 }
 
+static bool rp_cloudrun_project_valid(const char *s)
+{
+    return rp_cloudrun_label_valid(s, 6, RP_CLOUDRUN_PROJECT_MAX);
+}
+
 static bool rp_cloudrun_region_valid(const char *s)
 {
-    size_t n = strlen(s);
-
-    if (n < 2 || n > RP_CLOUDRUN_REGION_MAX || !(s[0] >= 'a' && s[0] <= 'z') ||
-        s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!rp_cloudrun_lower_alnum(s[i]) && s[i] != '-')
-            return false;
-    return true;
+    return rp_cloudrun_label_valid(s, 2, RP_CLOUDRUN_REGION_MAX);
 }
 
 static bool rp_cloudrun_bucket_valid(const char *s)
@@ -262,6 +261,8 @@ rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                            "name",
                            v);
         memcpy(c->state_bucket, bucket, strlen(bucket) + 1);
+        snprintf(c->state_url, sizeof(c->state_url), "gs://%s",
+                 c->state_bucket);
     }
     if ((err = rp_cloudrun_conf_int(&r, "SANDBOX_JOB_TIMEOUT", 600, 1,
                                     RP_CLOUDRUN_TIMEOUT_MAX_S, "s",

@@ -55,6 +55,8 @@ typedef struct rp_cloudrun_conf {
     char region[RP_CLOUDRUN_REGION_MAX + 1];
     char image[RP_CLOUDRUN_IMAGE_MAX + 1];
     char state_bucket[RP_CLOUDRUN_BUCKET_MAX + 1]; /* "" = none */
+    /* gs://state_bucket, the store when none is named; "" = none */
+    char state_url[RP_CLOUDRUN_BUCKET_MAX + 8];
     int job_timeout_s;
     char memory[RP_CLOUDRUN_LIMIT_MAX + 1];
     char cpu[RP_CLOUDRUN_LIMIT_MAX + 1];

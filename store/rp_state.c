@@ -107,6 +107,14 @@ static void rp_state_supported(char *out, size_t out_size)
 rp_err_t rp_state_open(const char *url, rp_state_t **out, char *errstr,
                        size_t errstr_size)
 {
+    return rp_state_open_opts(url, NULL, out, errstr, errstr_size);
+}
+
+rp_err_t rp_state_open_opts(const char *url, const rp_state_opts_t *opts,
+                            rp_state_t **out, char *errstr,
+                            size_t errstr_size)
+{
+    static const rp_state_opts_t defaults;
     const rp_state_ops_t *ops = NULL;
     char supported[RP_STATE_SUPPORTED_MAX];
     rp_state_t *st;
@@ -152,7 +160,8 @@ rp_err_t rp_state_open(const char *url, rp_state_t **out, char *errstr,
                        "out of memory opening state store");
     st->ops = ops;
     memcpy(st->url, url, url_len + 1);
-    err = ops->open(st, st->url, errstr, errstr_size);
+    err = ops->open(st, st->url, opts ? opts : &defaults, errstr,
+                    errstr_size);
     if (err != RP_OK) {
         free(st);
         return err;

@@ -33,6 +33,7 @@
 #include "rp_buf.h"
 #include "rp_contract.h"
 #include "rp_err.h"
+#include "rp_gcp.h"
 
 /* RP_STATE_KEY_MAX and RP_STATE_URL_MAX: rp_contract.h (the executor's
  * job environment carries both). */
@@ -40,6 +41,25 @@
 #define RP_STATE_ANY UINT64_MAX
 
 typedef struct rp_state rp_state_t;
+
+/* Writes a current access token (NUL-terminated, without "Bearer ") into
+ * out. Called from any thread that runs a state operation, once per HTTP
+ * attempt, so it must be thread-safe and should cache (rp_auth does).
+ * A retriable error (RP_ERR_UNAVAILABLE, RP_ERR_TIMEOUT) is retried like
+ * an HTTP failure; any other is returned to the caller as is. */
+typedef rp_err_t rp_state_token_fn(char *out, size_t out_size, char *errstr,
+                                   size_t errstr_size);
+
+/* How to open a store; a zeroed struct (or NULL) is the default. */
+typedef struct rp_state_opts {
+    /* gs://: the Google context whose credentials requests carry
+     * (borrowed; must outlive the store). NULL: no credentials (an
+     * emulator), unless token is set. */
+    rp_gcp_t *gcp;
+    /* gs:// without gcp: where tokens come from instead (tests that serve
+     * their own); NULL: none. */
+    rp_state_token_fn *token;
+} rp_state_opts_t;
 
 /* Called once per key found by rp_state_list (key borrowed for the call).
  * Return non-zero to stop listing early. */
@@ -50,13 +70,15 @@ typedef int(rp_state_list_cb)(void *opaque, const char *key, uint64_t version);
  * backend would otherwise repeat before calling in: keys are valid, data is
  * non-NULL when len > 0, len <= RP_STATE_VALUE_MAX, out/cb/prefix non-NULL,
  * prefix <= RP_STATE_KEY_MAX bytes.
- *   open   st->ops and st->url are set; sets st->impl on success. On failure
+ *   open   st->ops and st->url are set; opts is never NULL (borrowed for
+ *          the call); sets st->impl on success. On failure
  *          it frees whatever it made itself: close is not called.
  *   close  frees st->impl; called once, only after a successful open.
  * Every entry may be called from several threads at once. */
 typedef struct rp_state_ops {
     const char *scheme; /* "file", "gs" */
-    rp_err_t (*open)(rp_state_t *st, const char *url, char *errstr,
+    rp_err_t (*open)(rp_state_t *st, const char *url,
+                     const rp_state_opts_t *opts, char *errstr,
                      size_t errstr_size);
     rp_err_t (*get)(rp_state_t *st, const char *key, rp_buf_t *out,
                     uint64_t *version, char *errstr, size_t errstr_size);
@@ -81,6 +103,10 @@ struct rp_state {
  * Any thread. */
 rp_err_t rp_state_open(const char *url, rp_state_t **out, char *errstr,
                        size_t errstr_size);
+/* rp_state_open with options (borrowed for the call; NULL = defaults). */
+rp_err_t rp_state_open_opts(const char *url, const rp_state_opts_t *opts,
+                            rp_state_t **out, char *errstr,
+                            size_t errstr_size);
 
 /* Read key into out (caller-initialised buffer, borrowed; it is reset
  * first, its max bounds the read, RP_ERR_TOO_LARGE past it; on success

@@ -868,12 +868,14 @@ static rp_err_t rp_state_file_make_root(const rp_state_file_t *fs,
 }
 
 static rp_err_t rp_state_file_open(rp_state_t *st, const char *url,
-                                   char *errstr, size_t errstr_size)
+                                   const rp_state_opts_t *opts, char *errstr,
+                                   size_t errstr_size)
 {
     char eb[RP_STATE_FILE_STRERR_MAX];
     rp_state_file_t *fs;
     rp_err_t err;
 
+    (void)opts; /* nothing to choose: no credentials on this machine */
     fs = calloc(1, sizeof(*fs));
     if (!fs)
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM,

@@ -23,13 +23,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "rp_auth.h"
 #include "rp_http.h"
 
 /* Object name: PREFIX "/" KEY. */
@@ -54,16 +54,11 @@ typedef struct rp_state_gs {
     char base[RP_STATE_GS_BASE_MAX + 1];     /* no trailing '/' */
     char shown[RP_STATE_GS_SHOWN_MAX];       /* "gs://B/P" for messages */
     bool emulator;                           /* no Authorization header */
+    rp_auth_t *auth; /* borrowed from the rp_gcp_t; NULL: token, if any */
+    rp_state_token_fn *token; /* rp_state_opts_t.token */
     int attempts;
     int timeout_ms;
 } rp_state_gs_t;
-
-static _Atomic(rp_state_gs_token_fn *) rp_state_gs_token;
-
-void rp_state_gs_set_token_source(rp_state_gs_token_fn *fn)
-{
-    atomic_store(&rp_state_gs_token, fn);
-}
 
 /* ---- small helpers ---- */
 
@@ -238,20 +233,23 @@ typedef struct rp_state_gs_call {
 } rp_state_gs_call_t;
 
 /* The Authorization header for one attempt into hdr. */
-static rp_err_t rp_state_gs_auth(char *hdr, size_t hdr_size, char *errstr,
+static rp_err_t rp_state_gs_auth(const rp_state_gs_t *gs, char *hdr,
+                                 size_t hdr_size, char *errstr,
                                  size_t errstr_size)
 {
-    rp_state_gs_token_fn *fn = atomic_load(&rp_state_gs_token);
+    rp_state_token_fn *fn = gs->token;
     char tok[RP_STATE_GS_TOKEN_MAX];
     rp_err_t err;
     int n;
 
-    if (!fn)
+    if (!fn && !gs->auth)
         return rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
                        "no Google credentials configured (no token source; "
                        "set STORAGE_EMULATOR_HOST to use an emulator)");
     tok[0] = '\0';
-    err = fn(tok, sizeof(tok), errstr, errstr_size);
+    err = gs->auth ? rp_auth_token(gs->auth, tok, sizeof(tok), errstr,
+                                   errstr_size)
+                   : fn(tok, sizeof(tok), errstr, errstr_size);
     if (err == RP_OK && tok[0] == '\0')
         err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
                       "the token source gave an empty access token");
@@ -295,7 +293,8 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
                 attempt - 1, RP_STATE_GS_BASE_DELAY_MS,
                 RP_STATE_GS_MAX_DELAY_MS));
         if (!gs->emulator) {
-            err = rp_state_gs_auth(auth, sizeof(auth), herr, sizeof(herr));
+            err = rp_state_gs_auth(gs, auth, sizeof(auth), herr,
+                                   sizeof(herr));
             if (err != RP_OK) {
                 if (!rp_err_retriable(err)) {
                     rp_errf(errstr, errstr_size, err, "%s: %s", c->what, herr);
@@ -941,7 +940,8 @@ static rp_err_t rp_state_gs_emulator(rp_state_gs_t *gs, bool have_endpoint,
 }
 
 static rp_err_t rp_state_gs_open(rp_state_t *st, const char *url,
-                                 char *errstr, size_t errstr_size)
+                                 const rp_state_opts_t *opts, char *errstr,
+                                 size_t errstr_size)
 {
     rp_state_gs_t *gs;
     rp_err_t err;
@@ -967,6 +967,8 @@ static rp_err_t rp_state_gs_open(rp_state_t *st, const char *url,
                       url, gs->base);
         goto out;
     }
+    gs->auth = rp_gcp_auth(opts->gcp);
+    gs->token = opts->token;
     st->impl = gs;
 out:
     if (err != RP_OK)

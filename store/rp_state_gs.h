@@ -17,9 +17,11 @@
  * Credentials: when STORAGE_EMULATOR_HOST is set (read at open), requests
  * go to that host (http:// is added when it has no scheme) and carry no
  * Authorization header, as Google's own clients do. Otherwise each request
- * asks the process-wide token source for an OAuth2 access token and sends
- * "Authorization: Bearer TOKEN"; with no source set every operation fails
- * with RP_ERR_PERMISSION "no Google credentials configured".
+ * sends "Authorization: Bearer TOKEN" with an OAuth2 access token from the
+ * credentials of the rp_gcp_t in the open options (rp_state_open_opts), or,
+ * without one, from the token source set below; with neither every
+ * operation fails with RP_ERR_PERMISSION "no Google credentials
+ * configured".
  *
  * Use it only through rp_state.h; this header exists for the backend table
  * and the token hook. Thread-safety: every op may run from several threads
@@ -43,20 +45,6 @@
 #define RP_STATE_GS_TIMEOUT_MS_MAX 600000
 #define RP_STATE_GS_BASE_DELAY_MS 100    /* first retry waits <= this */
 #define RP_STATE_GS_MAX_DELAY_MS 5000    /* backoff cap */
-
-/* Writes a current access token (NUL-terminated, without "Bearer ") into
- * out. Called from any thread that runs a state operation, once per HTTP
- * attempt, so it must be thread-safe and should cache (rp_auth does).
- * A retriable error (RP_ERR_UNAVAILABLE, RP_ERR_TIMEOUT) is retried like
- * an HTTP failure; any other is returned to the caller as is. */
-typedef rp_err_t rp_state_gs_token_fn(char *out, size_t out_size,
-                                      char *errstr, size_t errstr_size);
-
-/* Set the token source used by every gs:// store (NULL = none). Call once
- * at startup, before stores are used; the lead wires rp_auth in here.
- * Any thread (atomic), but changing it under running operations only
- * affects their next attempt. */
-void rp_state_gs_set_token_source(rp_state_gs_token_fn *fn);
 
 extern const rp_state_ops_t rp_state_gs_ops;
 

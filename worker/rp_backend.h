@@ -33,9 +33,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "rp_auth.h"
 #include "rp_err.h"
+#include "rp_gcp.h"
 #include "rp_jobenv.h"
+#include "rp_state.h"
 
 #define RP_BACKEND_DETAIL_MAX 512
 
@@ -88,13 +89,13 @@ typedef struct rp_backend_conf {
      * call to rp_backend_new. */
     const char *(*lookup)(const char *name, void *opaque);
     void *lookup_opaque;
-    /* cloudrun: the state store the executors use (the worker's); NULL =
-     * gs://SANDBOX_STATE_BUCKET, else the first execution's. Borrowed. */
-    const char *state_url;
-    /* cloudrun: credentials for the Admin API, borrowed for the backend's
-     * life; NULL = its own (none for RUNPOOL_CLOUD_RUN_ENDPOINT, else
-     * rp_auth_new_from_env). */
-    rp_auth_t *cloudrun_auth;
+    /* cloudrun: the state store the executors use (the worker's),
+     * borrowed for the backend's life; required. */
+    rp_state_t *state;
+    /* cloudrun: the Google context whose credentials Admin API calls
+     * carry, borrowed for the backend's life; may be NULL (or without
+     * credentials) only with RUNPOOL_CLOUD_RUN_ENDPOINT. */
+    rp_gcp_t *gcp;
 } rp_backend_conf_t;
 
 /* Create the backend named `name` ("local", "cloudrun"). done_cb/opaque

@@ -4,12 +4,15 @@
  *
  * No thread per execution, and the worker's main thread never waits:
  * start/cancel/detach only change a run's flags and its place in a timer
- * queue (a min-heap on "next step due at"); a fixed pool of threads takes
+ * queue (rp_timerq, on "next step due at"); a fixed pool of threads takes
  * due runs and performs one step each (an API call or two, a state-store
  * read or write), then puts the run back with its next due time — polls
- * back off from poll_min to poll_max. Every API call first takes a token
- * from one bucket, so a burst of requests cannot exhaust the project's
- * quota; 429/5xx/timeouts back off with jitter and retry.
+ * back off from poll_min to poll_max. Every API call but executions.cancel
+ * first takes a token from one bucket, so a burst of requests cannot
+ * exhaust the project's quota; a step that finds no token goes back on the
+ * queue until one is there, so no thread waits for a token and steps that
+ * need none (state-store I/O, cancels) are never held up behind it.
+ * 429/5xx/timeouts back off with jitter and retry.
  *
  * jobs.run is not idempotent, so a run is claimed durably first:
  * executions/{id}/attempt.json, create-only (or compare-and-swap to
@@ -37,9 +40,12 @@
 #include "rp_buf.h"
 #include "rp_cloudrun.h"
 #include "rp_http.h"
+#include "rp_list.h"
 #include "rp_log.h"
+#include "rp_ratelimit.h"
 #include "rp_state.h"
 #include "rp_time.h"
+#include "rp_timerq.h"
 
 #define RP_CLOUDRUN_RUNS_MAX 1000000      /* runs held at once */
 #define RP_CLOUDRUN_RESPONSE_MAX (16 * 1024 * 1024) /* one API reply */
@@ -77,12 +83,10 @@ typedef enum rp_cloudrun_tjob {
 
 struct rp_backend_run {
     /* Under cr->lock. */
-    rp_backend_run_t *prev, *next; /* every unreported run */
-    size_t heap_idx;
-    bool queued;   /* in the heap */
+    rp_list_t link;    /* on cr->runs: every unreported run */
+    rp_timer_t timer;  /* on cr->timers: its next step is due */
     bool busy;     /* a pool thread runs its step */
     bool kick;     /* flags changed during the step: step again at once */
-    int64_t due_ms;
     bool cancel_req, detach_req;
     bool reported, released;
 
@@ -110,6 +114,8 @@ struct rp_backend_run {
     int retries;
     int64_t retry_since_ms;
     int job_404s, delete_tries;
+    int list_page; /* executions.list resumes here after a token wait */
+    char list_token[RP_CLOUDRUN_PAGE_TOKEN_MAX];
     bool have_done;
     rp_backend_done_t done;
 };
@@ -118,25 +124,19 @@ typedef struct rp_cloudrun {
     rp_cloudrun_conf_t conf;
     char parent[RP_CLOUDRUN_NAME_MAX];
     char worker[RP_WORKER_NAME_MAX];
-    rp_auth_t *auth;     /* borrowed or own_auth */
-    rp_auth_t *own_auth;
+    rp_auth_t *auth; /* borrowed from conf->gcp; NULL: send no token */
 
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC; always broadcast */
     pthread_t *threads;
     int nthreads;
     bool stopping;
-    rp_backend_run_t **heap;
-    size_t heap_n, heap_cap;
-    rp_backend_run_t *runs; /* every unreported run */
+    rp_timerq_t timers;     /* queued runs, by next step's due time */
+    rp_list_t runs;         /* every unreported run */
     size_t nruns;
-    double tokens;          /* token bucket */
-    int64_t tokens_ms;
+    rp_ratelimit_t rate;    /* API calls */
 
-    /* State store: the URL is fixed by the first of conf / first start(). */
-    char *state_url;        /* under lock until set, then read-only */
-    pthread_mutex_t state_lock;
-    rp_state_t *state;
+    rp_state_t *state; /* borrowed: the worker's store */
 
     /* Template mode; under lock. */
     char tjob_id[RP_CLOUDRUN_JOB_ID_MAX + 1];
@@ -164,74 +164,7 @@ static void rp_cloudrun_msg(char *out, size_t size, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
-/* Timer queue (a binary min-heap on due_ms; called with cr->lock)     */
-
-static bool rp_cloudrun_heap_less(rp_cloudrun_t *cr, size_t a, size_t b)
-{
-    return cr->heap[a]->due_ms < cr->heap[b]->due_ms;
-}
-
-static void rp_cloudrun_heap_swap(rp_cloudrun_t *cr, size_t a, size_t b)
-{
-    rp_backend_run_t *t = cr->heap[a];
-
-    cr->heap[a] = cr->heap[b];
-    cr->heap[b] = t;
-    cr->heap[a]->heap_idx = a;
-    cr->heap[b]->heap_idx = b;
-}
-
-static void rp_cloudrun_heap_fix(rp_cloudrun_t *cr, size_t i)
-{
-    while (i > 0 && rp_cloudrun_heap_less(cr, i, (i - 1) / 2)) {
-        rp_cloudrun_heap_swap(cr, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-
-        if (l < cr->heap_n && rp_cloudrun_heap_less(cr, l, m))
-            m = l;
-        if (r < cr->heap_n && rp_cloudrun_heap_less(cr, r, m))
-            m = r;
-        if (m == i)
-            break;
-        rp_cloudrun_heap_swap(cr, i, m);
-        i = m;
-    }
-}
-
-static rp_err_t rp_cloudrun_heap_push(rp_cloudrun_t *cr, rp_backend_run_t *run)
-{
-    if (cr->heap_n == cr->heap_cap) {
-        size_t cap = cr->heap_cap ? cr->heap_cap * 2 : 64;
-        rp_backend_run_t **h = realloc(cr->heap, cap * sizeof(*h));
-
-        if (!h)
-            return RP_ERR_NOMEM;
-        cr->heap = h;
-        cr->heap_cap = cap;
-    }
-    run->heap_idx = cr->heap_n;
-    cr->heap[cr->heap_n++] = run;
-    run->queued = true;
-    rp_cloudrun_heap_fix(cr, run->heap_idx);
-    return RP_OK;
-}
-
-static void rp_cloudrun_heap_remove(rp_cloudrun_t *cr, rp_backend_run_t *run)
-{
-    size_t i = run->heap_idx;
-
-    if (!run->queued)
-        return;
-    run->queued = false;
-    if (i != --cr->heap_n) {
-        cr->heap[i] = cr->heap[cr->heap_n];
-        cr->heap[i]->heap_idx = i;
-        rp_cloudrun_heap_fix(cr, i);
-    }
-}
+/* Waiting (called with cr->lock)                                      */
 
 /* Wait on cr->cond until the monotonic deadline (ms) or a broadcast. */
 static void rp_cloudrun_wait_until(rp_cloudrun_t *cr, int64_t until_ms)
@@ -251,37 +184,33 @@ typedef enum rp_cloudrun_rc {
     RP_CR_RETRY, /* 429, 5xx, timeout, no connection: back off, retry */
     RP_CR_FAIL,  /* any other answer: Google's message in msg */
     RP_CR_STOP,  /* the backend is closing */
+    RP_CR_WAIT,  /* no API token yet: nothing sent; try after wait_ms */
 } rp_cloudrun_rc_t;
 
 typedef struct rp_cloudrun_call {
     bool fresh_connection; /* in: never reuse a kept connection for it */
+    bool unmetered;        /* in: takes no token (executions.cancel) */
+    int64_t wait_ms;       /* RP_CR_WAIT: until a token is there */
     long status; /* 0: no HTTP answer */
     rp_http_resp_t resp;
     char msg[RP_BACKEND_DETAIL_MAX];
 } rp_cloudrun_call_t;
 
-/* Take one token; waits (interruptibly) for it. false when closing. */
-static bool rp_cloudrun_rate_wait(rp_cloudrun_t *cr)
+/* Take one API token without waiting: 0 when taken, else the ms until
+ * one is there; -1 when the backend is closing. */
+static int64_t rp_cloudrun_take_token(rp_cloudrun_t *cr, bool unmetered)
 {
-    int64_t now, until;
-    bool ok;
+    int64_t wait;
 
     pthread_mutex_lock(&cr->lock);
-    now = rp_time_mono_ms();
-    cr->tokens += (double)(now - cr->tokens_ms) * cr->conf.max_rps / 1000.0;
-    if (cr->tokens > cr->conf.burst)
-        cr->tokens = cr->conf.burst;
-    cr->tokens_ms = now;
-    /* Reserve the token now, even into debt: callers queue fairly. */
-    cr->tokens -= 1.0;
-    until = now;
-    if (cr->tokens < 0)
-        until += (int64_t)(-cr->tokens * 1000.0 / cr->conf.max_rps) + 1;
-    while (!cr->stopping && rp_time_mono_ms() < until)
-        rp_cloudrun_wait_until(cr, until);
-    ok = !cr->stopping;
+    if (cr->stopping)
+        wait = -1;
+    else if (unmetered)
+        wait = 0;
+    else
+        wait = rp_ratelimit_take(&cr->rate, rp_time_mono_ms());
     pthread_mutex_unlock(&cr->lock);
-    return ok;
+    return wait;
 }
 
 static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
@@ -299,9 +228,14 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
     rp_http_resp_clear(&call->resp);
     call->status = 0;
     call->msg[0] = '\0';
-    if (!rp_cloudrun_rate_wait(cr))
+    call->wait_ms = rp_cloudrun_take_token(cr, call->unmetered);
+    if (call->wait_ms < 0)
         return RP_CR_STOP;
-    if ((err = rp_auth_header(cr->auth, auth, sizeof(auth), es, sizeof(es)))) {
+    if (call->wait_ms > 0)
+        return RP_CR_WAIT;
+    auth[0] = '\0';
+    if (cr->auth &&
+        (err = rp_auth_header(cr->auth, auth, sizeof(auth), es, sizeof(es)))) {
         rp_cloudrun_msg(call->msg, sizeof(call->msg), "%s: credentials: %s", what, es);
         return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
     }
@@ -434,23 +368,12 @@ static int64_t rp_cloudrun_call_failed(rp_cloudrun_t *cr, rp_backend_run_t *run,
 {
     if (rc == RP_CR_STOP)
         return 0; /* the thread is leaving; close() reports the run */
+    if (rc == RP_CR_WAIT)
+        return call->wait_ms; /* not a failure: no retry counted */
     if (rc == RP_CR_RETRY)
         return rp_cloudrun_backoff(cr, run, call->msg);
     return rp_cloudrun_fail(run, rp_cloudrun_status_err(call->status),
                             call->msg);
-}
-
-/* The store, opened on first use (a pool thread: never the main one). */
-static rp_state_t *rp_cloudrun_state(rp_cloudrun_t *cr, char *es, size_t n)
-{
-    rp_state_t *st;
-
-    pthread_mutex_lock(&cr->state_lock);
-    if (!cr->state && rp_state_open(cr->state_url, &cr->state, es, n) != RP_OK)
-        cr->state = NULL;
-    st = cr->state;
-    pthread_mutex_unlock(&cr->state_lock);
-    return st;
 }
 
 static void rp_cloudrun_arm_poll(rp_cloudrun_t *cr, rp_backend_run_t *run)
@@ -492,14 +415,12 @@ static rp_err_t rp_cloudrun_put_attempt(rp_cloudrun_t *cr,
 static void rp_cloudrun_record_name(rp_cloudrun_t *cr, rp_backend_run_t *run)
 {
     char es[RP_CLOUDRUN_ES_MAX];
-    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
     rp_err_t err;
 
     rp_cloudrun_msg(run->att.execution, sizeof(run->att.execution), "%s",
              run->exec_name);
-    err = st ? rp_cloudrun_put_attempt(cr, run, st, run->att_version, es,
-                                       sizeof(es))
-             : RP_ERR_IO;
+    err = rp_cloudrun_put_attempt(cr, run, cr->state, run->att_version, es,
+                                  sizeof(es));
     if (err)
         rp_log(RP_LOG_WARN, "cloudrun_attempt_update_failed", run->eid,
                run->sid, "recording %s: %s", run->exec_name, es);
@@ -513,13 +434,9 @@ static int64_t rp_cloudrun_step_prepare(rp_cloudrun_t *cr,
 {
     char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1];
     char msg[RP_BACKEND_DETAIL_MAX];
-    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
+    rp_state_t *st = cr->state;
     rp_err_t err;
 
-    if (!st) {
-        rp_cloudrun_msg(msg, sizeof(msg), "state store: %s", es);
-        return rp_cloudrun_fail(run, RP_ERR_INVALID, msg);
-    }
     if (run->request_doc) {
         rp_jobenv_request_key(run->eid, key, sizeof(key));
         err = rp_state_put(st, key, run->request_doc, strlen(run->request_doc),
@@ -544,14 +461,12 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
 {
     char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1];
     char msg[RP_BACKEND_DETAIL_MAX];
-    rp_state_t *st = rp_cloudrun_state(cr, es, sizeof(es));
+    rp_state_t *st = cr->state;
     uint64_t ver = 0;
     int64_t ret = 0;
     rp_buf_t buf;
     rp_err_t err;
 
-    if (!st)
-        return rp_cloudrun_fail(run, RP_ERR_INVALID, es);
     rp_cloudrun_attempt_key(run->eid, key, sizeof(key));
     rp_buf_init(&buf, RP_CLOUDRUN_ATTEMPT_MAX);
     err = rp_state_get(st, key, &buf, &ver, es, sizeof(es));
@@ -611,234 +526,213 @@ out:
     return ret;
 }
 
-/* Template mode: the shared job; one run creates it, the others wait. */
-static int64_t rp_cloudrun_step_tjob(rp_cloudrun_t *cr, rp_backend_run_t *run)
+/* The next poll interval: doubled, at most poll_max_ms. */
+static int rp_cloudrun_next_poll(const rp_cloudrun_t *cr, int ms)
 {
-    char url[RP_HTTP_URL_MAX], msg[RP_BACKEND_DETAIL_MAX], *body = NULL;
+    return ms > cr->conf.poll_max_ms / 2 ? cr->conf.poll_max_ms : ms * 2;
+}
+
+typedef enum rp_cloudrun_jobrc {
+    RP_CR_JOB_READY,  /* the job exists and is ready to run on */
+    RP_CR_JOB_LATER,  /* step again after the returned delay */
+    RP_CR_JOB_FAILED, /* a definitive refusal: err and msg say why */
+} rp_cloudrun_jobrc_t;
+
+/* One step towards job name (id under cr->parent) existing and ready:
+ * jobs.create from env and timeout_s (409: it exists already), then
+ * jobs.get until it has reconciled. shared: the template job, which must
+ * run our image; else this execution's own, which must carry its
+ * EXECUTION_ID and is then deleted at the end (run->job_mine). LATER puts
+ * the delay in *delay (a retry that gave up has set run's outcome). */
+static rp_cloudrun_jobrc_t
+rp_cloudrun_ensure_job(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                       const char *name, const char *id, const rp_env_t *env,
+                       int timeout_s, bool shared, int64_t *delay,
+                       rp_err_t *err, char *msg, size_t msg_size)
+{
+    char url[RP_HTTP_URL_MAX], es[RP_CLOUDRUN_ES_MAX], *body = NULL;
+    rp_cloudrun_jobrc_t jr = RP_CR_JOB_LATER;
     rp_cloudrun_call_t call;
     rp_cloudrun_rc_t rc;
     rp_cloudrun_job_t job;
-    char es[RP_CLOUDRUN_ES_MAX];
-    int64_t ret = 0;
-    rp_err_t err;
 
-    pthread_mutex_lock(&cr->lock);
-    if (cr->tjob_state == RP_CR_TJOB_FAILED &&
-        rp_time_mono_ms() - cr->tjob_failed_ms >= RP_CLOUDRUN_JOB_FAIL_HOLD_MS)
-        cr->tjob_state = RP_CR_TJOB_NONE;
-    switch (cr->tjob_state) {
-    case RP_CR_TJOB_READY:
-        pthread_mutex_unlock(&cr->lock);
-        run->phase = RP_CR_CLAIM;
-        return 0;
-    case RP_CR_TJOB_FAILED:
-        err = cr->tjob_err;
-        rp_cloudrun_msg(msg, sizeof(msg), "%s", cr->tjob_error);
-        pthread_mutex_unlock(&cr->lock);
-        return rp_cloudrun_fail(run, err, msg);
-    case RP_CR_TJOB_CREATING:
-        if (cr->tjob_creator != run) {
-            pthread_mutex_unlock(&cr->lock);
-            return RP_CLOUDRUN_JOB_WAIT_MS;
-        }
-        break;
-    case RP_CR_TJOB_NONE:
-        cr->tjob_state = RP_CR_TJOB_CREATING;
-        cr->tjob_creator = run;
-        run->tjob_creator = true;
-        run->job_create_sent = false;
-        run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
-        break;
-    }
-    pthread_mutex_unlock(&cr->lock);
-
+    *delay = 0;
+    *err = RP_OK;
     memset(&call, 0, sizeof(call));
     if (!run->job_create_sent) {
         char query[RP_CLOUDRUN_JOB_ID_MAX + 16];
 
-        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", cr->tjob_id);
-        if (!(body = rp_cloudrun_job_body(&cr->conf, &cr->tjob_env,
-                                          cr->conf.job_timeout_s)) ||
+        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", id);
+        if (!(body = rp_cloudrun_job_body(&cr->conf, env, timeout_s)) ||
             !rp_cloudrun_url(cr, url, sizeof(url), cr->parent, query)) {
-            err = RP_ERR_NOMEM;
-            rp_cloudrun_msg(msg, sizeof(msg), "building jobs.create: out of memory");
-            goto failed;
+            *err = RP_ERR_NOMEM;
+            rp_cloudrun_msg(msg, msg_size,
+                            "building jobs.create: out of memory");
+            jr = RP_CR_JOB_FAILED;
+            goto out;
         }
         rc = rp_cloudrun_api(cr, "jobs.create", "POST", url, body, &call);
         if (rc == RP_CR_OK || (rc == RP_CR_FAIL && call.status == 409)) {
-            /* 409: made by another worker or an earlier life: use it. */
+            /* 409: made by another worker or an earlier life: use it
+             * (a per-execution job's owner is checked below). */
             rp_log(RP_LOG_INFO, "cloudrun_job_create", run->eid, run->sid,
-                   "job %s %s", cr->tjob_name,
+                   "job %s %s", name,
                    rc == RP_CR_OK ? "created" : "exists already");
             run->job_create_sent = true;
+            if (!shared)
+                run->job_mine = rc == RP_CR_OK;
+            run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
             rp_cloudrun_ok(run);
-            ret = rc == RP_CR_OK ? run->job_poll_ms : 0;
+            *delay = rc == RP_CR_OK ? run->job_poll_ms : 0;
             goto out;
         }
-        if (rc != RP_CR_FAIL) {
-            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
-            goto out;
-        }
-        err = rp_cloudrun_status_err(call.status);
-        rp_cloudrun_msg(msg, sizeof(msg), "%s", call.msg);
-        goto failed;
+        goto call_failed;
     }
-    if (!rp_cloudrun_url(cr, url, sizeof(url), cr->tjob_name, "")) {
-        err = RP_ERR_INVALID;
-        rp_cloudrun_msg(msg, sizeof(msg), "job name too long");
-        goto failed;
+    if (!rp_cloudrun_url(cr, url, sizeof(url), name, "")) {
+        *err = RP_ERR_INVALID;
+        rp_cloudrun_msg(msg, msg_size, "job name too long");
+        jr = RP_CR_JOB_FAILED;
+        goto out;
     }
     rc = rp_cloudrun_api(cr, "jobs.get", "GET", url, NULL, &call);
     if (rc == RP_CR_FAIL && call.status == 404) {
         run->job_create_sent = false; /* deleted meanwhile: make it again */
         goto out;
     }
-    if (rc == RP_CR_RETRY || rc == RP_CR_STOP) {
-        ret = rp_cloudrun_call_failed(cr, run, rc, &call);
-        goto out;
-    }
-    if (rc == RP_CR_FAIL) {
-        err = rp_cloudrun_status_err(call.status);
-        rp_cloudrun_msg(msg, sizeof(msg), "%s", call.msg);
-        goto failed;
-    }
+    if (rc != RP_CR_OK)
+        goto call_failed;
     rp_cloudrun_ok(run);
+    jr = RP_CR_JOB_FAILED;
     if (rp_cloudrun_parse_job(call.resp.body.data, call.resp.body.len, &job,
                               es, sizeof(es))) {
-        err = RP_ERR_PROTOCOL;
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run jobs.get %s: %s", cr->tjob_name,
-                 es);
-        goto failed;
+        *err = RP_ERR_PROTOCOL;
+        rp_cloudrun_msg(msg, msg_size, "Cloud Run jobs.get %s: %s", name, es);
+        goto out;
+    }
+    if (!shared) {
+        if (strcmp(job.execution_id, run->eid)) {
+            *err = RP_ERR_CONFLICT;
+            rp_cloudrun_msg(msg, msg_size,
+                            "Cloud Run job %s belongs to execution '%s', "
+                            "not this one",
+                            name, job.execution_id);
+            run->job_mine = false; /* never delete someone else's job */
+            goto out;
+        }
+        run->job_mine = true;
     }
     if (job.state == RP_CLOUDRUN_JOB_RECONCILING) {
-        ret = run->job_poll_ms;
-        run->job_poll_ms = run->job_poll_ms * 2 > cr->conf.poll_max_ms
-                               ? cr->conf.poll_max_ms
-                               : run->job_poll_ms * 2;
+        *delay = run->job_poll_ms;
+        run->job_poll_ms = rp_cloudrun_next_poll(cr, run->job_poll_ms);
+        jr = RP_CR_JOB_LATER;
         goto out;
     }
     if (job.state == RP_CLOUDRUN_JOB_FAILED) {
-        err = RP_ERR_INVALID;
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s is not ready: %s",
-                 cr->tjob_name, job.message);
-        goto failed;
+        *err = RP_ERR_INVALID;
+        rp_cloudrun_msg(msg, msg_size, "Cloud Run job %s is not ready: %s",
+                        name, job.message);
+        goto out;
     }
-    if (strcmp(job.image, cr->conf.image)) {
+    if (shared && strcmp(job.image, cr->conf.image)) {
         /* The name is a hash of our shape: someone else's job. */
-        err = RP_ERR_CONFLICT;
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s exists with image %s, "
-                 "not %s", cr->tjob_name, job.image, cr->conf.image);
-        goto failed;
+        *err = RP_ERR_CONFLICT;
+        rp_cloudrun_msg(msg, msg_size,
+                        "Cloud Run job %s exists with image %s, not %s", name,
+                        job.image, cr->conf.image);
+        goto out;
     }
-    pthread_mutex_lock(&cr->lock);
-    cr->tjob_state = RP_CR_TJOB_READY;
-    cr->tjob_creator = NULL;
-    pthread_mutex_unlock(&cr->lock);
-    run->tjob_creator = false;
-    rp_log(RP_LOG_INFO, "cloudrun_job_ready", run->eid, run->sid,
-           "job %s is ready", cr->tjob_name);
-    run->phase = RP_CR_CLAIM;
+    jr = RP_CR_JOB_READY;
     goto out;
-failed:
-    /* Everyone waiting learns the reason; a later run tries again. */
-    pthread_mutex_lock(&cr->lock);
-    cr->tjob_state = RP_CR_TJOB_FAILED;
-    cr->tjob_creator = NULL;
-    cr->tjob_failed_ms = rp_time_mono_ms();
-    cr->tjob_err = err;
-    rp_cloudrun_msg(cr->tjob_error, sizeof(cr->tjob_error), "%s", msg);
-    pthread_mutex_unlock(&cr->lock);
-    run->tjob_creator = false;
-    rp_log(RP_LOG_ERROR, "cloudrun_job_failed", run->eid, run->sid, "%s", msg);
-    ret = rp_cloudrun_fail(run, err, msg);
+call_failed:
+    if (rc == RP_CR_FAIL) {
+        *err = rp_cloudrun_status_err(call.status);
+        rp_cloudrun_msg(msg, msg_size, "%s", call.msg);
+        jr = RP_CR_JOB_FAILED;
+    } else {
+        *delay = rp_cloudrun_call_failed(cr, run, rc, &call);
+    }
 out:
     free(body);
     rp_http_resp_clear(&call.resp);
-    return ret;
+    return jr;
 }
 
-/* Per-execution mode: this execution's own job. */
-static int64_t rp_cloudrun_step_ejob(rp_cloudrun_t *cr, rp_backend_run_t *run)
+/* The job to run on: in template mode the shared one, which one run
+ * creates while the others wait; else this execution's own. */
+static int64_t rp_cloudrun_step_job(rp_cloudrun_t *cr, rp_backend_run_t *run)
 {
-    char url[RP_HTTP_URL_MAX], msg[RP_BACKEND_DETAIL_MAX], *body = NULL;
-    char es[RP_CLOUDRUN_ES_MAX];
-    rp_cloudrun_call_t call;
-    rp_cloudrun_rc_t rc;
-    rp_cloudrun_job_t job;
-    int64_t ret = 0;
+    bool shared = cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE;
+    char msg[RP_BACKEND_DETAIL_MAX];
+    rp_cloudrun_jobrc_t jr;
+    int64_t delay;
+    rp_err_t err;
 
-    memset(&call, 0, sizeof(call));
-    if (!run->job_create_sent) {
-        char query[RP_CLOUDRUN_JOB_ID_MAX + 16];
-
-        rp_cloudrun_msg(query, sizeof(query), "/jobs?jobId=%s", run->job_id);
-        if (!(body = rp_cloudrun_job_body(&cr->conf, &run->env,
-                                          run->timeout_s +
-                                              cr->conf.timeout_margin_s)) ||
-            !rp_cloudrun_url(cr, url, sizeof(url), cr->parent, query)) {
-            ret = rp_cloudrun_fail(run, RP_ERR_NOMEM, "out of memory");
-            goto out;
+    if (shared) {
+        pthread_mutex_lock(&cr->lock);
+        if (cr->tjob_state == RP_CR_TJOB_FAILED &&
+            rp_time_mono_ms() - cr->tjob_failed_ms >=
+                RP_CLOUDRUN_JOB_FAIL_HOLD_MS)
+            cr->tjob_state = RP_CR_TJOB_NONE;
+        switch (cr->tjob_state) {
+        case RP_CR_TJOB_READY:
+            pthread_mutex_unlock(&cr->lock);
+            run->phase = RP_CR_CLAIM;
+            return 0;
+        case RP_CR_TJOB_FAILED:
+            err = cr->tjob_err;
+            rp_cloudrun_msg(msg, sizeof(msg), "%s", cr->tjob_error);
+            pthread_mutex_unlock(&cr->lock);
+            return rp_cloudrun_fail(run, err, msg);
+        case RP_CR_TJOB_CREATING:
+            if (cr->tjob_creator != run) {
+                pthread_mutex_unlock(&cr->lock);
+                return RP_CLOUDRUN_JOB_WAIT_MS;
+            }
+            break;
+        case RP_CR_TJOB_NONE:
+            cr->tjob_state = RP_CR_TJOB_CREATING;
+            cr->tjob_creator = run;
+            run->tjob_creator = true;
+            run->job_create_sent = false;
+            break;
         }
-        rc = rp_cloudrun_api(cr, "jobs.create", "POST", url, body, &call);
-        if (rc == RP_CR_OK || (rc == RP_CR_FAIL && call.status == 409)) {
-            rp_log(RP_LOG_INFO, "cloudrun_job_create", run->eid, run->sid,
-                   "job %s %s", run->job_name,
-                   rc == RP_CR_OK ? "created" : "exists already");
-            run->job_create_sent = true;
-            run->job_mine = rc == RP_CR_OK; /* 409: checked below */
-            run->job_poll_ms = RP_CLOUDRUN_JOB_POLL_MS;
-            rp_cloudrun_ok(run);
-            ret = rc == RP_CR_OK ? run->job_poll_ms : 0;
-        } else {
-            ret = rp_cloudrun_call_failed(cr, run, rc, &call);
+        pthread_mutex_unlock(&cr->lock);
+    }
+    jr = rp_cloudrun_ensure_job(
+        cr, run, run->job_name, shared ? cr->tjob_id : run->job_id,
+        shared ? &cr->tjob_env : &run->env,
+        shared ? cr->conf.job_timeout_s
+               : run->timeout_s + cr->conf.timeout_margin_s,
+        shared, &delay, &err, msg, sizeof(msg));
+    if (jr == RP_CR_JOB_LATER)
+        return delay;
+    if (jr == RP_CR_JOB_READY) {
+        if (shared) {
+            pthread_mutex_lock(&cr->lock);
+            cr->tjob_state = RP_CR_TJOB_READY;
+            cr->tjob_creator = NULL;
+            pthread_mutex_unlock(&cr->lock);
+            run->tjob_creator = false;
+            rp_log(RP_LOG_INFO, "cloudrun_job_ready", run->eid, run->sid,
+                   "job %s is ready", run->job_name);
         }
-        goto out;
-    }
-    if (!rp_cloudrun_url(cr, url, sizeof(url), run->job_name, "")) {
-        ret = rp_cloudrun_fail(run, RP_ERR_INVALID, "job name too long");
-        goto out;
-    }
-    rc = rp_cloudrun_api(cr, "jobs.get", "GET", url, NULL, &call);
-    if (rc == RP_CR_FAIL && call.status == 404) {
-        run->job_create_sent = false;
-        goto out;
-    }
-    if (rc != RP_CR_OK) {
-        ret = rp_cloudrun_call_failed(cr, run, rc, &call);
-        goto out;
-    }
-    rp_cloudrun_ok(run);
-    if (rp_cloudrun_parse_job(call.resp.body.data, call.resp.body.len, &job,
-                              es, sizeof(es))) {
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run jobs.get %s: %s", run->job_name,
-                 es);
-        ret = rp_cloudrun_fail(run, RP_ERR_PROTOCOL, msg);
-        goto out;
-    }
-    if (strcmp(job.execution_id, run->eid)) {
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s belongs to execution "
-                 "'%s', not this one", run->job_name, job.execution_id);
-        run->job_mine = false; /* never delete someone else's job */
-        ret = rp_cloudrun_fail(run, RP_ERR_CONFLICT, msg);
-        goto out;
-    }
-    run->job_mine = true;
-    if (job.state == RP_CLOUDRUN_JOB_RECONCILING) {
-        ret = run->job_poll_ms;
-        run->job_poll_ms = run->job_poll_ms * 2 > cr->conf.poll_max_ms
-                               ? cr->conf.poll_max_ms
-                               : run->job_poll_ms * 2;
-    } else if (job.state == RP_CLOUDRUN_JOB_FAILED) {
-        rp_cloudrun_msg(msg, sizeof(msg), "Cloud Run job %s is not ready: %s",
-                 run->job_name, job.message);
-        ret = rp_cloudrun_fail(run, RP_ERR_INVALID, msg);
-    } else {
         run->phase = RP_CR_CLAIM;
+        return 0;
     }
-out:
-    free(body);
-    rp_http_resp_clear(&call.resp);
-    return ret;
+    if (shared) {
+        /* Everyone waiting learns the reason; a later run tries again. */
+        pthread_mutex_lock(&cr->lock);
+        cr->tjob_state = RP_CR_TJOB_FAILED;
+        cr->tjob_creator = NULL;
+        cr->tjob_failed_ms = rp_time_mono_ms();
+        cr->tjob_err = err;
+        rp_cloudrun_msg(cr->tjob_error, sizeof(cr->tjob_error), "%s", msg);
+        pthread_mutex_unlock(&cr->lock);
+        run->tjob_creator = false;
+        rp_log(RP_LOG_ERROR, "cloudrun_job_failed", run->eid, run->sid, "%s",
+               msg);
+    }
+    return rp_cloudrun_fail(run, err, msg);
 }
 
 static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
@@ -856,8 +750,7 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
     if (!run->claim_fresh) {
         /* Every jobs.run is preceded by a claim that bumps the record's
          * version: of two owners, only one wins it and runs. */
-        if (!(st = rp_cloudrun_state(cr, es, sizeof(es))))
-            return rp_cloudrun_fail(run, RP_ERR_INVALID, es);
+        st = cr->state;
         memcpy(run->att.job, run->job_name, sizeof(run->att.job));
         run->att.execution[0] = '\0';
         run->att.run_at_ms = rp_time_wall_ms();
@@ -883,13 +776,17 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
         ret = rp_cloudrun_fail(run, RP_ERR_NOMEM, "building jobs.run failed");
         goto out;
     }
-    run->claim_fresh = false;
     /* A fresh connection: libcurl silently re-sends a request whose reused
      * connection died before any answer, which for jobs.run could start a
      * second execution. On a new connection it reports the loss instead,
      * and the lost reply is handled below, by looking before running. */
     call.fresh_connection = true;
     rc = rp_cloudrun_api(cr, "jobs.run", "POST", url, body, &call);
+    if (rc == RP_CR_WAIT || rc == RP_CR_STOP) {
+        ret = rp_cloudrun_call_failed(cr, run, rc, &call); /* nothing sent */
+        goto out;
+    }
+    run->claim_fresh = false;
     run->run_answered = call.status != 0;
     if (rc == RP_CR_OK &&
         rp_cloudrun_run_reply(call.resp.body.data, call.resp.body.len,
@@ -953,8 +850,11 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
     bool older = false;
 
     memset(&call, 0, sizeof(call));
-    found[0] = token[0] = '\0';
-    for (int page = 0; page < RP_CLOUDRUN_LIST_PAGES_MAX; page++) {
+    found[0] = '\0';
+    /* Resume where a token wait stopped the walk: restarting from the first
+     * page could never get through a list longer than the bucket refills. */
+    memcpy(token, run->list_token, sizeof(token));
+    for (int page = run->list_page; page < RP_CLOUDRUN_LIST_PAGES_MAX; page++) {
         if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK)
             break;
         rp_cloudrun_msg(suffix, sizeof(suffix), "/executions?pageSize=%d%s%s",
@@ -963,6 +863,12 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
         if (!rp_cloudrun_url(cr, url, sizeof(url), job, suffix))
             break;
         rc = rp_cloudrun_api(cr, "executions.list", "GET", url, NULL, &call);
+        if (rc == RP_CR_WAIT) {
+            run->list_page = page;
+            memcpy(run->list_token, token, sizeof(run->list_token));
+            ret = call.wait_ms;
+            goto wait;
+        }
         if (rc == RP_CR_FAIL && call.status == 404)
             break; /* no job, so no execution */
         if (rc != RP_CR_OK) {
@@ -1016,6 +922,9 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
            "no execution of %s has EXECUTION_ID %s: running it", job, run->eid);
     run->phase = RP_CR_JOB;
 out:
+    run->list_page = 0;
+    run->list_token[0] = '\0';
+wait:
     rp_http_resp_clear(&call.resp);
     return ret;
 }
@@ -1033,8 +942,11 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
     if ((cancel || run->self_cancel) && !run->cancel_sent) {
         if (!rp_cloudrun_url(cr, url, sizeof(url), run->exec_name, ":cancel"))
             return rp_cloudrun_fail(run, RP_ERR_INVALID, "name too long");
+        /* A cancel never waits behind the bucket: it ends spending. */
+        call.unmetered = true;
         rc = rp_cloudrun_api(cr, "executions.cancel", "POST", url, "{}", &call);
-        if (rc == RP_CR_RETRY || rc == RP_CR_STOP) {
+        call.unmetered = false;
+        if (rc != RP_CR_OK && rc != RP_CR_FAIL) {
             ret = rp_cloudrun_call_failed(cr, run, rc, &call);
             goto out;
         }
@@ -1102,9 +1014,7 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
         }
         ret = run->poll_ms;
         if (!run->cancel_sent)
-            run->poll_ms = run->poll_ms * 2 > cr->conf.poll_max_ms
-                               ? cr->conf.poll_max_ms
-                               : run->poll_ms * 2;
+            run->poll_ms = rp_cloudrun_next_poll(cr, run->poll_ms);
         goto out;
     case RP_CLOUDRUN_SUCCEEDED:
         rp_cloudrun_set_done(run, RP_OK, cancel, 0, "execution %s succeeded",
@@ -1151,6 +1061,8 @@ static int64_t rp_cloudrun_step_delete(rp_cloudrun_t *cr, rp_backend_run_t *run)
     rc = rp_cloudrun_api(cr, "jobs.delete", "DELETE", url, NULL, &call);
     if (rc == RP_CR_STOP) {
         ret = 0;
+    } else if (rc == RP_CR_WAIT) {
+        ret = call.wait_ms;
     } else if (rc == RP_CR_RETRY &&
                ++run->delete_tries < RP_CLOUDRUN_DELETE_TRIES) {
         ret = rp_http_retry_delay_ms(run->delete_tries, cr->conf.retry_base_ms,
@@ -1197,10 +1109,7 @@ static int64_t rp_cloudrun_step(rp_cloudrun_t *cr, rp_backend_run_t *run)
     switch (run->phase) {
     case RP_CR_PREPARE: return rp_cloudrun_step_prepare(cr, run);
     case RP_CR_ATTEMPT: return rp_cloudrun_step_attempt(cr, run);
-    case RP_CR_JOB:
-        return cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE
-                   ? rp_cloudrun_step_tjob(cr, run)
-                   : rp_cloudrun_step_ejob(cr, run);
+    case RP_CR_JOB: return rp_cloudrun_step_job(cr, run);
     case RP_CR_CLAIM: return rp_cloudrun_step_claim(cr, run);
     case RP_CR_FIND: return rp_cloudrun_step_find(cr, run, cancel);
     case RP_CR_POLL: return rp_cloudrun_step_poll(cr, run, cancel);
@@ -1234,13 +1143,8 @@ static void rp_cloudrun_report(rp_backend_t *be, rp_backend_run_t *run)
         if (cr->tjob_state == RP_CR_TJOB_CREATING)
             cr->tjob_state = RP_CR_TJOB_NONE;
     }
-    rp_cloudrun_heap_remove(cr, run);
-    if (run->prev)
-        run->prev->next = run->next;
-    else
-        cr->runs = run->next;
-    if (run->next)
-        run->next->prev = run->prev;
+    rp_timerq_remove(&cr->timers, &run->timer);
+    rp_list_unlink(&run->link);
     cr->nruns--;
     pthread_mutex_unlock(&cr->lock);
 
@@ -1265,18 +1169,18 @@ static void *rp_cloudrun_thread(void *opaque)
     pthread_mutex_lock(&cr->lock);
     while (!cr->stopping) {
         rp_backend_run_t *run;
+        rp_timer_t *t, *first;
         int64_t delay;
 
-        if (cr->heap_n == 0) {
+        if (!(first = rp_timerq_peek(&cr->timers))) {
             pthread_cond_wait(&cr->cond, &cr->lock);
             continue;
         }
-        run = cr->heap[0];
-        if (run->due_ms > rp_time_mono_ms()) {
-            rp_cloudrun_wait_until(cr, run->due_ms);
+        if (!(t = rp_timerq_pop_due(&cr->timers, rp_time_mono_ms()))) {
+            rp_cloudrun_wait_until(cr, first->due_ms);
             continue;
         }
-        rp_cloudrun_heap_remove(cr, run);
+        run = RP_TIMER_ENTRY(t, rp_backend_run_t, timer);
         run->busy = true;
         run->kick = false;
         pthread_mutex_unlock(&cr->lock);
@@ -1292,9 +1196,10 @@ static void *rp_cloudrun_thread(void *opaque)
             continue;
         }
         if (cr->stopping)
-            break; /* left out of the heap: close() reports it */
-        run->due_ms = rp_time_mono_ms() + (run->kick ? 0 : delay);
-        if (rp_cloudrun_heap_push(cr, run) != RP_OK) {
+            break; /* left off the queue: close() reports it */
+        if (rp_timerq_add(&cr->timers, &run->timer,
+                          rp_time_mono_ms() + (run->kick ? 0 : delay)) !=
+            RP_OK) {
             /* No memory for the queue: report rather than lose it. */
             rp_cloudrun_set_done(run, RP_ERR_NOMEM, false, -1,
                                  "out of memory while watching %s",
@@ -1304,7 +1209,7 @@ static void *rp_cloudrun_thread(void *opaque)
             pthread_mutex_lock(&cr->lock);
             continue;
         }
-        if (run->heap_idx == 0)
+        if (rp_timerq_peek(&cr->timers) == &run->timer)
             pthread_cond_broadcast(&cr->cond);
     }
     pthread_mutex_unlock(&cr->lock);
@@ -1314,13 +1219,11 @@ static void *rp_cloudrun_thread(void *opaque)
 /* ------------------------------------------------------------------ */
 /* The interface (main thread)                                         */
 
-/* Fix the state URL and what follows from it; called with cr->lock. */
+/* The template job follows from the state URL (its executors use it). */
 static rp_err_t rp_cloudrun_set_state_url(rp_cloudrun_t *cr, const char *url)
 {
     rp_err_t err;
 
-    if (!(cr->state_url = strdup(url)))
-        return RP_ERR_NOMEM;
     rp_cloudrun_template_job_id(&cr->conf, url, cr->tjob_id,
                                 sizeof(cr->tjob_id));
     rp_cloudrun_msg(cr->tjob_name, sizeof(cr->tjob_name), "%s/jobs/%s", cr->parent,
@@ -1377,14 +1280,11 @@ static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
         err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
                       "cloudrun backend: %d executions in flight already",
                       RP_CLOUDRUN_RUNS_MAX);
-    else if (!cr->state_url &&
-             (err = rp_cloudrun_set_state_url(cr, spec->state_url)))
-        rp_errf(errstr, errstr_size, err, "out of memory");
-    else if (strcmp(cr->state_url, spec->state_url))
+    else if (strcmp(cr->state->url, spec->state_url))
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                       "cloudrun backend: state URL %s differs from the "
                       "backend's %s",
-                      spec->state_url, cr->state_url);
+                      spec->state_url, cr->state->url);
     if (!err) {
         if (cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE) {
             memcpy(run->job_name, cr->tjob_name, sizeof(run->job_name));
@@ -1394,15 +1294,12 @@ static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
             rp_cloudrun_msg(run->job_name, sizeof(run->job_name), "%s/jobs/%s",
                      cr->parent, run->job_id);
         }
-        run->due_ms = rp_time_mono_ms();
-        if ((err = rp_cloudrun_heap_push(cr, run)))
+        if ((err = rp_timerq_add(&cr->timers, &run->timer,
+                                 rp_time_mono_ms())))
             rp_errf(errstr, errstr_size, err, "out of memory");
     }
     if (!err) {
-        run->next = cr->runs;
-        if (cr->runs)
-            cr->runs->prev = run;
-        cr->runs = run;
+        rp_list_push_head(&cr->runs, &run->link);
         cr->nruns++;
         pthread_cond_broadcast(&cr->cond);
         *out = run;
@@ -1430,9 +1327,8 @@ static void rp_cloudrun_flag(rp_backend_t *be, rp_backend_run_t *run,
             run->cancel_req = true;
         if (run->busy) {
             run->kick = true;
-        } else if (run->queued) {
-            run->due_ms = rp_time_mono_ms();
-            rp_cloudrun_heap_fix(cr, run->heap_idx);
+        } else if (run->timer.queued) {
+            rp_timerq_add(&cr->timers, &run->timer, rp_time_mono_ms());
             pthread_cond_broadcast(&cr->cond);
         }
     }
@@ -1468,6 +1364,7 @@ static void rp_cloudrun_close(rp_backend_t *be)
 {
     rp_cloudrun_t *cr = be->impl;
     rp_backend_run_t *run;
+    rp_list_t *l;
 
     if (!cr)
         return;
@@ -1479,7 +1376,8 @@ static void rp_cloudrun_close(rp_backend_t *be)
         pthread_join(cr->threads[i], NULL);
     /* What still runs in Cloud Run stays there: a later start() of the
      * same execution re-attaches to it. */
-    while ((run = cr->runs)) {
+    while ((l = rp_list_first(&cr->runs))) {
+        run = RP_LIST_ENTRY(l, rp_backend_run_t, link);
         bool released = run->released;
 
         if (!run->have_done)
@@ -1492,14 +1390,10 @@ static void rp_cloudrun_close(rp_backend_t *be)
             rp_cloudrun_free_run(run); /* the handle dies with the backend */
     }
     free(cr->threads);
-    free(cr->heap);
-    rp_state_destroy(cr->state);
-    rp_auth_destroy(cr->own_auth);
+    rp_timerq_clear(&cr->timers);
     rp_env_clear(&cr->tjob_env);
-    free(cr->state_url);
     pthread_cond_destroy(&cr->cond);
     pthread_mutex_destroy(&cr->lock);
-    pthread_mutex_destroy(&cr->state_lock);
     free(cr);
     be->impl = NULL;
 }
@@ -1519,28 +1413,21 @@ static const char *rp_cloudrun_getenv(const char *name, void *opaque)
     return getenv(name);
 }
 
-/* The state URL from conf and SANDBOX_STATE_BUCKET; "" when neither. */
-static rp_err_t rp_cloudrun_pick_state_url(const rp_cloudrun_conf_t *c,
-                                           const char *given, char *out,
-                                           size_t out_size, char *errstr,
-                                           size_t errstr_size)
+/* The executors must reach the store the worker uses: a gs:// store must
+ * be in SANDBOX_STATE_BUCKET when that is set. */
+static rp_err_t rp_cloudrun_check_state_url(const rp_cloudrun_conf_t *c,
+                                            const char *url, char *errstr,
+                                            size_t errstr_size)
 {
     size_t bl = strlen(c->state_bucket);
 
-    out[0] = '\0';
-    if (given && given[0]) {
-        /* The executors must reach the store the worker uses. */
-        if (bl && !strncmp(given, "gs://", 5) &&
-            (strncmp(given + 5, c->state_bucket, bl) ||
-             (given[5 + bl] && given[5 + bl] != '/')))
-            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                           "SANDBOX_STATE_BUCKET: %s is not the bucket of the "
-                           "state store %s",
-                           c->state_bucket, given);
-        rp_cloudrun_msg(out, out_size, "%s", given);
-    } else if (bl) {
-        rp_cloudrun_msg(out, out_size, "gs://%s", c->state_bucket);
-    }
+    if (bl && !strncmp(url, "gs://", 5) &&
+        (strncmp(url + 5, c->state_bucket, bl) ||
+         (url[5 + bl] && url[5 + bl] != '/' && url[5 + bl] != '?')))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "SANDBOX_STATE_BUCKET: %s is not the bucket of the "
+                       "state store %s",
+                       c->state_bucket, url);
     return RP_OK;
 }
 
@@ -1550,13 +1437,14 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
 {
     rp_cloudrun_t *cr;
     pthread_condattr_t ca;
-    char url[RP_STATE_URL_MAX], host[128] = "host";
+    char host[128] = "host";
     rp_err_t err;
 
     if (!(cr = calloc(1, sizeof(*cr))))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&cr->lock, NULL);
-    pthread_mutex_init(&cr->state_lock, NULL);
+    rp_timerq_init(&cr->timers);
+    rp_list_init(&cr->runs);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cr->cond, &ca);
@@ -1577,28 +1465,29 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
     rp_cloudrun_msg(cr->worker, sizeof(cr->worker), "%s:%ld", host, (long)getpid());
-    if ((err = rp_cloudrun_pick_state_url(&cr->conf, conf->state_url, url,
-                                          sizeof(url), errstr, errstr_size)))
+    if (!(cr->state = conf->state)) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "cloudrun backend: no state store (--state, or "
+                      "SANDBOX_STATE_BUCKET)");
         goto out;
-    if (url[0]) {
-        /* Known now: open it now, so a bad URL stops the worker at start. */
-        if ((err = rp_cloudrun_set_state_url(cr, url)) ||
-            (err = rp_state_open(url, &cr->state, errstr, errstr_size)))
-            goto out;
     }
-    cr->auth = conf->cloudrun_auth;
-    if (!cr->auth) {
-        /* An emulator (RUNPOOL_CLOUD_RUN_ENDPOINT) gets no token, as
-         * Google's clients do; else the usual credentials. */
-        err = cr->conf.endpoint_set
-                  ? rp_auth_new_none(&cr->own_auth, errstr, errstr_size)
-                  : rp_auth_new_from_env(&cr->own_auth, errstr, errstr_size);
-        if (err)
-            goto out;
-        cr->auth = cr->own_auth;
+    if ((err = rp_cloudrun_check_state_url(&cr->conf, cr->state->url, errstr,
+                                           errstr_size)))
+        goto out;
+    if ((err = rp_cloudrun_set_state_url(cr, cr->state->url))) {
+        rp_errf(errstr, errstr_size, err, "out of memory");
+        goto out;
     }
-    cr->tokens = cr->conf.burst;
-    cr->tokens_ms = rp_time_mono_ms();
+    /* An emulator (RUNPOOL_CLOUD_RUN_ENDPOINT) gets no token, as Google's
+     * clients do; else the process's credentials. */
+    if (!cr->conf.endpoint_set && !(cr->auth = rp_gcp_auth(conf->gcp))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "cloudrun backend: no Google credentials (and no "
+                      "RUNPOOL_CLOUD_RUN_ENDPOINT)");
+        goto out;
+    }
+    rp_ratelimit_init(&cr->rate, cr->conf.max_rps, cr->conf.burst,
+                      rp_time_mono_ms());
     if (!(cr->threads = calloc((size_t)cr->conf.threads, sizeof(pthread_t)))) {
         err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
         goto out;

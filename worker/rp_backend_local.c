@@ -31,8 +31,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rp_list.h"
 #include "rp_log.h"
 #include "rp_time.h"
+#include "rp_timerq.h"
 
 #define RP_LOCAL_PATH_DEFAULT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define RP_LOCAL_KILL_GRACE_DEFAULT_MS 5000
@@ -45,11 +47,11 @@ static const char *const rp_local_passthrough[] = {
 };
 
 struct rp_backend_run {
-    struct rp_backend_run *prev, *next; /* live list, under lock */
+    rp_list_t link; /* on lb->live, under lock */
     pid_t pid;
     int pidfd;
     void *job;
-    int64_t kill_at_ms; /* SIGKILL deadline after a cancel; 0 = none */
+    rp_timer_t kill_timer; /* on lb->kills: SIGKILL after a cancel's grace */
     bool cancelled;
     bool reaped;   /* waited for: the pid may be reused, never signal it */
     bool reported; /* done callback returned: the reaper is finished with it */
@@ -66,7 +68,8 @@ typedef struct rp_local {
     pthread_t reaper;
     bool reaper_started;
     pthread_mutex_t lock;
-    rp_backend_run_t *live; /* started and not yet reaped */
+    rp_list_t live; /* runs started and not yet reaped */
+    rp_timerq_t kills; /* SIGKILL deadlines of cancelled live runs */
     bool stopping;
 } rp_local_t;
 
@@ -206,10 +209,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
         goto out;
     }
     pthread_mutex_lock(&lb->lock);
-    run->next = lb->live;
-    if (lb->live)
-        lb->live->prev = run;
-    lb->live = run;
+    rp_list_push_head(&lb->live, &run->link);
     pthread_mutex_unlock(&lb->lock);
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
@@ -223,12 +223,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
         waitpid(pid, NULL, 0);
         close(run->pidfd);
         pthread_mutex_lock(&lb->lock);
-        if (run->prev)
-            run->prev->next = run->next;
-        else
-            lb->live = run->next;
-        if (run->next)
-            run->next->prev = run->prev;
+        rp_list_unlink(&run->link);
         pthread_mutex_unlock(&lb->lock);
         goto out;
     }
@@ -249,18 +244,29 @@ static void rp_local_wake(rp_local_t *lb)
     }
 }
 
+/* SIGTERM run once, and SIGKILL it when the grace has passed. Called with
+ * lb->lock held; the caller wakes the reaper to see the new deadline. */
+static void rp_local_terminate(rp_local_t *lb, rp_backend_run_t *run)
+{
+    if (run->reaped || run->cancelled)
+        return;
+    run->cancelled = true;
+    /* The executor turns SIGTERM into a clean stop of its command's
+     * process group; SIGKILL follows if it does not exit in time. */
+    kill(run->pid, SIGTERM);
+    if (rp_timerq_add(&lb->kills, &run->kill_timer,
+                      rp_time_mono_ms() + lb->kill_grace_ms) != RP_OK) {
+        /* No room to remember the deadline: no grace rather than none. */
+        kill(run->pid, SIGKILL);
+    }
+}
+
 static void rp_local_cancel(rp_backend_t *be, rp_backend_run_t *run)
 {
     rp_local_t *lb = be->impl;
 
     pthread_mutex_lock(&lb->lock);
-    if (!run->reaped && !run->cancelled) {
-        run->cancelled = true;
-        /* The executor turns SIGTERM into a clean stop of its command's
-         * process group; SIGKILL follows if it does not exit in time. */
-        kill(run->pid, SIGTERM);
-        run->kill_at_ms = rp_time_mono_ms() + lb->kill_grace_ms;
-    }
+    rp_local_terminate(lb, run);
     pthread_mutex_unlock(&lb->lock);
     rp_local_wake(lb);
 }
@@ -317,12 +323,8 @@ static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
     pthread_mutex_lock(&lb->lock);
     done.cancelled = run->cancelled;
     run->reaped = true;
-    if (run->prev)
-        run->prev->next = run->next;
-    else
-        lb->live = run->next;
-    if (run->next)
-        run->next->prev = run->prev;
+    rp_list_unlink(&run->link);
+    rp_timerq_remove(&lb->kills, &run->kill_timer);
     pthread_mutex_unlock(&lb->lock);
 
     be->done_cb(run->job, &done, be->done_opaque);
@@ -336,23 +338,17 @@ static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
         rp_local_free_run(run);
 }
 
-/* SIGKILL runs whose cancel grace expired; return ms until the next one
- * (-1: none). Called with lb->lock held. */
+/* SIGKILL runs whose cancel grace expired; return ms until the next
+ * deadline (-1: none), the reaper's epoll timeout. Called with lb->lock
+ * held. */
 static int rp_local_kill_overdue(rp_local_t *lb)
 {
-    int64_t now = rp_time_mono_ms(), next = -1;
+    int64_t now = rp_time_mono_ms();
+    rp_timer_t *t;
 
-    for (rp_backend_run_t *r = lb->live; r; r = r->next) {
-        if (!r->kill_at_ms)
-            continue;
-        if (r->kill_at_ms <= now) {
-            kill(r->pid, SIGKILL);
-            r->kill_at_ms = 0;
-        } else if (next < 0 || r->kill_at_ms - now < next) {
-            next = r->kill_at_ms - now;
-        }
-    }
-    return next > INT32_MAX ? INT32_MAX : (int)next;
+    while ((t = rp_timerq_pop_due(&lb->kills, now)))
+        kill(RP_TIMER_ENTRY(t, rp_backend_run_t, kill_timer)->pid, SIGKILL);
+    return rp_timerq_wait_ms(&lb->kills, now, -1);
 }
 
 static void *rp_local_reaper(void *opaque)
@@ -367,7 +363,7 @@ static void *rp_local_reaper(void *opaque)
 
         pthread_mutex_lock(&lb->lock);
         timeout = rp_local_kill_overdue(lb);
-        done = lb->stopping && !lb->live;
+        done = lb->stopping && rp_list_empty(&lb->live);
         pthread_mutex_unlock(&lb->lock);
         if (done)
             break;
@@ -389,18 +385,15 @@ static void *rp_local_reaper(void *opaque)
 static void rp_local_close(rp_backend_t *be)
 {
     rp_local_t *lb = be->impl;
+    rp_list_t *l, *tmp;
 
     if (!lb)
         return;
     if (lb->reaper_started) {
         pthread_mutex_lock(&lb->lock);
         lb->stopping = true;
-        for (rp_backend_run_t *r = lb->live; r; r = r->next) {
-            if (!r->cancelled) {
-                r->cancelled = true;
-                kill(r->pid, SIGTERM);
-                r->kill_at_ms = rp_time_mono_ms() + lb->kill_grace_ms;
-            }
+        RP_LIST_FOREACH_SAFE(l, tmp, &lb->live) {
+            rp_local_terminate(lb, RP_LIST_ENTRY(l, rp_backend_run_t, link));
         }
         pthread_mutex_unlock(&lb->lock);
         rp_local_wake(lb);
@@ -410,6 +403,7 @@ static void rp_local_close(rp_backend_t *be)
         close(lb->epfd);
     if (lb->wake_fd >= 0)
         close(lb->wake_fd);
+    rp_timerq_clear(&lb->kills);
     pthread_mutex_destroy(&lb->lock);
     free(lb->executor_path);
     free(lb->workdir);
@@ -440,6 +434,8 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
     if (!(lb = calloc(1, sizeof(*lb))))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&lb->lock, NULL);
+    rp_list_init(&lb->live);
+    rp_timerq_init(&lb->kills);
     lb->epfd = lb->wake_fd = -1;
     be->ops = &rp_local_ops;
     be->impl = lb;

@@ -173,8 +173,12 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         err = rp_errf(errstr, es, RP_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((err = rp_state_open(c->state_url, &w->state, errstr, es)) ||
-        (err = rp_iopool_new(c->io_threads, &w->io, errstr, es)) ||
+    if ((err = rp_state_open_opts(c->state_url,
+                                  &(rp_state_opts_t){.gcp = c->backend_conf.gcp},
+                                  &w->state, errstr, es)))
+        goto out;
+    c->backend_conf.state = w->state; /* the backend borrows the store */
+    if ((err = rp_iopool_new(c->io_threads, &w->io, errstr, es)) ||
         (err = rp_backend_new(c->backend, &c->backend_conf,
                               rp_job_backend_done, w, &w->backend, errstr,
                               es)) ||

@@ -2,6 +2,7 @@
  * rp_worker. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +11,30 @@
 #include "rp_cloudrun.h"
 #include "rp_gcp.h"
 #include "rp_log.h"
-#include "rp_state_gs.h"
 #include "rp_worker.h"
+
+static const char *cloudrun_getenv(const char *name, void *opaque)
+{
+    (void)opaque;
+    return getenv(name);
+}
+
+static int config_error(const char *errstr)
+{
+    rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
+    fprintf(stderr, "runpool-worker: %s\n", errstr);
+    return 2;
+}
 
 int main(int argc, char **argv)
 {
     static rp_worker_args_t args; /* large; conf borrows from it */
     rp_worker_conf_t *conf = &args.conf;
     char errstr[1024];
-    char cloudrun_state[RP_CLOUDRUN_BUCKET_MAX + 16];
+    rp_cloudrun_conf_t crconf;
     rp_worker_t *w = NULL;
-    rp_auth_t *auth = NULL;
-    const char *bucket;
+    rp_gcp_t *gcp = NULL;
+    bool is_cloudrun, is_gs;
     sigset_t sigs;
     int rc = 1;
 
@@ -39,25 +52,6 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    /* ---- cloudrun backend settings (docs/cloudrun.md) ----
-     * The backend reads GCP_*, SANDBOX_* and RUNPOOL_CLOUD_RUN_* itself
-     * (lookup NULL = getenv) and runs its executors against the worker's
-     * store; SANDBOX_STATE_BUCKET names that store when --state does not.
-     * libcurl is initialised by rp_gcp_setup below; the backend makes its
-     * own Admin API credentials (none for RUNPOOL_CLOUD_RUN_ENDPOINT). */
-    bucket = getenv("SANDBOX_STATE_BUCKET");
-    if (!conf->state_url && conf->backend &&
-        !strcmp(conf->backend, "cloudrun") && bucket && *bucket) {
-        const char *b = bucket;
-
-        snprintf(cloudrun_state, sizeof(cloudrun_state), "%s%s",
-                 strncmp(b, "gs://", 5) ? "gs://" : "", b);
-        conf->state_url = cloudrun_state;
-    }
-    conf->backend_conf.lookup = NULL;
-    conf->backend_conf.state_url = conf->state_url;
-    /* ---- end cloudrun ---- */
-
     rp_log_init("worker", RP_LOG_INFO);
     /* Before any thread exists: SIGTERM/SIGINT are read from a signalfd,
      * and a closed pipe must be an error, not a death. */
@@ -67,19 +61,41 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* Credentials for gs:// state; before rp_worker_new starts threads. */
-    if (rp_gcp_setup(conf->state_url, &auth, errstr, sizeof(errstr)) != RP_OK) {
-        rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
-        fprintf(stderr, "runpool-worker: %s\n", errstr);
-        rc = 2;
-        goto out;
+    /* ---- cloudrun backend settings (docs/cloudrun.md) ----
+     * The backend reads GCP_*, SANDBOX_* and RUNPOOL_CLOUD_RUN_* itself
+     * (lookup NULL = getenv) and runs its executors against the worker's
+     * store; SANDBOX_STATE_BUCKET names that store when --state does not.
+     * Read here too for the two facts main needs first: that store, and
+     * whether the Admin API is an emulator (no credentials). */
+    is_cloudrun = conf->backend && !strcmp(conf->backend, "cloudrun");
+    if (is_cloudrun) {
+        if (rp_cloudrun_conf_read(cloudrun_getenv, NULL, &crconf, errstr,
+                                  sizeof(errstr)) != RP_OK) {
+            rc = config_error(errstr);
+            goto out;
+        }
+        if (!conf->state_url && crconf.state_url[0])
+            conf->state_url = crconf.state_url;
     }
-    if (auth)
-        rp_state_gs_set_token_source(rp_auth_default_token);
+    conf->backend_conf.lookup = NULL;
+    /* ---- end cloudrun ---- */
+
+    /* One Google context, before rp_worker_new starts threads: gs:// state
+     * and the Admin API share its credentials (none for emulators). */
+    is_gs = conf->state_url && !strncmp(conf->state_url, "gs://", 5);
+    if (is_gs || is_cloudrun) {
+        const char *emu = getenv("STORAGE_EMULATOR_HOST");
+        bool auth = (is_gs && !(emu && *emu)) ||
+                    (is_cloudrun && !crconf.endpoint_set);
+
+        if (rp_gcp_new(auth, &gcp, errstr, sizeof(errstr)) != RP_OK) {
+            rc = config_error(errstr);
+            goto out;
+        }
+    }
+    conf->backend_conf.gcp = gcp;
     if (rp_worker_new(conf, &w, errstr, sizeof(errstr)) != RP_OK) {
-        rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
-        fprintf(stderr, "runpool-worker: %s\n", errstr);
-        rc = 2;
+        rc = config_error(errstr);
         goto out;
     }
     if (rp_worker_run(w, errstr, sizeof(errstr)) != RP_OK) {
@@ -89,6 +105,6 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     rp_worker_destroy(w);
-    rp_auth_destroy(auth);
+    rp_gcp_destroy(gcp);
     return rc;
 }

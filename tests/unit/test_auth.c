@@ -1103,10 +1103,9 @@ static void test_key_file_from_env(void **state)
     unsetenv("GCE_METADATA_HOST");
 }
 
-static void test_none_and_default(void **state)
+static void test_none(void **state)
 {
-    rp_auth_t *none = NULL, *a;
-    rp_state_gs_token_fn *hook;
+    rp_auth_t *none = NULL;
     char tok[RP_AUTH_TOKEN_MAX];
     char hdr[RP_AUTH_TOKEN_MAX + 32];
     char err[TA_ERR_MAX] = "";
@@ -1126,25 +1125,6 @@ static void test_none_and_default(void **state)
                      RP_OK);
     assert_string_equal(hdr, "");
 
-    /* The rp_state_gs hook reads the process default; assigning it here
-     * keeps the two signatures from drifting apart. */
-    hook = rp_auth_default_token;
-    rp_auth_set_default(NULL);
-    assert_int_equal(hook(tok, sizeof(tok), err, sizeof(err)),
-                     RP_ERR_INVALID);
-    a = ta_new_key_auth(ta.key_a);
-    rp_auth_set_default(a);
-    assert_int_equal(hook(tok, sizeof(tok), err, sizeof(err)), RP_OK);
-    assert_string_equal(tok, "tok-1");
-    /* Destroying the default clears it rather than leaving it dangling. */
-    rp_auth_destroy(a);
-    assert_int_equal(rp_auth_default_token(tok, sizeof(tok), err, sizeof(err)),
-                     RP_ERR_INVALID);
-    rp_auth_set_default(none);
-    assert_int_equal(rp_auth_default_token(tok, sizeof(tok), err, sizeof(err)),
-                     RP_OK);
-    assert_string_equal(tok, "");
-    rp_auth_set_default(NULL);
     rp_auth_destroy(none);
 }
 
@@ -1167,7 +1147,7 @@ int main(void)
         cmocka_unit_test(test_token_too_long),
         cmocka_unit_test(test_metadata_from_env),
         cmocka_unit_test(test_key_file_from_env),
-        cmocka_unit_test(test_none_and_default),
+        cmocka_unit_test(test_none),
     };
     char err[TA_ERR_MAX] = "";
 

@@ -310,7 +310,7 @@ static rp_err_t make_backend(fx_t *f, char *es, size_t n)
 
     conf.lookup = lookup;
     conf.lookup_opaque = f;
-    conf.state_url = f->url;
+    conf.state = f->st;
     return rp_backend_new("cloudrun", &conf, on_done, NULL, &f->be, es, n);
 }
 
@@ -398,6 +398,7 @@ static void test_config_errors(void **state)
     fx_t *f = *state;
     rp_backend_conf_t conf = {0};
     rp_backend_t *be = NULL;
+    rp_state_t *other = NULL;
     char es[512] = "";
 
     unset(f, "GCP_REGION");
@@ -445,11 +446,16 @@ static void test_config_errors(void **state)
     set(f, "SANDBOX_STATE_BUCKET", "my-bucket");
     conf.lookup = lookup;
     conf.lookup_opaque = f;
-    conf.state_url = "gs://other-bucket/prefix";
+    assert_int_equal(rp_state_open("gs://other-bucket/prefix", &other, es,
+                                   sizeof(es)),
+                     RP_OK);
+    conf.state = other;
     assert_int_equal(rp_backend_new("cloudrun", &conf, on_done, NULL, &be, es,
                                     sizeof(es)),
                      RP_ERR_INVALID);
     assert_non_null(strstr(es, "SANDBOX_STATE_BUCKET"));
+    conf.state = f->st;
+    rp_state_destroy(other);
     set(f, "SANDBOX_STATE_BUCKET", "gs://bad_Bucket!");
     expect_invalid(f, "SANDBOX_STATE_BUCKET");
     unset(f, "SANDBOX_STATE_BUCKET");
@@ -1308,6 +1314,49 @@ static void test_rate_limit(void **state)
         fail_msg("%d API calls in %.2f s: over %d/s", calls, secs, RPS);
 }
 
+/* An empty bucket holds no thread: with every token spoken for by other
+ * runs, a cancel still goes out at once (executions.cancel takes none). */
+static void test_cancel_not_behind_tokens(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 6 };
+    tjob_t first, j[N];
+    char eid[32];
+    int64_t t0;
+
+    set(f, "RUNPOOL_CLOUD_RUN_MAX_RPS", "2");
+    set(f, "RUNPOOL_CLOUD_RUN_BURST", "1");
+    set(f, "RUNPOOL_CLOUD_RUN_THREADS", "2");
+    need_fake(f);
+    start(f, &first, "tok-first", "sleep 60");
+    for (int i = 0; i < 300 && stat_int(NULL, "live_processes") < 1; i++)
+        usleep(50 * 1000);
+    assert_int_equal(stat_int(NULL, "live_processes"), 1);
+    for (int i = 0; i < N; i++) {
+        snprintf(eid, sizeof(eid), "tok-%d", i);
+        start(f, &j[i], eid, "sleep 60");
+    }
+    usleep(500 * 1000); /* the others now want more tokens than there are */
+    t0 = rp_time_mono_ms();
+    rp_backend_cancel(f->be, first.run);
+    while (stat_int("requests", "POST executions.cancel") < 1 &&
+           rp_time_mono_ms() - t0 < 10000)
+        usleep(20 * 1000);
+    print_message("executions.cancel after %lld ms\n",
+                  (long long)(rp_time_mono_ms() - t0));
+    assert_true(rp_time_mono_ms() - t0 < 1000);
+    for (int i = 0; i < N; i++)
+        rp_backend_cancel(f->be, j[i].run);
+    assert_true(wait_job(&first, 60));
+    assert_true(first.d.cancelled);
+    finish(f, &first);
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_job(&j[i], 60));
+        assert_true(j[i].d.cancelled);
+        finish(f, &j[i]);
+    }
+}
+
 /* Deleted under our feet (by hand, by a retention policy): the run ends
  * with an error, never hangs. */
 static void test_deleted_execution(void **state)
@@ -1389,6 +1438,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_per_execution_cancel_detach,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_not_behind_tokens, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_deleted_execution, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_close_leaves_running, setup,

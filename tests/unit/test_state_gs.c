@@ -137,7 +137,6 @@ static int tg_group_teardown(void **state)
         waitpid(tg_fake_pid, &status, 0);
         tg_fake_pid = -1;
     }
-    rp_state_gs_set_token_source(NULL);
     rp_http_thread_cleanup();
     return 0;
 }
@@ -152,14 +151,21 @@ static void tg_emulator(const char *host)
         unsetenv("STORAGE_EMULATOR_HOST");
 }
 
-static rp_state_t *tg_open(const char *url)
+/* Open url; token (may be NULL) serves the access tokens. */
+static rp_state_t *tg_open_token(const char *url, rp_state_token_fn *token)
 {
     char err[TG_ERR_MAX] = "";
     rp_state_t *st = NULL;
 
-    if (rp_state_open(url, &st, err, sizeof(err)) != RP_OK)
+    if (rp_state_open_opts(url, &(rp_state_opts_t){.token = token}, &st, err,
+                           sizeof(err)) != RP_OK)
         fail_msg("open %s: %s", url, err);
     return st;
+}
+
+static rp_state_t *tg_open(const char *url)
+{
+    return tg_open_token(url, NULL);
 }
 
 /* A store on the fake under a prefix no other test uses; its prefix goes
@@ -733,7 +739,6 @@ static void test_gs_auth(void **state)
     assert_non_null(s);
     /* Not an emulator: credentials are needed, and none are set. */
     tg_emulator(NULL);
-    rp_state_gs_set_token_source(NULL);
     snprintf(url, sizeof(url), "gs://bkt/p?endpoint=%s/", s->base);
     st = tg_open(url);
     assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
@@ -747,7 +752,8 @@ static void test_gs_auth(void **state)
     assert_int_equal(fh_count(s), 0); /* nothing went out */
 
     /* With a token source: a Bearer header on every request. */
-    rp_state_gs_set_token_source(tg_token);
+    rp_state_destroy(st);
+    st = tg_open_token(url, tg_token);
     tg_token_rc = RP_OK;
     tg_token_calls = 0;
     assert_int_equal(sc_expect(st, "k", "v"), 5);
@@ -762,7 +768,7 @@ static void test_gs_auth(void **state)
     tg_token_calls = 0;
     rp_state_destroy(st);
     snprintf(url, sizeof(url), "gs://bkt/p?retries=3&endpoint=%s", s->base);
-    st = tg_open(url);
+    st = tg_open_token(url, tg_token);
     assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_UNAVAILABLE);
     assert_string_equal(err, "gs://bkt/p/k: giving up after 3 attempts: "
                              "access token: metadata server said no");
@@ -780,13 +786,12 @@ static void test_gs_auth(void **state)
     tg_token_rc = RP_OK;
     tg_token_calls = 0;
     tg_emulator(s->base);
-    st = tg_open("gs://bkt/p");
+    st = tg_open_token("gs://bkt/p", tg_token);
     assert_int_equal(sc_expect(st, "k", "v"), 5);
     assert_int_equal(fh_request(s, 1, &r), 0);
     assert_int_equal(fh_header(&r, "Authorization", v, sizeof(v)), -1);
     assert_int_equal(tg_token_calls, 0);
     rp_state_destroy(st);
-    rp_state_gs_set_token_source(NULL);
     fh_stop(s);
 }
 
