@@ -49,7 +49,10 @@ bool rp_err_retriable(rp_err_t err);
 int rp_errf_msg(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* err; the first argument is only there to be evaluated first. */
+/* Returns err; done (rp_errf_msg's 0) is taken so that rp_errf is one
+ * expression whose value is err, even where a statement drops it (a comma
+ * expression would warn there). err must have no side effects that touch
+ * errstr: the order the two arguments are evaluated in is unspecified. */
 static inline rp_err_t rp_err_pass(int done, rp_err_t err)
 {
     (void)done;
