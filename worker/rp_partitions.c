@@ -83,10 +83,38 @@ bool rp_partitions_window_full(const rp_worker_t *w, int32_t p)
                             : win >= max;
 }
 
+/* Commit list and wait for the broker's answer, but not for ever: a broker
+ * that is gone must not hold a revoke or the shutdown (rd_kafka_commit's
+ * synchronous form has no deadline). What a failed commit leaves out is
+ * re-delivered, so giving up is safe. */
+static rd_kafka_resp_err_t
+rp_partitions_commit_wait(rp_worker_t *w, rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
+    rd_kafka_resp_err_t kerr;
+    rd_kafka_event_t *ev;
+
+    if (!q)
+        return RD_KAFKA_RESP_ERR__FAIL;
+    kerr = rd_kafka_commit_queue(w->consumer, list, q, NULL, NULL);
+    if (!kerr) {
+        ev = rd_kafka_queue_poll(q, RP_WORKER_COMMIT_WAIT_MS);
+        if (!ev) {
+            kerr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        } else {
+            kerr = rd_kafka_event_error(ev);
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    return kerr;
+}
+
 /* Commit what is finished for the given partitions (all assigned when
- * NULL). sync: wait for the broker (before giving partitions up). */
+ * NULL). sync: wait for the broker, up to RP_WORKER_COMMIT_WAIT_MS
+ * (before giving partitions up, and at exit). */
 void rp_partitions_commit(rp_worker_t *w,
-                             const rd_kafka_topic_partition_list_t *only,
+                          const rd_kafka_topic_partition_list_t *only,
                           bool sync)
 {
     rd_kafka_topic_partition_list_t *list =
@@ -107,7 +135,8 @@ void rp_partitions_commit(rp_worker_t *w,
         w->committed[p] = off;
     }
     if (list->cnt > 0) {
-        kerr = rd_kafka_commit(w->consumer, list, sync ? 0 : 1);
+        kerr = sync ? rp_partitions_commit_wait(w, list)
+                    : rd_kafka_commit(w->consumer, list, 1);
         if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
             rp_log(RP_LOG_WARN, "commit_failed", NULL, NULL, "commit: %s",
                    rd_kafka_err2str(kerr));

@@ -42,6 +42,7 @@
 #define RP_WORKER_COMMIT_INTERVAL_MS 1000
 #define RP_WORKER_WAIT_MAX_MS 1000      /* the loop turns at least this often */
 #define RP_WORKER_FLUSH_MS 10000        /* producer flush at shutdown */
+#define RP_WORKER_COMMIT_WAIT_MS 10000  /* a synchronous commit, at most */
 #define RP_WORKER_PUBLISH_RETRY_MS 1000 /* after a failed delivery */
 #define RP_WORKER_POLL_BATCH 1000       /* events served per wake-up */
 #define RP_WORKER_RESUME_PCT 75         /* resume below this % of max */
