@@ -382,14 +382,12 @@ void rp_worker_destroy(rp_worker_t *w)
     /* Order matters: stop what can still call back into jobs (backend
      * threads, I/O threads) before freeing the jobs. Released runs are
      * freed by the backend once they have ended. */
-    if (w->jobs.next) {
-        for (n = w->jobs.next; n != &w->jobs; n = n->next) {
-            rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, link);
+    for (n = w->jobs.next; n != &w->jobs; n = n->next) {
+        rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, link);
 
-            if (job->run)
-                rp_backend_release(w->backend, job->run);
-            job->run = NULL;
-        }
+        if (job->run)
+            rp_backend_release(w->backend, job->run);
+        job->run = NULL;
     }
     rp_backend_destroy(w->backend);
     rp_iopool_destroy(w->io);
@@ -401,10 +399,8 @@ void rp_worker_destroy(rp_worker_t *w)
         rd_kafka_destroy(w->consumer);
     if (w->producer)
         rd_kafka_destroy(w->producer);
-    if (w->jobs.next) {
-        RP_LIST_FOREACH_SAFE(n, tmp, &w->jobs)
-        rp_job_drop(w, RP_LIST_ENTRY(n, rp_job_t, link));
-    }
+    RP_LIST_FOREACH_SAFE(n, tmp, &w->jobs)
+    rp_job_drop(w, RP_LIST_ENTRY(n, rp_job_t, link));
     rp_timerq_clear(&w->timers);
     rp_state_destroy(w->state);
     rp_inbox_destroy(w->inbox);

@@ -25,6 +25,7 @@
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -95,7 +96,7 @@ typedef struct rp_worker_args {
     rp_worker_conf_t conf;
     rp_worker_action_t action;
     const char *props[RP_KAFKA_PROPS_MAX];
-    char default_executor[4096 + 32];
+    char default_executor[PATH_MAX + 32]; /* DIR/runpool-executor */
 } rp_worker_args_t;
 
 /* Environment variable lookup; NULL means getenv. */

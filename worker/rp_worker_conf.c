@@ -251,7 +251,7 @@ rp_err_t rp_worker_conf_check(rp_worker_conf_t *c, char *errstr, size_t es)
             n = o->dflt; /* not given */
         else if (n == RP_WORKER_DRAIN_NONE && (o->flags & RP_OPT_ZERO_IS_NONE))
             n = 0;
-        else if (n < o->lo || n > o->hi || n == 0)
+        else if (n < o->lo || n > o->hi)
             return rp_errf(errstr, es, RP_ERR_INVALID,
                            "--%s must be %ld..%ld", o->name, o->lo, o->hi);
         if (o->type == RP_OPT_INT)
