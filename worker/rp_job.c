@@ -80,6 +80,7 @@ static void rp_job_unlink(rp_worker_t *w, rp_job_t *job)
 {
     rp_list_unlink(&job->link);
     rp_list_unlink(&job->ready_link);
+    rp_list_unlink(&job->txn_link);
     rp_timerq_remove(&w->timers, &job->timer);
     w->inflight--;
     if (job->stage > RP_JOB_READY)
@@ -168,6 +169,15 @@ void rp_job_accept(rp_worker_t *w, const rp_record_t *rec,
     if (!w->win_paused[rec->partition] &&
         rp_partitions_window_full(w, rec->partition))
         w->window_check = true; /* flow control pauses it */
+    if (rp_offsets_carried(w->offsets, rec->partition, rec->offset)) {
+        /* Re-delivered, but the last owner published its result and said
+         * so in its commit: do not publish it again. */
+        rp_log(RP_LOG_DEBUG, "already_published", NULL, NULL,
+               "partition %d offset %lld: finished by the previous owner",
+               (int)rec->partition, (long long)rec->offset);
+        (void)rp_offsets_done(w->offsets, rec->partition, rec->offset);
+        return;
+    }
     if (w->draining)
         return; /* tracked as unfinished: never committed, re-delivered */
     if (!(job = calloc(1, sizeof(*job))))
@@ -380,10 +390,20 @@ void rp_job_on_timer(rp_worker_t *w, rp_job_t *job)
 /* ------------------------------------------------------------------ */
 /* The end                                                             */
 
-void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
+void rp_job_release_session(rp_worker_t *w, rp_job_t *job)
 {
     rp_job_t *next;
 
+    if (job->session_released)
+        return;
+    job->session_released = true;
+    next = rp_sched_done(w->sched, job->key, job->keylen);
+    if (next)
+        rp_job_make_ready(w, next);
+}
+
+void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
+{
     if (finished && rp_job_current(w, job)) {
         if (rp_offsets_done(w->offsets, job->partition, job->offset) != RP_OK)
             rp_log(RP_LOG_WARN, "offset_untracked", rp_job_eid(job),
@@ -397,13 +417,12 @@ void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
            "partition %d offset %lld: %s -> %s", (int)job->partition,
            (long long)job->offset, rp_job_stage_name(job->stage),
            finished ? "done" : "abandoned");
-    next = rp_sched_done(w->sched, job->key, job->keylen);
     if (job->run)
         rp_backend_release(w->backend, job->run);
+    job->run = NULL;
     rp_job_unlink(w, job);
+    rp_job_release_session(w, job);
     rp_job_free(job);
-    if (next)
-        rp_job_make_ready(w, next);
 }
 
 void rp_job_drop(rp_worker_t *w, rp_job_t *job)

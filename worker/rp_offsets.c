@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Each partition keeps a ring buffer of the offsets it has taken but cannot
  * commit yet, oldest first. The front entry is always unfinished: finished
@@ -12,10 +13,21 @@
 
 #define RP_OFFSETS_RING_MIN 16 /* a power of two, like every capacity */
 
+enum { RP_OFF_OPEN, RP_OFF_STAGED, RP_OFF_DONE };
+
 typedef struct rp_offsets_entry {
     int64_t offset;
-    bool done;
+    unsigned char state; /* RP_OFF_* */
 } rp_offsets_entry_t;
+
+/* A range of offsets finished by an earlier owner, from restored commit
+ * metadata: [lo, hi]. */
+typedef struct rp_offsets_range {
+    int64_t lo, hi;
+} rp_offsets_range_t;
+
+/* Restored ranges, at most this many (the metadata bound allows fewer). */
+#define RP_OFFSETS_CARRY_MAX (RP_OFFSETS_META_MAX / 4)
 
 typedef struct rp_offsets_part {
     rp_offsets_entry_t *ring;
@@ -24,6 +36,10 @@ typedef struct rp_offsets_part {
     size_t count;   /* entries held (finished ones behind an unfinished) */
     size_t pending; /* entries not finished */
     int64_t last;   /* highest offset tracked since reset; -1: none */
+    rp_offsets_range_t *carry; /* restored ranges, sorted */
+    size_t ncarry;             /* length of carry */
+    size_t carry_head;         /* ranges before it are consumed */
+    int64_t base;              /* the restored committed offset; -1: none */
 } rp_offsets_part_t;
 
 struct rp_offsets {
@@ -99,6 +115,7 @@ static rp_offsets_part_t *rp_offsets_make(rp_offsets_t *t, int32_t partition)
     }
     p->cap = RP_OFFSETS_RING_MIN;
     p->last = -1;
+    p->base = -1;
     t->parts[partition] = p;
     return p;
 }
@@ -120,23 +137,21 @@ rp_err_t rp_offsets_track(rp_offsets_t *t, int32_t partition, int64_t offset)
         return RP_ERR_NOMEM;
     e = rp_offsets_at(p, p->count);
     e->offset = offset;
-    e->done = false;
+    e->state = RP_OFF_OPEN;
     p->count++;
     p->pending++;
     p->last = offset;
     return RP_OK;
 }
 
-rp_err_t rp_offsets_done(rp_offsets_t *t, int32_t partition, int64_t offset)
+/* The entry of offset, or NULL when it is not in the ring. */
+static rp_offsets_entry_t *rp_offsets_find(const rp_offsets_part_t *p,
+                                           int64_t offset)
 {
-    rp_offsets_part_t *p = rp_offsets_get(t, partition);
-    size_t lo = 0, hi;
+    size_t lo = 0, hi = p->count;
     rp_offsets_entry_t *e;
 
-    if (!p)
-        return RP_ERR_NOT_FOUND;
     /* Binary search: the ring is sorted by offset from head to tail. */
-    hi = p->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
 
@@ -145,13 +160,45 @@ rp_err_t rp_offsets_done(rp_offsets_t *t, int32_t partition, int64_t offset)
         else
             hi = mid;
     }
-    if (lo == p->count || (e = rp_offsets_at(p, lo))->offset != offset ||
-        e->done)
+    if (lo == p->count || (e = rp_offsets_at(p, lo))->offset != offset)
+        return NULL;
+    return e;
+}
+
+rp_err_t rp_offsets_stage(rp_offsets_t *t, int32_t partition, int64_t offset)
+{
+    rp_offsets_part_t *p = rp_offsets_get(t, partition);
+    rp_offsets_entry_t *e = p ? rp_offsets_find(p, offset) : NULL;
+
+    if (!e || e->state != RP_OFF_OPEN)
         return RP_ERR_NOT_FOUND;
-    e->done = true;
+    e->state = RP_OFF_STAGED;
+    return RP_OK;
+}
+
+rp_err_t rp_offsets_unstage(rp_offsets_t *t, int32_t partition,
+                            int64_t offset)
+{
+    rp_offsets_part_t *p = rp_offsets_get(t, partition);
+    rp_offsets_entry_t *e = p ? rp_offsets_find(p, offset) : NULL;
+
+    if (!e || e->state != RP_OFF_STAGED)
+        return RP_ERR_NOT_FOUND;
+    e->state = RP_OFF_OPEN;
+    return RP_OK;
+}
+
+rp_err_t rp_offsets_done(rp_offsets_t *t, int32_t partition, int64_t offset)
+{
+    rp_offsets_part_t *p = rp_offsets_get(t, partition);
+    rp_offsets_entry_t *e = p ? rp_offsets_find(p, offset) : NULL;
+
+    if (!e || e->state == RP_OFF_DONE)
+        return RP_ERR_NOT_FOUND;
+    e->state = RP_OFF_DONE;
     p->pending--;
 
-    while (p->count > 0 && rp_offsets_at(p, 0)->done) {
+    while (p->count > 0 && rp_offsets_at(p, 0)->state == RP_OFF_DONE) {
         p->head = (p->head + 1) & (p->cap - 1);
         p->count--;
     }
@@ -196,14 +243,234 @@ size_t rp_offsets_memory(const rp_offsets_t *t)
     for (size_t i = 0; i < t->nparts; i++)
         if (t->parts[i])
             n += sizeof(*t->parts[i]) +
-                 t->parts[i]->cap * sizeof(*t->parts[i]->ring);
+                 t->parts[i]->cap * sizeof(*t->parts[i]->ring) +
+                 t->parts[i]->ncarry * sizeof(*t->parts[i]->carry);
     return n;
+}
+
+/* ---- Commit metadata ----
+ *
+ * "rp1:" then ranges "G.L" joined by ",", numbers in base 36: a range
+ * starts G offsets after the end of the previous one (the first: after the
+ * committed offset) and holds L >= 1 offsets. E.g. committed 100 and
+ * "rp1:2.3,a.1" = offsets 102-104 and 115 are done. Offsets between two
+ * finished ones that were never delivered (compaction, transaction
+ * markers) are folded into the range: they will never be delivered either.
+ */
+
+static size_t rp_offsets_b36(char *out, uint64_t v)
+{
+    char tmp[16];
+    size_t n = 0, i;
+
+    do {
+        tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
+        v /= 36;
+    } while (v);
+    for (i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+typedef struct rp_offsets_writer {
+    char *buf;
+    size_t cap, len;
+    int64_t cursor; /* end (exclusive) of the previous range */
+    bool truncated;
+    bool first;
+} rp_offsets_writer_t;
+
+/* Append range [lo, hi] unless it does not fit. */
+static void rp_offsets_put(rp_offsets_writer_t *wr, int64_t lo, int64_t hi)
+{
+    char item[40];
+    size_t n = 0;
+
+    if (wr->truncated)
+        return;
+    if (!wr->first)
+        item[n++] = ',';
+    n += rp_offsets_b36(item + n, (uint64_t)(lo - wr->cursor));
+    item[n++] = '.';
+    n += rp_offsets_b36(item + n, (uint64_t)(hi - lo + 1));
+    if (wr->len + n + 1 > wr->cap) {
+        wr->truncated = true;
+        return;
+    }
+    memcpy(wr->buf + wr->len, item, n);
+    wr->len += n;
+    wr->buf[wr->len] = '\0';
+    wr->cursor = hi + 1;
+    wr->first = false;
+}
+
+size_t rp_offsets_encode(const rp_offsets_t *t, int32_t partition,
+                         bool staged, int64_t *offset, char *buf, size_t cap,
+                         bool *truncated)
+{
+    const rp_offsets_part_t *p = rp_offsets_get(t, partition);
+    rp_offsets_writer_t wr = {.buf = buf, .cap = cap, .first = true};
+    size_t plen = strlen(RP_OFFSETS_META_PREFIX), i = 0;
+    int64_t lo = -1, hi = -1, low, tail;
+
+    *truncated = false;
+    *offset = -1;
+    if (cap)
+        buf[0] = '\0';
+    if (!p || (p->last < 0 && p->base < 0))
+        return 0;
+    /* The commit point: the first entry that is neither done nor (when
+     * asked) staged; past the ring, the next offset to come. */
+    while (i < p->count && rp_offsets_at(p, i)->state != RP_OFF_OPEN &&
+           (staged || rp_offsets_at(p, i)->state == RP_OFF_DONE))
+        i++;
+    tail = p->last >= 0 ? p->last + 1 : p->base;
+    low = i < p->count ? rp_offsets_at(p, i)->offset : tail;
+    *offset = low;
+    if (cap <= plen)
+        return 0;
+    memcpy(buf, RP_OFFSETS_META_PREFIX, plen + 1);
+    wr.len = plen;
+    wr.cursor = low;
+    for (; i < p->count; i++) {
+        const rp_offsets_entry_t *e = rp_offsets_at(p, i);
+        bool fin = e->state == RP_OFF_DONE ||
+                   (staged && e->state == RP_OFF_STAGED);
+
+        if (!fin) {
+            if (lo >= 0)
+                rp_offsets_put(&wr, lo, hi);
+            lo = -1;
+        } else {
+            if (lo < 0)
+                lo = e->offset;
+            hi = e->offset;
+        }
+    }
+    /* Restored ranges not consumed yet; one that begins right after the
+     * last finished entry continues its range. */
+    for (size_t k = p->carry_head; k < p->ncarry; k++) {
+        int64_t clo = p->carry[k].lo, chi = p->carry[k].hi;
+
+        if (chi < tail)
+            continue;
+        if (clo < tail)
+            clo = tail;
+        if (lo >= 0 && clo == hi + 1) {
+            hi = chi;
+            continue;
+        }
+        if (lo >= 0)
+            rp_offsets_put(&wr, lo, hi);
+        lo = clo;
+        hi = chi;
+    }
+    if (lo >= 0)
+        rp_offsets_put(&wr, lo, hi);
+    *truncated = wr.truncated;
+    if (wr.first) { /* nothing above the commit point */
+        buf[0] = '\0';
+        return 0;
+    }
+    return wr.len;
+}
+
+/* Parse a base-36 number of at most 12 digits (36^12 > 2^62). */
+static bool rp_offsets_num(const char **s, const char *end, int64_t *v)
+{
+    int64_t n = 0;
+    int digits = 0;
+
+    while (*s < end && digits < 13) {
+        char c = **s;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 10
+                                       : -1;
+
+        if (d < 0)
+            break;
+        n = n * 36 + d;
+        (*s)++;
+        digits++;
+    }
+    if (digits == 0 || digits > 12)
+        return false;
+    *v = n;
+    return true;
+}
+
+rp_err_t rp_offsets_restore(rp_offsets_t *t, int32_t partition,
+                            int64_t committed, const char *meta,
+                            size_t meta_len)
+{
+    size_t plen = strlen(RP_OFFSETS_META_PREFIX), n = 0;
+    const char *s = meta + plen, *end = meta + meta_len;
+    rp_offsets_range_t *r = NULL;
+    rp_offsets_part_t *p;
+    int64_t cursor = committed;
+    rp_err_t err = RP_OK;
+
+    if (partition < 0 || partition >= RP_OFFSETS_PARTITIONS_MAX ||
+        committed < 0)
+        return RP_ERR_INVALID;
+    if (!(p = rp_offsets_make(t, partition)))
+        return RP_ERR_NOMEM;
+    if (p->last >= 0)
+        return RP_ERR_INVALID; /* records of it were tracked already */
+    free(p->carry);
+    p->carry = NULL;
+    p->ncarry = p->carry_head = 0;
+    p->base = committed;
+    if (!meta || meta_len == 0)
+        return RP_OK;
+    if (meta_len < plen || memcmp(meta, RP_OFFSETS_META_PREFIX, plen) ||
+        meta_len > RP_OFFSETS_META_MAX)
+        return RP_ERR_INVALID;
+    if (!(r = malloc(RP_OFFSETS_CARRY_MAX * sizeof(*r))))
+        return RP_ERR_NOMEM;
+    while (s < end) {
+        int64_t gap, len;
+
+        if (n > 0 && *s++ != ',') {
+            err = RP_ERR_INVALID;
+            goto out;
+        }
+        if (n == RP_OFFSETS_CARRY_MAX || !rp_offsets_num(&s, end, &gap) ||
+            s == end || *s++ != '.' || !rp_offsets_num(&s, end, &len) ||
+            len < 1 || gap > INT64_MAX / 2 - cursor ||
+            len > INT64_MAX / 2 - cursor - gap) {
+            err = RP_ERR_INVALID;
+            goto out;
+        }
+        r[n].lo = cursor + gap;
+        r[n].hi = r[n].lo + len - 1;
+        cursor = r[n].hi + 1;
+        n++;
+    }
+    p->carry = r;
+    p->ncarry = n;
+    r = NULL;
+out:
+    free(r);
+    return err;
+}
+
+bool rp_offsets_carried(rp_offsets_t *t, int32_t partition, int64_t offset)
+{
+    rp_offsets_part_t *p = rp_offsets_get(t, partition);
+
+    if (!p)
+        return false;
+    while (p->carry_head < p->ncarry && p->carry[p->carry_head].hi < offset)
+        p->carry_head++;
+    return p->carry_head < p->ncarry && p->carry[p->carry_head].lo <= offset;
 }
 
 static void rp_offsets_part_free(rp_offsets_part_t *p)
 {
     if (!p)
         return;
+    free(p->carry);
     free(p->ring);
     free(p);
 }

@@ -44,9 +44,9 @@ size_t rp_partitions_drop_queued(rp_worker_t *w,
 
 rp_err_t rp_partitions_grow(rp_worker_t *w, int32_t p)
 {
-    uint64_t *e;
+    uint64_t *e, *mh;
     int64_t *c;
-    bool *wp;
+    bool *wp, *mf;
     int32_t n;
 
     if (p < w->npart)
@@ -63,10 +63,18 @@ rp_err_t rp_partitions_grow(rp_worker_t *w, int32_t p)
     if (!(wp = realloc(w->win_paused, (size_t)n * sizeof(*wp))))
         return RP_ERR_NOMEM;
     w->win_paused = wp;
+    if (!(mh = realloc(w->meta_hash, (size_t)n * sizeof(*mh))))
+        return RP_ERR_NOMEM;
+    w->meta_hash = mh;
+    if (!(mf = realloc(w->meta_full, (size_t)n * sizeof(*mf))))
+        return RP_ERR_NOMEM;
+    w->meta_full = mf;
     for (int32_t i = w->npart; i < n; i++) {
         w->epoch[i] = 0;
         w->committed[i] = -1;
         w->win_paused[i] = false;
+        w->meta_hash[i] = 0;
+        w->meta_full[i] = false;
     }
     w->npart = n;
     return RP_OK;
@@ -79,8 +87,129 @@ bool rp_partitions_window_full(const rp_worker_t *w, int32_t p)
     size_t win = rp_offsets_window(w->offsets, p);
     size_t max = (size_t)w->conf.max_window;
 
+    if (w->meta_full[p])
+        return true;
     return w->win_paused[p] ? win * 100 >= max * RP_WORKER_RESUME_PCT
                             : win >= max;
+}
+
+/* FNV-1a of a commit's metadata: a commit is due when it changes. */
+static uint64_t rp_partitions_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Forget what p's last commit was (a new assignment). */
+static void rp_partitions_forget(rp_worker_t *w, int32_t p)
+{
+    w->epoch[p]++;
+    w->committed[p] = -1;
+    w->win_paused[p] = false;
+    w->meta_hash[p] = 0;
+    w->meta_full[p] = false;
+}
+
+rd_kafka_topic_partition_list_t *rp_partitions_offsets(rp_worker_t *w,
+                                                       bool staged)
+{
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new(16);
+    char meta[RP_OFFSETS_META_MAX + 1];
+
+    for (int32_t p = 0; p < w->npart; p++) {
+        rd_kafka_topic_partition_t *tp;
+        bool truncated, full;
+        int64_t off;
+        size_t len = rp_offsets_encode(w->offsets, p, staged, &off, meta,
+                                       sizeof(meta), &truncated);
+        uint64_t h = rp_partitions_hash(meta, len);
+
+        if (off < 0)
+            continue;
+        /* Near the bound, pause the partition (as at --max-window) until
+         * finished offsets catch up with the commit point. */
+        full = truncated || len > RP_OFFSETS_META_MAX * 3 / 4;
+        if (full != w->meta_full[p]) {
+            w->meta_full[p] = full;
+            w->window_check = true;
+            if (truncated)
+                rp_log(RP_LOG_WARN, "commit_metadata_full", NULL, NULL,
+                       "partition %d: the finished offsets above %lld do "
+                       "not all fit in %d bytes of commit metadata; those "
+                       "left out would be published again after a crash",
+                       (int)p, (long long)off, RP_OFFSETS_META_MAX);
+        }
+        if (off == w->committed[p] && h == w->meta_hash[p])
+            continue;
+        tp = rd_kafka_topic_partition_list_add(list, w->conf.requests_topic,
+                                               p);
+        tp->offset = off;
+        if (len && (tp->metadata = malloc(len))) {
+            memcpy(tp->metadata, meta, len);
+            tp->metadata_size = len;
+        }
+    }
+    return list;
+}
+
+void rp_partitions_committed(rp_worker_t *w,
+                             const rd_kafka_topic_partition_list_t *list)
+{
+    for (int i = 0; i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &list->elems[i];
+
+        if (tp->partition < 0 || tp->partition >= w->npart)
+            continue;
+        w->committed[tp->partition] = tp->offset;
+        w->meta_hash[tp->partition] =
+            rp_partitions_hash(tp->metadata, tp->metadata_size);
+    }
+}
+
+/* A new assignment: read what the last owner committed, so records it
+ * finished above its commit point are not published again. */
+static void rp_partitions_restore(rp_worker_t *w,
+                                  const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t kerr =
+        rd_kafka_committed(w->consumer, list, RP_WORKER_COMMIT_WAIT_MS);
+
+    if (kerr) {
+        rp_log(RP_LOG_WARN, "committed_unknown", NULL, NULL,
+               "cannot read the committed offsets: %s; requests finished "
+               "above them will be published again",
+               rd_kafka_err2str(kerr));
+        goto out;
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &list->elems[i];
+        int32_t p = tp->partition;
+        rp_err_t err;
+
+        if (tp->err || tp->offset < 0 || p < 0 || p >= w->npart)
+            continue;
+        err = rp_offsets_restore(w->offsets, p, tp->offset, tp->metadata,
+                                 tp->metadata_size);
+        if (err == RP_OK) {
+            w->committed[p] = tp->offset;
+            w->meta_hash[p] =
+                rp_partitions_hash(tp->metadata, tp->metadata_size);
+        } else {
+            rp_log(RP_LOG_WARN, "commit_metadata_unknown", NULL, NULL,
+                   "partition %d: the commit at offset %lld carries metadata "
+                   "runpool did not write (%zu bytes); requests finished "
+                   "above it will be published again",
+                   (int)p, (long long)tp->offset, tp->metadata_size);
+        }
+    }
+out:
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
 /* Commit list and wait for the broker's answer, but not for ever: a broker
@@ -117,23 +246,17 @@ void rp_partitions_commit(rp_worker_t *w,
                           const rd_kafka_topic_partition_list_t *only,
                           bool sync)
 {
-    rd_kafka_topic_partition_list_t *list =
-        rd_kafka_topic_partition_list_new(16);
+    rd_kafka_topic_partition_list_t *list;
     rd_kafka_resp_err_t kerr;
 
-    for (int32_t p = 0; p < w->npart; p++) {
-        int64_t off = rp_offsets_committable(w->offsets, p);
-        bool wanted = !only;
-
-        for (int i = 0; only && i < only->cnt; i++)
-            if (only->elems[i].partition == p)
-                wanted = true;
-        if (!wanted || off < 0 || off <= w->committed[p])
-            continue;
-        rd_kafka_topic_partition_list_add(list, w->conf.requests_topic, p)
-            ->offset = off;
-        w->committed[p] = off;
+    if (w->eos) {
+        rp_txn_commit(w, only, sync);
+        return;
     }
+    /* Every changed partition, not only those asked for: committing more
+     * than asked is harmless, and one list is one request. */
+    list = rp_partitions_offsets(w, false);
+    rp_partitions_committed(w, list);
     if (list->cnt > 0) {
         kerr = sync ? rp_partitions_commit_wait(w, list)
                     : rd_kafka_commit(w->consumer, list, 1);
@@ -156,11 +279,8 @@ static void rp_partitions_revoke(rp_worker_t *w,
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
 
-        if (p < w->npart) {
-            w->epoch[p]++;
-            w->committed[p] = -1;
-            w->win_paused[p] = false;
-        }
+        if (p < w->npart)
+            rp_partitions_forget(w, p);
         rp_offsets_reset(w->offsets, p);
     }
     dropped += rp_job_drop_ready(w, parts);
@@ -171,8 +291,10 @@ static void rp_partitions_revoke(rp_worker_t *w,
         if (!rp_partitions_match(job, parts) || job->revoked)
             continue;
         job->revoked = true;
-        /* A job already publishing finishes its publish; the new owner
-         * will reuse the record and publish the same result again. */
+        /* At least once: a job already publishing finishes its publish;
+         * the new owner reuses the record and skips it only if our commit
+         * named it. Exactly once: the commit above took every queued
+         * result; what was not queued ends unpublished. */
         if (job->stage == RP_JOB_RUNNING && job->run)
             rp_backend_detach(w->backend, job->run);
     }
@@ -188,13 +310,12 @@ static void rp_partitions_assign(rp_worker_t *w,
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
 
-        if (rp_partitions_grow(w, p) == RP_OK) {
-            w->epoch[p]++;
-            w->committed[p] = -1;
-            w->win_paused[p] = false;
-        }
+        if (rp_partitions_grow(w, p) == RP_OK)
+            rp_partitions_forget(w, p);
         rp_offsets_reset(w->offsets, p);
     }
+    rp_partitions_restore(w, parts);
+    w->ever_assigned = true;
     w->reapply_pause = true;
     rp_log(RP_LOG_INFO, "partitions_assigned", NULL, NULL,
            "%d partition(s) assigned", parts->cnt);

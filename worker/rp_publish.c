@@ -4,6 +4,10 @@
  * is produced again from the kept result (never re-run) when the job's
  * timer fires. Main thread only (delivery reports come from
  * rd_kafka_poll on it).
+ *
+ * Exactly-once (rp_txn.c): the messages go into the open transaction; a
+ * job whose messages are all queued joins the transaction's batch and ends
+ * when it commits, not on its delivery reports.
  */
 #include "rp_worker_int.h"
 
@@ -56,6 +60,10 @@ static void rp_publish_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
     size_t dlq_key, dlq_len;
 
     d->job = job;
+    if (w->eos && !rp_txn_begin(w)) {
+        d->failed = true; /* the worker stops (fatal) */
+        return;
+    }
     d->pending = true;
     d->failed = false;
     if (!d->is_dlq) {
@@ -156,6 +164,26 @@ char *rp_publish_result_json(rp_result_t *r, size_t max)
     return json;
 }
 
+/* Exactly-once: a job whose messages are all queued joins the open
+ * transaction. A job that lost its partition publishes nothing: its next
+ * owner does, and only one of the two can commit. true: job ended. */
+static bool rp_publish_eos_step(rp_worker_t *w, rp_job_t *job)
+{
+    if (!w->eos)
+        return false;
+    if (!rp_job_current(w, job)) {
+        if (!job->d_result.pending && !job->d_dlq.pending) {
+            rp_job_end(w, job, false);
+            return true;
+        }
+        return false; /* its messages are in the transaction: see it out */
+    }
+    if (!job->in_txn && !job->d_result.failed && !job->d_dlq.failed &&
+        (job->d_result.pending || job->d_dlq.pending))
+        rp_txn_add(w, job);
+    return false;
+}
+
 /* Build the published result from what the job knows and produce it (and
  * the DLQ copy for bad input). */
 void rp_publish_job(rp_worker_t *w, rp_job_t *job)
@@ -165,6 +193,10 @@ void rp_publish_job(rp_worker_t *w, rp_job_t *job)
     int64_t submitted;
 
     rp_job_set_stage(job, RP_JOB_PUBLISHING);
+    if (w->eos && !rp_job_current(w, job)) {
+        rp_job_end(w, job, false);
+        return;
+    }
     if (!job->msg_cap)
         job->msg_cap = w->conf.result_max_bytes;
     if (!job->have_result) {
@@ -240,10 +272,16 @@ void rp_publish_job(rp_worker_t *w, rp_job_t *job)
            (long long)job->run_ms);
     if (rp_publish_settled(job))
         rp_job_end(w, job, true); /* nothing to publish (unreadable ids) */
+    else
+        rp_publish_eos_step(w, job);
 }
 
 void rp_publish_retry(rp_worker_t *w, rp_job_t *job)
 {
+    if (w->eos && !rp_job_current(w, job) && !job->in_txn) {
+        rp_job_end(w, job, false);
+        return;
+    }
     if (job->d_result.failed) {
         if (!job->result_json)
             job->result_json =
@@ -255,6 +293,7 @@ void rp_publish_retry(rp_worker_t *w, rp_job_t *job)
     }
     if (job->d_dlq.failed)
         rp_publish_produce(w, job, &job->d_dlq);
+    rp_publish_eos_step(w, job);
 }
 
 void rp_publish_on_delivery(rp_worker_t *w, rp_delivery_t *d,
@@ -262,6 +301,19 @@ void rp_publish_on_delivery(rp_worker_t *w, rp_delivery_t *d,
 {
     rp_job_t *job = d->job;
 
+    if (w->eos) {
+        /* The commit decides; a report only says a result was too large
+         * (cut it smaller for the next transaction) or the producer is
+         * dead. Purged messages of an aborted transaction are expected. */
+        if (err && err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+            err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+            rp_publish_failed(w, job, err);
+            rp_log(RP_LOG_WARN, "publish_failed", rp_job_eid(job),
+                   rp_job_sid(job), "%s delivery failed: %s",
+                   d->is_dlq ? "DLQ" : "result", rd_kafka_err2str(err));
+        }
+        return;
+    }
     d->pending = false;
     if (err) {
         /* Keep the result; retry only the publish (never re-run). */

@@ -56,15 +56,38 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
         (err = rp_kafka_set(cc, "auto.offset.reset", "earliest", errstr, es)) ||
         (err = rp_kafka_set(cc, "partition.assignment.strategy",
                             "cooperative-sticky", errstr, es)) ||
+        /* librdkafka's default too; said here because exactly-once rests
+         * on it for requests written in transactions. */
+        (err = rp_kafka_set(cc, "isolation.level", "read_committed", errstr,
+                            es)) ||
+        (c->instance_id &&
+         (err = rp_kafka_set(cc, "group.instance.id", c->instance_id, errstr,
+                             es))) ||
         (err = rp_kafka_unique_client_id(cc, "runpool-worker", errstr, es)) ||
         (err = rp_kafka_set_props(cc, c->kafka_props, c->n_kafka_props, errstr,
                                   es)))
         goto out;
     if ((err = rp_kafka_set(pc, "bootstrap.servers", c->brokers, errstr, es)) ||
         (err = rp_kafka_producer_defaults(pc, errstr, es)) ||
-        (err = rp_kafka_unique_client_id(pc, "runpool-worker-p", errstr, es)) ||
-        (err = rp_kafka_set_props(pc, c->kafka_props, c->n_kafka_props, errstr,
-                                  es)))
+        (err = rp_kafka_unique_client_id(pc, "runpool-worker-p", errstr, es)))
+        goto out;
+    if (w->eos) {
+        /* One transactional.id per running worker: a restarted worker with
+         * the same name (a pod restarted in place) fences its old self and
+         * aborts what it left open at once, instead of read_committed
+         * consumers waiting transaction.timeout.ms for it. */
+        char tid[512], tmo[32];
+
+        snprintf(tid, sizeof(tid), "runpool-%s-%s", c->group,
+                 c->instance_id ? c->instance_id : w->name);
+        snprintf(tmo, sizeof(tmo), "%d", RP_WORKER_TXN_TIMEOUT_MS);
+        if ((err = rp_kafka_set(pc, "transactional.id", tid, errstr, es)) ||
+            (err = rp_kafka_set(pc, "transaction.timeout.ms", tmo, errstr,
+                                es)))
+            goto out;
+    }
+    if ((err = rp_kafka_set_props(pc, c->kafka_props, c->n_kafka_props,
+                                  errstr, es)))
         goto out;
     {
         /* Results and DLQ copies are sized to fit under this. */
@@ -146,11 +169,13 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
     rp_list_init(&w->jobs);
     rp_list_init(&w->ready);
     rp_list_init(&w->ready_now);
+    rp_list_init(&w->txn_jobs);
     rp_timerq_init(&w->timers);
     w->conf = *conf;
     c = &w->conf;
     if ((err = rp_worker_conf_check(c, errstr, es)))
         goto out;
+    w->eos = !strcmp(c->delivery, RP_WORKER_DELIVERY_EOS);
     if (c->worker_name && *c->worker_name) {
         snprintf(w->name, sizeof(w->name), "%s", c->worker_name);
     } else {
@@ -244,6 +269,8 @@ void rp_worker_fire_timers(rp_worker_t *w, int64_t now)
         if (t == &w->commit_timer) {
             rp_partitions_commit(w, NULL, false);
             rp_worker_arm(w, t, now + RP_WORKER_COMMIT_INTERVAL_MS);
+        } else if (t == &w->txn_timer) {
+            rp_txn_commit(w, NULL, false);
         } else if (t == &w->drain_timer) {
             if (!w->abandoned)
                 rp_worker_abandon_all(w);
@@ -340,13 +367,47 @@ static bool rp_worker_all_settled(const rp_worker_t *w)
     return true;
 }
 
+/* librdkafka before 2.3.0 (Debian 12 ships 2.0.2) aborts in
+ * rd_kafka_destroy when a cooperative-sticky consumer has joined its group
+ * but not yet received its first assignment (the assignor's state is
+ * still NULL: librdkafka issue #4381). A worker told to stop in that
+ * window first waits a little for the assignment, which follows the join
+ * within milliseconds; rp_worker_destroy then does not destroy a consumer
+ * that never got one (the process is exiting). */
+static void rp_worker_await_assignment(rp_worker_t *w)
+{
+    int64_t deadline = rp_time_mono_ms() + RP_WORKER_FIRST_ASSIGN_MS;
+    char *member;
+    bool joined;
+
+    w->ran = true;
+    member = rd_kafka_memberid(w->consumer);
+    joined = member && *member;
+    if (member)
+        rd_kafka_mem_free(w->consumer, member);
+    while (joined && !w->ever_assigned && !w->fatal &&
+           rp_time_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 100);
+
+        if (m) /* not tracked: never committed, so re-delivered */
+            rd_kafka_message_destroy(m);
+    }
+}
+
 rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t es)
 {
+    rp_err_t err;
+
+    /* Here, not in rp_worker_new: it is the first call that needs the
+     * cluster. */
+    if (w->eos && (err = rp_txn_init(w, errstr, es)))
+        return err;
     rp_log(RP_LOG_INFO, "worker_started", NULL, NULL,
-           "worker %s: group %s, topic %s -> %s (dlq %s), backend %s, state %s, "
-           "max in flight %d, running %d, window %d",
+           "worker %s: group %s, topic %s -> %s (dlq %s), %s, backend %s, "
+           "state %s, max in flight %d, running %d, window %d",
            w->name, w->conf.group, w->conf.requests_topic,
-           w->conf.results_topic, w->conf.dlq_topic, w->conf.backend,
+           w->conf.results_topic, w->conf.dlq_topic, w->conf.delivery,
+           w->conf.backend,
            w->conf.state_url, w->conf.max_inflight, w->conf.max_running,
            w->conf.max_window);
     rp_worker_arm(w, &w->commit_timer,
@@ -360,6 +421,8 @@ rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t es)
         rp_worker_step(w, w->consumer_more ? 0 : RP_WORKER_WAIT_MAX_MS);
     }
 
+    if (!w->ever_assigned)
+        rp_worker_await_assignment(w);
     /* Shut down: nothing is started any more. Let the producer deliver what
      * is queued, commit what is finished, leave the group. */
     rd_kafka_flush(w->producer, RP_WORKER_FLUSH_MS);
@@ -395,8 +458,18 @@ void rp_worker_destroy(rp_worker_t *w)
         rd_kafka_queue_destroy(w->cq);
     if (w->pq)
         rd_kafka_queue_destroy(w->pq);
-    if (w->consumer)
+    if (w->consumer && w->ran && !w->ever_assigned) {
+        /* See rp_worker_await_assignment. Kept reachable on purpose. */
+        static rd_kafka_t *volatile rp_worker_kept_consumer;
+
+        rp_log(RP_LOG_INFO, "consumer_kept", NULL, NULL,
+               "the consumer never got an assignment; not destroying it "
+               "(librdkafka < 2.3.0 would abort)");
+        rp_worker_kept_consumer = w->consumer;
+        (void)rp_worker_kept_consumer;
+    } else if (w->consumer) {
         rd_kafka_destroy(w->consumer);
+    }
     if (w->producer)
         rd_kafka_destroy(w->producer);
     RP_LIST_FOREACH_SAFE(n, tmp, &w->jobs)
@@ -409,6 +482,8 @@ void rp_worker_destroy(rp_worker_t *w)
     free(w->epoch);
     free(w->committed);
     free(w->win_paused);
+    free(w->meta_hash);
+    free(w->meta_full);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->sig_fd >= 0)

@@ -44,6 +44,9 @@
 #define RP_WORKER_RESULT_BYTES_MIN (16 * 1024)
 #define RP_WORKER_RESULT_BYTES_LIMIT (64 * 1024 * 1024)
 
+#define RP_WORKER_DELIVERY_EOS "exactly-once"
+#define RP_WORKER_DELIVERY_ALO "at-least-once"
+
 typedef struct rp_worker_conf {
     const char *brokers;
     const char *group;          /* default "runpool-workers" */
@@ -68,6 +71,9 @@ typedef struct rp_worker_conf {
     int io_threads;             /* state-store threads; default 8 */
     int timeout_grace_s;        /* backstop beyond timeout_s; default 60 */
     const char *worker_name;    /* default HOST:PID */
+    const char *delivery;       /* "exactly-once" (default) or
+                                   "at-least-once" */
+    const char *instance_id;    /* static group membership; NULL: none */
     size_t output_max;          /* per stream; 0 = executor default */
     size_t result_max_bytes;    /* published result JSON; default 900 KiB */
     rp_backend_conf_t backend_conf;

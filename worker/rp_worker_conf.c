@@ -97,7 +97,20 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "`max.message.bytes`"},
     {"worker-name", "NAME", "RUNPOOL_WORKER_NAME", RP_OPT_STR,
      RP_OFF(worker_name), NULL, 0, 0, 0, 0, "`HOST:PID`",
-     "in results and logs"},
+     "in results and logs; also names the worker's Kafka transactions "
+     "(`runpool-GROUP-NAME`), so it must be unique among running workers"},
+    {"delivery", "MODE", "RUNPOOL_DELIVERY", RP_OPT_STR, RP_OFF(delivery),
+     RP_WORKER_DELIVERY_EOS, 0, 0, 0, 0, "`" RP_WORKER_DELIVERY_EOS "`",
+     "`" RP_WORKER_DELIVERY_EOS "`: results, DLQ copies and offsets are "
+     "committed in Kafka transactions (read with "
+     "`isolation.level=read_committed`); `" RP_WORKER_DELIVERY_ALO "`: "
+     "plain commits, a result may be published twice after a crash"},
+    {"instance-id", "ID", "RUNPOOL_INSTANCE_ID", RP_OPT_STR,
+     RP_OFF(instance_id), NULL, 0, 0, 0, 0, "–",
+     "static group membership (`group.instance.id`): a worker that comes "
+     "back with the same ID within `session.timeout.ms` gets its "
+     "partitions back without a rebalance; give each a stable, unique ID "
+     "(a StatefulSet pod's name)"},
     {"executor", "PATH", "RUNPOOL_EXECUTOR", RP_OPT_STR,
      RP_OFF(backend_conf.executor_path), NULL, 0, 0, 0, 0,
      "next to `runpool-worker`", "local backend: the executor binary"},
@@ -261,6 +274,14 @@ rp_err_t rp_worker_conf_check(rp_worker_conf_t *c, char *errstr, size_t es)
     }
     if (!c->max_running)
         c->max_running = c->max_inflight;
+    if (strcmp(c->delivery, RP_WORKER_DELIVERY_EOS) &&
+        strcmp(c->delivery, RP_WORKER_DELIVERY_ALO))
+        return rp_errf(errstr, es, RP_ERR_INVALID,
+                       "--delivery must be %s or %s, not '%s'",
+                       RP_WORKER_DELIVERY_EOS, RP_WORKER_DELIVERY_ALO,
+                       c->delivery);
+    if (c->instance_id && !*c->instance_id)
+        c->instance_id = NULL;
     return RP_OK;
 }
 

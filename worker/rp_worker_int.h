@@ -14,6 +14,8 @@
  *   rp_publish.c      rp_publish_      main thread: results, DLQ, retries
  *   rp_partitions.c   rp_partitions_   main thread: assign, revoke, commit,
  *                                      pause and resume
+ *   rp_txn.c          rp_txn_          main thread: exactly-once delivery
+ *                                      (Kafka transactions)
  *   rp_worker_conf.c  rp_worker_conf_  main(): options, defaults, ranges
  *
  * Everything here is main-thread only, except what a job's pool step
@@ -47,6 +49,11 @@
 #define RP_WORKER_POLL_BATCH 1000       /* events served per wake-up */
 #define RP_WORKER_RESUME_PCT 75         /* resume below this % of max */
 #define RP_WORKER_ABANDON_WAIT_MS 15000 /* after drain timeout, for cancels */
+#define RP_WORKER_TXN_MS 100            /* a transaction commits this often */
+#define RP_WORKER_TXN_BATCH 500         /* or at this many results */
+#define RP_WORKER_TXN_TIMEOUT_MS 10000  /* transaction.timeout.ms default */
+#define RP_WORKER_TXN_INIT_MS 30000     /* init_transactions at start */
+#define RP_WORKER_FIRST_ASSIGN_MS 5000  /* at exit, for a first assignment */
 
 /* Room left in a message for the key and runpool's headers. */
 #define RP_WORKER_MSG_HEADROOM (16 * 1024)
@@ -90,6 +97,7 @@ struct rp_job {
     rp_inbox_item_t item; /* first: the inbox hands it back as this */
     rp_list_t link;       /* w->jobs: every live job */
     rp_list_t ready_link; /* w->ready or w->ready_now while READY */
+    rp_list_t txn_link;   /* w->txn_jobs while in_txn */
     rp_timer_t timer;     /* RUNNING: backstop; PUBLISHING: retry */
     rp_worker_t *w;
 
@@ -112,6 +120,9 @@ struct rp_job {
     rp_request_t req;
     rp_job_stage_t stage;
     bool revoked; /* abandoned: partition lost or worker stopping */
+    bool in_txn;  /* exactly-once: every message queued in the open
+                     transaction; ends when it commits */
+    bool session_released; /* its session's next request may start */
 
     /* Filled by the I/O steps. */
     char err_code[RP_CODE_MAX + 1]; /* non-empty: publish an "error" result */
@@ -173,7 +184,17 @@ struct rp_worker {
     uint64_t *epoch;
     int64_t *committed;
     bool *win_paused;
+    uint64_t *meta_hash; /* of the last committed metadata */
+    bool *meta_full;     /* its commit metadata nears RP_OFFSETS_META_MAX */
     int32_t npart;
+
+    /* Exactly-once (rp_txn.c): is a transaction open, the jobs whose
+     * results it holds, and when it commits. */
+    bool eos;
+    bool txn_open;
+    rp_list_t txn_jobs;
+    size_t txn_count;
+    rp_timer_t txn_timer;
 
     size_t msg_max; /* the producer's message.max.bytes */
 
@@ -183,6 +204,8 @@ struct rp_worker {
     rp_timer_t commit_timer;
     rp_timer_t drain_timer;
 
+    bool ever_assigned; /* the rebalance callback assigned at least once */
+    bool ran;           /* rp_worker_run reached its shutdown */
     bool consumer_more; /* the last turn left consumer events waiting */
     bool draining;
     bool abandoned; /* drain deadline passed: only cancels remain */
@@ -231,6 +254,8 @@ void rp_job_on_timer(rp_worker_t *w, rp_job_t *job);
 /* Over: published (finished) or abandoned. Frees it and puts the next
  * job of its session, if any, on the ready list. */
 void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished);
+/* Let the session's next request start (once; rp_job_end does it too). */
+void rp_job_release_session(rp_worker_t *w, rp_job_t *job);
 /* Free a job that never began (a dropped queued job). */
 void rp_job_drop(rp_worker_t *w, rp_job_t *job);
 /* Take the ready jobs that match parts (NULL: all) off the ready lists and
@@ -298,6 +323,15 @@ bool rp_partitions_match(const rp_job_t *job,
 void rp_partitions_commit(rp_worker_t *w,
                           const rd_kafka_topic_partition_list_t *parts,
                           bool sync);
+/* The offsets to commit: every partition whose commit point or metadata
+ * changed since its last commit (staged: count offsets staged in the open
+ * transaction as done). Sets meta_full where the metadata nears its
+ * bound. Caller destroys. */
+rd_kafka_topic_partition_list_t *rp_partitions_offsets(rp_worker_t *w,
+                                                       bool staged);
+/* list (borrowed) was committed: remember it. */
+void rp_partitions_committed(rp_worker_t *w,
+                             const rd_kafka_topic_partition_list_t *list);
 /* librdkafka's rebalance_cb, set on the consumer. */
 void rp_partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts,
@@ -307,5 +341,23 @@ void rp_partitions_flow_control(rp_worker_t *w);
 /* Drop every queued (not yet begun) job of parts (NULL: all). */
 size_t rp_partitions_drop_queued(rp_worker_t *w,
                                  const rd_kafka_topic_partition_list_t *parts);
+
+/* ---- rp_txn.c (exactly-once) ---- */
+
+/* At start: fence earlier producers of our transactional.id. */
+rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es);
+/* Open a transaction unless one is; false: the worker is stopping
+ * (fatal). */
+bool rp_txn_begin(rp_worker_t *w);
+/* Every message of job is queued in the open transaction. */
+void rp_txn_add(rp_worker_t *w, rp_job_t *job);
+/* Commit the open transaction with the offsets of every partition (or
+ * just the offsets, when they changed and none is open). dropping
+ * (borrowed, may be NULL): partitions being revoked, whose jobs are not
+ * produced again if it aborts. force: before a revoke or at exit, when a
+ * half-queued job must not wait (the transaction is aborted instead). */
+void rp_txn_commit(rp_worker_t *w,
+                   const rd_kafka_topic_partition_list_t *dropping,
+                   bool force);
 
 #endif

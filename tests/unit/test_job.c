@@ -115,6 +115,7 @@ static int setup(void **state)
     chmod(exec_path, 0755);
     memset(&c, 0, sizeof(c));
     c.brokers = "127.0.0.1:1"; /* never reached: deliveries are handed in */
+    c.delivery = RP_WORKER_DELIVERY_ALO; /* no transactions without a broker */
     c.state_url = state_url;
     c.backend_conf.executor_path = exec_path;
     c.io_threads = 2;

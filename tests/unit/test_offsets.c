@@ -3,6 +3,7 @@
  * seeded random run against a brute-force reference. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -321,6 +322,198 @@ static void test_random_against_reference(void **state)
     free(r);
 }
 
+
+/* Encode what t knows of partition p; returns the committed offset. */
+static int64_t encode(rp_offsets_t *t, int32_t p, bool staged, char *meta,
+                      size_t cap, bool *trunc)
+{
+    int64_t off;
+
+    rp_offsets_encode(t, p, staged, &off, meta, cap, trunc);
+    return off;
+}
+
+static void test_meta_encode(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+    char meta[RP_OFFSETS_META_MAX + 1];
+    bool trunc;
+
+    (void)state;
+    /* Nothing known: nothing to commit. */
+    assert_int_equal(encode(t, 0, false, meta, sizeof(meta), &trunc), -1);
+    for (int64_t o = 100; o < 120; o++)
+        if (o != 110) /* 110 never delivered (a transaction marker) */
+            assert_int_equal(rp_offsets_track(t, 0, o), RP_OK);
+    /* 102-104, 109 and 111 (110 folds in), 115 done; 100 open. */
+    for (int64_t o = 102; o <= 104; o++)
+        assert_int_equal(rp_offsets_done(t, 0, o), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 0, 109), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 0, 111), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 0, 115), RP_OK);
+    assert_int_equal(encode(t, 0, false, meta, sizeof(meta), &trunc), 100);
+    assert_false(trunc);
+    /* 102 = 100 + 2, 3 long; 109 = 105 + 4, 3 long (109-111); 115 =
+     * 112 + 3, 1 long. */
+    assert_string_equal(meta, "rp1:2.3,4.3,3.1");
+    /* Nothing above the commit point done: empty metadata. */
+    rp_offsets_reset(t, 0);
+    assert_int_equal(rp_offsets_track(t, 0, 5), RP_OK);
+    assert_int_equal(encode(t, 0, false, meta, sizeof(meta), &trunc), 5);
+    assert_string_equal(meta, "");
+    assert_int_equal(rp_offsets_done(t, 0, 5), RP_OK);
+    assert_int_equal(encode(t, 0, false, meta, sizeof(meta), &trunc), 6);
+    assert_string_equal(meta, "");
+    /* Large gaps are written in base 36. */
+    rp_offsets_reset(t, 0);
+    assert_int_equal(rp_offsets_track(t, 0, 0), RP_OK);
+    assert_int_equal(rp_offsets_track(t, 0, 36 * 36 + 1), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 0, 36 * 36 + 1), RP_OK);
+    assert_int_equal(encode(t, 0, false, meta, sizeof(meta), &trunc), 0);
+    assert_string_equal(meta, "rp1:101.1");
+    rp_offsets_destroy(t);
+}
+
+static void test_meta_staged(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+    char meta[64];
+    bool trunc;
+
+    (void)state;
+    for (int64_t o = 0; o < 4; o++)
+        assert_int_equal(rp_offsets_track(t, 1, o), RP_OK);
+    assert_int_equal(rp_offsets_stage(t, 1, 0), RP_OK);
+    assert_int_equal(rp_offsets_stage(t, 1, 2), RP_OK);
+    assert_int_equal(rp_offsets_stage(t, 1, 2), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_stage(t, 1, 9), RP_ERR_NOT_FOUND);
+    /* A plain commit does not count staged offsets... */
+    assert_int_equal(encode(t, 1, false, meta, sizeof(meta), &trunc), 0);
+    assert_string_equal(meta, "");
+    assert_int_equal(rp_offsets_committable(t, 1), 0);
+    /* ...a commit inside the transaction does. */
+    assert_int_equal(encode(t, 1, true, meta, sizeof(meta), &trunc), 1);
+    assert_string_equal(meta, "rp1:1.1");
+    /* Aborted: 2 is open again; committed: 0 is done. */
+    assert_int_equal(rp_offsets_unstage(t, 1, 2), RP_OK);
+    assert_int_equal(rp_offsets_unstage(t, 1, 2), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_offsets_done(t, 1, 0), RP_OK);
+    assert_int_equal(encode(t, 1, true, meta, sizeof(meta), &trunc), 1);
+    assert_string_equal(meta, "");
+    assert_int_equal(rp_offsets_pending(t, 1), 3);
+    /* A staged offset can be marked done directly. */
+    assert_int_equal(rp_offsets_stage(t, 1, 1), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 1, 1), RP_OK);
+    assert_int_equal(rp_offsets_committable(t, 1), 2);
+    rp_offsets_destroy(t);
+}
+
+static void test_meta_truncated(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new();
+    char meta[RP_OFFSETS_META_MAX + 1];
+    bool trunc;
+    size_t len;
+    int64_t off;
+
+    (void)state;
+    /* Every other offset done: one range each, far more than fit. */
+    for (int64_t o = 0; o < 20000; o++)
+        assert_int_equal(rp_offsets_track(t, 0, o), RP_OK);
+    for (int64_t o = 1; o < 20000; o += 2)
+        assert_int_equal(rp_offsets_done(t, 0, o), RP_OK);
+    len = rp_offsets_encode(t, 0, false, &off, meta, sizeof(meta), &trunc);
+    assert_true(trunc);
+    assert_int_equal(off, 0);
+    assert_true(len <= RP_OFFSETS_META_MAX);
+    assert_int_equal(strlen(meta), len);
+    assert_true(len > RP_OFFSETS_META_MAX - 8); /* filled, not given up */
+    /* What fits is a valid prefix: the ranges it names are carried. */
+    {
+        rp_offsets_t *u = rp_offsets_new();
+        int64_t o;
+
+        assert_int_equal(rp_offsets_restore(u, 0, 0, meta, len), RP_OK);
+        for (o = 0; o < 200; o++)
+            assert_int_equal(rp_offsets_carried(u, 0, o), o % 2 == 1);
+        rp_offsets_destroy(u);
+    }
+    rp_offsets_destroy(t);
+}
+
+static void test_meta_restore(void **state)
+{
+    rp_offsets_t *t = rp_offsets_new(), *u = rp_offsets_new();
+    char meta[RP_OFFSETS_META_MAX + 1];
+    bool trunc;
+    size_t len;
+    int64_t off;
+    static const char *const bad[] = {
+        "xx1:1.1", "rp1", "rp1:1", "rp1:1.", "rp1:1.0", "rp1:.1",
+        "rp1:1.1,", "rp1:1.1;2.2", "rp1:A.1", "rp1:zzzzzzzzzzzzz.1",
+    };
+
+    (void)state;
+    /* The previous owner: 10 open, 11-12 and 14 done, 13 open. */
+    for (int64_t o = 10; o < 15; o++)
+        assert_int_equal(rp_offsets_track(t, 2, o), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 2, 11), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 2, 12), RP_OK);
+    assert_int_equal(rp_offsets_done(t, 2, 14), RP_OK);
+    len = rp_offsets_encode(t, 2, false, &off, meta, sizeof(meta), &trunc);
+    assert_int_equal(off, 10);
+    /* The next owner is re-delivered 10..14 and skips the finished. */
+    assert_int_equal(rp_offsets_restore(u, 2, off, meta, len), RP_OK);
+    /* Before anything is consumed, the commit stays what it was. */
+    {
+        char again[RP_OFFSETS_META_MAX + 1];
+        int64_t off2;
+        size_t len2 = rp_offsets_encode(u, 2, false, &off2, again,
+                                        sizeof(again), &trunc);
+
+        assert_int_equal(off2, 10);
+        assert_int_equal(len2, len);
+        assert_string_equal(again, meta);
+    }
+    for (int64_t o = 10; o < 15; o++) {
+        bool c = rp_offsets_carried(u, 2, o);
+
+        assert_int_equal(c, o == 11 || o == 12 || o == 14);
+        assert_int_equal(rp_offsets_track(u, 2, o), RP_OK);
+        if (c)
+            assert_int_equal(rp_offsets_done(u, 2, o), RP_OK);
+    }
+    assert_false(rp_offsets_carried(u, 2, 15));
+    assert_int_equal(rp_offsets_committable(u, 2), 10);
+    /* Only 10 consumed so far elsewhere: the carried ranges beyond the
+     * newest tracked offset are still written into the next commit. */
+    rp_offsets_reset(u, 2);
+    assert_int_equal(rp_offsets_restore(u, 2, off, meta, len), RP_OK);
+    assert_false(rp_offsets_carried(u, 2, 10));
+    assert_int_equal(rp_offsets_track(u, 2, 10), RP_OK);
+    assert_int_equal(rp_offsets_done(u, 2, 10), RP_OK);
+    len = rp_offsets_encode(u, 2, false, &off, meta, sizeof(meta), &trunc);
+    assert_int_equal(off, 11);
+    assert_string_equal(meta, "rp1:0.2,1.1");
+    /* Not ours, or malformed: refused, nothing carried. */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rp_offsets_reset(u, 3);
+        assert_int_equal(rp_offsets_restore(u, 3, 5, bad[i], strlen(bad[i])),
+                         RP_ERR_INVALID);
+        assert_false(rp_offsets_carried(u, 3, 6));
+    }
+    /* Empty metadata: fine, nothing carried. */
+    rp_offsets_reset(u, 3);
+    assert_int_equal(rp_offsets_restore(u, 3, 5, "", 0), RP_OK);
+    assert_false(rp_offsets_carried(u, 3, 5));
+    /* Restore after tracking began, bad partition or offset: refused. */
+    assert_int_equal(rp_offsets_restore(u, 2, 0, "", 0), RP_ERR_INVALID);
+    assert_int_equal(rp_offsets_restore(u, -1, 0, "", 0), RP_ERR_INVALID);
+    assert_int_equal(rp_offsets_restore(u, 4, -1, "", 0), RP_ERR_INVALID);
+    rp_offsets_destroy(t);
+    rp_offsets_destroy(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +525,10 @@ int main(void)
         cmocka_unit_test(test_many_partitions),
         cmocka_unit_test(test_million_offsets_bounded_memory),
         cmocka_unit_test(test_random_against_reference),
+        cmocka_unit_test(test_meta_encode),
+        cmocka_unit_test(test_meta_staged),
+        cmocka_unit_test(test_meta_truncated),
+        cmocka_unit_test(test_meta_restore),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,250 @@
+/* rp_txn — exactly-once delivery (--delivery exactly-once, the default):
+ * results, DLQ copies and the consumed offsets leave in one Kafka
+ * transaction.
+ *
+ *   publish:  begin (if none open) -> produce the job's messages
+ *             -> rp_txn_add: its offset is "staged", its session's next
+ *                request may start
+ *   commit:   every RP_WORKER_TXN_MS (or RP_WORKER_TXN_BATCH jobs, or
+ *             before a revoke / at exit): send_offsets_to_transaction
+ *             (lowest offset not done or staged + the finished ones above
+ *             it in the metadata, with the consumer's group metadata so a
+ *             worker that lost its partitions is fenced) -> commit
+ *   success:  the batch's jobs are done
+ *   abortable error: abort (the batch's messages vanish for read_committed
+ *             consumers), unstage, produce the batch again in a new
+ *             transaction; jobs whose partition went away end unpublished
+ *             (their next owner publishes them)
+ *   fatal:    the worker stops; what it had not committed is re-delivered
+ *
+ * The commit calls block the main thread (librdkafka strongly recommends
+ * timeout -1, the remaining transaction.timeout.ms, which the worker sets
+ * to RP_WORKER_TXN_TIMEOUT_MS). On a healthy cluster that is a few round
+ * trips every RP_WORKER_TXN_MS; executions, pool steps and backends go on
+ * meanwhile on their own threads. Delivery reports do not decide anything
+ * here: the commit's answer does (a report only shrinks a result that was
+ * too large). Main thread only.
+ */
+#include "rp_worker_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rp_log.h"
+#include "rp_time.h"
+
+/* A job some of whose messages are queued in the open transaction and
+ * some not (a local produce failure waiting for its retry): committing now
+ * would publish half of it. */
+static bool rp_txn_partial(const rp_worker_t *w)
+{
+    const rp_list_t *n;
+
+    for (n = w->jobs.next; n != &w->jobs; n = n->next) {
+        const rp_job_t *job = RP_LIST_ENTRY(n, const rp_job_t, link);
+
+        if (job->stage == RP_JOB_PUBLISHING && !job->in_txn &&
+            (job->d_result.pending || job->d_dlq.pending))
+            return true;
+    }
+    return false;
+}
+
+bool rp_txn_begin(rp_worker_t *w)
+{
+    rd_kafka_error_t *e;
+
+    if (w->txn_open)
+        return true;
+    if ((e = rd_kafka_begin_transaction(w->producer))) {
+        char why[512];
+
+        snprintf(why, sizeof(why), "cannot begin a transaction: %s",
+                 rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rp_worker_set_fatal(w, why);
+        return false;
+    }
+    w->txn_open = true;
+    w->txn_count = 0;
+    rp_worker_arm(w, &w->txn_timer, rp_time_mono_ms() + RP_WORKER_TXN_MS);
+    return true;
+}
+
+void rp_txn_add(rp_worker_t *w, rp_job_t *job)
+{
+    if (rp_offsets_stage(w->offsets, job->partition, job->offset) != RP_OK)
+        rp_log(RP_LOG_WARN, "offset_untracked", rp_job_eid(job),
+               rp_job_sid(job), "partition %d offset %lld was not tracked",
+               (int)job->partition, (long long)job->offset);
+    job->in_txn = true;
+    rp_list_push_tail(&w->txn_jobs, &job->txn_link);
+    /* Its state is saved and its result queued: the session's next
+     * request need not wait for the commit. */
+    rp_job_release_session(w, job);
+    if (++w->txn_count >= RP_WORKER_TXN_BATCH)
+        rp_worker_arm(w, &w->txn_timer, rp_time_mono_ms());
+}
+
+/* The transaction is over (committed or aborted): take its jobs. */
+static void rp_txn_take(rp_worker_t *w, rp_list_t *out)
+{
+    rp_list_init(out);
+    while (!rp_list_empty(&w->txn_jobs)) {
+        rp_list_t *n = w->txn_jobs.next;
+
+        rp_list_unlink(n);
+        rp_list_push_tail(out, n);
+    }
+    w->txn_open = false;
+    w->txn_count = 0;
+    rp_timerq_remove(&w->timers, &w->txn_timer);
+}
+
+/* Abort the open transaction, then produce its jobs again in a new one,
+ * except those of partitions in dropping (being revoked) or no longer
+ * ours: they end unpublished and their next owner publishes them. */
+static void rp_txn_abort(rp_worker_t *w,
+                         const rd_kafka_topic_partition_list_t *dropping,
+                         const char *why)
+{
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, -1);
+    rp_list_t batch, *n, *tmp;
+
+    if (e) {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "cannot abort a transaction: %s",
+                 rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rp_worker_set_fatal(w, msg);
+        return;
+    }
+    /* Serve the purged messages' delivery reports now, while their jobs
+     * still exist. */
+    rd_kafka_flush(w->producer, RP_WORKER_FLUSH_MS);
+    rp_txn_take(w, &batch);
+    rp_log(RP_LOG_WARN, "transaction_aborted", NULL, NULL,
+           "%s; producing its results again", why);
+    RP_LIST_FOREACH_SAFE(n, tmp, &batch)
+    {
+        rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, txn_link);
+
+        rp_list_unlink(n);
+        job->in_txn = false;
+        (void)rp_offsets_unstage(w->offsets, job->partition, job->offset);
+        if (!rp_job_current(w, job) || (dropping &&
+                                        rp_partitions_match(job, dropping))) {
+            rp_job_end(w, job, false);
+            continue;
+        }
+        job->d_result.pending = job->d_dlq.pending = false;
+        job->d_result.failed =
+            job->result.execution_id[0] && job->result.session_id[0];
+        job->d_dlq.failed = job->rejected;
+        rp_publish_retry(w, job);
+    }
+}
+
+void rp_txn_commit(rp_worker_t *w,
+                   const rd_kafka_topic_partition_list_t *dropping,
+                   bool force)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_consumer_group_metadata_t *cgmd = NULL;
+    rd_kafka_error_t *e = NULL;
+    rp_list_t batch, *n, *tmp;
+    size_t jobs;
+
+    if (w->fatal)
+        return;
+    if (w->txn_open && rp_txn_partial(w)) {
+        if (!force) {
+            rp_worker_arm(w, &w->txn_timer,
+                          rp_time_mono_ms() + RP_WORKER_TXN_MS);
+            return;
+        }
+        /* Giving partitions up or exiting: half a job must not commit. */
+        rp_txn_abort(w, dropping, "a result could not be queued whole");
+        if (w->fatal || (w->txn_open && rp_txn_partial(w)))
+            return;
+    }
+    list = rp_partitions_offsets(w, true);
+    if (!w->txn_open && list->cnt == 0)
+        goto out; /* nothing new */
+    if (!rp_txn_begin(w))
+        goto out;
+    if (list->cnt) {
+        cgmd = rd_kafka_consumer_group_metadata(w->consumer);
+        e = rd_kafka_send_offsets_to_transaction(w->producer, list, cgmd, -1);
+    }
+    if (!e)
+        e = rd_kafka_commit_transaction(w->producer, -1);
+    if (!e) {
+        rp_partitions_committed(w, list);
+        rp_txn_take(w, &batch);
+        jobs = 0;
+        RP_LIST_FOREACH_SAFE(n, tmp, &batch)
+        {
+            rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, txn_link);
+
+            rp_list_unlink(n);
+            job->in_txn = false;
+            rp_job_end(w, job, true);
+            jobs++;
+        }
+        rp_log(RP_LOG_DEBUG, "transaction_committed", NULL, NULL,
+               "%zu result(s), %d partition offset(s)", jobs, list->cnt);
+        goto out;
+    }
+    if (rd_kafka_error_is_fatal(e)) {
+        char msg[512];
+
+        /* Fenced: another producer with our transactional.id, or the
+         * group moved on without us. What we hold is re-delivered. */
+        snprintf(msg, sizeof(msg), "transaction: %s",
+                 rd_kafka_error_string(e));
+        rp_worker_set_fatal(w, msg);
+    } else if (rd_kafka_error_is_retriable(e) &&
+               !rd_kafka_error_txn_requires_abort(e)) {
+        /* Resumable: the commit goes on in the background. */
+        rp_log(RP_LOG_WARN, "commit_failed", NULL, NULL,
+               "transaction commit: %s; trying again",
+               rd_kafka_error_string(e));
+        rp_worker_arm(w, &w->txn_timer,
+                      rp_time_mono_ms() + RP_WORKER_PUBLISH_RETRY_MS);
+    } else {
+        char why[512];
+
+        snprintf(why, sizeof(why), "transaction failed: %s",
+                 rd_kafka_error_string(e));
+        rp_txn_abort(w, dropping, why);
+    }
+out:
+    if (e)
+        rd_kafka_error_destroy(e);
+    if (cgmd)
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+    if (list)
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es)
+{
+    rd_kafka_error_t *e;
+    rp_err_t err = RP_OK;
+
+    /* Fences an earlier producer with the same transactional.id (this
+     * worker before a restart) and aborts what it left open. */
+    if ((e = rd_kafka_init_transactions(w->producer, RP_WORKER_TXN_INIT_MS))) {
+        err = rp_errf(errstr, es,
+                      rd_kafka_error_is_retriable(e) ? RP_ERR_UNAVAILABLE
+                                                     : RP_ERR_KAFKA,
+                      "cannot initialise transactions (--delivery "
+                      "exactly-once needs Apache Kafka >= 2.5 or compatible): "
+                      "%s",
+                      rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    return err;
+}
