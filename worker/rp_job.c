@@ -57,7 +57,7 @@ void rp_job_set_error(rp_job_t *job, rp_code_t code, const char *fmt, ...)
 bool rp_job_current(const rp_worker_t *w, const rp_job_t *job)
 {
     return !job->revoked && job->partition < w->npart &&
-           w->epoch[job->partition] == job->epoch;
+           w->part[job->partition].epoch == job->epoch;
 }
 
 static void rp_job_free(rp_job_t *job)
@@ -166,7 +166,7 @@ void rp_job_accept(rp_worker_t *w, const rp_record_t *rec,
         rp_worker_set_fatal(w, "offset tracking failed");
         return;
     }
-    if (!w->win_paused[rec->partition] &&
+    if (!w->part[rec->partition].win_paused &&
         rp_partitions_window_full(w, rec->partition))
         w->window_check = true; /* flow control pauses it */
     if (rp_offsets_carried(w->offsets, rec->partition, rec->offset)) {
@@ -185,7 +185,7 @@ void rp_job_accept(rp_worker_t *w, const rp_record_t *rec,
     job->w = w;
     job->partition = rec->partition;
     job->offset = rec->offset;
-    job->epoch = w->epoch[rec->partition];
+    job->epoch = w->part[rec->partition].epoch;
     job->msg_ts_ms = rec->ts_ms;
     job->stage = RP_JOB_QUEUED;
     if (!rp_job_parse(job, rec, m))
@@ -409,7 +409,7 @@ void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
             rp_log(RP_LOG_WARN, "offset_untracked", rp_job_eid(job),
                    rp_job_sid(job), "partition %d offset %lld was not tracked",
                    (int)job->partition, (long long)job->offset);
-        if (w->win_paused[job->partition] &&
+        if (w->part[job->partition].win_paused &&
             !rp_partitions_window_full(w, job->partition))
             w->window_check = true; /* flow control resumes it */
     }

@@ -44,9 +44,7 @@ size_t rp_partitions_drop_queued(rp_worker_t *w,
 
 rp_err_t rp_partitions_grow(rp_worker_t *w, int32_t p)
 {
-    uint64_t *e, *mh;
-    int64_t *c;
-    bool *wp, *mf;
+    rp_part_t *part;
     int32_t n;
 
     if (p < w->npart)
@@ -54,28 +52,11 @@ rp_err_t rp_partitions_grow(rp_worker_t *w, int32_t p)
     if (p >= RP_OFFSETS_PARTITIONS_MAX)
         return RP_ERR_INVALID;
     n = p + 1 > w->npart * 2 ? p + 1 : w->npart * 2;
-    if (!(e = realloc(w->epoch, (size_t)n * sizeof(*e))))
+    if (!(part = realloc(w->part, (size_t)n * sizeof(*part))))
         return RP_ERR_NOMEM;
-    w->epoch = e;
-    if (!(c = realloc(w->committed, (size_t)n * sizeof(*c))))
-        return RP_ERR_NOMEM;
-    w->committed = c;
-    if (!(wp = realloc(w->win_paused, (size_t)n * sizeof(*wp))))
-        return RP_ERR_NOMEM;
-    w->win_paused = wp;
-    if (!(mh = realloc(w->meta_hash, (size_t)n * sizeof(*mh))))
-        return RP_ERR_NOMEM;
-    w->meta_hash = mh;
-    if (!(mf = realloc(w->meta_full, (size_t)n * sizeof(*mf))))
-        return RP_ERR_NOMEM;
-    w->meta_full = mf;
-    for (int32_t i = w->npart; i < n; i++) {
-        w->epoch[i] = 0;
-        w->committed[i] = -1;
-        w->win_paused[i] = false;
-        w->meta_hash[i] = 0;
-        w->meta_full[i] = false;
-    }
+    w->part = part;
+    for (int32_t i = w->npart; i < n; i++)
+        w->part[i] = (rp_part_t){.committed = -1};
     w->npart = n;
     return RP_OK;
 }
@@ -87,9 +68,9 @@ bool rp_partitions_window_full(const rp_worker_t *w, int32_t p)
     size_t win = rp_offsets_window(w->offsets, p);
     size_t max = (size_t)w->conf.max_window;
 
-    if (w->meta_full[p])
+    if (w->part[p].meta_full)
         return true;
-    return w->win_paused[p] ? win * 100 >= max * RP_WORKER_RESUME_PCT
+    return w->part[p].win_paused ? win * 100 >= max * RP_WORKER_RESUME_PCT
                             : win >= max;
 }
 
@@ -106,11 +87,7 @@ static uint64_t rp_partitions_hash(const char *s, size_t n)
 /* Forget what p's last commit was (a new assignment). */
 static void rp_partitions_forget(rp_worker_t *w, int32_t p)
 {
-    w->epoch[p]++;
-    w->committed[p] = -1;
-    w->win_paused[p] = false;
-    w->meta_hash[p] = 0;
-    w->meta_full[p] = false;
+    w->part[p] = (rp_part_t){.epoch = w->part[p].epoch + 1, .committed = -1};
 }
 
 rd_kafka_topic_partition_list_t *rp_partitions_offsets(rp_worker_t *w,
@@ -133,8 +110,8 @@ rd_kafka_topic_partition_list_t *rp_partitions_offsets(rp_worker_t *w,
         /* Near the bound, pause the partition (as at --max-window) until
          * finished offsets catch up with the commit point. */
         full = truncated || len > RP_OFFSETS_META_MAX * 3 / 4;
-        if (full != w->meta_full[p]) {
-            w->meta_full[p] = full;
+        if (full != w->part[p].meta_full) {
+            w->part[p].meta_full = full;
             w->window_check = true;
             if (truncated)
                 rp_log(RP_LOG_WARN, "commit_metadata_full", NULL, NULL,
@@ -143,7 +120,7 @@ rd_kafka_topic_partition_list_t *rp_partitions_offsets(rp_worker_t *w,
                        "left out would be published again after a crash",
                        (int)p, (long long)off, RP_OFFSETS_META_MAX);
         }
-        if (off == w->committed[p] && h == w->meta_hash[p])
+        if (off == w->part[p].committed && h == w->part[p].meta_hash)
             continue;
         tp = rd_kafka_topic_partition_list_add(list, w->conf.requests_topic,
                                                p);
@@ -164,8 +141,8 @@ void rp_partitions_committed(rp_worker_t *w,
 
         if (tp->partition < 0 || tp->partition >= w->npart)
             continue;
-        w->committed[tp->partition] = tp->offset;
-        w->meta_hash[tp->partition] =
+        w->part[tp->partition].committed = tp->offset;
+        w->part[tp->partition].meta_hash =
             rp_partitions_hash(tp->metadata, tp->metadata_size);
     }
 }
@@ -197,8 +174,8 @@ static void rp_partitions_restore(rp_worker_t *w,
         err = rp_offsets_restore(w->offsets, p, tp->offset, tp->metadata,
                                  tp->metadata_size);
         if (err == RP_OK) {
-            w->committed[p] = tp->offset;
-            w->meta_hash[p] =
+            w->part[p].committed = tp->offset;
+            w->part[p].meta_hash =
                 rp_partitions_hash(tp->metadata, tp->metadata_size);
         } else {
             rp_log(RP_LOG_WARN, "commit_metadata_unknown", NULL, NULL,
@@ -400,11 +377,11 @@ void rp_partitions_flow_control(rp_worker_t *w)
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         bool known = p >= 0 && p < w->npart;
-        bool was = known && w->win_paused[p];
+        bool was = known && w->part[p].win_paused;
         bool full = known && rp_partitions_window_full(w, p);
 
         if (known && full != was) {
-            w->win_paused[p] = full;
+            w->part[p].win_paused = full;
             rp_partitions_log_window(w, p, full);
         }
         if (want || full)

@@ -479,11 +479,7 @@ void rp_worker_destroy(rp_worker_t *w)
     rp_inbox_destroy(w->inbox);
     rp_sched_destroy(w->sched);
     rp_offsets_destroy(w->offsets);
-    free(w->epoch);
-    free(w->committed);
-    free(w->win_paused);
-    free(w->meta_hash);
-    free(w->meta_full);
+    free(w->part);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->sig_fd >= 0)

@@ -152,6 +152,16 @@ struct rp_job {
     rp_delivery_t d_result, d_dlq;
 };
 
+/* What the worker knows of one partition (rp_partitions.c). */
+typedef struct rp_part {
+    uint64_t epoch;     /* assignment epoch: late completions of an
+                           earlier assignment are ignored */
+    int64_t committed;  /* last committed offset; -1: none */
+    uint64_t meta_hash; /* of the last committed metadata */
+    bool win_paused;    /* paused for its offset window (--max-window) */
+    bool meta_full;     /* its commit metadata nears RP_OFFSETS_META_MAX */
+} rp_part_t;
+
 struct rp_worker {
     rp_worker_conf_t conf;
     char name[RP_WORKER_NAME_MAX];
@@ -179,13 +189,7 @@ struct rp_worker {
     bool reapply_pause;  /* the assignment changed: apply pauses again */
     bool window_check;   /* a partition's window crossed its bound */
 
-    /* Per partition: assignment epoch, last committed offset, and whether
-     * it is paused for its offset window (--max-window). */
-    uint64_t *epoch;
-    int64_t *committed;
-    bool *win_paused;
-    uint64_t *meta_hash; /* of the last committed metadata */
-    bool *meta_full;     /* its commit metadata nears RP_OFFSETS_META_MAX */
+    rp_part_t *part; /* indexed by partition, npart long */
     int32_t npart;
 
     /* Exactly-once (rp_txn.c): is a transaction open, the jobs whose
