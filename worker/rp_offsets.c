@@ -375,25 +375,25 @@ size_t rp_offsets_encode(const rp_offsets_t *t, int32_t partition,
     return wr.len;
 }
 
-/* Parse a base-36 number of at most 12 digits (36^12 > 2^62). */
+static int rp_offsets_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'z' ? c - 'a' + 10
+                                  : -1;
+}
+
+/* Parse a base-36 number of 1 to 12 digits (36^12 < 2^63). */
 static bool rp_offsets_num(const char **s, const char *end, int64_t *v)
 {
     int64_t n = 0;
-    int digits = 0;
+    int digits = 0, d;
 
-    while (*s < end && digits < 13) {
-        char c = **s;
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'z' ? c - 'a' + 10
-                                       : -1;
-
-        if (d < 0)
-            break;
+    while (*s < end && digits < 12 && (d = rp_offsets_digit(**s)) >= 0) {
         n = n * 36 + d;
         (*s)++;
         digits++;
     }
-    if (digits == 0 || digits > 12)
+    if (digits == 0 || (*s < end && rp_offsets_digit(**s) >= 0))
         return false;
     *v = n;
     return true;
