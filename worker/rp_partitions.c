@@ -147,6 +147,29 @@ void rp_partitions_committed(rp_worker_t *w,
     }
 }
 
+void rp_partitions_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets,
+                             void *opaque)
+{
+    rp_worker_t *w = opaque;
+
+    (void)rk;
+    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets)
+        return;
+    /* Forget what we thought was committed, so the next turn commits it
+     * again (a failed async commit used to be lost until the next
+     * change). */
+    for (int i = 0; i < offsets->cnt; i++) {
+        int32_t p = offsets->elems[i].partition;
+
+        if (p >= 0 && p < w->npart &&
+            w->part[p].committed == offsets->elems[i].offset) {
+            w->part[p].committed = -1;
+            w->part[p].meta_hash = 0;
+        }
+    }
+}
+
 /* A new assignment: read what the last owner committed, so records it
  * finished above its commit point are not published again. */
 static void rp_partitions_restore(rp_worker_t *w,
@@ -237,9 +260,11 @@ void rp_partitions_commit(rp_worker_t *w,
     if (list->cnt > 0) {
         kerr = sync ? rp_partitions_commit_wait(w, list)
                     : rd_kafka_commit(w->consumer, list, 1);
-        if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             rp_log(RP_LOG_WARN, "commit_failed", NULL, NULL, "commit: %s",
                    rd_kafka_err2str(kerr));
+            rp_partitions_commit_cb(w->consumer, kerr, list, w);
+        }
     }
     rd_kafka_topic_partition_list_destroy(list);
 }

@@ -61,7 +61,10 @@ static void rp_publish_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
 
     d->job = job;
     if (w->eos && !rp_txn_begin(w)) {
-        d->failed = true; /* the worker stops (fatal) */
+        /* A commit or abort is being resumed (or the worker stops). */
+        d->pending = false;
+        d->failed = true;
+        rp_publish_retry_later(w, job);
         return;
     }
     d->pending = true;

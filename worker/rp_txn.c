@@ -27,6 +27,7 @@
  */
 #include "rp_worker_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,8 +55,10 @@ bool rp_txn_begin(rp_worker_t *w)
 {
     rd_kafka_error_t *e;
 
-    if (w->txn_open)
+    if (w->txn == RP_TXN_OPEN)
         return true;
+    if (w->txn != RP_TXN_NONE || w->fatal)
+        return false;
     if ((e = rd_kafka_begin_transaction(w->producer))) {
         char why[512];
 
@@ -65,7 +68,7 @@ bool rp_txn_begin(rp_worker_t *w)
         rp_worker_set_fatal(w, why);
         return false;
     }
-    w->txn_open = true;
+    w->txn = RP_TXN_OPEN;
     w->txn_count = 0;
     rp_worker_arm(w, &w->txn_timer, rp_time_mono_ms() + RP_WORKER_TXN_MS);
     return true;
@@ -86,46 +89,73 @@ void rp_txn_add(rp_worker_t *w, rp_job_t *job)
         rp_worker_arm(w, &w->txn_timer, rp_time_mono_ms());
 }
 
-/* The transaction is over (committed or aborted): take its jobs. */
-static void rp_txn_take(rp_worker_t *w, rp_list_t *out)
+/* Try a resumed commit or abort again in a while. */
+static void rp_txn_later(rp_worker_t *w)
 {
-    rp_list_init(out);
-    while (!rp_list_empty(&w->txn_jobs)) {
-        rp_list_t *n = w->txn_jobs.next;
-
-        rp_list_unlink(n);
-        rp_list_push_tail(out, n);
-    }
-    w->txn_open = false;
-    w->txn_count = 0;
-    rp_timerq_remove(&w->timers, &w->txn_timer);
+    rp_worker_arm(w, &w->txn_timer,
+                  rp_time_mono_ms() + RP_WORKER_PUBLISH_RETRY_MS);
 }
 
-/* Abort the open transaction, then produce its jobs again in a new one,
- * except those of partitions in dropping (being revoked) or no longer
- * ours: they end unpublished and their next owner publishes them. */
+/* The transaction is over: no state, no timer, no offsets kept. */
+static void rp_txn_close(rp_worker_t *w)
+{
+    w->txn = RP_TXN_NONE;
+    w->txn_count = 0;
+    rp_timerq_remove(&w->timers, &w->txn_timer);
+    if (w->txn_offsets)
+        rd_kafka_topic_partition_list_destroy(w->txn_offsets);
+    w->txn_offsets = NULL;
+}
+
+/* An error fatal to the producer stops the worker; false if e is not. */
+static bool rp_txn_fatal(rp_worker_t *w, rd_kafka_error_t *e, const char *op)
+{
+    char msg[512];
+
+    if (!rd_kafka_error_is_fatal(e))
+        return false;
+    /* Fenced: another producer with our transactional.id, or the group
+     * moved on without us. What we did not commit is re-delivered. */
+    snprintf(msg, sizeof(msg), "transaction %s: %s", op,
+             rd_kafka_error_string(e));
+    rp_worker_set_fatal(w, msg);
+    return true;
+}
+
+/* Abort the open transaction (or resume an abort), then produce its jobs
+ * again in a new one, except those of partitions in dropping (being
+ * revoked) or no longer ours: they end unpublished and their next owner
+ * publishes them. */
 static void rp_txn_abort(rp_worker_t *w,
                          const rd_kafka_topic_partition_list_t *dropping,
                          const char *why)
 {
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, -1);
+    rd_kafka_error_t *e;
     rp_list_t batch, *n, *tmp;
 
-    if (e) {
-        char msg[512];
-
-        snprintf(msg, sizeof(msg), "cannot abort a transaction: %s",
-                 rd_kafka_error_string(e));
+    if (w->txn != RP_TXN_ABORTING)
+        rp_log(RP_LOG_WARN, "transaction_aborted", NULL, NULL,
+               "%s; producing its results again", why);
+    w->txn = RP_TXN_ABORTING;
+    if ((e = rd_kafka_abort_transaction(w->producer, -1))) {
+        if (!rp_txn_fatal(w, e, "abort")) {
+            rp_log(RP_LOG_WARN, "transaction_abort_failed", NULL, NULL,
+                   "%s; trying again", rd_kafka_error_string(e));
+            rp_txn_later(w);
+        }
         rd_kafka_error_destroy(e);
-        rp_worker_set_fatal(w, msg);
         return;
     }
     /* Serve the purged messages' delivery reports now, while their jobs
      * still exist. */
     rd_kafka_flush(w->producer, RP_WORKER_FLUSH_MS);
-    rp_txn_take(w, &batch);
-    rp_log(RP_LOG_WARN, "transaction_aborted", NULL, NULL,
-           "%s; producing its results again", why);
+    rp_txn_close(w);
+    rp_list_init(&batch);
+    while (!rp_list_empty(&w->txn_jobs)) {
+        n = w->txn_jobs.next;
+        rp_list_unlink(n);
+        rp_list_push_tail(&batch, n);
+    }
     RP_LIST_FOREACH_SAFE(n, tmp, &batch)
     {
         rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, txn_link);
@@ -133,8 +163,8 @@ static void rp_txn_abort(rp_worker_t *w,
         rp_list_unlink(n);
         job->in_txn = false;
         (void)rp_offsets_unstage(w->offsets, job->partition, job->offset);
-        if (!rp_job_current(w, job) || (dropping &&
-                                        rp_partitions_match(job, dropping))) {
+        if (!rp_job_current(w, job) ||
+            (dropping && rp_partitions_match(job, dropping))) {
             rp_job_end(w, job, false);
             continue;
         }
@@ -146,19 +176,78 @@ static void rp_txn_abort(rp_worker_t *w,
     }
 }
 
+/* Committed: the batch's jobs are done. */
+static void rp_txn_committed(rp_worker_t *w)
+{
+    rp_list_t *n;
+    size_t jobs = 0;
+
+    if (w->txn_offsets)
+        rp_partitions_committed(w, w->txn_offsets);
+    rp_txn_close(w);
+    while ((n = w->txn_jobs.next) != &w->txn_jobs) {
+        rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, txn_link);
+
+        rp_list_unlink(n);
+        job->in_txn = false;
+        rp_job_end(w, job, true);
+        jobs++;
+    }
+    rp_log(RP_LOG_DEBUG, "transaction_committed", NULL, NULL,
+           "%zu result(s)", jobs);
+}
+
+/* Commit the open transaction (send_offsets already done), or resume a
+ * commit that timed out. */
+static void rp_txn_finish(rp_worker_t *w,
+                          const rd_kafka_topic_partition_list_t *dropping)
+{
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(w->producer, -1);
+
+    if (!e) {
+        rp_txn_committed(w);
+        return;
+    }
+    if (rp_txn_fatal(w, e, "commit")) {
+        /* stopping */
+    } else if (rd_kafka_error_is_retriable(e) &&
+               !rd_kafka_error_txn_requires_abort(e)) {
+        /* Resumable: the commit goes on in the background. */
+        rp_log(RP_LOG_WARN, "commit_failed", NULL, NULL,
+               "transaction commit: %s; trying again",
+               rd_kafka_error_string(e));
+        w->txn = RP_TXN_COMMITTING;
+        rp_txn_later(w);
+    } else {
+        char why[512];
+
+        snprintf(why, sizeof(why), "transaction commit failed: %s",
+                 rd_kafka_error_string(e));
+        rp_txn_abort(w, dropping, why);
+    }
+    rd_kafka_error_destroy(e);
+}
+
 void rp_txn_commit(rp_worker_t *w,
                    const rd_kafka_topic_partition_list_t *dropping,
                    bool force)
 {
-    rd_kafka_topic_partition_list_t *list = NULL;
-    rd_kafka_consumer_group_metadata_t *cgmd = NULL;
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_consumer_group_metadata_t *cgmd;
     rd_kafka_error_t *e = NULL;
-    rp_list_t batch, *n, *tmp;
-    size_t jobs;
 
     if (w->fatal)
         return;
-    if (w->txn_open && rp_txn_partial(w)) {
+    if (w->txn == RP_TXN_ABORTING) {
+        rp_txn_abort(w, dropping, "resumed");
+        if (w->txn != RP_TXN_NONE)
+            return;
+    }
+    if (w->txn == RP_TXN_COMMITTING) {
+        rp_txn_finish(w, dropping);
+        return;
+    }
+    if (w->txn == RP_TXN_OPEN && rp_txn_partial(w)) {
         if (!force) {
             rp_worker_arm(w, &w->txn_timer,
                           rp_time_mono_ms() + RP_WORKER_TXN_MS);
@@ -166,67 +255,34 @@ void rp_txn_commit(rp_worker_t *w,
         }
         /* Giving partitions up or exiting: half a job must not commit. */
         rp_txn_abort(w, dropping, "a result could not be queued whole");
-        if (w->fatal || (w->txn_open && rp_txn_partial(w)))
+        if (w->txn == RP_TXN_ABORTING ||
+            (w->txn == RP_TXN_OPEN && rp_txn_partial(w)))
             return;
     }
     list = rp_partitions_offsets(w, true);
-    if (!w->txn_open && list->cnt == 0)
-        goto out; /* nothing new */
-    if (!rp_txn_begin(w))
-        goto out;
+    if ((w->txn == RP_TXN_NONE && list->cnt == 0) || !rp_txn_begin(w)) {
+        rd_kafka_topic_partition_list_destroy(list);
+        return; /* nothing new, or stopping */
+    }
     if (list->cnt) {
         cgmd = rd_kafka_consumer_group_metadata(w->consumer);
         e = rd_kafka_send_offsets_to_transaction(w->producer, list, cgmd, -1);
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
     }
-    if (!e)
-        e = rd_kafka_commit_transaction(w->producer, -1);
+    w->txn_offsets = list;
     if (!e) {
-        rp_partitions_committed(w, list);
-        rp_txn_take(w, &batch);
-        jobs = 0;
-        RP_LIST_FOREACH_SAFE(n, tmp, &batch)
-        {
-            rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, txn_link);
-
-            rp_list_unlink(n);
-            job->in_txn = false;
-            rp_job_end(w, job, true);
-            jobs++;
-        }
-        rp_log(RP_LOG_DEBUG, "transaction_committed", NULL, NULL,
-               "%zu result(s), %d partition offset(s)", jobs, list->cnt);
-        goto out;
+        rp_txn_finish(w, dropping);
+        return;
     }
-    if (rd_kafka_error_is_fatal(e)) {
-        char msg[512];
-
-        /* Fenced: another producer with our transactional.id, or the
-         * group moved on without us. What we hold is re-delivered. */
-        snprintf(msg, sizeof(msg), "transaction: %s",
-                 rd_kafka_error_string(e));
-        rp_worker_set_fatal(w, msg);
-    } else if (rd_kafka_error_is_retriable(e) &&
-               !rd_kafka_error_txn_requires_abort(e)) {
-        /* Resumable: the commit goes on in the background. */
-        rp_log(RP_LOG_WARN, "commit_failed", NULL, NULL,
-               "transaction commit: %s; trying again",
-               rd_kafka_error_string(e));
-        rp_worker_arm(w, &w->txn_timer,
-                      rp_time_mono_ms() + RP_WORKER_PUBLISH_RETRY_MS);
-    } else {
+    if (!rp_txn_fatal(w, e, "offsets")) {
         char why[512];
 
-        snprintf(why, sizeof(why), "transaction failed: %s",
+        /* Also a timeout: the offsets are recomputed for the next one. */
+        snprintf(why, sizeof(why), "cannot add the offsets: %s",
                  rd_kafka_error_string(e));
         rp_txn_abort(w, dropping, why);
     }
-out:
-    if (e)
-        rd_kafka_error_destroy(e);
-    if (cgmd)
-        rd_kafka_consumer_group_metadata_destroy(cgmd);
-    if (list)
-        rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_error_destroy(e);
 }
 
 rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es)

@@ -113,6 +113,7 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
     rp_kafka_log_via_rp(pc);
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_rebalance_cb(cc, rp_partitions_rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(cc, rp_partitions_commit_cb);
     rd_kafka_conf_set_opaque(pc, w);
     rd_kafka_conf_set_dr_msg_cb(pc, rp_publish_dr_cb);
 
@@ -480,6 +481,8 @@ void rp_worker_destroy(rp_worker_t *w)
     rp_sched_destroy(w->sched);
     rp_offsets_destroy(w->offsets);
     free(w->part);
+    if (w->txn_offsets)
+        rd_kafka_topic_partition_list_destroy(w->txn_offsets);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->sig_fd >= 0)

@@ -152,6 +152,14 @@ struct rp_job {
     rp_delivery_t d_result, d_dlq;
 };
 
+/* Exactly-once: where the producer's transaction is (rp_txn.c). */
+typedef enum rp_txn_state {
+    RP_TXN_NONE,       /* none open */
+    RP_TXN_OPEN,       /* results may be produced into it */
+    RP_TXN_COMMITTING, /* a commit timed out; it goes on, and is resumed */
+    RP_TXN_ABORTING,   /* an abort timed out; likewise */
+} rp_txn_state_t;
+
 /* What the worker knows of one partition (rp_partitions.c). */
 typedef struct rp_part {
     uint64_t epoch;     /* assignment epoch: late completions of an
@@ -195,8 +203,10 @@ struct rp_worker {
     /* Exactly-once (rp_txn.c): is a transaction open, the jobs whose
      * results it holds, and when it commits. */
     bool eos;
-    bool txn_open;
+    rp_txn_state_t txn;
     rp_list_t txn_jobs;
+    rd_kafka_topic_partition_list_t *txn_offsets; /* sent; kept while its
+                                                     commit is retried */
     size_t txn_count;
     rp_timer_t txn_timer;
 
@@ -336,6 +346,10 @@ rd_kafka_topic_partition_list_t *rp_partitions_offsets(rp_worker_t *w,
 /* list (borrowed) was committed: remember it. */
 void rp_partitions_committed(rp_worker_t *w,
                              const rd_kafka_topic_partition_list_t *list);
+/* librdkafka's offset_commit_cb: a failed commit is made again. */
+void rp_partitions_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets,
+                             void *opaque);
 /* librdkafka's rebalance_cb, set on the consumer. */
 void rp_partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts,
@@ -350,8 +364,9 @@ size_t rp_partitions_drop_queued(rp_worker_t *w,
 
 /* At start: fence earlier producers of our transactional.id. */
 rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es);
-/* Open a transaction unless one is; false: the worker is stopping
- * (fatal). */
+/* Open a transaction unless one is; false: none can be open now (a
+ * commit or abort is being resumed: produce later) or the worker is
+ * stopping (fatal). */
 bool rp_txn_begin(rp_worker_t *w);
 /* Every message of job is queued in the open transaction. */
 void rp_txn_add(rp_worker_t *w, rp_job_t *job);
