@@ -429,7 +429,8 @@ static void rp_job_on_run_done(rp_worker_t *w, rp_job_t *job)
     if (!rp_job_current(w, job)) {
         rp_log(RP_LOG_INFO, "execution_abandoned", rp_job_eid(job),
                rp_job_sid(job), "partition %d revoked or worker stopping; "
-               "the run goes on and the next owner takes it over", (int)job->partition);
+               "the run goes on and the next owner takes it over",
+               (int)job->partition);
         rp_job_end(w, job, false);
         return;
     }
