@@ -465,6 +465,10 @@ static void rp_job_on_finished(rp_worker_t *w, rp_job_t *job)
 /* A wait for the record of a run we cannot watch is over: look again. */
 static void rp_job_claim_poll(rp_worker_t *w, rp_job_t *job)
 {
+    if (!rp_job_current(w, job)) {
+        rp_job_end(w, job, false); /* the next owner waits instead */
+        return;
+    }
     rp_job_set_stage(job, RP_JOB_FINISHING);
     rp_job_submit_io(w, job, rp_cycle_finish);
 }
