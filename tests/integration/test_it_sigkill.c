@@ -14,6 +14,10 @@
  * gated commands keep waiting. Two fresh workers take the partitions over,
  * find each gated execution's claim without a record and attach to the
  * running executor instead of starting the command. Then the gate opens.
+ * One gated executor (VICTIM) is killed outright with its command before
+ * the fresh workers start, as an OOM kill of its container would: its
+ * claim names a run that is gone and there is no record, so it ends as an
+ * "error" result with code "interrupted", and is not started again.
  *
  * Nothing is lost: every execution ends with a succeeded result. No
  * command starts twice: every runs file (the command's own side effect,
@@ -29,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -46,6 +51,7 @@
 #define N_GATED_SESSIONS (SESSIONS * 3)
 #define N (N_GATED_SESSIONS + BYSTANDERS * 2)
 #define WAIT_MS 120000
+#define VICTIM SESSIONS /* ex[] index of kill-s00-1, a gated execution */
 
 typedef struct execution {
     char sid[32];
@@ -118,6 +124,56 @@ static bool kill_moment(rp_te_t *te)
             return false;
     }
     return true;
+}
+
+/* The pid a claim names ("local:BOOT:PID:TICKS"), from the state store. */
+static pid_t claim_pid(rp_te_t *te, const char *eid)
+{
+    char rel[128], path[PATH_MAX], *text, *run, *c;
+    long pid = 0;
+
+    rp_te_format(rel, sizeof(rel), "state/executions/%s/claim.json", eid);
+    rp_te_path(te, path, sizeof(path), rel);
+    if (!(text = rp_te_read_file(path, NULL)))
+        fail_msg("%s has no claim", eid);
+    if (!(run = strstr(text, "\"run\":\"local:")) ||
+        !(c = strchr(run + strlen("\"run\":\"local:"), ':')) ||
+        sscanf(c + 1, "%ld", &pid) != 1 || pid <= 0) {
+        free(text);
+        fail_msg("%s: claim without a local run", eid);
+    }
+    free(text);
+    return (pid_t)pid;
+}
+
+/* SIGKILL every process of session sid (the executor is its leader, its
+ * command's group belongs to it): what an OOM kill of the container does. */
+static int kill_session(pid_t sid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char path[64], buf[1024], *p;
+        long pid = strtol(e->d_name, &p, 10), s = 0;
+        FILE *f;
+
+        if (*p || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        if (!(f = fopen(path, "r")))
+            continue;
+        /* After "(comm)": state ppid pgrp session. */
+        if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+            sscanf(p + 1, " %*c %*d %*d %ld", &s) == 1 && s == sid &&
+            kill((pid_t)pid, SIGKILL) == 0)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
 }
 
 static void add(int i, const char *sid, int n, bool gated, bool bystander)
@@ -208,6 +264,23 @@ static void test_sigkill(void **state)
                      r.dones);
     }
 
+    /* The victim's container "is OOM-killed": executor and command. */
+    {
+        pid_t vpid = claim_pid(te, ex[VICTIM].eid);
+        int killed = kill_session(vpid);
+
+        if (killed < 2)
+            fail_msg("killed %d process(es) of %s's executor %ld; want it "
+                     "and its command", killed, ex[VICTIM].eid, (long)vpid);
+        deadline = rp_te_now_ms() + 10000;
+        while (kill(vpid, 0) == 0 && rp_te_now_ms() < deadline) {
+            rp_te_wait_orphans(te, 0); /* reaps what has exited */
+            rp_te_sleep_ms(10);
+        }
+        if (kill(vpid, 0) == 0)
+            fail_msg("%s's executor survived SIGKILL", ex[VICTIM].eid);
+    }
+
     /* Fresh workers take over and attach to the running executors. */
     fresh[0] = rp_te_start_worker(te);
     fresh[1] = rp_te_start_worker(te);
@@ -216,10 +289,10 @@ static void test_sigkill(void **state)
     while ((attached = rp_te_log_events(te, fresh[0], "execution_attached",
                                         NULL) +
                        rp_te_log_events(te, fresh[1], "execution_attached",
-                                        NULL)) < SESSIONS) {
+                                        NULL)) < SESSIONS - 1) {
         if (rp_te_now_ms() >= deadline)
             fail_msg("only %d of %d running executions attached in 60 s",
-                     attached, SESSIONS);
+                     attached, SESSIONS - 1);
         rp_te_check_procs(te);
         rp_te_sleep_ms(50);
     }
@@ -240,6 +313,19 @@ static void test_sigkill(void **state)
         size_t k = rp_te_results_for(te, ex[i].eid, all, 16);
         runs_t r = read_runs(te, ex[i].eid);
 
+        if (i == VICTIM) {
+            /* Interrupted: one start, no end, never run again. */
+            if (k != 1 || r.starts != 1 || r.dones != 0)
+                fail_msg("%s: %zu result(s), %d start(s), %d done(s); want "
+                         "one interrupted result of one start", ex[i].eid, k,
+                         r.starts, r.dones);
+            rp_te_expect(te, all[0], "error", NULL);
+            if (!rp_te_error(all[0], "code") ||
+                strcmp(rp_te_error(all[0], "code"), "interrupted") != 0)
+                fail_msg("%s: want error code interrupted: %s", ex[i].eid,
+                         rp_te_describe(all[0]));
+            continue;
+        }
         for (size_t j = 0; j < k && j < 16; j++)
             rp_te_expect(te, all[j], "succeeded", "");
         if (!r.exists || r.starts != 1 || r.dones != 1 || !r.done_last)
