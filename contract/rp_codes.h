@@ -81,7 +81,9 @@
     X(EXECUTOR_UNRESPONSIVE, "executor_unresponsive", \
       "the executor was still running well past timeout_s and was stopped without a record") \
     X(NO_RESULT, "no_result", \
-      "the executor ended without writing a record")
+      "the executor ended without writing a record") \
+    X(INTERRUPTED, "interrupted", \
+      "the run that started the command vanished before it finished (OOM kill, machine loss); the command was not run again")
 
 /* The longest wire string (test_codes checks every entry against it). */
 #define RP_CODE_MAX 64

@@ -66,6 +66,10 @@ static rp_err_t rp_jobenv_check_spec(const rp_jobspec_t *spec, char *errstr,
         (err = rp_jobenv_check_str("RUNPOOL_DEFAULT_CWD", spec->default_cwd,
                                    RP_CWD_MAX, errstr, errstr_size)))
         return err;
+    if (spec->attempt < 0 || spec->attempt > RP_JOBENV_ATTEMPT_MAX)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "RUNPOOL_ATTEMPT: must be an integer from 1 to %d",
+                       RP_JOBENV_ATTEMPT_MAX);
     return rp_env_validate(&spec->env, "COMMAND_ENV", errstr, errstr_size);
 }
 
@@ -111,6 +115,11 @@ rp_err_t rp_jobenv_build(const rp_jobspec_t *spec, rp_env_t *out, char *errstr,
     if (spec->default_cwd &&
         (err = rp_env_set(out, "RUNPOOL_DEFAULT_CWD", spec->default_cwd)))
         goto out;
+    if (spec->attempt > 1) {
+        snprintf(num, sizeof(num), "%d", spec->attempt);
+        if ((err = rp_env_set(out, "RUNPOOL_ATTEMPT", num)))
+            goto out;
+    }
 out:
     free(env_json);
     if (err)
@@ -254,6 +263,16 @@ rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
         (err = rp_jobenv_dup("RUNPOOL_DEFAULT_CWD", v, RP_CWD_MAX,
                              &spec->default_cwd, errstr, errstr_size)))
         goto out;
+
+    v = lookup("RUNPOOL_ATTEMPT", opaque);
+    spec->attempt = 1;
+    if (v && v[0]) {
+        if ((err = rp_jobenv_parse_int("RUNPOOL_ATTEMPT", v, 1,
+                                       RP_JOBENV_ATTEMPT_MAX, &n, errstr,
+                                       errstr_size)))
+            goto out;
+        spec->attempt = (int)n;
+    }
 out:
     return err;
 }

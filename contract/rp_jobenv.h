@@ -13,6 +13,19 @@
  *   RUNPOOL_DEFAULT_CWD optional: working directory of a new session
  *   RUNPOOL_REQUEST_REF instead of COMMAND / COMMAND_ENV: the state-store
  *                       key of a request document holding both
+ *   RUNPOOL_ATTEMPT     optional: which start of the execution this is
+ *                       (1..RP_JOBENV_ATTEMPT_MAX, default 1); written
+ *                       into the claim (rp_claim.h), so a re-run after an
+ *                       interruption stays bounded across owners
+ *
+ * The executor's exit status (what a backend reports as exit_code):
+ *   RP_EXEC_EXIT_RECORDED  0  a result record exists for the execution
+ *   RP_EXEC_EXIT_FAILED    1  the executor itself failed (it still tries
+ *                             to leave a status "error" record)
+ *   RP_EXEC_EXIT_CONTRACT  2  the job environment is missing or malformed
+ *   RP_EXEC_EXIT_CLAIMED   3  another run had claimed the execution: the
+ *                             command was not run and nothing was written
+ *                             (the claim's run writes the record)
  *
  * A job environment has limits (Cloud Run: 32 KiB a value), a request
  * does not: a backend that cannot pass the command or COMMAND_ENV inline
@@ -31,6 +44,7 @@
 
 #include <stddef.h>
 
+#include "rp_claim.h"
 #include "rp_err.h"
 #include "rp_msg.h"
 
@@ -40,6 +54,13 @@
 /* A request document: a command (JSON-escaped, up to 6 bytes a byte) plus
  * a COMMAND_ENV, with room to spare. */
 #define RP_JOBENV_REQUEST_DOC_MAX (4 * 1024 * 1024)
+
+#define RP_EXEC_EXIT_RECORDED 0
+#define RP_EXEC_EXIT_FAILED 1
+#define RP_EXEC_EXIT_CONTRACT 2
+#define RP_EXEC_EXIT_CLAIMED 3
+/* The bound on starts lives with the claim that counts them. */
+#define RP_JOBENV_ATTEMPT_MAX RP_CLAIM_ATTEMPTS_MAX
 
 typedef struct rp_jobspec {
     char execution_id[RP_ID_MAX + 1];
@@ -53,6 +74,7 @@ typedef struct rp_jobspec {
     /* parse only: the command travels by reference (RUNPOOL_REQUEST_REF);
      * command is NULL until rp_jobenv_load_request. Owned. */
     char *request_ref;
+    int attempt;          /* build: 0 or 1 = first (not passed); parse: >= 1 */
 } rp_jobspec_t;
 
 /* Append the contract variables for spec to out (name/value copied; spec

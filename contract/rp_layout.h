@@ -4,6 +4,8 @@
  *   executions/{execution_id}/result.json    the executor's record, create-only
  *   executions/{execution_id}/request.json   a command too large for the env
  *   executions/{execution_id}/attempt.json   which Cloud Run execution runs it
+ *   executions/{execution_id}/claim.json     the run that started the command,
+ *                                            create-only (rp_claim.h)
  *
  * The layout is part of the contract (schemas/README.md): the worker and
  * the executor, and any tool that reads the bucket, agree on it. Keys obey

@@ -27,12 +27,14 @@ enum {
     RQ_TIMEOUT_S,
     RQ_ENV,
     RQ_SUBMITTED_AT,
+    RQ_RETRY,
     RQ__COUNT
 };
 
 static const char *const rp_request_fields[RQ__COUNT] = {
     "v",       "execution_id", "session_id", "op",
     "command", "timeout_s",    "env",        "submitted_at",
+    "retry",
 };
 
 rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
@@ -132,6 +134,25 @@ rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
             goto out;
         out->has_submitted_at = true;
     }
+    if (f[RQ_RETRY]) {
+        const char *r = cJSON_IsString(f[RQ_RETRY]) ? f[RQ_RETRY]->valuestring
+                                                    : "";
+
+        if (strcmp(r, "never") == 0) {
+            out->retry = RP_RETRY_NEVER;
+        } else if (strcmp(r, "if-interrupted") == 0) {
+            out->retry = RP_RETRY_IF_INTERRUPTED;
+        } else {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "retry: must be \"never\" or \"if-interrupted\"");
+            goto out;
+        }
+        if (out->op == RP_OP_CLOSE_SESSION) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "retry: must be absent when op is \"close_session\"");
+            goto out;
+        }
+    }
 out:
     cJSON_Delete(root);
     return err;
@@ -155,6 +176,8 @@ char *rp_request_to_json(const rp_request_t *req)
         ok = rp_json_add_env(root, "env", &req->env);
     if (ok && req->has_submitted_at)
         ok = rp_json_add_time(root, "submitted_at", req->submitted_at_ms);
+    if (ok && req->retry == RP_RETRY_IF_INTERRUPTED)
+        ok = rp_json_add_text(root, "retry", "if-interrupted");
     return rp_json_finish(root, ok);
 }
 

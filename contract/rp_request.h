@@ -20,6 +20,15 @@ typedef enum rp_op {
     RP_OP_CLOSE_SESSION,
 } rp_op_t;
 
+/* What may happen when the run that started the command vanished before
+ * it finished (rp_claim.h): by default nothing, the result is an
+ * "interrupted" error; "if-interrupted" starts it again, at most
+ * RP_CLAIM_ATTEMPTS_MAX starts in all. */
+typedef enum rp_retry {
+    RP_RETRY_NEVER = 0,
+    RP_RETRY_IF_INTERRUPTED,
+} rp_retry_t;
+
 typedef struct rp_request {
     char execution_id[RP_ID_MAX + 1]; /* "" when unreadable */
     char session_id[RP_ID_MAX + 1];   /* "" when unreadable */
@@ -29,6 +38,7 @@ typedef struct rp_request {
     rp_env_t env;        /* per-command variables; empty when absent */
     bool has_submitted_at;
     int64_t submitted_at_ms; /* wall ms since epoch, when has_submitted_at */
+    rp_retry_t retry;        /* "retry"; RP_RETRY_NEVER when absent */
 } rp_request_t;
 
 /* Parse and validate one request message (json borrowed, len bytes, need
@@ -45,7 +55,8 @@ rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
 
 /* Serialise (producer side). Includes "v":1; omits defaults it may omit:
  * op when "exec", timeout_s when <= 0 (so a zeroed struct means the
- * default), env when empty, submitted_at unless has_submitted_at.
+ * default), env when empty, submitted_at unless has_submitted_at, retry
+ * when "never".
  * Caller frees; NULL on allocation failure. req borrowed. */
 char *rp_request_to_json(const rp_request_t *req);
 

@@ -3,9 +3,13 @@
  * job environment (contract/rp_jobenv.h) says what to run; the executor
  *
  *   1. loads sessions/{session_id}/state.json (absent = new session),
- *   2. runs COMMAND in the session's cwd and environment (rp_exec),
- *   3. writes executions/{execution_id}/result.json, create-only: the
- *      result plus the session env after the command.
+ *   2. claims the execution: executions/{execution_id}/claim.json,
+ *      create-only, naming this run (rp_claim.h); a claim that is already
+ *      there means another run owns the command: exit 3, write nothing,
+ *   3. runs COMMAND in the session's cwd and environment (rp_exec),
+ *   4. writes executions/{execution_id}/result.json, create-only: the
+ *      result plus the session env after the command. Once the command
+ *      has exited this always happens, whatever signal comes later.
  *
  * It never writes session state; the worker is its only writer.
  *
@@ -13,7 +17,8 @@
  * before), whatever the command did; 1 the executor itself failed (it
  * still tries to leave a status "error" record); 2 the job environment is
  * missing or malformed (an "error" record is left when the ids and the
- * store are usable).
+ * store are usable); 3 another run had claimed the execution (rp_jobenv.h
+ * RP_EXEC_EXIT_*).
  *
  * `runpool-executor --dump-env` writes its environment NUL-separated to
  * stdout: the shell's EXIT trap runs it to capture exported variables.
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include "rp_buf.h"
+#include "rp_claim.h"
 #include "rp_codes.h"
 #include "rp_err.h"
 #include "rp_exec.h"
@@ -43,9 +49,11 @@
 #include "rp_state.h"
 #include "rp_time.h"
 
-#define RP_EXECUTOR_EXIT_RECORDED 0 /* a result record exists */
-#define RP_EXECUTOR_EXIT_FAILED 1   /* the executor itself failed */
-#define RP_EXECUTOR_EXIT_CONTRACT 2 /* bad job environment */
+/* Exit statuses: rp_jobenv.h, where the backends read them too. */
+#define RP_EXECUTOR_EXIT_RECORDED RP_EXEC_EXIT_RECORDED
+#define RP_EXECUTOR_EXIT_FAILED RP_EXEC_EXIT_FAILED
+#define RP_EXECUTOR_EXIT_CONTRACT RP_EXEC_EXIT_CONTRACT
+#define RP_EXECUTOR_EXIT_CLAIMED RP_EXEC_EXIT_CLAIMED
 #define RP_EXECUTOR_DEFAULT_PATH \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define RP_EXECUTOR_ERRSTR_MAX 512
@@ -58,6 +66,8 @@ typedef struct rp_main {
     rp_env_t base;            /* variables we supplied under the session's */
     rp_env_t cmd_env;         /* base + session + COMMAND_ENV */
     char result_key[RP_STATE_KEY_MAX];
+    char claim_key[RP_STATE_KEY_MAX];
+    uint64_t claim_version; /* of our claim, once made */
     rp_gcp_t *gcp;            /* gs:// context, or NULL */
 } rp_main_t;
 
@@ -288,6 +298,70 @@ static bool rp_main_result_exists(rp_main_t *m)
     return err == RP_OK || err == RP_ERR_TOO_LARGE;
 }
 
+/* The fence (rp_claim.h): create-only write of a claim naming this run.
+ * RP_OK: ours, run the command. RP_ERR_EXISTS: another run's (or an
+ * earlier attempt of ours, on Cloud Run), do not run it. A store that
+ * answered a lost reply with "exists" is told apart by reading the claim
+ * back: the bytes we wrote are ours. Anything else: errstr says. */
+static rp_err_t rp_main_claim(rp_main_t *m, char *errstr, size_t errstr_size)
+{
+    char es[RP_EXECUTOR_ERRSTR_MAX];
+    rp_claim_t c;
+    rp_buf_t doc;
+    char *json = NULL;
+    rp_err_t err;
+
+    memset(&c, 0, sizeof(c));
+    rp_buf_init(&doc, RP_CLAIM_DOC_MAX);
+    memcpy(c.execution_id, m->spec.execution_id, sizeof(c.execution_id));
+    c.attempt = m->spec.attempt > 0 ? m->spec.attempt : 1;
+    c.claimed_at_ms = rp_time_wall_ms();
+    if ((err = rp_claim_self_run(rp_main_lookup, NULL, c.run, c.job, errstr,
+                                 errstr_size)))
+        goto out;
+    if (!(json = rp_claim_to_json(&c))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "claim: no memory");
+        goto out;
+    }
+    rp_claim_key(m->spec.execution_id, m->claim_key, sizeof(m->claim_key));
+    err = rp_state_put(m->st, m->claim_key, json, strlen(json), 0,
+                       &m->claim_version, errstr, errstr_size);
+    if (err != RP_ERR_EXISTS)
+        goto out;
+    if (rp_state_get(m->st, m->claim_key, &doc, &m->claim_version, es,
+                     sizeof(es)) == RP_OK &&
+        doc.len == strlen(json) && !memcmp(doc.data, json, doc.len)) {
+        err = RP_OK; /* our own write, its reply lost */
+        goto out;
+    }
+    m->claim_version = 0;
+    if (rp_claim_parse(doc.data ? doc.data : "", doc.len, &c, es, sizeof(es)) ==
+        RP_OK)
+        snprintf(errstr, errstr_size, "claimed by %s at %lld (attempt %d)",
+                 c.run, (long long)c.claimed_at_ms, c.attempt);
+    else
+        snprintf(errstr, errstr_size, "claimed (claim unreadable)");
+out:
+    free(json);
+    rp_buf_free(&doc);
+    return err;
+}
+
+/* The command did not start after all (cancelled before the spawn): give
+ * the claim back, so the execution is not taken for an interrupted one. */
+static void rp_main_unclaim(rp_main_t *m)
+{
+    char es[RP_EXECUTOR_ERRSTR_MAX];
+
+    if (!m->claim_version)
+        return;
+    if (rp_state_delete(m->st, m->claim_key, m->claim_version, es,
+                        sizeof(es)) != RP_OK)
+        rp_log(RP_LOG_WARN, "unclaim_failed", m->spec.execution_id,
+               m->spec.session_id, "%s", es);
+    m->claim_version = 0;
+}
+
 /* Move the outcome into a result record (the outcome loses ownership). */
 static rp_err_t rp_main_fill_result(rp_main_t *m, rp_exec_outcome_t *oc,
                                     rp_result_t *res)
@@ -430,6 +504,16 @@ static int rp_main_run(rp_main_t *m)
     opts.cancel_fd = rp_main_cancel_pipe[0];
     opts.env_dumper = rp_main_dumper();
     opts.subreaper = true; /* we own no other children */
+    err = rp_main_claim(m, errstr, sizeof(errstr));
+    if (err == RP_ERR_EXISTS) {
+        rp_log(RP_LOG_INFO, "execution_claimed", m->spec.execution_id,
+               m->spec.session_id, "%s; not running the command", errstr);
+        return RP_EXECUTOR_EXIT_CLAIMED;
+    }
+    if (err != RP_OK) {
+        snprintf(msg, sizeof(msg), "claiming the execution failed: %s", errstr);
+        return rp_main_fail(m, err, msg);
+    }
     rp_log(RP_LOG_INFO, "execution_start", m->spec.execution_id,
            m->spec.session_id, "cwd=%s timeout_s=%d new_session=%s",
            opts.cwd, m->spec.timeout_s, m->session.cwd ? "no" : "yes");
@@ -440,12 +524,23 @@ static int rp_main_run(rp_main_t *m)
         rc = rp_main_fail(m, err, msg);
         goto out;
     }
+    if (oc.cancelled && !oc.spawned) {
+        rp_main_unclaim(m);
+        rp_log(RP_LOG_WARN, "execution_cancelled", m->spec.execution_id,
+               m->spec.session_id, "stopped before the command started");
+        goto out;
+    }
     if (oc.cancelled) {
-        /* Whoever stopped us decides about a retry; leave no record. */
+        /* Cut mid-command: no record; the claim stays and tells the worker
+         * that the command was interrupted. */
         rp_log(RP_LOG_WARN, "execution_cancelled", m->spec.execution_id,
                m->spec.session_id, "stopped by a signal; no result written");
         goto out;
     }
+    if (oc.late_cancel)
+        rp_log(RP_LOG_INFO, "late_signal", m->spec.execution_id,
+               m->spec.session_id, "a stop came after the command had exited; "
+               "writing its record all the same");
     rp_log(RP_LOG_INFO, "execution_done", m->spec.execution_id,
            m->spec.session_id,
            "status=%s exit_code=%d signal=%d duration_ms=%lld "

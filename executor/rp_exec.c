@@ -48,6 +48,10 @@ typedef struct rp_exec_paths {
     char cwd[RP_EXEC_PATH_MAX + 16]; /* dir + "/" + a short file name */
     char env[RP_EXEC_PATH_MAX + 16];
     char env_ok[RP_EXEC_PATH_MAX + 16];
+    /* The end of the user's command. Whoever creates it first decides:
+     * the shell's EXIT trap (the command is over, its record must be
+     * written) or our stop (timeout or cancel: the command is cut). */
+    char over[RP_EXEC_PATH_MAX + 16];
 } rp_exec_paths_t;
 
 void rp_exec_opts_init(rp_exec_opts_t *opts)
@@ -207,6 +211,7 @@ static rp_err_t rp_exec_make_paths(rp_exec_paths_t *p, char *errstr,
     snprintf(p->cwd, sizeof(p->cwd), "%s/cwd", p->dir);
     snprintf(p->env, sizeof(p->env), "%s/env", p->dir);
     snprintf(p->env_ok, sizeof(p->env_ok), "%s/env.ok", p->dir);
+    snprintf(p->over, sizeof(p->over), "%s/over", p->dir);
     return RP_OK;
 }
 
@@ -217,10 +222,15 @@ static void rp_exec_remove_paths(const rp_exec_paths_t *p)
     unlink(p->cwd);
     unlink(p->env);
     unlink(p->env_ok);
+    unlink(p->over);
     rmdir(p->dir);
 }
 
 /* SCRIPT = one prologue line, then the user's command verbatim.
+ *
+ * The trap first ignores TERM (nothing may cut our own tail short) and
+ * creates the `over` file: from then on the user's command has exited and
+ * a stop that comes later does not count (rp_exec_stop_first).
  *
  * The EXIT trap records `pwd` and the exported environment (via
  * `DUMPER --dump-env`, an absolute path so a changed PATH cannot break it)
@@ -238,7 +248,12 @@ static rp_err_t rp_exec_build_script(const rp_exec_paths_t *p,
 
     rp_buf_init(&action, RP_EXEC_SCRIPT_MAX);
     err = rp_buf_append_str(&action,
-                            "{ set +ex; } 2>/dev/null; command pwd >|");
+                            "{ set +ex; } 2>/dev/null; trap '' TERM; "
+                            "{ command : >|");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(&action, p->over);
+    if (err == RP_OK)
+        err = rp_buf_append_str(&action, "; } 2>/dev/null; command pwd >|");
     if (err == RP_OK)
         err = rp_exec_shell_quote(&action, p->cwd);
     if (err == RP_OK)
@@ -599,6 +614,11 @@ typedef struct rp_exec_child {
     bool reaped;
     bool term_sent, kill_sent;
     bool timed_out, cancelled;
+    /* The user's command had exited when a stop came (its EXIT trap made
+     * `over` first): the stop was ignored and the tail runs to its end. */
+    bool over;
+    bool cancel_seen;   /* cancel_fd fired; it is not polled again */
+    const char *over_path; /* borrowed: rp_exec_paths_t.over */
     int64_t deadline;   /* timeout: SIGTERM the group */
     int64_t kill_at;    /* grace over: SIGKILL the group */
     int64_t linger_end; /* shell gone: stop waiting for pipe EOF */
@@ -606,6 +626,27 @@ typedef struct rp_exec_child {
     int64_t end_mono;
     int64_t end_wall;
 } rp_exec_child_t;
+
+/* A timeout or a cancel wants to stop the command: true when it still
+ * runs, and from now on it counts as cut. false when the user's command
+ * has already exited (its EXIT trap created `over` first): then the shell
+ * is in our capture tail, which must finish so the record is written.
+ * O_EXCL makes this a race with one winner, so "cancelled" and "record
+ * written" can never both be true, nor both false. */
+static bool rp_exec_stop_first(rp_exec_child_t *c)
+{
+    int fd = open(c->over_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    if (fd >= 0) {
+        close(fd);
+        return true;
+    }
+    if (errno == EEXIST) {
+        c->over = true;
+        return false;
+    }
+    return true; /* cannot tell (our directory is gone): stop, as before */
+}
 
 static void rp_exec_terminate(rp_exec_child_t *c, int64_t now)
 {
@@ -631,6 +672,8 @@ static int rp_exec_poll_ms(const rp_exec_child_t *c, int64_t now)
 
     if (c->reaped)
         wake = c->linger_end;
+    else if (c->over)
+        wake = INT64_MAX; /* in the tail: no timeout applies any more */
     else if (!c->term_sent)
         wake = c->deadline;
     else
@@ -654,7 +697,8 @@ static rp_err_t rp_exec_wait(rp_exec_child_t *c, rp_exec_stream_t *so,
         int np = 0, i_so = -1, i_se = -1, i_pid = -1, i_cancel = -1;
         int64_t now = rp_time_mono_ms();
 
-        if (!c->reaped && !c->term_sent && now >= c->deadline) {
+        if (!c->reaped && !c->term_sent && !c->over && now >= c->deadline &&
+            rp_exec_stop_first(c)) {
             c->timed_out = true;
             rp_exec_terminate(c, now);
         }
@@ -677,7 +721,7 @@ static rp_err_t rp_exec_wait(rp_exec_child_t *c, rp_exec_stream_t *so,
             i_pid = np;
             pfd[np++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
         }
-        if (!c->reaped && !c->term_sent && cancel_fd >= 0) {
+        if (!c->reaped && !c->term_sent && !c->cancel_seen && cancel_fd >= 0) {
             i_cancel = np;
             pfd[np++] = (struct pollfd){.fd = cancel_fd, .events = POLLIN};
         }
@@ -692,8 +736,14 @@ static rp_err_t rp_exec_wait(rp_exec_child_t *c, rp_exec_stream_t *so,
         if (i_se >= 0 && pfd[i_se].revents)
             rp_exec_stream_read(se);
         if (i_cancel >= 0 && pfd[i_cancel].revents) {
-            c->cancelled = true;
-            rp_exec_terminate(c, rp_time_mono_ms());
+            /* A cancel only counts while the user's command runs; one that
+             * comes during the capture tail (the worker died just after
+             * the command ended) is noted and otherwise ignored. */
+            c->cancel_seen = true;
+            if (rp_exec_stop_first(c)) {
+                c->cancelled = true;
+                rp_exec_terminate(c, rp_time_mono_ms());
+            }
         }
         if (!c->reaped && (c->pidfd < 0 || (i_pid >= 0 && pfd[i_pid].revents)))
             rp_exec_try_reap(c);
@@ -710,6 +760,7 @@ static void rp_exec_set_status(const rp_exec_child_t *c, rp_exec_outcome_t *out)
         out->signal = WTERMSIG(c->wstatus);
     }
     out->cancelled = c->cancelled;
+    out->late_cancel = c->cancel_seen && !c->cancelled;
     if (c->timed_out)
         out->status = RP_STATUS_TIMED_OUT;
     else if (out->has_exit_code && out->exit_code == 0 && !c->cancelled)
@@ -723,6 +774,7 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
 {
     rp_exec_stream_t so = {.fd = -1}, se = {.fd = -1};
     rp_exec_child_t child = {.pid = -1, .pidfd = -1};
+    /* child.over_path is set once the paths exist. */
     rp_exec_paths_t paths = {{0}};
     rp_buf_t script;
     char self[RP_EXEC_PATH_MAX];
@@ -804,6 +856,8 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
     if (err != RP_OK)
         goto out;
     out->pgid = child.pid;
+    out->spawned = true;
+    child.over_path = paths.over;
     /* Our copies of the write ends must go, or we would never see EOF. */
     close(out_pipe[1]);
     close(err_pipe[1]);

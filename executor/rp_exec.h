@@ -9,6 +9,10 @@
  * next command of the session (see docs/executor.md).
  *
  * Guarantees when rp_exec_run() returns:
+ *  - a stop (timeout, cancel_fd) counts only if it came while the user's
+ *    command ran: the EXIT trap's first act marks the command's end, and
+ *    whichever of that mark and a stop comes first wins (O_EXCL on one
+ *    file), so a signal during the capture tail never loses an outcome;
  *  - the shell has been reaped and its whole process group SIGKILLed:
  *    processes do not survive the execution (in production every execution
  *    is a fresh container anyway);
@@ -78,7 +82,14 @@ typedef struct rp_exec_outcome {
      * signal) or RP_STATUS_TIMED_OUT; nothing else. A cancelled run is
      * reported as FAILED with cancelled = true. */
     rp_status_t status;
+    /* cancel_fd fired while the user's command ran: it was stopped.
+     * A cancel that comes after the command itself exited (during the
+     * capture tail or the linger) never sets this: the run then ends as
+     * the command made it end, late_cancel is set, and the caller must
+     * write its record. The same holds for the timeout. */
     bool cancelled;
+    bool late_cancel;
+    bool spawned; /* the shell was started (false: cancelled before) */
     bool has_exit_code;
     int exit_code;
     bool has_signal;

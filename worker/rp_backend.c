@@ -58,6 +58,30 @@ void rp_backend_detach(rp_backend_t *be, rp_backend_run_t *run)
         be->ops->cancel(be, run);
 }
 
+bool rp_backend_can_attach(const rp_backend_t *be)
+{
+    return be->ops->attach != NULL;
+}
+
+rp_err_t rp_backend_attach(rp_backend_t *be, const char *run_id, void *job,
+                           rp_backend_run_t **run, char *errstr,
+                           size_t errstr_size)
+{
+    *run = NULL;
+    if (!be->ops->attach)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "backend %s cannot attach to a run", be->ops->name);
+    return be->ops->attach(be, run_id, job, run, errstr, errstr_size);
+}
+
+void rp_backend_run_id(rp_backend_t *be, rp_backend_run_t *run,
+                       char out[RP_CLAIM_RUN_MAX + 1])
+{
+    out[0] = '\0';
+    if (be->ops->run_id && run)
+        be->ops->run_id(be, run, out);
+}
+
 void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run)
 {
     be->ops->release(be, run);

@@ -15,11 +15,16 @@
  * done callback, which comes from a backend thread):
  *
  *   rp_backend_start(be, spec, job, &run)    -> run handle
+ *   or rp_backend_attach(be, run_id, job, &run)
+ *                                             -> watch a run that is already
+ *                                                going (its claim names it)
+ *   [rp_backend_run_id(be, run, id)]          -> the claim name of the run
  *   [rp_backend_cancel(be, run)]              -> asks it to stop (async)
  *   [rp_backend_detach(be, run)]              -> stop watching it; where the
  *                                                backend allows, the run goes
- *                                                on and a later start() of the
- *                                                same execution re-attaches
+ *                                                on and a later start() or
+ *                                                attach() of the same
+ *                                                execution watches it again
  *   done_cb(job, &done, opaque)               -> on a backend thread, once
  *   rp_backend_release(be, run)               -> main thread, after it has
  *                                                seen done; frees the handle
@@ -33,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "rp_claim.h"
 #include "rp_err.h"
 #include "rp_gcp.h"
 #include "rp_jobenv.h"
@@ -70,6 +76,14 @@ typedef struct rp_backend_ops {
     void (*detach)(rp_backend_t *be, rp_backend_run_t *run);
     void (*release)(rp_backend_t *be, rp_backend_run_t *run);
     void (*close)(rp_backend_t *be);
+    /* NULL = cannot attach: the worker starts instead, and a duplicate
+     * executor meets the claim and exits RP_EXEC_EXIT_CLAIMED. */
+    rp_err_t (*attach)(rp_backend_t *be, const char *run_id, void *job,
+                       rp_backend_run_t **run, char *errstr,
+                       size_t errstr_size);
+    /* NULL = the backend cannot name the runs it starts. */
+    void (*run_id)(rp_backend_t *be, rp_backend_run_t *run,
+                   char out[RP_CLAIM_RUN_MAX + 1]);
 } rp_backend_ops_t;
 
 struct rp_backend {
@@ -112,14 +126,33 @@ rp_err_t rp_backend_start(rp_backend_t *be, const rp_jobspec_t *spec,
                           size_t errstr_size);
 void rp_backend_cancel(rp_backend_t *be, rp_backend_run_t *run);
 /* The worker gives the execution up (partition revoked, drain timed out):
- * the done callback still comes, with cancelled set. A remote run (Cloud
- * Run) keeps going so the next owner can re-attach to it instead of
- * starting it again; a local child process is cancelled. */
+ * the done callback still comes, with cancelled set. The run itself keeps
+ * going (a Cloud Run execution; a local executor, which lives in its own
+ * session and outlives the worker) and finishes its record, so the next
+ * owner finds the claim and attaches or waits instead of starting it
+ * again. A backend without a detach operation cancels instead. */
 void rp_backend_detach(rp_backend_t *be, rp_backend_run_t *run);
+
+/* Does this backend implement rp_backend_attach? Any thread. */
+bool rp_backend_can_attach(const rp_backend_t *be);
+/* Watch the run a claim names (run_id borrowed, see rp_claim.h) as if
+ * this worker had started it: *run and the done callback as for start;
+ * the done's exit_code is -1 when the backend cannot know it (a local
+ * process that is not our child). RP_ERR_NOT_FOUND: that run is already
+ * gone (ended, another boot, a reused pid); no callback comes.
+ * RP_ERR_INVALID: not a run of this backend. Main thread. */
+rp_err_t rp_backend_attach(rp_backend_t *be, const char *run_id, void *job,
+                           rp_backend_run_t **run, char *errstr,
+                           size_t errstr_size);
+/* The claim name (rp_claim.h) of the run the handle watches into out, ""
+ * when the backend cannot tell. Main thread, before release. */
+void rp_backend_run_id(rp_backend_t *be, rp_backend_run_t *run,
+                       char out[RP_CLAIM_RUN_MAX + 1]);
 void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run);
 
-/* Cancels what still runs, waits for it to end (no more callbacks after
- * this returns) and frees. Accepts NULL. */
+/* Stops watching (local: detaches, the executors go on; cloudrun: cancels
+ * what still runs and waits for it), no more callbacks after this
+ * returns, and frees. Accepts NULL. */
 void rp_backend_destroy(rp_backend_t *be);
 
 /* Backend constructors, one per implementation file. */

@@ -7,12 +7,18 @@
  * the worker leaks into sessions and the two backends behave alike.
  *
  * Children are watched through pidfds on an epoll set served by one reaper
- * thread, so thousands of executions cost one thread, not thousands. A
- * child is in its own process group (a Ctrl-C meant for the worker does not
- * reach it: the worker drains instead) and gets SIGTERM if the worker dies
- * (PR_SET_PDEATHSIG): the executor then stops its command and writes no
- * result, so a re-delivered request runs again cleanly elsewhere instead of
- * racing an orphan.
+ * thread, so thousands of executions cost one thread, not thousands.
+ *
+ * An executor outlives its worker: it runs in its own session (setsid: a
+ * Ctrl-C or a terminal hang-up meant for the worker does not reach it) and
+ * gets no parent-death signal, so a worker that is killed, or that exits
+ * after its drain, leaves its executors running; each finishes its command
+ * and writes its record, and the next owner of the partition finds the
+ * claim and attaches (rp_local_attach) instead of starting the command
+ * again. detach therefore never kills: it only stops watching (a child is
+ * still reaped when it exits, silently). In Kubernetes a pod's death still
+ * ends its executors (they are in the pod's cgroup); that is the machine
+ * loss case, which ends as an "interrupted" result (docs/worker.md).
  */
 #include "rp_backend.h"
 
@@ -26,11 +32,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rp_claim.h"
 #include "rp_list.h"
 #include "rp_log.h"
 #include "rp_time.h"
@@ -47,13 +53,17 @@ static const char *const rp_local_passthrough[] = {
 };
 
 struct rp_backend_run {
-    rp_list_t link; /* on lb->live, under lock */
+    rp_list_t link;        /* on lb->live, under lock */
+    rp_list_t report_link; /* on lb->detached until its done is reported */
     pid_t pid;
     int pidfd;
     void *job;
+    char run_id[RP_CLAIM_RUN_MAX + 1]; /* "local:boot:pid:ticks" */
     rp_timer_t kill_timer; /* on lb->kills: SIGKILL after a cancel's grace */
+    bool child;    /* started here (waitpid); false: attached to */
     bool cancelled;
-    bool reaped;   /* waited for: the pid may be reused, never signal it */
+    bool detached; /* given up: its done reported as cancelled; it goes on */
+    bool reaped;   /* gone: waited for or no longer watched; never signal */
     bool reported; /* done callback returned: the reaper is finished with it */
     bool released; /* the worker is finished with it */
 };
@@ -64,11 +74,11 @@ typedef struct rp_local {
     int kill_grace_ms;
     int epfd;
     int wake_fd; /* wakes the reaper to re-read kill deadlines / stop */
-    pid_t self_pid;
     pthread_t reaper;
     bool reaper_started;
     pthread_mutex_t lock;
-    rp_list_t live; /* runs started and not yet reaped */
+    rp_list_t live; /* runs started or attached and not yet reaped */
+    rp_list_t detached; /* detached runs whose done is not reported yet */
     rp_timerq_t kills; /* SIGKILL deadlines of cancelled live runs */
     bool stopping;
 } rp_local_t;
@@ -111,7 +121,7 @@ static void rp_local_free_envp(char **envp)
 /* The child side of vfork(): it runs on the parent's memory until execve,
  * so it only makes async-signal-safe system calls and never returns. */
 static void __attribute__((noreturn))
-rp_local_child(const char *path, char **envp, pid_t parent)
+rp_local_child(const char *path, char **envp)
 {
     sigset_t none;
     struct sigaction dfl;
@@ -125,10 +135,9 @@ rp_local_child(const char *path, char **envp, pid_t parent)
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     sigaction(SIGPIPE, &dfl, NULL);
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent)
-        _exit(126); /* the worker died between fork and prctl */
+    /* Own session, own process group, no parent-death signal: the
+     * executor survives the worker (see the top of this file). */
+    setsid();
     /* Nothing of the worker's (librdkafka's pipes and sockets, the
      * epoll set) is inherited by the executor. */
     close_range(3, ~0U, 0);
@@ -148,12 +157,12 @@ rp_local_child(const char *path, char **envp, pid_t parent)
  * borrows the parent's memory until the child's execve. Kept apart and
  * not inlined so that nothing of the caller's frame is live across it. */
 static pid_t __attribute__((noinline))
-rp_local_spawn(const char *path, char **envp, pid_t parent)
+rp_local_spawn(const char *path, char **envp)
 {
     pid_t pid = vfork();
 
     if (pid == 0)
-        rp_local_child(path, envp, parent);
+        rp_local_child(path, envp);
     return pid;
 }
 
@@ -191,7 +200,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     }
     run->job = job;
 
-    pid = rp_local_spawn(lb->executor_path, envp, lb->self_pid);
+    pid = rp_local_spawn(lb->executor_path, envp);
     if (pid < 0) {
         err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "vfork: %s",
                       strerror(errno));
@@ -199,6 +208,12 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     }
 
     run->pid = pid;
+    run->child = true;
+    /* The name its claim will carry (the executor computes the same from
+     * /proc/self): vfork returned, so the child has exec'd or exited, and
+     * unreaped it still has its /proc entry. */
+    if (rp_claim_local_run(pid, run->run_id, errstr, errstr_size) != RP_OK)
+        run->run_id[0] = '\0'; /* unnamed: the worker then waits for it */
     run->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (run->pidfd < 0) {
         /* Cannot watch it: do not leave it running unobserved. */
@@ -244,20 +259,29 @@ static void rp_local_wake(rp_local_t *lb)
     }
 }
 
+/* Through the pidfd: an attached run is not our child, and only the pidfd
+ * is sure to name that very process. */
+static void rp_local_signal(rp_backend_run_t *run, int sig)
+{
+    if (syscall(SYS_pidfd_send_signal, run->pidfd, sig, NULL, 0) != 0 &&
+        errno == ENOSYS && run->child)
+        kill(run->pid, sig);
+}
+
 /* SIGTERM run once, and SIGKILL it when the grace has passed. Called with
  * lb->lock held; the caller wakes the reaper to see the new deadline. */
 static void rp_local_terminate(rp_local_t *lb, rp_backend_run_t *run)
 {
-    if (run->reaped || run->cancelled)
+    if (run->reaped || run->cancelled || run->detached)
         return;
     run->cancelled = true;
     /* The executor turns SIGTERM into a clean stop of its command's
      * process group; SIGKILL follows if it does not exit in time. */
-    kill(run->pid, SIGTERM);
+    rp_local_signal(run, SIGTERM);
     if (rp_timerq_add(&lb->kills, &run->kill_timer,
                       rp_time_mono_ms() + lb->kill_grace_ms) != RP_OK) {
         /* No room to remember the deadline: no grace rather than none. */
-        kill(run->pid, SIGKILL);
+        rp_local_signal(run, SIGKILL);
     }
 }
 
@@ -280,25 +304,50 @@ static void rp_local_release(rp_backend_t *be, rp_backend_run_t *run)
         return;
     pthread_mutex_lock(&lb->lock);
     run->released = true;
-    free_it = run->reported;
+    /* A detached child is reported but still watched, to be reaped. */
+    free_it = run->reported && run->reaped;
     pthread_mutex_unlock(&lb->lock);
     if (free_it)
         rp_local_free_run(run);
 }
 
-/* Reap one child whose pidfd became readable and report it. */
+/* Report run's done on the reaper thread, then free it if the worker has
+ * released it already (whoever of the two finishes last frees). */
+static void rp_local_report(rp_backend_t *be, rp_backend_run_t *run,
+                            const rp_backend_done_t *done)
+{
+    rp_local_t *lb = be->impl;
+    bool free_it;
+
+    be->done_cb(run->job, done, be->done_opaque);
+    pthread_mutex_lock(&lb->lock);
+    run->reported = true;
+    free_it = run->released && run->reaped;
+    pthread_mutex_unlock(&lb->lock);
+    if (free_it)
+        rp_local_free_run(run);
+}
+
+/* A watched process ended (its pidfd became readable): reap it if it is
+ * our child, stop watching, and report it unless its done was reported
+ * at detach already. */
 static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
 {
     rp_local_t *lb = be->impl;
     rp_backend_done_t done;
     int status = 0;
-    bool free_it;
+    bool report, free_it;
 
-    if (waitpid(run->pid, &status, WNOHANG) <= 0)
+    if (run->child && waitpid(run->pid, &status, WNOHANG) <= 0)
         return;
     memset(&done, 0, sizeof(done));
     done.err = RP_OK;
-    if (WIFEXITED(status)) {
+    if (!run->child) {
+        /* Not ours to wait for: how it exited is not ours to know. */
+        done.exit_code = -1;
+        snprintf(done.detail, sizeof(done.detail), "attached run %s ended",
+                 run->run_id);
+    } else if (WIFEXITED(status)) {
         done.exit_code = WEXITSTATUS(status);
         snprintf(done.detail, sizeof(done.detail), "executor exited with %d",
                  done.exit_code);
@@ -320,22 +369,152 @@ static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
      * which may be freed by then. */
     epoll_ctl(lb->epfd, EPOLL_CTL_DEL, run->pidfd, NULL);
     close(run->pidfd);
+    run->pidfd = -1;
     pthread_mutex_lock(&lb->lock);
     done.cancelled = run->cancelled;
     run->reaped = true;
     rp_list_unlink(&run->link);
     rp_timerq_remove(&lb->kills, &run->kill_timer);
+    /* Detached and not reported yet: this report is its only one. */
+    rp_list_unlink(&run->report_link);
+    report = !run->reported;
+    free_it = !report && run->released;
     pthread_mutex_unlock(&lb->lock);
 
-    be->done_cb(run->job, &done, be->done_opaque);
-
-    /* Whoever of reaper and worker finishes with the run last frees it. */
-    pthread_mutex_lock(&lb->lock);
-    run->reported = true;
-    free_it = run->released;
-    pthread_mutex_unlock(&lb->lock);
-    if (free_it)
+    if (report)
+        rp_local_report(be, run, &done);
+    else if (free_it)
         rp_local_free_run(run);
+}
+
+/* Report detached runs as cancelled; their processes go on. An attached
+ * run is not watched any more at all; a child stays on the epoll set so
+ * it is still reaped (silently) when it exits. */
+static void rp_local_report_detached(rp_backend_t *be)
+{
+    rp_local_t *lb = be->impl;
+    rp_list_t *n;
+
+    for (;;) {
+        rp_backend_run_t *run;
+        rp_backend_done_t done;
+
+        pthread_mutex_lock(&lb->lock);
+        if (!(n = rp_list_pop_head(&lb->detached))) {
+            pthread_mutex_unlock(&lb->lock);
+            return;
+        }
+        run = RP_LIST_ENTRY(n, rp_backend_run_t, report_link);
+        if (!run->child) {
+            epoll_ctl(lb->epfd, EPOLL_CTL_DEL, run->pidfd, NULL);
+            close(run->pidfd);
+            run->pidfd = -1;
+            run->reaped = true; /* not watched: never signal it again */
+            rp_list_unlink(&run->link);
+        }
+        pthread_mutex_unlock(&lb->lock);
+        memset(&done, 0, sizeof(done));
+        done.err = RP_OK;
+        done.cancelled = true;
+        done.exit_code = -1;
+        snprintf(done.detail, sizeof(done.detail),
+                 "detached; executor %s goes on", run->run_id);
+        rp_local_report(be, run, &done);
+    }
+}
+
+/* Stop watching, never kill: the executor finishes and writes its record,
+ * and the next owner attaches to it. */
+static void rp_local_detach(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_local_t *lb = be->impl;
+
+    pthread_mutex_lock(&lb->lock);
+    if (!run->reaped && !run->detached && !run->reported) {
+        run->detached = true;
+        rp_timerq_remove(&lb->kills, &run->kill_timer);
+        rp_list_push_tail(&lb->detached, &run->report_link);
+    }
+    pthread_mutex_unlock(&lb->lock);
+    rp_local_wake(lb);
+}
+
+/* Watch the process a claim names. It must be this boot's, still alive
+ * under that pid with that start time: a pidfd taken before the check
+ * pins the process, so a check that passes speaks of the pidfd's
+ * process, and one that fails means the claimed run is gone. */
+static rp_err_t rp_local_attach(rp_backend_t *be, const char *run_id,
+                                void *job, rp_backend_run_t **out,
+                                char *errstr, size_t errstr_size)
+{
+    rp_local_t *lb = be->impl;
+    char boot[RP_CLAIM_BOOT_ID_MAX + 1], mine[RP_CLAIM_BOOT_ID_MAX + 1];
+    rp_backend_run_t *run = NULL;
+    struct epoll_event ev;
+    uint64_t ticks = 0, now_ticks = 0;
+    pid_t pid = 0;
+    int pidfd = -1;
+    rp_err_t err = RP_OK;
+
+    *out = NULL;
+    if (rp_claim_local_parse(run_id, boot, &pid, &ticks) != RP_OK)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "%s is not a local run", run_id);
+    if ((err = rp_claim_boot_id(mine)))
+        return rp_errf(errstr, errstr_size, err, "cannot read the boot id");
+    if (strcmp(boot, mine) != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOT_FOUND,
+                       "run %s was on another boot or machine", run_id);
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0 && errno == ESRCH)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOT_FOUND,
+                       "run %s has ended", run_id);
+    if (pidfd < 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "pidfd_open: %s",
+                       strerror(errno));
+    if (rp_claim_start_ticks(pid, &now_ticks) != RP_OK || now_ticks != ticks) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOT_FOUND,
+                      "run %s has ended (pid %ld is another process now)",
+                      run_id, (long)pid);
+        goto out;
+    }
+    if (!(run = calloc(1, sizeof(*run)))) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    run->job = job;
+    run->pid = pid;
+    run->pidfd = pidfd;
+    snprintf(run->run_id, sizeof(run->run_id), "%s", run_id);
+    pthread_mutex_lock(&lb->lock);
+    rp_list_push_head(&lb->live, &run->link);
+    pthread_mutex_unlock(&lb->lock);
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = run;
+    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, pidfd, &ev) != 0) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_IO, "epoll_ctl: %s",
+                      strerror(errno));
+        pthread_mutex_lock(&lb->lock);
+        rp_list_unlink(&run->link);
+        pthread_mutex_unlock(&lb->lock);
+        goto out;
+    }
+    *out = run;
+    run = NULL;
+    pidfd = -1;
+out:
+    free(run);
+    if (pidfd >= 0)
+        close(pidfd);
+    return err;
+}
+
+static void rp_local_run_id(rp_backend_t *be, rp_backend_run_t *run,
+                            char out[RP_CLAIM_RUN_MAX + 1])
+{
+    (void)be;
+    memcpy(out, run->run_id, sizeof(run->run_id));
 }
 
 /* SIGKILL runs whose cancel grace expired; return ms until the next
@@ -347,7 +526,8 @@ static int rp_local_kill_overdue(rp_local_t *lb)
     rp_timer_t *t;
 
     while ((t = rp_timerq_pop_due(&lb->kills, now)))
-        kill(RP_TIMER_ENTRY(t, rp_backend_run_t, kill_timer)->pid, SIGKILL);
+        rp_local_signal(RP_TIMER_ENTRY(t, rp_backend_run_t, kill_timer),
+                        SIGKILL);
     return rp_timerq_wait_ms(&lb->kills, now, -1);
 }
 
@@ -359,14 +539,15 @@ static void *rp_local_reaper(void *opaque)
 
     for (;;) {
         int timeout, n;
-        bool done;
+        bool stop;
 
+        rp_local_report_detached(be);
         pthread_mutex_lock(&lb->lock);
         timeout = rp_local_kill_overdue(lb);
-        done = lb->stopping && rp_list_empty(&lb->live);
+        stop = lb->stopping;
         pthread_mutex_unlock(&lb->lock);
-        if (done)
-            break;
+        if (stop)
+            break; /* what still runs goes on without us */
         n = epoll_wait(lb->epfd, evs, 64, timeout);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == NULL) {
@@ -382,6 +563,10 @@ static void *rp_local_reaper(void *opaque)
     return NULL;
 }
 
+/* The worker is going: stop watching, kill nothing. Executors still
+ * running finish on their own and write their records; once this process
+ * is gone they are reparented (to init or a subreaper) and reaped there.
+ * Runs the worker has released are freed; no callback comes any more. */
 static void rp_local_close(rp_backend_t *be)
 {
     rp_local_t *lb = be->impl;
@@ -392,12 +577,23 @@ static void rp_local_close(rp_backend_t *be)
     if (lb->reaper_started) {
         pthread_mutex_lock(&lb->lock);
         lb->stopping = true;
-        RP_LIST_FOREACH_SAFE(l, tmp, &lb->live) {
-            rp_local_terminate(lb, RP_LIST_ENTRY(l, rp_backend_run_t, link));
-        }
         pthread_mutex_unlock(&lb->lock);
         rp_local_wake(lb);
         pthread_join(lb->reaper, NULL);
+    }
+    RP_LIST_FOREACH_SAFE(l, tmp, &lb->live) {
+        rp_backend_run_t *run = RP_LIST_ENTRY(l, rp_backend_run_t, link);
+
+        rp_list_unlink(&run->link);
+        rp_list_unlink(&run->report_link);
+        if (run->pidfd >= 0)
+            close(run->pidfd);
+        run->pidfd = -1;
+        run->reaped = true;
+        if (run->released)
+            rp_local_free_run(run);
+        else
+            run->reported = true; /* a later release frees it */
     }
     if (lb->epfd >= 0)
         close(lb->epfd);
@@ -415,8 +611,11 @@ static const rp_backend_ops_t rp_local_ops = {
     .name = "local",
     .start = rp_local_start,
     .cancel = rp_local_cancel,
+    .detach = rp_local_detach,
     .release = rp_local_release,
     .close = rp_local_close,
+    .attach = rp_local_attach,
+    .run_id = rp_local_run_id,
 };
 
 rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
@@ -435,11 +634,11 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&lb->lock, NULL);
     rp_list_init(&lb->live);
+    rp_list_init(&lb->detached);
     rp_timerq_init(&lb->kills);
     lb->epfd = lb->wake_fd = -1;
     be->ops = &rp_local_ops;
     be->impl = lb;
-    lb->self_pid = getpid();
     lb->kill_grace_ms = conf->kill_grace_ms > 0 ? conf->kill_grace_ms
                                                 : RP_LOCAL_KILL_GRACE_DEFAULT_MS;
     lb->executor_path = strdup(conf->executor_path);

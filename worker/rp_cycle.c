@@ -3,15 +3,133 @@
  * execution) and FINISHING (the executor's record, the new session state
  * saved with compare-and-swap). Each step touches only its job and the
  * thread-safe store, then posts the job back to the main thread's inbox.
- * docs/worker.md explains the reuse and conflict rules.
+ * docs/worker.md explains the reuse and conflict rules; rp_cycle_claim
+ * is the worker's half of the claim fence (contract/rp_claim.h).
  */
 #include "rp_worker_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "rp_claim.h"
 #include "rp_layout.h"
+#include "rp_log.h"
 #include "rp_time.h"
+
+/* Attach, wait and restart rounds of one job; past it the execution ends
+ * "interrupted" (a claim that keeps changing hands is not worth chasing). */
+#define RP_CYCLE_CLAIM_ROUNDS_MAX 8
+
+/* Read the execution's claim into the job. RP_ERR_NOT_FOUND: none;
+ * RP_OK: claim_found and its fields set; else an error result is set. */
+static rp_err_t rp_cycle_read_claim(rp_worker_t *w, rp_job_t *job,
+                                    uint64_t *version)
+{
+    char key[RP_STATE_KEY_MAX], es[512];
+    rp_claim_t c;
+    rp_buf_t buf;
+    rp_err_t err;
+
+    rp_buf_init(&buf, RP_CLAIM_DOC_MAX);
+    rp_claim_key(job->req.execution_id, key, sizeof(key));
+    err = rp_state_get(w->state, key, &buf, version, es, sizeof(es));
+    job->claim_found = false;
+    if (err == RP_OK &&
+        (err = rp_claim_parse(buf.data, buf.len, &c, es, sizeof(es))) != RP_OK) {
+        /* Unreadable: someone claimed it, so it must not start again. */
+        rp_job_set_error(job, RP_CODE_RESULT_CORRUPT, "claim %s: %s", key, es);
+    } else if (err == RP_OK) {
+        job->claim_found = true;
+        memcpy(job->claim_run, c.run, sizeof(job->claim_run));
+        job->claim_attempt = c.attempt;
+    } else if (err != RP_ERR_NOT_FOUND) {
+        rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key,
+                         es);
+    }
+    rp_buf_free(&buf);
+    return err;
+}
+
+/* The run the job watched ended and left no record. Decide from the
+ * claim (rp_claim.h, step 4). false: there is no claim, the caller goes
+ * on as before the fence (no_result and friends). true: decided — the
+ * job has an error result, or one of claim_attach / claim_wait /
+ * claim_restart set for the main thread (rp_job_on_finished). */
+static bool rp_cycle_claim(rp_worker_t *w, rp_job_t *job)
+{
+    char key[RP_STATE_KEY_MAX], es[512];
+    uint64_t version = 0;
+    bool ours, other;
+    rp_err_t err;
+
+    err = rp_cycle_read_claim(w, job, &version);
+    if (err == RP_ERR_NOT_FOUND)
+        return false;
+    if (err != RP_OK)
+        return true; /* error result set */
+    /* Waiting does not count; every attach and restart does. */
+    if (job->claim_rounds >= RP_CYCLE_CLAIM_ROUNDS_MAX) {
+        rp_job_set_error(job, RP_CODE_INTERRUPTED,
+                         "the execution's claim (now %s) changed hands %d "
+                         "times without a record; not run again",
+                         job->claim_run, RP_CYCLE_CLAIM_ROUNDS_MAX);
+        return true;
+    }
+    /* Ours: the claim names the very run we watched. Another's: it names
+     * some other run, known because we can name ours or because our
+     * executor said so. Neither (a backend that cannot name its runs):
+     * wait for the record. */
+    ours = job->run_id[0] && !strcmp(job->claim_run, job->run_id);
+    other = !ours && (job->run_id[0] ||
+                      (job->done.err == RP_OK &&
+                       job->done.exit_code == RP_EXEC_EXIT_CLAIMED));
+    if (other) {
+        job->claim_rounds++;
+        job->claim_attach = true;
+        return true;
+    }
+    if (!ours) {
+        job->claim_wait = true;
+        return true;
+    }
+    /* The run started the command and vanished before its record. */
+    if (job->req.retry == RP_RETRY_IF_INTERRUPTED &&
+        job->claim_attempt < RP_CLAIM_ATTEMPTS_MAX) {
+        rp_claim_key(job->req.execution_id, key, sizeof(key));
+        err = rp_state_delete(w->state, key, version, es, sizeof(es));
+        if (err == RP_OK) {
+            rp_log(RP_LOG_WARN, "execution_interrupted", rp_job_eid(job),
+                   rp_job_sid(job), "run %s ended without a record; "
+                   "starting attempt %d of %d (retry: if-interrupted)",
+                   job->claim_run, job->claim_attempt + 1,
+                   RP_CLAIM_ATTEMPTS_MAX);
+            job->attempt = job->claim_attempt + 1;
+            job->claim_rounds++;
+            job->claim_restart = true;
+            return true;
+        }
+        if (err == RP_ERR_CONFLICT || err == RP_ERR_NOT_FOUND) {
+            job->claim_wait = true; /* someone else moved first: look again */
+            return true;
+        }
+        rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED,
+                         "deleting the claim %s for a retry: %s", key, es);
+        return true;
+    }
+    rp_log(RP_LOG_WARN, "execution_interrupted", rp_job_eid(job),
+           rp_job_sid(job), "run %s ended without a record (attempt %d)",
+           job->claim_run, job->claim_attempt);
+    rp_job_set_error(job, RP_CODE_INTERRUPTED,
+                     "the run %s that claimed the execution (attempt %d) "
+                     "ended without a record: the command was started and "
+                     "did not finish; not run again%s",
+                     job->claim_run, job->claim_attempt,
+                     job->req.retry == RP_RETRY_IF_INTERRUPTED
+                         ? " (retry: if-interrupted, but no attempts are left)"
+                         : " (the request does not say \"retry\": "
+                           "\"if-interrupted\")");
+    return true;
+}
 
 void rp_cycle_load(void *arg)
 {
@@ -65,6 +183,10 @@ void rp_cycle_load(void *arg)
         job->reused = true;
     } else if (err != RP_ERR_NOT_FOUND) {
         rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key, es);
+    } else {
+        /* No record: a claim means the command was started by some run,
+         * which the job watches (or waits for) instead of starting it. */
+        rp_cycle_read_claim(w, job, NULL);
     }
 out:
     job->state_load_ms = rp_time_mono_ms() - t0;
@@ -134,6 +256,9 @@ void rp_cycle_finish(void *arg)
         err = rp_state_get(w->state, key, &buf, NULL, es, sizeof(es));
         if (err == RP_ERR_NOT_FOUND && job->done.err == RP_ERR_TIMEOUT) {
             job->backend_timed_out = true;
+            goto out;
+        } else if (err == RP_ERR_NOT_FOUND && !job->backstop_fired &&
+                   rp_cycle_claim(w, job)) {
             goto out;
         } else if (err == RP_ERR_NOT_FOUND) {
             rp_job_set_error(job,

@@ -259,6 +259,7 @@ static void rp_job_begin(rp_worker_t *w, rp_job_t *job)
 /* Loaded: reuse, close, or run                                        */
 
 static void rp_job_run(rp_worker_t *w, rp_job_t *job);
+static void rp_job_attach(rp_worker_t *w, rp_job_t *job);
 
 static void rp_job_on_loaded(rp_worker_t *w, rp_job_t *job)
 {
@@ -275,9 +276,104 @@ static void rp_job_on_loaded(rp_worker_t *w, rp_job_t *job)
     } else if (job->req.op == RP_OP_CLOSE_SESSION || job->reused) {
         rp_job_set_stage(job, RP_JOB_FINISHING);
         rp_job_submit_io(w, job, rp_cycle_finish);
+    } else if (job->claim_found && rp_backend_can_attach(w->backend)) {
+        /* Started by some run (a previous owner's executor, which outlived
+         * its worker): watch it, never start the command a second time. */
+        job->t_loaded = rp_time_mono_ms();
+        rp_job_attach(w, job);
     } else {
+        /* No claim; or a backend that cannot attach, whose duplicate
+         * executor will meet the claim and exit CLAIMED. */
         rp_job_run(w, job);
     }
+}
+
+/* The backstop of the run being watched: timeout_s + grace after loading. */
+static void rp_job_arm_backstop(rp_worker_t *w, rp_job_t *job)
+{
+    rp_worker_arm(w, &job->timer,
+                  job->t_loaded + ((int64_t)job->req.timeout_s +
+                                   w->conf.timeout_grace_s) * 1000);
+}
+
+/* Forget the run watched so far, before watching the next one. */
+static void rp_job_drop_run(rp_worker_t *w, rp_job_t *job)
+{
+    if (job->run)
+        rp_backend_release(w->backend, job->run);
+    job->run = NULL;
+    memset(&job->done, 0, sizeof(job->done));
+    job->claim_attach = job->claim_wait = job->claim_restart = false;
+}
+
+static void rp_job_claim_wait(rp_worker_t *w, rp_job_t *job);
+
+/* Watch the run job->claim_run names. If it is gone, FINISHING looks for
+ * its record once more, taking that run as the one watched, so no record
+ * means "interrupted". A run this backend cannot watch: wait for it. */
+static void rp_job_attach(rp_worker_t *w, rp_job_t *job)
+{
+    char es[512];
+    rp_err_t err;
+
+    rp_job_drop_run(w, job);
+    rp_job_set_stage(job, RP_JOB_RUNNING);
+    memcpy(job->run_id, job->claim_run, sizeof(job->run_id));
+    err = rp_backend_attach(w->backend, job->claim_run, job, &job->run, es,
+                            sizeof(es));
+    if (err == RP_OK) {
+        rp_log(RP_LOG_INFO, "execution_attached", rp_job_eid(job),
+               rp_job_sid(job), "watching run %s, which claimed it",
+               job->claim_run);
+        rp_job_arm_backstop(w, job);
+        return;
+    }
+    job->run = NULL;
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_log(RP_LOG_INFO, "claimed_run_gone", rp_job_eid(job),
+               rp_job_sid(job), "%s", es);
+        rp_job_set_stage(job, RP_JOB_FINISHING);
+        rp_job_submit_io(w, job, rp_cycle_finish);
+        return;
+    }
+    rp_log(RP_LOG_INFO, "claim_wait", rp_job_eid(job), rp_job_sid(job),
+           "cannot watch run %s (%s); waiting for its record", job->claim_run,
+           es);
+    job->run_id[0] = '\0';
+    rp_job_claim_wait(w, job);
+}
+
+/* First and doubling waits for the record of a run we cannot watch. */
+#define RP_JOB_CLAIM_POLL_FIRST_MS 500
+#define RP_JOB_CLAIM_POLL_MAX_MS 10000
+
+/* Poll the store for the record of a run we cannot watch, with a bounded
+ * backoff, until the job's backstop; then it ends "interrupted". */
+static void rp_job_claim_wait(rp_worker_t *w, rp_job_t *job)
+{
+    int64_t now = rp_time_mono_ms();
+
+    rp_job_drop_run(w, job);
+    rp_job_set_stage(job, RP_JOB_RUNNING);
+    if (!job->claim_deadline) {
+        job->claim_deadline = job->t_loaded + ((int64_t)job->req.timeout_s +
+                                               w->conf.timeout_grace_s) * 1000;
+        job->claim_poll_ms = RP_JOB_CLAIM_POLL_FIRST_MS;
+    }
+    if (now >= job->claim_deadline) {
+        rp_job_set_error(job, RP_CODE_INTERRUPTED,
+                         "run %s claimed the execution and left no record "
+                         "within timeout_s + %d s; not run again",
+                         job->claim_run, w->conf.timeout_grace_s);
+        rp_publish_job(w, job);
+        return;
+    }
+    rp_worker_arm(w, &job->timer, now + job->claim_poll_ms < job->claim_deadline
+                                      ? now + job->claim_poll_ms
+                                      : job->claim_deadline);
+    job->claim_poll_ms = job->claim_poll_ms * 2 > RP_JOB_CLAIM_POLL_MAX_MS
+                             ? RP_JOB_CLAIM_POLL_MAX_MS
+                             : job->claim_poll_ms * 2;
 }
 
 /* Start the command through the backend; a backstop timer cancels it if
@@ -295,16 +391,19 @@ static void rp_job_run(rp_worker_t *w, rp_job_t *job)
     spec.env = job->req.env; /* borrowed view; not cleared here */
     spec.state_url = (char *)w->conf.state_url;
     spec.output_max = w->conf.output_max;
+    spec.attempt = job->attempt;
+    rp_job_drop_run(w, job);
     rp_job_set_stage(job, RP_JOB_RUNNING);
     job->t_loaded = rp_time_mono_ms();
+    job->backstop_fired = false;
+    job->claim_deadline = 0;
     if (rp_backend_start(w->backend, &spec, job, &job->run, es, sizeof(es))) {
         rp_job_set_error(job, RP_CODE_BACKEND_FAILED, "%s", es);
         rp_publish_job(w, job);
         return;
     }
-    rp_worker_arm(w, &job->timer,
-                  job->t_loaded + ((int64_t)job->req.timeout_s +
-                                   w->conf.timeout_grace_s) * 1000);
+    rp_backend_run_id(w->backend, job->run, job->run_id);
+    rp_job_arm_backstop(w, job);
 }
 
 void rp_job_backend_done(void *jobp, const rp_backend_done_t *done,
@@ -340,7 +439,8 @@ static void rp_job_on_run_done(rp_worker_t *w, rp_job_t *job)
     if (!rp_job_current(w, job)) {
         rp_log(RP_LOG_INFO, "execution_abandoned", rp_job_eid(job),
                rp_job_sid(job), "partition %d revoked or worker stopping; "
-               "the next owner runs it", (int)job->partition);
+               "the run goes on and the next owner takes it over",
+               (int)job->partition);
         rp_job_end(w, job, false);
         return;
     }
@@ -361,7 +461,26 @@ static void rp_job_on_finished(rp_worker_t *w, rp_job_t *job)
         rp_job_end(w, job, false);
         return;
     }
-    rp_publish_job(w, job);
+    /* The claim fence's verdict (rp_cycle_claim), when there was one. */
+    if (job->claim_restart)
+        rp_job_run(w, job);
+    else if (job->claim_attach && rp_backend_can_attach(w->backend))
+        rp_job_attach(w, job);
+    else if (job->claim_attach || job->claim_wait)
+        rp_job_claim_wait(w, job);
+    else
+        rp_publish_job(w, job);
+}
+
+/* A wait for the record of a run we cannot watch is over: look again. */
+static void rp_job_claim_poll(rp_worker_t *w, rp_job_t *job)
+{
+    if (!rp_job_current(w, job)) {
+        rp_job_end(w, job, false); /* the next owner waits instead */
+        return;
+    }
+    rp_job_set_stage(job, RP_JOB_FINISHING);
+    rp_job_submit_io(w, job, rp_cycle_finish);
 }
 
 void rp_job_on_event(rp_worker_t *w, rp_job_t *job, int kind)
@@ -381,7 +500,9 @@ void rp_job_on_event(rp_worker_t *w, rp_job_t *job, int kind)
 
 void rp_job_on_timer(rp_worker_t *w, rp_job_t *job)
 {
-    if (job->stage == RP_JOB_RUNNING)
+    if (job->stage == RP_JOB_RUNNING && !job->run)
+        rp_job_claim_poll(w, job);
+    else if (job->stage == RP_JOB_RUNNING)
         rp_job_backstop(w, job);
     else if (job->stage == RP_JOB_PUBLISHING)
         rp_publish_retry(w, job);

@@ -142,6 +142,21 @@ struct rp_job {
      * record: publish "timed_out" and leave the session state as it was. */
     bool backend_timed_out;
 
+    /* The claim fence (contract/rp_claim.h; rp_cycle_claim decides). */
+    char run_id[RP_CLAIM_RUN_MAX + 1]; /* the run job->run watches; "" =
+                                          the backend cannot name it */
+    bool claim_found;   /* the pool step saw a claim (fields below) */
+    char claim_run[RP_CLAIM_RUN_MAX + 1];
+    int claim_attempt;
+    /* What the main thread does next, set by a pool step: */
+    bool claim_attach;  /* watch claim_run instead of starting */
+    bool claim_wait;    /* poll for its record (no attach possible) */
+    bool claim_restart; /* "retry": "if-interrupted": start attempt */
+    int attempt;        /* the start this job makes next (0 = first) */
+    int claim_rounds;   /* attach/wait/restart rounds, bounded */
+    int64_t claim_poll_ms;  /* next wait for the record, doubling */
+    int64_t claim_deadline; /* mono ms: stop waiting, "interrupted" */
+
     /* Timing, mono ms; begin is also recorded as wall ms. */
     int64_t t_begin, t_begin_wall, t_loaded, t_run_done;
     int64_t state_load_ms, state_save_ms, run_ms;

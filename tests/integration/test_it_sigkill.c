@@ -1,5 +1,5 @@
 /* integration.sigkill — workers killed mid-flight lose nothing and never
- * run a finished execution twice.
+ * start a command twice.
  *
  * Every command appends to its own file TMP/runs/EXECUTION_ID (the id is
  * written into the command text; the executor does not pass it on):
@@ -10,14 +10,22 @@
  * the first fast commands and all bystanders have finished (results
  * published, executor records written) and every gated command has
  * started, no command can be about to finish. Then both workers get
- * SIGKILL; their executors stop the gated commands. Only when those are
- * gone does the test open the gate and start two fresh workers.
+ * SIGKILL. Their executors live in their own sessions and survive: the
+ * gated commands keep waiting. Two fresh workers take the partitions over,
+ * find each gated execution's claim without a record and attach to the
+ * running executor instead of starting the command. Then the gate opens.
+ * One gated executor (VICTIM) is killed outright with its command before
+ * the fresh workers start, as an OOM kill of its container would: its
+ * claim names a run that is gone and there is no record, so it ends as an
+ * "error" result with code "interrupted", and is not started again.
  *
- * Nothing is lost: every execution ends with a succeeded result. Nothing
- * finished runs twice: every runs file holds "done" exactly once, also for
- * the bystanders, which sat above uncommitted offsets and were re-delivered
- * (the new owner reuses their records). An interrupted gated command starts
- * again (its file shows "start" twice): at-least-once, as designed. */
+ * Nothing is lost: every execution ends with a succeeded result. No
+ * command starts twice: every runs file (the command's own side effect,
+ * counted outside the state store) holds exactly one "start" and one
+ * "done". Each gated execution is answered by the fresh worker that
+ * watched it, once. The bystanders sat above uncommitted offsets and were
+ * re-delivered (the new owner reuses their records); duplicate results of
+ * re-delivered records are the Kafka-transaction work's, not this test's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -42,6 +51,7 @@
 #define N_GATED_SESSIONS (SESSIONS * 3)
 #define N (N_GATED_SESSIONS + BYSTANDERS * 2)
 #define WAIT_MS 120000
+#define VICTIM SESSIONS /* ex[] index of kill-s00-1, a gated execution */
 
 typedef struct execution {
     char sid[32];
@@ -116,6 +126,56 @@ static bool kill_moment(rp_te_t *te)
     return true;
 }
 
+/* The pid a claim names ("local:BOOT:PID:TICKS"), from the state store. */
+static pid_t claim_pid(rp_te_t *te, const char *eid)
+{
+    char rel[128], path[PATH_MAX], *text, *run, *c;
+    long pid = 0;
+
+    rp_te_format(rel, sizeof(rel), "state/executions/%s/claim.json", eid);
+    rp_te_path(te, path, sizeof(path), rel);
+    if (!(text = rp_te_read_file(path, NULL)))
+        fail_msg("%s has no claim", eid);
+    if (!(run = strstr(text, "\"run\":\"local:")) ||
+        !(c = strchr(run + strlen("\"run\":\"local:"), ':')) ||
+        sscanf(c + 1, "%ld", &pid) != 1 || pid <= 0) {
+        free(text);
+        fail_msg("%s: claim without a local run", eid);
+    }
+    free(text);
+    return (pid_t)pid;
+}
+
+/* SIGKILL every process of session sid (the executor is its leader, its
+ * command's group belongs to it): what an OOM kill of the container does. */
+static int kill_session(pid_t sid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char path[64], buf[1024], *p;
+        long pid = strtol(e->d_name, &p, 10), s = 0;
+        FILE *f;
+
+        if (*p || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        if (!(f = fopen(path, "r")))
+            continue;
+        /* After "(comm)": state ppid pgrp session. */
+        if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+            sscanf(p + 1, " %*c %*d %*d %ld", &s) == 1 && s == sid &&
+            kill((pid_t)pid, SIGKILL) == 0)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
 static void add(int i, const char *sid, int n, bool gated, bool bystander)
 {
     rp_te_format(ex[i].sid, sizeof(ex[i].sid), "%s", sid);
@@ -130,7 +190,7 @@ static void test_sigkill(void **state)
     rp_te_t *te = *state;
     const char *eid_list[N];
     char runs_dir[PATH_MAX], gate[PATH_MAX];
-    int old[2], fresh[2], restarted = 0, repeated_bystanders = 0, fd;
+    int old[2], fresh[2], repeated_bystanders = 0, fd, attached = 0;
     int64_t deadline;
 
     rp_te_path(te, runs_dir, sizeof(runs_dir), "runs");
@@ -191,24 +251,61 @@ static void test_sigkill(void **state)
         assert_true(WIFSIGNALED(te->procs[old[i]].status));
         assert_int_equal(WTERMSIG(te->procs[old[i]].status), SIGKILL);
     }
-    /* The executors noticed (PR_SET_PDEATHSIG) and stopped their commands;
-     * once they are gone, no interrupted command can still finish. */
-    if (!rp_te_wait_orphans(te, 20000))
-        fail_msg("executors of the killed workers still run after 20 s");
+    /* The executors outlive their workers (own session, no parent-death
+     * signal): still running a second later, their commands untouched. */
+    if (rp_te_wait_orphans(te, 1000))
+        fail_msg("the executors died with their workers");
     for (int i = 0; i < N; i++) {
         runs_t r = read_runs(te, ex[i].eid);
 
         if (ex[i].gated && (r.starts != 1 || r.dones != 0))
-            fail_msg("%s after the kill: %d start(s), %d done(s); want an "
-                     "interrupted command", ex[i].eid, r.starts, r.dones);
+            fail_msg("%s after the kill: %d start(s), %d done(s); want it "
+                     "still waiting at the gate", ex[i].eid, r.starts,
+                     r.dones);
     }
 
-    /* Open the gate and let fresh workers finish the job. */
+    /* The victim's container "is OOM-killed": executor and command. */
+    {
+        pid_t vpid = claim_pid(te, ex[VICTIM].eid);
+        int killed = kill_session(vpid);
+
+        if (killed < 2)
+            fail_msg("killed %d process(es) of %s's executor %ld; want it "
+                     "and its command", killed, ex[VICTIM].eid, (long)vpid);
+        deadline = rp_te_now_ms() + 10000;
+        while (kill(vpid, 0) == 0 && rp_te_now_ms() < deadline) {
+            rp_te_wait_orphans(te, 0); /* reaps what has exited */
+            rp_te_sleep_ms(10);
+        }
+        if (kill(vpid, 0) == 0)
+            fail_msg("%s's executor survived SIGKILL", ex[VICTIM].eid);
+    }
+
+    /* Fresh workers take over and attach to the running executors. */
+    fresh[0] = rp_te_start_worker(te);
+    fresh[1] = rp_te_start_worker(te);
+    rp_te_wait_group(te, fresh, 2, 30000);
+    deadline = rp_te_now_ms() + 60000;
+    while ((attached = rp_te_log_events(te, fresh[0], "execution_attached",
+                                        NULL) +
+                       rp_te_log_events(te, fresh[1], "execution_attached",
+                                        NULL)) < SESSIONS - 1) {
+        if (rp_te_now_ms() >= deadline)
+            fail_msg("only %d of %d running executions attached in 60 s",
+                     attached, SESSIONS - 1);
+        rp_te_check_procs(te);
+        rp_te_sleep_ms(50);
+    }
+    for (int i = 0; i < N; i++)
+        if (ex[i].gated && read_runs(te, ex[i].eid).starts != 1)
+            fail_msg("%s started again after the takeover", ex[i].eid);
+    print_message("%d attach(es) by the fresh workers; opening the gate\n",
+                  attached);
+
+    /* Open the gate: the surviving executors finish and write records. */
     fd = open(gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     assert_true(fd >= 0);
     close(fd);
-    fresh[0] = rp_te_start_worker(te);
-    fresh[1] = rp_te_start_worker(te);
     rp_te_wait_results_for(te, eid_list, N, WAIT_MS);
 
     for (int i = 0; i < N; i++) {
@@ -216,21 +313,33 @@ static void test_sigkill(void **state)
         size_t k = rp_te_results_for(te, ex[i].eid, all, 16);
         runs_t r = read_runs(te, ex[i].eid);
 
+        if (i == VICTIM) {
+            /* Interrupted: one start, no end, never run again. */
+            if (k != 1 || r.starts != 1 || r.dones != 0)
+                fail_msg("%s: %zu result(s), %d start(s), %d done(s); want "
+                         "one interrupted result of one start", ex[i].eid, k,
+                         r.starts, r.dones);
+            rp_te_expect(te, all[0], "error", NULL);
+            if (!rp_te_error(all[0], "code") ||
+                strcmp(rp_te_error(all[0], "code"), "interrupted") != 0)
+                fail_msg("%s: want error code interrupted: %s", ex[i].eid,
+                         rp_te_describe(all[0]));
+            continue;
+        }
         for (size_t j = 0; j < k && j < 16; j++)
             rp_te_expect(te, all[j], "succeeded", "");
-        if (!r.exists || r.dones != 1 || !r.done_last)
-            fail_msg("runs/%s: %d start(s), %d done(s); want exactly one "
-                     "done, last", ex[i].eid, r.starts, r.dones);
-        if (ex[i].gated)
-            assert_true(r.starts >= 2); /* interrupted, then run again */
-        else if (ex[i].n == 0 || ex[i].bystander)
-            assert_int_equal(r.starts, 1); /* finished before the kill */
-        restarted += r.starts > 1;
+        if (!r.exists || r.starts != 1 || r.dones != 1 || !r.done_last)
+            fail_msg("runs/%s: %d start(s), %d done(s); want the command "
+                     "started once and finished once", ex[i].eid, r.starts,
+                     r.dones);
+        if (ex[i].gated && k != 1)
+            fail_msg("%s: %zu results; want one, from the worker that "
+                     "watched it", ex[i].eid, k);
         repeated_bystanders += ex[i].bystander && k > 1;
     }
-    print_message("%d interrupted command(s) ran again; %d bystander "
-                  "execution(s) were re-delivered and answered from their "
-                  "record\n", restarted, repeated_bystanders);
+    print_message("no command started twice; %d bystander execution(s) were "
+                  "re-delivered and answered from their record\n",
+                  repeated_bystanders);
     /* The bystanders sat above the gated requests' uncommitted offsets in
      * their partitions, so the new owners saw some of them again. */
     assert_true(repeated_bystanders > 0);

@@ -18,8 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include "rp_test_dir.h"
 #include "rp_backend.h"
+#include "rp_claim.h"
 
 /* Records each done callback; the test waits on it. */
 typedef struct done_box {
@@ -77,6 +82,7 @@ static const char *const script_text =
     "env > \"$dir/env.$EXECUTION_ID\"\n"
     "set -- $(cat /proc/$$/stat | sed 's/^.*) //')\n"
     "echo \"$3\" > \"$dir/pgid.$EXECUTION_ID\"\n"
+    "echo \"$4\" > \"$dir/sid.$EXECUTION_ID\"\n"
     /* Traps are set before the pid file appears: the test cancels as soon
      * as it sees the pid, and must find the trap in place. */
     "case \"$COMMAND\" in\n"
@@ -88,6 +94,8 @@ static const char *const script_text =
     "  exit*) exit ${COMMAND#exit } ;;\n"
     "  sleep) wait; exit 0 ;;\n"
     "  stubborn) while :; do sleep 1; done ;;\n"
+    "  gate) while [ ! -e \"$dir/gate.$EXECUTION_ID\" ]; do sleep 0.05; done;"
+    " echo done > \"$dir/done.$EXECUTION_ID\" ;;\n"
     "esac\n";
 
 static int setup(void **state)
@@ -209,7 +217,7 @@ static void test_own_group_and_unblocked_signals(void **state)
     fixture_t *f = *state;
     rp_jobspec_t spec;
     rp_backend_run_t *run = NULL;
-    char es[512], *pgid, *pid, *sigblk;
+    char es[512], *pgid, *pid, *sigblk, *sid;
     sigset_t sigs, old;
 
     /* The worker runs with SIGTERM/SIGINT blocked (signalfd); a child must
@@ -227,6 +235,11 @@ static void test_own_group_and_unblocked_signals(void **state)
     pgid = slurp(f, "pgid", "e2");
     pid = slurp(f, "pid", "e2");
     sigblk = slurp(f, "sigblk", "e2");
+    sid = slurp(f, "sid", "e2");
+    assert_non_null(sid);
+    /* Its own session (setsid): it outlives the worker. */
+    assert_string_equal(sid, pid);
+    free(sid);
     assert_non_null(pgid);
     assert_non_null(pid);
     assert_non_null(sigblk);
@@ -283,6 +296,188 @@ static void test_cancel_kills_stubborn(void **state)
     rp_backend_release(f->be, run);
 }
 
+static pid_t wait_pid_file(fixture_t *f, const char *eid)
+{
+    char *s = NULL;
+    pid_t pid;
+
+    for (int i = 0; i < 500 && !(s = slurp(f, "pid", eid)); i++)
+        usleep(10000);
+    assert_non_null(s);
+    pid = (pid_t)atol(s);
+    free(s);
+    return pid;
+}
+
+static void open_gate(fixture_t *f, const char *eid)
+{
+    char path[256];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/gate.%s", f->dir, eid);
+    fd = open(path, O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* Is pid still a live (not zombie) process? */
+static bool alive(pid_t pid)
+{
+    char path[64], buf[512];
+    FILE *fp;
+    bool live = false;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if (!(fp = fopen(path, "r")))
+        return false;
+    if (fgets(buf, sizeof(buf), fp)) {
+        char *p = strrchr(buf, ')');
+
+        live = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    }
+    fclose(fp);
+    return live;
+}
+
+/* The run id names the executor the way its own claim will. */
+static void test_run_id(void **state)
+{
+    fixture_t *f = *state;
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512], id[RP_CLAIM_RUN_MAX + 1], want[RP_CLAIM_RUN_MAX + 1];
+    pid_t pid;
+
+    spec_init(&spec, f, "e5", "gate");
+    assert_int_equal(rp_backend_start(f->be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    pid = wait_pid_file(f, "e5");
+    rp_backend_run_id(f->be, run, id);
+    assert_int_equal(rp_claim_local_run(pid, want, es, sizeof(es)), RP_OK);
+    assert_string_equal(id, want);
+    open_gate(f, "e5");
+    assert_true(wait_done(&f->box, 1, 20));
+    rp_backend_release(f->be, run);
+}
+
+/* detach stops watching and never kills: done comes at once (cancelled),
+ * the executor runs on, finishes, and is still reaped (no zombie). */
+static void test_detach_keeps_running(void **state)
+{
+    fixture_t *f = *state;
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512], *done;
+    pid_t pid;
+
+    spec_init(&spec, f, "e6", "gate");
+    assert_int_equal(rp_backend_start(f->be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    pid = wait_pid_file(f, "e6");
+    rp_backend_detach(f->be, run);
+    assert_true(wait_done(&f->box, 1, 10));
+    assert_true(f->box.done.cancelled);
+    rp_backend_release(f->be, run);
+    usleep(300000);
+    assert_true(alive(pid)); /* not killed */
+    open_gate(f, "e6");
+    for (int i = 0; i < 500 && !(done = slurp(f, "done", "e6")); i++)
+        usleep(10000);
+    assert_non_null(done); /* it finished its work */
+    free(done);
+    {
+        char path[64];
+        int i;
+
+        snprintf(path, sizeof(path), "/proc/%ld", (long)pid);
+        for (i = 0; i < 500 && access(path, F_OK) == 0; i++)
+            usleep(10000);
+        /* Gone from /proc: reaped by the backend, no zombie left. */
+        assert_int_not_equal(access(path, F_OK), 0);
+    }
+    assert_int_equal(f->box.count, 1); /* no second report */
+}
+
+/* Closing the backend (the worker exits) leaves executors running. */
+static void test_close_leaves_running(void **state)
+{
+    fixture_t *f = *state;
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512], *done = NULL;
+    int status = 0;
+    pid_t pid;
+
+    spec_init(&spec, f, "e7", "gate");
+    assert_int_equal(rp_backend_start(f->be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    pid = wait_pid_file(f, "e7");
+    rp_backend_release(f->be, run);
+    rp_backend_destroy(f->be);
+    f->be = NULL;
+    assert_true(alive(pid));
+    open_gate(f, "e7");
+    /* Ours to reap now, as init would for a dead worker. */
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    done = slurp(f, "done", "e7");
+    assert_non_null(done);
+    free(done);
+    assert_int_equal(f->box.count, 0);
+}
+
+/* Attach to a process the backend did not start (a detached executor of
+ * a dead worker): done comes when it exits; a run that is gone, on
+ * another boot or with a reused pid, is refused with NOT_FOUND. */
+static void test_attach(void **state)
+{
+    fixture_t *f = *state;
+    rp_backend_run_t *run = NULL;
+    char es[512], id[RP_CLAIM_RUN_MAX + 1], bad[RP_CLAIM_RUN_MAX + 64];
+    char boot[RP_CLAIM_BOOT_ID_MAX + 1];
+    char *argv[] = {"sh", "-c", "sleep 0.3", NULL};
+    uint64_t ticks;
+    int status, job_marker;
+    pid_t pid, p2;
+
+    assert_true(rp_backend_can_attach(f->be));
+    assert_int_equal(posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, NULL), 0);
+    assert_int_equal(rp_claim_local_run(pid, id, es, sizeof(es)), RP_OK);
+    assert_int_equal(rp_claim_local_parse(id, boot, &p2, &ticks), RP_OK);
+    assert_int_equal(p2, pid);
+
+    /* Same pid, another start time: a reused pid, not our run. */
+    snprintf(bad, sizeof(bad), "local:%s:%ld:%llu", boot, (long)pid,
+             (unsigned long long)ticks + 1);
+    assert_int_equal(rp_backend_attach(f->be, bad, NULL, &run, es, sizeof(es)),
+                     RP_ERR_NOT_FOUND);
+    assert_null(run);
+    snprintf(bad, sizeof(bad), "local:00000000-0000-0000-0000-000000000000:%ld:%llu",
+             (long)pid, (unsigned long long)ticks);
+    assert_int_equal(rp_backend_attach(f->be, bad, NULL, &run, es, sizeof(es)),
+                     RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_backend_attach(f->be, "cloudrun:x-1", NULL, &run, es,
+                                       sizeof(es)),
+                     RP_ERR_INVALID);
+
+    assert_int_equal(rp_backend_attach(f->be, id, &job_marker, &run, es,
+                                       sizeof(es)),
+                     RP_OK);
+    assert_non_null(run);
+    rp_backend_run_id(f->be, run, bad);
+    assert_string_equal(bad, id);
+    assert_true(wait_done(&f->box, 1, 10));
+    assert_ptr_equal(f->box.job, &job_marker);
+    assert_int_equal(f->box.done.err, RP_OK);
+    assert_int_equal(f->box.done.exit_code, -1); /* not ours to know */
+    assert_false(f->box.done.cancelled);
+    rp_backend_release(f->be, run);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    /* Reaped and gone: attach now says so. */
+    assert_int_equal(rp_backend_attach(f->be, id, NULL, &run, es, sizeof(es)),
+                     RP_ERR_NOT_FOUND);
+}
+
 static void test_bad_executor_and_backend(void **state)
 {
     rp_backend_conf_t conf = {.executor_path = "/nonexistent/runpool-executor"};
@@ -313,6 +508,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cancel_kills_stubborn, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_run_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detach_keeps_running, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_close_leaves_running, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_attach, setup, teardown),
         cmocka_unit_test(test_bad_executor_and_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

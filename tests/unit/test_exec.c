@@ -606,6 +606,7 @@ static void test_cancel_before_start(void **state)
     o.cancel_fd = fds[0];
     test_run_opts(&o, &oc);
     assert_true(oc.cancelled);
+    assert_false(oc.spawned);
     assert_int_equal(oc.status, RP_STATUS_FAILED);
     assert_int_equal(access(mark, F_OK), -1); /* never started */
     rp_exec_outcome_clear(&oc);
@@ -655,6 +656,8 @@ static void test_cancel(void **state)
     pthread_join(th, NULL);
     assert_true(rp_time_mono_ms() - t0 < 5000);
     assert_true(oc.cancelled);
+    assert_false(oc.late_cancel);
+    assert_true(oc.spawned);
     assert_int_equal(oc.status, RP_STATUS_FAILED);
     assert_string_equal(oc.stdout_data, "started\n"); /* it did run */
     assert_true(oc.pgid > 0);
@@ -663,6 +666,112 @@ static void test_cancel(void **state)
     rp_env_clear(&env);
     close(fds[0]);
     close(fds[1]);
+}
+
+/* A dumper that takes its time: the capture tail runs long enough for a
+ * signal to land in it, as the parent-death SIGTERM did 80-310 ms after
+ * the command. It marks the tail's start in `mark`. */
+static void write_slow_dumper(const char *path, const char *mark)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fprintf(fp, "#!/bin/sh\n: > '%s'\nsleep 0.5\nexec '%s' \"$@\"\n", mark,
+            test_dumper);
+    fclose(fp);
+    assert_int_equal(chmod(path, 0755), 0);
+}
+
+typedef struct cancel_on_file {
+    int fd;
+    const char *mark;
+} cancel_on_file_t;
+
+static void *cancel_on_file_thread(void *arg)
+{
+    cancel_on_file_t *c = arg;
+
+    for (int i = 0; i < 500 && access(c->mark, F_OK) != 0; i++)
+        usleep(10000);
+    if (write(c->fd, "x", 1) != 1)
+        abort();
+    return NULL;
+}
+
+/* The bug of issue 8: a SIGTERM (cancel) that comes after the user's
+ * command exited, while the EXIT trap captures cwd and env, must not turn
+ * the run into a cancelled one: the outcome is the command's, captured
+ * in full, and late_cancel says a stop came too late to count. */
+static void test_cancel_during_tail(void **state)
+{
+    char dumper[TEST_PATH_MAX + 32], mark[TEST_PATH_MAX + 32];
+    cancel_on_file_t c;
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    pthread_t th;
+    int fds[2];
+
+    (void)state;
+    snprintf(dumper, sizeof(dumper), "%s/slow-dumper", test_dir);
+    snprintf(mark, sizeof(mark), "%s/tail-started", test_dir);
+    write_slow_dumper(dumper, mark);
+    assert_int_equal(pipe(fds), 0);
+    test_base_env(&env);
+    test_opts(&o, "cd /tmp && export TAILVAR=kept && echo out", "/", &env);
+    o.env_dumper = dumper;
+    o.cancel_fd = fds[0];
+    o.kill_grace_ms = 100; /* a stop that counted would kill the tail */
+    c.fd = fds[1];
+    c.mark = mark;
+    assert_int_equal(pthread_create(&th, NULL, cancel_on_file_thread, &c), 0);
+    test_run_opts(&o, &oc);
+    pthread_join(th, NULL);
+    assert_int_equal(access(mark, F_OK), 0); /* the cancel came in the tail */
+    assert_false(oc.cancelled);
+    assert_true(oc.late_cancel);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_true(oc.has_exit_code);
+    assert_int_equal(oc.exit_code, 0);
+    assert_string_equal(oc.stdout_data, "out\n");
+    assert_true(oc.captured);
+    assert_string_equal(oc.cwd_after, "/tmp");
+    assert_non_null(rp_env_get(&oc.env_after, "TAILVAR"));
+    assert_string_equal(rp_env_get(&oc.env_after, "TAILVAR"), "kept");
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+    close(fds[0]);
+    close(fds[1]);
+    unlink(mark);
+    unlink(dumper);
+}
+
+/* Likewise the timeout: a deadline that passes in the tail of a command
+ * that finished in time does not make it "timed_out". */
+static void test_timeout_during_tail(void **state)
+{
+    char dumper[TEST_PATH_MAX + 32], mark[TEST_PATH_MAX + 32];
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    snprintf(dumper, sizeof(dumper), "%s/slow-dumper2", test_dir);
+    snprintf(mark, sizeof(mark), "%s/tail-started2", test_dir);
+    write_slow_dumper(dumper, mark);
+    test_base_env(&env);
+    test_opts(&o, "export T2=yes", "/", &env);
+    o.env_dumper = dumper;
+    o.timeout_ms = 200; /* passes while the 500 ms tail runs */
+    o.kill_grace_ms = 100;
+    test_run_opts(&o, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_true(oc.captured);
+    assert_string_equal(rp_env_get(&oc.env_after, "T2"), "yes");
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+    unlink(mark);
+    unlink(dumper);
 }
 
 /* Values a session cannot store are dropped, with a note on stderr. */
@@ -734,6 +843,8 @@ int main(void)
         cmocka_unit_test(test_stdin_devnull),
         cmocka_unit_test(test_cancel_before_start),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_cancel_during_tail),
+        cmocka_unit_test(test_timeout_during_tail),
         cmocka_unit_test(test_env_limits),
         cmocka_unit_test(test_invalid_opts),
     };

@@ -23,6 +23,7 @@
 
 #include "rp_test_dir.h"
 #include "rp_buf.h"
+#include "rp_claim.h"
 #include "rp_jobenv.h"
 #include "rp_layout.h"
 #include "rp_msg.h"
@@ -246,6 +247,20 @@ static void test_put_session(const char *session_id, const char *cwd,
                      errstr, sizeof(errstr)) != RP_OK)
         fail_msg("put %s: %s", key, errstr);
     free(json);
+}
+
+/* Read and parse executions/{exec_id}/claim.json. */
+static void test_claim(const char *exec_id, rp_claim_t *c)
+{
+    char key[RP_STATE_KEY_MAX], errstr[256];
+    rp_buf_t doc;
+
+    rp_claim_key(exec_id, key, sizeof(key));
+    if (test_get(key, &doc, NULL) != RP_OK)
+        fail_msg("no claim %s", key);
+    if (rp_claim_parse(doc.data, doc.len, c, errstr, sizeof(errstr)) != RP_OK)
+        fail_msg("parse %s: %s\n%s", key, errstr, doc.data);
+    rp_buf_free(&doc);
 }
 
 static bool test_exists(const char *path)
@@ -644,11 +659,170 @@ static void test_main_sigterm(void **state)
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(test_wait(pid), 1);
     assert_true(test_stderr_has("execution_cancelled"));
+    {
+        /* Cut mid-command: the claim stays, telling the worker so. */
+        rp_claim_t c;
+
+        test_claim("exec-8", &c);
+        assert_int_equal(strncmp(c.run, "local:", 6), 0);
+    }
     assert_int_equal(kill(bg, 0), -1);
     assert_int_equal(errno, ESRCH);
     rp_layout_result_key("exec-8", key, sizeof(key));
     assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
     rp_buf_free(&doc);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* Before its command, the executor claims the execution, naming itself:
+ * this boot, its pid (and start time); the attempt from RUNPOOL_ATTEMPT. */
+static void test_main_claims(void **state)
+{
+    char boot[RP_CLAIM_BOOT_ID_MAX + 1], mine[RP_CLAIM_BOOT_ID_MAX + 1];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_claim_t c;
+    uint64_t ticks;
+    pid_t pid, claimed = 0;
+
+    (void)state;
+    test_spec(&spec, "exec-claim", "sess-claim", "echo hi");
+    spec.attempt = 2;
+    test_job_env(&spec, &env);
+    pid = test_start(&env, NULL);
+    assert_int_equal(test_wait(pid), 0);
+    test_claim("exec-claim", &c);
+    assert_string_equal(c.execution_id, "exec-claim");
+    assert_int_equal(c.attempt, 2);
+    assert_true(c.claimed_at_ms > 0);
+    assert_string_equal(c.job, "");
+    assert_int_equal(rp_claim_local_parse(c.run, boot, &claimed, &ticks),
+                     RP_OK);
+    assert_int_equal(claimed, pid);
+    assert_int_equal(rp_claim_boot_id(mine), RP_OK);
+    assert_string_equal(boot, mine);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+
+    /* On Cloud Run the run is the execution (and the job is kept). */
+    test_spec(&spec, "exec-claim-cr", "sess-claim", "echo hi");
+    test_job_env(&spec, &env);
+    assert_int_equal(rp_env_set(&env, "CLOUD_RUN_EXECUTION", "rp-job-x7k2p"),
+                     RP_OK);
+    assert_int_equal(rp_env_set(&env, "CLOUD_RUN_JOB", "rp-job"), RP_OK);
+    assert_int_equal(test_exec(&env), 0);
+    test_claim("exec-claim-cr", &c);
+    assert_string_equal(c.run, "cloudrun:rp-job-x7k2p");
+    assert_string_equal(c.job, "rp-job");
+    assert_int_equal(c.attempt, 1);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* Another run's claim: the command is not run, nothing is written, and
+ * the exit status says why (RP_EXEC_EXIT_CLAIMED). */
+static void test_main_claimed_elsewhere(void **state)
+{
+    char marker[TEST_PATH_MAX], cmd[TEST_PATH_MAX + 64], key[RP_STATE_KEY_MAX];
+    char errstr[256], *json;
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_claim_t c;
+    rp_buf_t doc;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    rp_test_format(c.execution_id, sizeof(c.execution_id), "exec-taken");
+    rp_test_format(c.run, sizeof(c.run), "cloudrun:someone-else");
+    c.attempt = 1;
+    c.claimed_at_ms = rp_time_wall_ms();
+    assert_non_null(json = rp_claim_to_json(&c));
+    rp_claim_key("exec-taken", key, sizeof(key));
+    assert_int_equal(rp_state_put(test_st, key, json, strlen(json), 0, NULL,
+                                  errstr, sizeof(errstr)),
+                     RP_OK);
+    free(json);
+
+    rp_test_format(marker, sizeof(marker), "%s/taken-marker", test_dir);
+    rp_test_format(cmd, sizeof(cmd), "touch '%s'", marker);
+    test_spec(&spec, "exec-taken", "sess-taken", cmd);
+    test_job_env(&spec, &env);
+    assert_int_equal(test_exec(&env), RP_EXEC_EXIT_CLAIMED);
+    assert_false(test_exists(marker));
+    assert_true(test_stderr_has("execution_claimed"));
+    assert_true(test_stderr_has("cloudrun:someone-else"));
+    rp_layout_result_key("exec-taken", key, sizeof(key));
+    assert_int_equal(test_get(key, &doc, NULL), RP_ERR_NOT_FOUND);
+    rp_buf_free(&doc);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+}
+
+/* Copy an executable (no system(): the project rule holds in tests too). */
+static void test_copy_exe(const char *from, const char *to)
+{
+    char chunk[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    ssize_t n;
+
+    assert_true(in >= 0 && out >= 0);
+    while ((n = read(in, chunk, sizeof(chunk))) > 0)
+        assert_int_equal(write(out, chunk, (size_t)n), n);
+    assert_int_equal(n, 0);
+    close(in);
+    assert_int_equal(close(out), 0);
+}
+
+/* The bug of issue 8, end to end: SIGTERM to the executor after the
+ * command exited, while the shell's capture tail runs (a dumper made
+ * slow, installed beside a copy of the executor), still writes the
+ * record, with the captured cwd and env. */
+static void test_main_sigterm_in_tail(void **state)
+{
+    char bindir[TEST_PATH_MAX], prog[TEST_PATH_MAX + 32];
+    char dumper[TEST_PATH_MAX + 32], mark[TEST_PATH_MAX + 32];
+    char saved_bin[TEST_PATH_MAX];
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+    int64_t until;
+    pid_t pid;
+    FILE *f;
+
+    (void)state;
+    test_subdir("tailbin", bindir, sizeof(bindir));
+    rp_test_format(prog, sizeof(prog), "%s/runpool-executor", bindir);
+    rp_test_format(dumper, sizeof(dumper), "%s/runpool-dump-env", bindir);
+    rp_test_format(mark, sizeof(mark), "%s/tail-started", test_dir);
+    test_copy_exe(test_bin, prog);
+    assert_non_null(f = fopen(dumper, "w"));
+    fprintf(f, "#!/bin/sh\n: > '%s'\nsleep 0.5\nexec '%s' --dump-env\n",
+            mark, test_bin);
+    fclose(f);
+    assert_int_equal(chmod(dumper, 0755), 0);
+
+    test_spec(&spec, "exec-tail", "sess-tail",
+              "cd /tmp && export TAILV=1 && echo done");
+    test_job_env(&spec, &env);
+    memcpy(saved_bin, test_bin, sizeof(saved_bin));
+    rp_test_format(test_bin, sizeof(test_bin), "%s", prog);
+    pid = test_start(&env, NULL);
+    memcpy(test_bin, saved_bin, sizeof(test_bin));
+    until = rp_time_mono_ms() + TEST_WAIT_MS;
+    while (!test_exists(mark) && rp_time_mono_ms() < until)
+        usleep(5000);
+    assert_true(test_exists(mark));
+    assert_int_equal(kill(pid, SIGTERM), 0); /* as PR_SET_PDEATHSIG did */
+    assert_int_equal(test_wait(pid), 0);
+    assert_true(test_stderr_has("late_signal"));
+    test_record("exec-tail", &res, NULL);
+    assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(res.stdout_data, "done\n");
+    assert_string_equal(res.cwd, "/tmp");
+    assert_string_equal(rp_env_get(&res.env, "TAILV"), "1");
+    rp_result_clear(&res);
     rp_env_clear(&env);
     rp_jobspec_clear(&spec);
 }
@@ -689,6 +863,9 @@ int main(void)
         cmocka_unit_test(test_main_timeout),
         cmocka_unit_test(test_main_sigterm),
         cmocka_unit_test(test_main_dump_env),
+        cmocka_unit_test(test_main_claims),
+        cmocka_unit_test(test_main_claimed_elsewhere),
+        cmocka_unit_test(test_main_sigterm_in_tail),
     };
 
     return cmocka_run_group_tests(tests, test_setup, test_teardown);

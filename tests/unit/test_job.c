@@ -32,6 +32,9 @@ typedef struct fake_run {
     void *job;
     char execution_id[RP_ID_MAX + 1];
     char command[256];
+    char run_id[RP_CLAIM_RUN_MAX + 1]; /* "fake:N", or the attached one */
+    int attempt;                       /* spec.attempt it was started with */
+    bool attached;
     int cancels;
     bool released;
 } fake_run_t;
@@ -41,7 +44,9 @@ static struct {
     fake_run_t *runs[FAKE_RUNS_MAX];
     int nruns;
     int starts;
+    int attaches;
     bool fail_start;
+    rp_err_t attach_err; /* what attach answers (RP_OK: it watches) */
 } fake;
 
 static rp_err_t fake_start(rp_backend_t *be, const rp_jobspec_t *spec,
@@ -60,7 +65,9 @@ static rp_err_t fake_start(rp_backend_t *be, const rp_jobspec_t *spec,
     snprintf(r->execution_id, sizeof(r->execution_id), "%s",
              spec->execution_id);
     snprintf(r->command, sizeof(r->command), "%s", spec->command);
+    r->attempt = spec->attempt;
     fake.runs[fake.nruns++] = r;
+    snprintf(r->run_id, sizeof(r->run_id), "fake:%d", fake.nruns);
     *run = (rp_backend_run_t *)r;
     return RP_OK;
 }
@@ -82,8 +89,49 @@ static void fake_close(rp_backend_t *be)
     (void)be;
 }
 
+static rp_err_t fake_attach(rp_backend_t *be, const char *run_id, void *job,
+                            rp_backend_run_t **run, char *errstr, size_t es)
+{
+    fake_run_t *r;
+
+    (void)be;
+    fake.attaches++;
+    if (fake.attach_err)
+        return rp_errf(errstr, es, fake.attach_err, "fake: run %s is gone",
+                       run_id);
+    assert_true(fake.nruns < FAKE_RUNS_MAX);
+    assert_non_null(r = calloc(1, sizeof(*r)));
+    r->job = job;
+    r->attached = true;
+    snprintf(r->execution_id, sizeof(r->execution_id), "%s",
+             ((rp_job_t *)job)->req.execution_id);
+    snprintf(r->run_id, sizeof(r->run_id), "%s", run_id);
+    fake.runs[fake.nruns++] = r;
+    *run = (rp_backend_run_t *)r;
+    return RP_OK;
+}
+
+static void fake_run_id(rp_backend_t *be, rp_backend_run_t *run,
+                        char out[RP_CLAIM_RUN_MAX + 1])
+{
+    (void)be;
+    memcpy(out, ((fake_run_t *)run)->run_id, RP_CLAIM_RUN_MAX + 1);
+}
+
+/* Like the local backend: names its runs and attaches. */
 static const rp_backend_ops_t fake_ops = {
     .name = "fake",
+    .start = fake_start,
+    .cancel = fake_cancel,
+    .release = fake_release,
+    .close = fake_close,
+    .attach = fake_attach,
+    .run_id = fake_run_id,
+};
+
+/* Like the cloudrun backend today: neither names its runs nor attaches. */
+static const rp_backend_ops_t fake_plain_ops = {
+    .name = "fake-plain",
     .start = fake_start,
     .cancel = fake_cancel,
     .release = fake_release,
@@ -199,9 +247,11 @@ static rp_job_t *step_until(rp_worker_t *w, int64_t offset,
     return NULL;
 }
 
-/* Write the record an executor would, then report the run done. */
-static void executor_finishes(fixture_t *fx, fake_run_t *run, const char *cwd,
-                              const char *env_name, const char *env_value)
+/* Write the record an executor would (and, unless quiet, report the run
+ * done). */
+static void executor_writes(fixture_t *fx, fake_run_t *run, const char *cwd,
+                            const char *env_name, const char *env_value,
+                            bool report)
 {
     rp_result_t r;
     rp_job_t *job = run->job;
@@ -227,9 +277,72 @@ static void executor_finishes(fixture_t *fx, fake_run_t *run, const char *cwd,
                      RP_OK);
     free(json);
     rp_result_clear(&r);
+    if (!report)
+        return;
     memset(&done, 0, sizeof(done));
     done.err = RP_OK;
     fx->w->backend->done_cb(job, &done, fx->w->backend->done_opaque);
+}
+
+static void executor_finishes(fixture_t *fx, fake_run_t *run, const char *cwd,
+                              const char *env_name, const char *env_value)
+{
+    executor_writes(fx, run, cwd, env_name, env_value, true);
+}
+
+/* The record appears, written by a run this worker does not watch. */
+static void executor_finishes_quiet(fixture_t *fx, fake_run_t *run,
+                                    const char *cwd, const char *env_name,
+                                    const char *env_value)
+{
+    executor_writes(fx, run, cwd, env_name, env_value, false);
+}
+
+/* Write the claim an executor would (attempt, naming run). */
+static void write_claim(fixture_t *fx, const char *eid, const char *run,
+                        int attempt)
+{
+    char key[RP_STATE_KEY_MAX], es[256], *json;
+    rp_claim_t c;
+
+    memset(&c, 0, sizeof(c));
+    snprintf(c.execution_id, sizeof(c.execution_id), "%s", eid);
+    snprintf(c.run, sizeof(c.run), "%s", run);
+    c.attempt = attempt;
+    c.claimed_at_ms = rp_time_wall_ms();
+    assert_non_null(json = rp_claim_to_json(&c));
+    rp_claim_key(eid, key, sizeof(key));
+    assert_int_equal(rp_state_put(fx->st, key, json, strlen(json), 0, NULL, es,
+                                  sizeof(es)),
+                     RP_OK);
+    free(json);
+}
+
+static bool claim_exists(fixture_t *fx, const char *eid)
+{
+    char key[RP_STATE_KEY_MAX], es[256];
+    rp_buf_t buf;
+    rp_err_t err;
+
+    rp_buf_init(&buf, RP_CLAIM_DOC_MAX);
+    rp_claim_key(eid, key, sizeof(key));
+    err = rp_state_get(fx->st, key, &buf, NULL, es, sizeof(es));
+    rp_buf_free(&buf);
+    return err == RP_OK;
+}
+
+/* The run ends without a record (the executor vanished, or exited). */
+static void run_ends(fixture_t *fx, fake_run_t *run, int exit_code, int sig)
+{
+    rp_backend_done_t done;
+
+    memset(&done, 0, sizeof(done));
+    done.err = RP_OK;
+    done.exit_code = exit_code;
+    done.signal = sig;
+    snprintf(done.detail, sizeof(done.detail), "fake: exit %d signal %d",
+             exit_code, sig);
+    fx->w->backend->done_cb(run->job, &done, fx->w->backend->done_opaque);
 }
 
 static void read_session(fixture_t *fx, const char *sid, rp_session_t *s)
@@ -421,6 +534,190 @@ static void test_timers(void **state)
     assert_int_equal(fake.starts, 1);
 }
 
+static void accept_retry(rp_worker_t *w, int64_t offset, const char *sid,
+                         const char *eid)
+{
+    char json[512];
+
+    snprintf(json, sizeof(json),
+             "{\"v\":1,\"execution_id\":\"%s\",\"session_id\":\"%s\","
+             "\"command\":\"make\",\"timeout_s\":5,"
+             "\"retry\":\"if-interrupted\"}",
+             eid, sid);
+    accept_json(w, offset, sid, json);
+}
+
+/* A claim without a record (a previous owner's executor still runs): the
+ * job watches that run, never starts the command, and publishes the
+ * record that run leaves. */
+static void test_claim_attaches(void **state)
+{
+    fixture_t *fx = *state;
+    rp_worker_t *w = fx->w;
+    rp_job_t *job;
+
+    write_claim(fx, "e1", "local:boot:77:1234", 1);
+    accept_exec(w, 0, "s1", "e1", "git push");
+    job = step_until(w, 0, RP_JOB_RUNNING);
+    assert_int_equal(fake.starts, 0);
+    assert_int_equal(fake.attaches, 1);
+    assert_true(fake.runs[0]->attached);
+    assert_string_equal(fake.runs[0]->run_id, "local:boot:77:1234");
+    assert_true(job->timer.queued); /* the backstop watches it too */
+    executor_finishes(fx, fake.runs[0], "/", "A", "1");
+    job = step_until(w, 0, RP_JOB_PUBLISHING);
+    assert_non_null(strstr(job->result_json, "\"status\":\"succeeded\""));
+    assert_int_equal(fake.starts, 0);
+}
+
+/* Our executor met another run's claim and exited CLAIMED: attach to that
+ * run rather than report anything. */
+static void test_claimed_exit_attaches(void **state)
+{
+    fixture_t *fx = *state;
+    rp_worker_t *w = fx->w;
+    rp_job_t *job;
+
+    accept_exec(w, 0, "s1", "e1", "git push");
+    step_until(w, 0, RP_JOB_RUNNING);
+    assert_int_equal(fake.starts, 1);
+    write_claim(fx, "e1", "cloudrun:other-run", 1); /* won the race */
+    run_ends(fx, fake.runs[0], RP_EXEC_EXIT_CLAIMED, 0);
+    job = step_until(w, 0, RP_JOB_RUNNING);
+    assert_int_equal(fake.attaches, 1);
+    assert_true(fake.runs[0]->released); /* the first handle is let go */
+    assert_string_equal(fake.runs[1]->run_id, "cloudrun:other-run");
+    executor_finishes(fx, fake.runs[1], "/", "A", "1");
+    job = step_until(w, 0, RP_JOB_PUBLISHING);
+    assert_non_null(strstr(job->result_json, "\"status\":\"succeeded\""));
+    assert_int_equal(fake.starts, 1);
+}
+
+/* The run that claimed it vanished mid-command (kill -9, OOM): an
+ * "interrupted" error, the command not started again, the session state
+ * untouched. */
+static void test_interrupted(void **state)
+{
+    fixture_t *fx = *state;
+    rp_worker_t *w = fx->w;
+    rp_job_t *job;
+    char key[RP_STATE_KEY_MAX], es[256];
+    rp_buf_t buf;
+
+    accept_exec(w, 0, "s1", "e1", "git push");
+    step_until(w, 0, RP_JOB_RUNNING);
+    write_claim(fx, "e1", fake.runs[0]->run_id, 1);
+    run_ends(fx, fake.runs[0], -1, SIGKILL);
+    job = step_until(w, 0, RP_JOB_PUBLISHING);
+    assert_string_equal(job->err_code, "interrupted");
+    assert_non_null(strstr(job->result_json, "\"status\":\"error\""));
+    assert_non_null(strstr(job->result_json, "\"code\":\"interrupted\""));
+    assert_non_null(strstr(job->result_json, "fake:1"));
+    assert_int_equal(fake.starts, 1);
+    assert_true(claim_exists(fx, "e1")); /* kept: a later owner sees it */
+    rp_buf_init(&buf, RP_STATE_DOC_MAX);
+    rp_layout_session_key("s1", key, sizeof(key));
+    assert_int_equal(rp_state_get(fx->st, key, &buf, NULL, es, sizeof(es)),
+                     RP_ERR_NOT_FOUND);
+    rp_buf_free(&buf);
+}
+
+/* A claimed run that is already gone when the new owner loads: attach
+ * says NOT_FOUND, and without a record that is "interrupted". */
+static void test_claimed_run_gone(void **state)
+{
+    fixture_t *fx = *state;
+    rp_worker_t *w = fx->w;
+    rp_job_t *job;
+
+    write_claim(fx, "e1", "local:boot:77:1234", 1);
+    fake.attach_err = RP_ERR_NOT_FOUND;
+    accept_exec(w, 0, "s1", "e1", "git push");
+    job = step_until(w, 0, RP_JOB_PUBLISHING);
+    assert_string_equal(job->err_code, "interrupted");
+    assert_int_equal(fake.attaches, 1);
+    assert_int_equal(fake.starts, 0);
+}
+
+/* "retry": "if-interrupted": the claim is deleted and the command starts
+ * again as attempt 2, 3; after RP_CLAIM_ATTEMPTS_MAX it is "interrupted". */
+static void test_retry_if_interrupted(void **state)
+{
+    fixture_t *fx = *state;
+    rp_worker_t *w = fx->w;
+    rp_job_t *job;
+
+    accept_retry(w, 0, "s1", "e1");
+    step_until(w, 0, RP_JOB_RUNNING);
+    assert_int_equal(fake.runs[0]->attempt, 0); /* first: not passed */
+    for (int a = 1; a < RP_CLAIM_ATTEMPTS_MAX; a++) {
+        write_claim(fx, "e1", fake.runs[a - 1]->run_id, a);
+        run_ends(fx, fake.runs[a - 1], -1, SIGKILL);
+        for (int i = 0; i < 250 && fake.starts == a; i++)
+            rp_worker_step(w, 20);
+        assert_int_equal(fake.starts, a + 1);
+        assert_int_equal(fake.runs[a]->attempt, a + 1);
+        assert_false(claim_exists(fx, "e1")); /* given back for the start */
+    }
+    write_claim(fx, "e1", fake.runs[RP_CLAIM_ATTEMPTS_MAX - 1]->run_id,
+                RP_CLAIM_ATTEMPTS_MAX);
+    run_ends(fx, fake.runs[RP_CLAIM_ATTEMPTS_MAX - 1], -1, SIGKILL);
+    job = step_until(w, 0, RP_JOB_PUBLISHING);
+    assert_string_equal(job->err_code, "interrupted");
+    assert_non_null(strstr(job->result_json, "no attempts are left"));
+    assert_int_equal(fake.starts, RP_CLAIM_ATTEMPTS_MAX);
+}
+
+/* A backend that can neither attach nor name its runs (cloudrun today):
+ * a claim found at load still starts (the duplicate executor exits
+ * CLAIMED), then the worker polls the store for the claiming run's record
+ * with a backoff and publishes it. */
+static void test_claim_wait_without_attach(void **state)
+{
+    fixture_t *fx = *state;
+    rp_worker_t *w = fx->w;
+    rp_job_t *job;
+    int64_t first;
+
+    w->backend->ops = &fake_plain_ops;
+    write_claim(fx, "e1", "cloudrun:exec-a", 1);
+    accept_exec(w, 0, "s1", "e1", "git push");
+    step_until(w, 0, RP_JOB_RUNNING);
+    assert_int_equal(fake.starts, 1);
+    run_ends(fx, fake.runs[0], 1, 0); /* Cloud Run: "task failed" */
+    /* Waiting: RUNNING, no run, a poll timer. */
+    for (int i = 0; i < 250; i++) {
+        rp_worker_step(w, 20);
+        job = find_job(w, 0);
+        if (job->stage == RP_JOB_RUNNING && !job->run && job->timer.queued)
+            break;
+    }
+    assert_null(job->run);
+    assert_true(job->timer.queued);
+    first = job->timer.due_ms;
+    assert_true(job->claim_poll_ms > 0);
+    /* A poll that finds nothing waits longer the next time. */
+    rp_worker_fire_timers(w, first);
+    for (int i = 0; i < 250; i++) {
+        rp_worker_step(w, 20);
+        if (job->stage == RP_JOB_RUNNING && job->timer.queued)
+            break;
+    }
+    assert_true(job->timer.due_ms - rp_time_mono_ms() > 500);
+    /* The claiming run writes its record; the next poll publishes it. */
+    {
+        fake_run_t other = {.job = job};
+
+        snprintf(other.execution_id, sizeof(other.execution_id), "e1");
+        executor_finishes_quiet(fx, &other, "/", "A", "1");
+    }
+    rp_worker_fire_timers(w, job->timer.due_ms);
+    job = step_until(w, 0, RP_JOB_PUBLISHING);
+    assert_non_null(strstr(job->result_json, "\"status\":\"succeeded\""));
+    assert_int_equal(fake.starts, 1);
+    assert_int_equal(fake.attaches, 0);
+}
+
 int main(void)
 {
     sigset_t sigs;
@@ -443,6 +740,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backend_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reused_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_attaches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claimed_exit_attaches, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claimed_run_gone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_retry_if_interrupted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_claim_wait_without_attach, setup,
+                                        teardown),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (int i = 0; i < fake.nruns; i++)

@@ -61,6 +61,7 @@ static void test_request_defaults(void **state)
     assert_int_equal(r.timeout_s, RP_TIMEOUT_DEFAULT_S);
     assert_int_equal(r.env.n, 0);
     assert_false(r.has_submitted_at);
+    assert_int_equal(r.retry, RP_RETRY_NEVER);
     rp_request_clear(&r);
     rp_request_clear(&r); /* clearing twice is harmless */
     rp_request_clear(NULL);
@@ -80,9 +81,11 @@ static void test_request_roundtrip(void **state)
     assert_int_equal(rp_env_set(&in.env, "EMPTY", ""), RP_OK);
     in.has_submitted_at = true;
     in.submitted_at_ms = 1795460708123;
+    in.retry = RP_RETRY_IF_INTERRUPTED;
 
     json = rp_request_to_json(&in);
     assert_non_null(json);
+    assert_non_null(strstr(json, "\"retry\":\"if-interrupted\""));
     assert_non_null(strstr(json, "\"submitted_at\":\"2026-11-23T19:05:08.123Z\""));
     assert_null(strstr(json, "\"op\"")); /* the default is left out */
     assert_int_equal(parse_req(json, &out), RP_OK);
@@ -97,8 +100,10 @@ static void test_request_roundtrip(void **state)
     assert_string_equal(rp_env_get(&out.env, "EMPTY"), "");
     assert_true(out.has_submitted_at);
     assert_int_equal(out.submitted_at_ms, in.submitted_at_ms);
+    assert_int_equal(out.retry, RP_RETRY_IF_INTERRUPTED);
     free(json);
     rp_request_clear(&out);
+    in.retry = RP_RETRY_NEVER;
 
     /* close_session carries no command; a zero timeout means "default". */
     in.op = RP_OP_CLOSE_SESSION;
@@ -126,6 +131,12 @@ struct rule_case {
 static void test_request_rules(void **state)
 {
     static const struct rule_case cases[] = {
+        {"{" IDS ",\"command\":\"x\",\"retry\":\"always\"}", RP_ERR_INVALID,
+         "retry: must be \"never\" or \"if-interrupted\""},
+        {"{" IDS ",\"command\":\"x\",\"retry\":1}", RP_ERR_INVALID,
+         "retry: must be"},
+        {"{" IDS ",\"op\":\"close_session\",\"retry\":\"never\"}",
+         RP_ERR_INVALID, "retry: must be absent"},
         {"{" IDS ",\"command\":\"x\",\"timeout_s\":0}", RP_ERR_INVALID,
          "timeout_s: must be an integer from 1 to 86400"},
         {"{" IDS ",\"command\":\"x\",\"timeout_s\":1.5}", RP_ERR_INVALID,
