@@ -532,6 +532,11 @@ class Execution:
         self.task_count = task_count
         self.parallelism = parallelism
         self.fault = fault or {}
+        # Not in executions.list before this (monotonic s): the listing lag
+        # a jobs.run fault with list_lag_ms asks for (D2: after a 5xx/504
+        # or a lost reply, the caller must not take "not listed" for "not
+        # started").
+        self.hidden_until = 0.0
         self.state = "pending"        # pending running done
         self.outcome = None           # succeeded failed cancelled
         self.cancelling = False
@@ -692,7 +697,7 @@ def _check_fault(rule):
     if not isinstance(rule, dict):
         raise ValueError("a fault is a JSON object")
     allowed = {"route", "method", "path_contains", "count", "status", "after",
-               "drop", "message"}
+               "drop", "message", "list_lag_ms", "every"}
     extra = set(rule) - allowed
     if extra:
         raise ValueError(f"unknown fault keys {sorted(extra)}")
@@ -702,7 +707,14 @@ def _check_fault(rule):
          "path_contains": rule.get("path_contains"),
          "count": int(rule.get("count", 1)), "after": bool(rule.get("after", False)),
          "drop": bool(rule.get("drop", False)),
-         "status": int(rule.get("status", 503)), "message": rule.get("message")}
+         "status": int(rule.get("status", 503)), "message": rule.get("message"),
+         "list_lag_ms": int(rule.get("list_lag_ms", 0)),
+         "every": int(rule.get("every", 1)), "seen": 0}
+    if r["every"] < 1:
+        raise ValueError("every is a whole number >= 1")
+    if r["list_lag_ms"] < 0 or (r["list_lag_ms"] and
+                                (r["route"] != "jobs.run" or not r["after"])):
+        raise ValueError("list_lag_ms is for jobs.run faults with after:true")
     if not r["drop"] and r["status"] not in STATUS_OF_HTTP:
         raise ValueError(f"fault status must be one of {sorted(STATUS_OF_HTTP)}")
     return r
@@ -853,6 +865,11 @@ class Fake:
                 if r["method"] and r["method"].upper() != method:
                     continue
                 if r["path_contains"] and r["path_contains"] not in path:
+                    continue
+                # every=k: only each k-th matching request (a steady rate
+                # of faults rather than a burst).
+                r["seen"] += 1
+                if r["seen"] % r["every"]:
                     continue
                 if r["count"] > 0:
                     r["count"] -= 1
@@ -1086,7 +1103,7 @@ class Fake:
         return page, nxt
 
     # ---------------- run ----------------
-    def run_job(self, parent, job_id, body):
+    def run_job(self, parent, job_id, body, list_lag_ms=0):
         req = parse_msg(M_RUNREQ, body, "")
         with self.lock:
             job = self.get_job(parent, job_id)
@@ -1145,6 +1162,8 @@ class Fake:
                     break
             ex = Execution(self, job, eid, tt, task_count, et.get("parallelism", 0), fault)
             ex.exec_env_id = env0.get("EXECUTION_ID")
+            if list_lag_ms:
+                ex.hidden_until = time.monotonic() + list_lag_ms / 1000.0
             self.executions[ex.name] = ex
             job.executions.append(ex)
             job.execution_count += 1
@@ -1755,6 +1774,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status = "drop" if fault["drop"] else fault["status"]
                 return
             params = self._params(route, qs)
+            self._fault = fault
             body = {}
             if method in ("POST", "PATCH") and body_bytes.strip():
                 try:
@@ -1849,13 +1869,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if route == "jobs.delete":
             return fake.delete_job(parent, job_id, q.get("etag"), q.get("validateOnly", False))
         if route == "jobs.run":
-            return fake.run_job(parent, job_id, body)
+            f = getattr(self, "_fault", None)
+            return fake.run_job(parent, job_id, body,
+                                f["list_lag_ms"] if f else 0)
         if route == "executions.list":
             with fake.lock:
                 if job_id == "-":
                     exs = [e for e in fake.executions.values() if e.job.parent == parent]
                 else:
                     exs = list(fake.get_job(parent, job_id).executions)
+                t = time.monotonic()
+                exs = [e for e in exs if e.hidden_until <= t]
                 exs.sort(key=lambda e: -e.seq)
                 page, nxt = fake.list_page(exs, q.get("pageSize", 0), q.get("pageToken"),
                                            lambda e: -e.seq)
