@@ -100,6 +100,7 @@ static void test_faults(void **state)
     const rp_te_msg_t *res[RESULTS_MAX];
     int workers[2], started_twice = 0, done_twice = 0, not_started = 0;
     long dup_results = 0, cr_dups = 0;
+    int found_later = 0;
     int64_t t0;
     cJSON *ps, *fs;
 
@@ -229,6 +230,18 @@ static void test_faults(void **state)
     assert_true(json_long(fs, "faults_injected") >= 3);
     cJSON_Delete(ps);
     cJSON_Delete(fs);
+    /* The "maybe started" path ran: after a 5xx/504/lost reply the
+     * execution was found by listing again (it was hidden at first), not
+     * started a second time. */
+    for (int i = 0; i < te->n_procs; i++) {
+        if (te->procs[i].kind == RP_TE_WORKER)
+            found_later += rp_te_log_events(te, i, "cloudrun_reattach",
+                                            "found ");
+    }
+    print_message("executions found by listing after a maybe-started "
+                  "jobs.run answer: %d\n",
+                  found_later);
+    assert_true(found_later >= 1);
 
     assert_int_equal(not_started, 0);
     assert_int_equal(started_twice, 0);
