@@ -1007,6 +1007,12 @@ class Fake:
                         "lastModifier": "cloudrun-fake@localhost",
                         "etag": new_etag()})
             res.setdefault("launchStage", "GA")
+            tok = res.get("startExecutionToken") or res.get("runExecutionToken") or ""
+            if tok and (len(job_id) + len(tok) >= 63 or
+                        not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", tok)):
+                raise invalid("job.start_execution_token: the sum of job name and token "
+                              "length must be fewer than 63 characters; lower-case "
+                              "letters, digits and hyphens.")
             job = Job(p[1], p[3], job_id, res)
             if validate_only:
                 op = self.new_op(p[1], p[3], M_JOB, job.canonical)
@@ -1019,6 +1025,16 @@ class Fake:
                 if not job.deleted:
                     job.ready = True
                     job.ready_time = now()
+                    if tok:
+                        # start/runExecutionToken: the create starts one
+                        # execution, named {jobId}-{token} (job.proto: "a
+                        # unique string used as a suffix"; the exact name
+                        # is unverified). A replayed create gets 409 above,
+                        # so there is never a second one.
+                        tt = json.loads(json.dumps(job.res["template"]["template"]))
+                        self._new_execution(job, tt,
+                                            job.res["template"].get("taskCount", 1),
+                                            f"{job_id}-{tok}")
                 op.finish(M_JOB, job.canonical())
             self.finish_op_later(op, ready)
             return self.reply_now(op)
@@ -1154,37 +1170,46 @@ class Fake:
                 op = self.new_op(job.project, job.location, M_EXECUTION, fake_ex.canonical)
                 op.finish(M_EXECUTION, fake_ex.canonical())
                 return op
-            env0 = {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
-            fault = self.take_exec_fault(job_id, env0)
-            while True:
-                eid = f"{job_id}-{_suffix()}"
-                if f"{job.name}/executions/{eid}" not in self.executions:
-                    break
-            ex = Execution(self, job, eid, tt, task_count, et.get("parallelism", 0), fault)
-            ex.exec_env_id = env0.get("EXECUTION_ID")
-            if list_lag_ms:
-                ex.hidden_until = time.monotonic() + list_lag_ms / 1000.0
-            self.executions[ex.name] = ex
-            job.executions.append(ex)
-            job.execution_count += 1
-            job.latest = ex
-            self._prune(job)
-            ex.run_op = self.new_op(job.project, job.location, M_EXECUTION, ex.canonical)
-            with self.stats.lock:
-                self.stats.executions_created += 1
-                if ex.exec_env_id is not None:
-                    self.stats.bump(self.stats.executions_by_eid, ex.exec_env_id)
-            if fault and fault.get("hang") == "start":
-                pass
-            else:
-                delay = self.c("start_latency_ms")
-                if fault and "start_latency_ms" in fault:
-                    delay = fault["start_latency_ms"]
-                ex.start_timer = self.loop.call_later(delay / 1000.0,
-                                                      lambda: self._locked(self._start, ex))
-            self.log(f"execution {ex.name} created (EXECUTION_ID={ex.exec_env_id}, "
-                     f"tasks={task_count}, fault={fault})")
+            ex = self._new_execution(job, tt, task_count, None, list_lag_ms)
             return self.reply_now(ex.run_op)
+
+    def _new_execution(self, job, tt, task_count, eid=None, list_lag_ms=0):
+        """A new execution of job from the canonical TaskTemplate tt (lock
+        held). eid None: a generated suffix, as jobs.run gets."""
+        et = job.res["template"]
+        job_id = job.id
+        containers = tt["containers"]
+        env0 = {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
+        fault = self.take_exec_fault(job_id, env0)
+        while eid is None:
+            eid = f"{job_id}-{_suffix()}"
+            if f"{job.name}/executions/{eid}" in self.executions:
+                eid = None
+        ex = Execution(self, job, eid, tt, task_count, et.get("parallelism", 0), fault)
+        ex.exec_env_id = env0.get("EXECUTION_ID")
+        if list_lag_ms:
+            ex.hidden_until = time.monotonic() + list_lag_ms / 1000.0
+        self.executions[ex.name] = ex
+        job.executions.append(ex)
+        job.execution_count += 1
+        job.latest = ex
+        self._prune(job)
+        ex.run_op = self.new_op(job.project, job.location, M_EXECUTION, ex.canonical)
+        with self.stats.lock:
+            self.stats.executions_created += 1
+            if ex.exec_env_id is not None:
+                self.stats.bump(self.stats.executions_by_eid, ex.exec_env_id)
+        if fault and fault.get("hang") == "start":
+            pass
+        else:
+            delay = self.c("start_latency_ms")
+            if fault and "start_latency_ms" in fault:
+                delay = fault["start_latency_ms"]
+            ex.start_timer = self.loop.call_later(delay / 1000.0,
+                                                  lambda: self._locked(self._start, ex))
+        self.log(f"execution {ex.name} created (EXECUTION_ID={ex.exec_env_id}, "
+                 f"tasks={task_count}, fault={fault})")
+        return ex
 
     def _prune(self, job):
         done = [e for e in job.executions if e.state == "done" and not e.deleting]
