@@ -817,10 +817,58 @@ out:
 /* ------------------------------------------------------------------ */
 /* Attempt record                                                      */
 
-void rp_cloudrun_attempt_key(const char *execution_id, char *out,
+void rp_cloudrun_attempt_key(const char *execution_id, int n, char *out,
                              size_t out_size)
 {
-    rp_layout_execution_key(execution_id, "attempt.json", out, out_size);
+    char file[48];
+
+    if (n <= 0)
+        snprintf(file, sizeof(file), "attempt.json");
+    else
+        snprintf(file, sizeof(file), "attempt-%d.json", n);
+    rp_layout_execution_key(execution_id, file, out, out_size);
+}
+
+void rp_cloudrun_attempt_exec_key(const char *execution_id, int n, char *out,
+                                  size_t out_size)
+{
+    char file[48];
+
+    snprintf(file, sizeof(file), "attempt-%d.execution.json", n < 0 ? 0 : n);
+    rp_layout_execution_key(execution_id, file, out, out_size);
+}
+
+void rp_cloudrun_attempt_prefix(const char *execution_id, char *out,
+                                size_t out_size)
+{
+    /* "attempt" is a valid file name: the key is built the same way, and
+     * every attempt record's key starts with it. */
+    rp_layout_execution_key(execution_id, "attempt", out, out_size);
+}
+
+rp_cloudrun_key_kind_t rp_cloudrun_attempt_key_kind(const char *key, int *n)
+{
+    const char *f = strrchr(key, '/');
+    long v = 0;
+    int digits = 0;
+
+    f = f ? f + 1 : key;
+    if (!strcmp(f, "attempt.json")) {
+        *n = 0;
+        return RP_CLOUDRUN_KEY_CLAIM;
+    }
+    if (strncmp(f, "attempt-", 8))
+        return RP_CLOUDRUN_KEY_OTHER;
+    for (f += 8; *f >= '0' && *f <= '9' && digits < 6; f++, digits++)
+        v = v * 10 + (*f - '0');
+    if (!digits || (digits > 1 && f[-digits] == '0'))
+        return RP_CLOUDRUN_KEY_OTHER;
+    *n = (int)v;
+    if (!strcmp(f, ".json") && v > 0)
+        return RP_CLOUDRUN_KEY_CLAIM;
+    if (!strcmp(f, ".execution.json"))
+        return RP_CLOUDRUN_KEY_EXEC;
+    return RP_CLOUDRUN_KEY_OTHER;
 }
 
 char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a)
@@ -831,6 +879,7 @@ char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a)
     ok = doc && cJSON_AddStringToObject(doc, "execution_id", a->execution_id) &&
          cJSON_AddStringToObject(doc, "state",
                                  a->execution[0] ? "running" : "starting") &&
+         (a->n <= 0 || cJSON_AddNumberToObject(doc, "attempt", a->n)) &&
          cJSON_AddStringToObject(doc, "job", a->job) &&
          (!a->execution[0] ||
           cJSON_AddStringToObject(doc, "execution", a->execution)) &&
@@ -864,6 +913,9 @@ rp_err_t rp_cloudrun_attempt_parse(const char *json, size_t len,
         memcpy(out->execution, ex, strlen(ex) + 1);
     if (w)
         rp_cloudrun_copy_text(out->worker, sizeof(out->worker), w, strlen(w));
+    out->n = (int)rp_cloudrun_num(doc, "attempt");
+    if (out->n < 0 || out->n > RP_CLOUDRUN_ATTEMPTS_MAX)
+        out->n = 0;
     out->created_ms = rp_cloudrun_num(doc, "created_ms");
     out->run_at_ms = rp_cloudrun_num(doc, "run_at_ms");
 out:

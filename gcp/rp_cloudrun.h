@@ -196,22 +196,51 @@ rp_err_t rp_cloudrun_parse_job(const char *body, size_t len,
                                rp_cloudrun_job_t *out, char *errstr,
                                size_t errstr_size);
 
-/* ---- the attempt record: executions/{id}/attempt.json ---- */
+/* ---- the attempt records: one object per jobs.run, each written once ----
+ *
+ *   executions/{id}/attempt-{n}.json            claim n (n = 1, 2, ...):
+ *       create-only, written before the n-th jobs.run of the execution; of
+ *       two owners only the one that creates it runs.
+ *   executions/{id}/attempt-{n}.execution.json  the execution claim n
+ *       started (or that was found for it), create-only, best effort.
+ *   executions/{id}/attempt.json                the single record of
+ *       earlier versions: read as claim 0 (and its name), never written.
+ *
+ * Cloud Storage allows about one write per second to one object name, so
+ * no name is written twice (docs/cloudrun.md). */
 
 #define RP_CLOUDRUN_ATTEMPT_MAX (16 * 1024)
+#define RP_CLOUDRUN_ATTEMPTS_MAX 100 /* jobs.run claims per execution */
 
 typedef struct rp_cloudrun_attempt {
     char execution_id[RP_ID_MAX + 1];
+    int n;                                /* claim number; 0 = legacy */
     char job[RP_CLOUDRUN_NAME_MAX];       /* job run (to be run) on */
-    char execution[RP_CLOUDRUN_NAME_MAX]; /* "" until jobs.run answered */
+    char execution[RP_CLOUDRUN_NAME_MAX]; /* "" in a claim */
     int64_t created_ms;                   /* wall: first claim */
-    int64_t run_at_ms;                    /* wall: latest jobs.run claim */
-    char worker[RP_WORKER_NAME_MAX];      /* who claimed last (for people) */
+    int64_t run_at_ms;                    /* wall: this claim */
+    char worker[RP_WORKER_NAME_MAX];      /* who wrote it (for people) */
 } rp_cloudrun_attempt_t;
 
-/* "executions/{id}/attempt.json" into out ("" for an invalid id). */
-void rp_cloudrun_attempt_key(const char *execution_id, char *out,
+/* "executions/{id}/attempt-{n}.json" (n = 0: the legacy
+ * "executions/{id}/attempt.json") into out; "" for an invalid id. */
+void rp_cloudrun_attempt_key(const char *execution_id, int n, char *out,
                              size_t out_size);
+/* "executions/{id}/attempt-{n}.execution.json" into out; same rules. */
+void rp_cloudrun_attempt_exec_key(const char *execution_id, int n, char *out,
+                                  size_t out_size);
+/* "executions/{id}/attempt": the prefix all of them share. */
+void rp_cloudrun_attempt_prefix(const char *execution_id, char *out,
+                                size_t out_size);
+/* What a listed key (borrowed) is: RP_CLOUDRUN_KEY_CLAIM or _EXEC with *n
+ * set, or RP_CLOUDRUN_KEY_OTHER. */
+typedef enum rp_cloudrun_key_kind {
+    RP_CLOUDRUN_KEY_OTHER,
+    RP_CLOUDRUN_KEY_CLAIM,
+    RP_CLOUDRUN_KEY_EXEC,
+} rp_cloudrun_key_kind_t;
+rp_cloudrun_key_kind_t rp_cloudrun_attempt_key_kind(const char *key, int *n);
+/* JSON of a claim (a->execution "") or a name record; caller frees. */
 char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a);
 rp_err_t rp_cloudrun_attempt_parse(const char *json, size_t len,
                                    rp_cloudrun_attempt_t *out, char *errstr,

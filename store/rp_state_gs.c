@@ -8,7 +8,8 @@
  *   delete  DELETE {base}/storage/v1/b/B/o/{enc(name)}[?ifGenerationMatch=N]
  *   list    GET  {base}/storage/v1/b/B/o?prefix=..&pageToken=..
  *
- * Retries (exponential backoff, full jitter) cover 408/429/5xx, timeouts
+ * Retries (Google's truncated exponential backoff with up to 1 s of
+ * jitter, within a total deadline) cover 408/429/5xx, timeouts
  * and connection failures for every operation: reads are safe, conditional
  * writes and deletes are safe because GCS re-checks the precondition, and
  * an unconditional write of the same bytes is idempotent. The one subtle
@@ -58,6 +59,7 @@ typedef struct rp_state_gs {
     rp_state_token_fn *token; /* rp_state_opts_t.token */
     int attempts;
     int timeout_ms;
+    int retry_initial_ms, retry_max_ms, retry_deadline_ms;
 } rp_state_gs_t;
 
 /* ---- small helpers ---- */
@@ -69,6 +71,34 @@ static void rp_state_gs_sleep_ms(int ms)
 
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+static int64_t rp_state_gs_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The wait before retry n (1 = the first retry), as Cloud Storage's
+ * retry strategy page gives it: min(2^(n-1) * initial, max) plus a random
+ * 0..min(initial, 1 s) ms, so clients throttled together do not come
+ * back together. The jitter is added on top (never a 0 ms wait): a 429
+ * for one object name's write rate only clears with time. */
+static int rp_state_gs_retry_wait_ms(const rp_state_gs_t *gs, int n)
+{
+    int jitter = gs->retry_initial_ms < RP_STATE_GS_RETRY_JITTER_MAX_MS
+                     ? gs->retry_initial_ms
+                     : RP_STATE_GS_RETRY_JITTER_MAX_MS;
+    int64_t w = gs->retry_initial_ms;
+
+    for (int i = 1; i < n && w < gs->retry_max_ms; i++)
+        w *= 2;
+    if (w > gs->retry_max_ms)
+        w = gs->retry_max_ms;
+    /* rp_http_retry_delay_ms(1, j, j) is uniform in [0, j]. */
+    return (int)w + rp_http_retry_delay_ms(1, jitter, jitter);
 }
 
 /* "PREFIX/KEY" (or KEY) into out. */
@@ -281,6 +311,8 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
     const char *hdrs[2];
     rp_http_req_t req = {0};
     rp_err_t err = RP_OK, last_err = RP_ERR_UNAVAILABLE;
+    int64_t t0 = rp_state_gs_mono_ms();
+    bool past_deadline = false;
     int attempt;
 
     *maybe_applied = false;
@@ -288,10 +320,16 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
     for (attempt = 1;; attempt++) {
         size_t nh = 0;
 
-        if (attempt > 1)
-            rp_state_gs_sleep_ms(rp_http_retry_delay_ms(
-                attempt - 1, RP_STATE_GS_BASE_DELAY_MS,
-                RP_STATE_GS_MAX_DELAY_MS));
+        if (attempt > 1) {
+            int wait = rp_state_gs_retry_wait_ms(gs, attempt - 1);
+
+            if (rp_state_gs_mono_ms() - t0 + wait > gs->retry_deadline_ms) {
+                attempt--; /* not made */
+                past_deadline = true;
+                break;
+            }
+            rp_state_gs_sleep_ms(wait);
+        }
         if (!gs->emulator) {
             err = rp_state_gs_auth(gs, auth, sizeof(auth), herr,
                                    sizeof(herr));
@@ -345,12 +383,17 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
         if (attempt >= gs->attempts)
             break;
     }
-    if (gs->attempts == 1)
+    if (attempt == 1)
         err = rp_errf(errstr, errstr_size, last_err, "%s: %s", c->what, last);
+    else if (past_deadline)
+        err = rp_errf(errstr, errstr_size, last_err,
+                      "%s: giving up after %d attempts (retry deadline %d "
+                      "ms): %s",
+                      c->what, attempt, gs->retry_deadline_ms, last);
     else
         err = rp_errf(errstr, errstr_size, last_err,
                       "%s: giving up after %d attempts: %s", c->what,
-                      gs->attempts, last);
+                      attempt, last);
 out:
     explicit_bzero(auth, sizeof(auth));
     return err;
@@ -868,6 +911,9 @@ static rp_err_t rp_state_gs_parse_url(const char *url, rp_state_gs_t *gs,
 
     gs->attempts = RP_STATE_GS_ATTEMPTS_DEFAULT;
     gs->timeout_ms = RP_STATE_GS_TIMEOUT_MS_DEFAULT;
+    gs->retry_initial_ms = RP_STATE_GS_RETRY_INITIAL_MS;
+    gs->retry_max_ms = RP_STATE_GS_RETRY_MAX_MS;
+    gs->retry_deadline_ms = RP_STATE_GS_RETRY_DEADLINE_MS;
     while (*q == '?' || *q == '&') {
         const char *opt = q + 1;
         const char *end = strchr(opt, '&');
@@ -887,13 +933,37 @@ static rp_err_t rp_state_gs_parse_url(const char *url, rp_state_gs_t *gs,
                 return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                                "state URL '%s': timeout_ms wants 1..%d", url,
                                RP_STATE_GS_TIMEOUT_MS_MAX);
+        } else if (len > 17 && strncmp(opt, "retry_initial_ms=", 17) == 0) {
+            if (!rp_state_gs_int_opt(opt + 17, len - 17, 1,
+                                     RP_STATE_GS_RETRY_OPT_MAX,
+                                     &gs->retry_initial_ms))
+                return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                               "state URL '%s': retry_initial_ms wants 1..%d",
+                               url, RP_STATE_GS_RETRY_OPT_MAX);
+        } else if (len > 13 && strncmp(opt, "retry_max_ms=", 13) == 0) {
+            if (!rp_state_gs_int_opt(opt + 13, len - 13, 1,
+                                     RP_STATE_GS_RETRY_OPT_MAX,
+                                     &gs->retry_max_ms))
+                return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                               "state URL '%s': retry_max_ms wants 1..%d",
+                               url, RP_STATE_GS_RETRY_OPT_MAX);
+        } else if (len > 18 && strncmp(opt, "retry_deadline_ms=", 18) == 0) {
+            if (!rp_state_gs_int_opt(opt + 18, len - 18, 0,
+                                     RP_STATE_GS_RETRY_OPT_MAX,
+                                     &gs->retry_deadline_ms))
+                return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                               "state URL '%s': retry_deadline_ms wants "
+                               "0..%d",
+                               url, RP_STATE_GS_RETRY_OPT_MAX);
         } else if (len > 9 && strncmp(opt, "endpoint=", 9) == 0) {
             endpoint = opt + 9;
             endpoint_len = len - 9;
         } else {
             return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                            "state URL '%s': unknown option '%.*s' (supported: "
-                           "retries=N, timeout_ms=N, endpoint=URL)",
+                           "retries=N, timeout_ms=N, endpoint=URL, "
+                           "retry_initial_ms=N, retry_max_ms=N, "
+                           "retry_deadline_ms=N)",
                            url, (int)len, opt);
         }
         q = end ? end : opt + len;

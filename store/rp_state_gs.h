@@ -1,14 +1,23 @@
 /* rp_state_gs — the rp_state backend on Google Cloud Storage (JSON API):
  *
- *   gs://BUCKET[/PREFIX][?retries=N&timeout_ms=N&endpoint=URL]
+ *   gs://BUCKET[/PREFIX][?retries=N&timeout_ms=N&endpoint=URL
+ *                        &retry_initial_ms=N&retry_max_ms=N
+ *                        &retry_deadline_ms=N]
  *
  * Key K is the object PREFIX/K (K alone without a prefix); its version is
  * the object's `generation`. Conditional writes use ifGenerationMatch
  * (0 = create-only), so Cloud Storage itself arbitrates races between
  * writers anywhere. Options:
  *   retries=N     at most N attempts per request in all (1 = never retry;
- *                 1..RP_STATE_GS_ATTEMPTS_MAX, default 5)
+ *                 1..RP_STATE_GS_ATTEMPTS_MAX, default 100: the retry
+ *                 deadline ends it first)
  *   timeout_ms=N  deadline of one attempt (default 60000)
+ *   retry_initial_ms=N, retry_max_ms=N, retry_deadline_ms=N
+ *                 Google's truncated exponential backoff: the wait before
+ *                 retry n is min(initial * 2^(n-1), max) plus a random
+ *                 0..min(initial, 1000) ms; no retry starts once the
+ *                 deadline (from the first attempt) would be passed.
+ *                 Defaults 1000, 30000, 120000 (tests scale them down).
  *   endpoint=URL  API base other than https://storage.googleapis.com
  *                 (private endpoints, tests)
  * docs/state-store.md ("Cloud Storage backend") has retries, errors and
@@ -39,12 +48,22 @@
 #define RP_STATE_GS_BUCKET_MAX 222       /* Cloud Storage's own limit */
 #define RP_STATE_GS_PREFIX_MAX 256       /* PREFIX/KEY stays < 1024 bytes */
 #define RP_STATE_GS_BASE_MAX 512         /* endpoint / emulator base URL */
-#define RP_STATE_GS_ATTEMPTS_DEFAULT 5
-#define RP_STATE_GS_ATTEMPTS_MAX 20
+#define RP_STATE_GS_ATTEMPTS_DEFAULT 100 /* the deadline ends it first */
+#define RP_STATE_GS_ATTEMPTS_MAX 100
 #define RP_STATE_GS_TIMEOUT_MS_DEFAULT 60000
 #define RP_STATE_GS_TIMEOUT_MS_MAX 600000
-#define RP_STATE_GS_BASE_DELAY_MS 100    /* first retry waits <= this */
-#define RP_STATE_GS_MAX_DELAY_MS 5000    /* backoff cap */
+/* Retries follow Google's guidance for Cloud Storage (retry-strategy,
+ * python-storage: 1 s, x2, 60 s, 120 s); the cap is 30 s, not 60 s, so
+ * the 120 s deadline is used to its end: waits 1+2+4+8+16+30+30 s give
+ * attempts at about 0,1,3,7,15,31,61,91 s, where a 60 s cap would leave
+ * the last one at 63 s and nothing in the minute after. The limit met
+ * most (about one write per second per object name, 429
+ * rateLimitExceeded) clears within seconds, so long waits buy nothing. */
+#define RP_STATE_GS_RETRY_INITIAL_MS 1000
+#define RP_STATE_GS_RETRY_MAX_MS 30000
+#define RP_STATE_GS_RETRY_DEADLINE_MS 120000
+#define RP_STATE_GS_RETRY_JITTER_MAX_MS 1000 /* Google: "<= 1000 ms" */
+#define RP_STATE_GS_RETRY_OPT_MAX 3600000    /* any retry_*_ms option */
 
 extern const rp_state_ops_t rp_state_gs_ops;
 

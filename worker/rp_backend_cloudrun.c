@@ -14,15 +14,19 @@
  * need none (state-store I/O, cancels) are never held up behind it.
  * 429/5xx/timeouts back off with jitter and retry.
  *
- * jobs.run is not idempotent, so a run is claimed durably first:
- * executions/{id}/attempt.json, create-only (or compare-and-swap to
- * re-claim), then jobs.run, then the execution's name is written into it.
- * A start() that finds a record re-attaches: to the named execution, or —
- * a claim without a name (crash or lost reply between claim and answer) —
- * to the execution whose EXECUTION_ID variable is this one's, found with
- * executions.list; only when none exists once any jobs.run that may still
- * be in flight has landed (settle_ms, or our own call got an answer) is it
- * run again. A retry after a lost reply/429/5xx goes the same way.
+ * jobs.run is not idempotent, so each jobs.run is claimed durably first:
+ * executions/{id}/attempt-{n}.json, create-only, one object per run (Cloud
+ * Storage allows about one write per second to one object name, so no
+ * name is ever written twice); then jobs.run; then the execution's name
+ * goes into attempt-{n}.execution.json, create-only as well. A start()
+ * that finds records re-attaches to the latest claim: to its named
+ * execution, or — a claim without a name (crash or lost reply between
+ * claim and answer) — to the execution whose EXECUTION_ID variable is this
+ * one's, found with executions.list; only when none exists once any
+ * jobs.run that may still be in flight has landed (settle_ms after the
+ * claim; at once only when our own call was refused with a 4xx, which
+ * proves it was not applied) is claim n+1 made and it run again. A 5xx,
+ * 504 or lost reply means "maybe started" and goes the same way.
  */
 #include "rp_backend.h"
 
@@ -65,9 +69,9 @@
 
 typedef enum rp_cloudrun_phase {
     RP_CR_PREPARE, /* open the store; write request.json when needed */
-    RP_CR_ATTEMPT, /* read or create attempt.json; decide */
+    RP_CR_ATTEMPT, /* read the attempt records or make claim 1; decide */
     RP_CR_JOB,     /* a ready job to run on */
-    RP_CR_CLAIM,   /* (re)claim attempt.json, jobs.run, record the name */
+    RP_CR_CLAIM,   /* claim n+1 if needed, jobs.run, record the name */
     RP_CR_FIND,    /* claim without a name: look for the execution */
     RP_CR_POLL,    /* watch the execution (cancel it when asked) */
     RP_CR_DELETE,  /* per-execution: delete the job, then report */
@@ -101,11 +105,10 @@ struct rp_backend_run {
     char job_id[RP_CLOUDRUN_JOB_ID_MAX + 1]; /* per-execution mode */
     char job_name[RP_CLOUDRUN_NAME_MAX];     /* job to run on */
     char exec_name[RP_CLOUDRUN_NAME_MAX];    /* "" until known */
-    rp_cloudrun_attempt_t att;
-    uint64_t att_version;      /* of the record as last read/written */
-    uint64_t my_claim_version; /* what our own last claim wrote */
+    rp_cloudrun_attempt_t att; /* the latest claim (att.n) as known */
+    int my_claim_n;            /* our own last claim's number; 0: none */
     bool claim_fresh;          /* claimed, no jobs.run sent since */
-    bool run_answered;         /* our last jobs.run got an HTTP answer */
+    bool run_refused;          /* our last jobs.run got a 4xx: not applied */
     bool job_create_sent, job_mine, tjob_creator;
     bool cancel_sent, self_cancel;
     bool seen;                 /* executions.get has answered 200 */
@@ -389,41 +392,48 @@ static void rp_cloudrun_arm_poll(rp_cloudrun_t *cr, rp_backend_run_t *run)
                              cr->conf.cancel_after_s) * 1000;
 }
 
-/* Write run->att under if_version; RP_OK sets the versions. */
-static rp_err_t rp_cloudrun_put_attempt(rp_cloudrun_t *cr,
-                                        rp_backend_run_t *run, rp_state_t *st,
-                                        uint64_t if_version, char *es,
-                                        size_t n)
+/* Create claim run->att.n (create-only): RP_OK makes it ours. */
+static rp_err_t rp_cloudrun_put_claim(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                      rp_state_t *st, char *es, size_t n)
 {
     char key[RP_STATE_KEY_MAX + 1], *json;
-    uint64_t ver = 0;
     rp_err_t err;
 
-    rp_cloudrun_attempt_key(run->eid, key, sizeof(key));
+    rp_cloudrun_attempt_key(run->eid, run->att.n, key, sizeof(key));
     rp_cloudrun_msg(run->att.worker, sizeof(run->att.worker), "%s", cr->worker);
+    run->att.execution[0] = '\0';
     if (!(json = rp_cloudrun_attempt_json(&run->att)))
         return rp_errf(es, n, RP_ERR_NOMEM, "out of memory");
-    err = rp_state_put(st, key, json, strlen(json), if_version, &ver, es, n);
+    err = rp_state_put(st, key, json, strlen(json), 0, NULL, es, n);
     free(json);
     if (err == RP_OK)
-        run->att_version = run->my_claim_version = ver;
+        run->my_claim_n = run->att.n;
     return err;
 }
 
-/* Best effort: the execution's name into the attempt record, so a new
- * owner polls it directly (without it, executions.list finds it). */
+/* Best effort: the execution's name for claim att.n, written once
+ * (create-only), so a new owner polls it directly (without it,
+ * executions.list finds it). EXISTS: someone recorded it already. */
 static void rp_cloudrun_record_name(rp_cloudrun_t *cr, rp_backend_run_t *run)
 {
-    char es[RP_CLOUDRUN_ES_MAX];
+    char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1], *json;
     rp_err_t err;
 
     rp_cloudrun_msg(run->att.execution, sizeof(run->att.execution), "%s",
              run->exec_name);
-    err = rp_cloudrun_put_attempt(cr, run, cr->state, run->att_version, es,
-                                  sizeof(es));
-    if (err)
+    rp_cloudrun_attempt_exec_key(run->eid, run->att.n, key, sizeof(key));
+    rp_cloudrun_msg(run->att.worker, sizeof(run->att.worker), "%s", cr->worker);
+    if (!(json = rp_cloudrun_attempt_json(&run->att))) {
         rp_log(RP_LOG_WARN, "cloudrun_attempt_update_failed", run->eid,
-               run->sid, "recording %s: %s", run->exec_name, es);
+               run->sid, "recording %s: out of memory", run->exec_name);
+        return;
+    }
+    err = rp_state_put(cr->state, key, json, strlen(json), 0, NULL, es,
+                       sizeof(es));
+    free(json);
+    if (err && err != RP_ERR_EXISTS)
+        rp_log(RP_LOG_WARN, "cloudrun_attempt_update_failed", run->eid,
+               run->sid, "recording %s in %s: %s", run->exec_name, key, es);
 }
 
 /* ------------------------------------------------------------------ */
@@ -456,49 +466,92 @@ static int64_t rp_cloudrun_step_prepare(rp_cloudrun_t *cr,
     return 0;
 }
 
+/* What listing an execution's attempt records found. */
+typedef struct rp_cloudrun_scan {
+    int claim_n;  /* highest claim number; -1: none (0: the legacy one) */
+    int exec_n;   /* highest name record's claim number; -1: none */
+} rp_cloudrun_scan_t;
+
+static int rp_cloudrun_scan_cb(void *opaque, const char *key, uint64_t version)
+{
+    rp_cloudrun_scan_t *sc = opaque;
+    int n = 0;
+
+    (void)version;
+    switch (rp_cloudrun_attempt_key_kind(key, &n)) {
+    case RP_CLOUDRUN_KEY_CLAIM:
+        if (n > sc->claim_n)
+            sc->claim_n = n;
+        break;
+    case RP_CLOUDRUN_KEY_EXEC:
+        if (n > sc->exec_n)
+            sc->exec_n = n;
+        break;
+    case RP_CLOUDRUN_KEY_OTHER: break;
+    }
+    return 0;
+}
+
 static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
                                         rp_backend_run_t *run)
 {
     char es[RP_CLOUDRUN_ES_MAX], key[RP_STATE_KEY_MAX + 1];
     char msg[RP_BACKEND_DETAIL_MAX];
+    rp_cloudrun_scan_t sc = {.claim_n = -1, .exec_n = -1};
     rp_state_t *st = cr->state;
-    uint64_t ver = 0;
+    bool named;
     int64_t ret = 0;
     rp_buf_t buf;
     rp_err_t err;
 
-    rp_cloudrun_attempt_key(run->eid, key, sizeof(key));
     rp_buf_init(&buf, RP_CLOUDRUN_ATTEMPT_MAX);
-    err = rp_state_get(st, key, &buf, &ver, es, sizeof(es));
-    if (err == RP_ERR_NOT_FOUND) {
+    rp_cloudrun_attempt_prefix(run->eid, key, sizeof(key));
+    err = rp_state_list(st, key, rp_cloudrun_scan_cb, &sc, es, sizeof(es));
+    if (err)
+        goto fail;
+    if (sc.claim_n < 0) {
         /* First claim: the create-only write is the claim itself. */
         memset(&run->att, 0, sizeof(run->att));
         memcpy(run->att.execution_id, run->eid, sizeof(run->att.execution_id));
         memcpy(run->att.job, run->job_name, sizeof(run->att.job));
+        run->att.n = 1;
         run->att.created_ms = run->att.run_at_ms = rp_time_wall_ms();
-        err = rp_cloudrun_put_attempt(cr, run, st, 0, es, sizeof(es));
+        rp_cloudrun_attempt_key(run->eid, 1, key, sizeof(key));
+        err = rp_cloudrun_put_claim(cr, run, st, es, sizeof(es));
         if (err == RP_ERR_EXISTS)
             goto out; /* someone else claimed just now: read theirs */
         if (err)
             goto fail;
         run->claim_fresh = true;
-        run->run_answered = false;
+        run->run_refused = false;
         run->phase = RP_CR_JOB;
         rp_cloudrun_ok(run);
         goto out;
     }
+    /* The latest claim decides; its name record, when there is one, is a
+     * copy of it with the execution's name (the legacy record may carry
+     * the name itself). */
+    named = sc.exec_n == sc.claim_n;
+    if (named)
+        rp_cloudrun_attempt_exec_key(run->eid, sc.claim_n, key, sizeof(key));
+    else
+        rp_cloudrun_attempt_key(run->eid, sc.claim_n, key, sizeof(key));
+    err = rp_state_get(st, key, &buf, NULL, es, sizeof(es));
+    if (err == RP_ERR_NOT_FOUND)
+        goto out; /* deleted under us (by hand?): look again */
     if (err)
         goto fail;
     rp_cloudrun_ok(run);
     if (rp_cloudrun_attempt_parse(buf.data, buf.len, &run->att, es,
                                   sizeof(es)) ||
-        strcmp(run->att.execution_id, run->eid)) {
+        strcmp(run->att.execution_id, run->eid) ||
+        (named && !run->att.execution[0])) {
         rp_cloudrun_msg(msg, sizeof(msg), "%s is unreadable; not running the "
                  "execution blind", key);
         ret = rp_cloudrun_fail(run, RP_ERR_PROTOCOL, msg);
         goto out;
     }
-    run->att_version = ver;
+    run->att.n = sc.claim_n; /* the key says which claim it is */
     /* Per-execution: the job is this execution's (its name comes from the
      * id): whoever sees the execution end deletes it. */
     if (cr->conf.mode == RP_CLOUDRUN_MODE_PER_EXECUTION &&
@@ -507,13 +560,13 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
     if (run->att.execution[0]) {
         memcpy(run->exec_name, run->att.execution, sizeof(run->exec_name));
         rp_log(RP_LOG_INFO, "cloudrun_reattach", run->eid, run->sid,
-               "re-attaching to %s", run->exec_name);
+               "re-attaching to %s (claim %d)", run->exec_name, run->att.n);
         rp_cloudrun_arm_poll(cr, run);
     } else {
         rp_log(RP_LOG_INFO, "cloudrun_claim_found", run->eid, run->sid,
-               "claimed before (by %s) without an execution name: looking "
-               "for it",
-               run->att.worker[0] ? run->att.worker : "?");
+               "claim %d made before (by %s) without an execution name: "
+               "looking for it",
+               run->att.n, run->att.worker[0] ? run->att.worker : "?");
         run->phase = RP_CR_FIND;
     }
     goto out;
@@ -748,26 +801,33 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
 
     memset(&call, 0, sizeof(call));
     if (!run->claim_fresh) {
-        /* Every jobs.run is preceded by a claim that bumps the record's
-         * version: of two owners, only one wins it and runs. */
+        /* Every jobs.run is preceded by a claim of its own, the next
+         * number, create-only: of two owners, only one makes it and runs.
+         * A new object each time, never a rewrite of one name. */
         st = cr->state;
+        if (run->att.n >= RP_CLOUDRUN_ATTEMPTS_MAX)
+            return rp_cloudrun_fail(run, RP_ERR_UNAVAILABLE,
+                                    "jobs.run was claimed too many times "
+                                    "without an execution to show for it");
         memcpy(run->att.job, run->job_name, sizeof(run->att.job));
-        run->att.execution[0] = '\0';
+        if (!run->att.created_ms)
+            run->att.created_ms = rp_time_wall_ms();
+        run->att.n++;
         run->att.run_at_ms = rp_time_wall_ms();
-        err = rp_cloudrun_put_attempt(cr, run, st, run->att_version, es,
-                                      sizeof(es));
-        if (err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS ||
-            err == RP_ERR_NOT_FOUND) {
-            run->phase = RP_CR_ATTEMPT; /* it changed: decide again */
+        err = rp_cloudrun_put_claim(cr, run, st, es, sizeof(es));
+        if (err == RP_ERR_EXISTS) {
+            run->phase = RP_CR_ATTEMPT; /* someone else did: decide again */
             return 0;
         }
+        if (err)
+            run->att.n--; /* not made (a retriable error retries it) */
         if (err) {
             rp_cloudrun_msg(msg, sizeof(msg), "claiming the run: %s", es);
             return rp_err_retriable(err) ? rp_cloudrun_backoff(cr, run, msg)
                                          : rp_cloudrun_fail(run, err, msg);
         }
         run->claim_fresh = true;
-        run->run_answered = false;
+        run->run_refused = false;
     }
     if (!(body = rp_cloudrun_run_body(
               tmpl ? &run->env : NULL,
@@ -787,7 +847,12 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
         goto out;
     }
     run->claim_fresh = false;
-    run->run_answered = call.status != 0;
+    /* Only a 4xx (429 included: sent before acting) proves that nothing
+     * was started. A 5xx may come after the execution was created (504
+     * DEADLINE_EXCEEDED "may be returned even if the operation has
+     * completed successfully", google/rpc/code.proto), and a lost reply
+     * says nothing: both are "maybe started". */
+    run->run_refused = call.status >= 400 && call.status < 500;
     if (rc == RP_CR_OK &&
         rp_cloudrun_run_reply(call.resp.body.data, call.resp.body.len,
                               run->exec_name, sizeof(run->exec_name), es,
@@ -810,7 +875,8 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
     }
     if (rc == RP_CR_RETRY) {
         /* Maybe it ran (5xx after the fact, or the answer was lost):
-         * never a blind second run. */
+         * never a blind second run: FIND waits settle_ms after the claim
+         * and lists again before claim n+1 (a 429 lists once, at once). */
         run->phase = RP_CR_FIND;
         ret = rp_cloudrun_backoff(cr, run, call.msg);
         goto out;
@@ -899,13 +965,14 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
         rp_cloudrun_arm_poll(cr, run);
         goto out;
     }
-    /* None yet. A jobs.run still in flight may create one: wait until any
-     * such call has landed — at once when our own call was the last claim
-     * and it got an answer. */
+    /* None yet. A jobs.run still in flight (or answered 5xx, or whose
+     * reply was lost) may yet show one: wait settle_ms after the claim and
+     * look again — at once only when our own call was the last claim and
+     * it was refused with a 4xx. */
     now_wall = rp_time_wall_ms();
     since = run->att.run_at_ms > run->att.created_ms ? run->att.run_at_ms
                                                      : run->att.created_ms;
-    if (!(run->run_answered && run->att_version == run->my_claim_version) &&
+    if (!(run->run_refused && run->att.n == run->my_claim_n) &&
         now_wall - since < cr->conf.settle_ms) {
         ret = cr->conf.settle_ms - (now_wall - since);
         if (ret < 50)

@@ -782,6 +782,59 @@ def test_lost_reply_still_creates_the_execution(fake, clients):
     assert jobs.get_job(name=f"{PARENT}/jobs/{jid}").execution_count == 2
 
 
+def test_504_after_create_with_list_lag(fake, clients):
+    """D2: a 504 that comes after the execution was made, with the listing
+    lagging behind: an empty executions.list right after proves nothing."""
+    jobs, execs, _ = clients
+    jid = job_id("lag")
+    create_job(jobs, jid, make_job({}, command=["/bin/true"]))
+    fake.config(faults=[{"route": "jobs.run", "count": 1, "after": True,
+                         "status": 504, "list_lag_ms": 1500}])
+    with pytest.raises(gexc.GatewayTimeout):
+        run(jobs, jid, env={"EXECUTION_ID": "exec-lag"})
+    assert fake.stats()["executions_by_execution_id"]["exec-lag"] == 1
+    parent = f"{PARENT}/jobs/{jid}"
+    assert [e.name for e in execs.list_executions(parent=parent)] == []
+    time.sleep(1.8)
+    listed = list(execs.list_executions(parent=parent))
+    assert len(listed) == 1
+    env = {e.name: e.value for e in listed[0].template.containers[0].env}
+    assert env["EXECUTION_ID"] == "exec-lag"
+
+
+def test_every_nth_request_faults(fake, clients):
+    jobs, _, _ = clients
+    jid = job_id("every")
+    create_job(jobs, jid, make_job({}))
+    fake.config(faults=[{"route": "jobs.get", "count": -1, "every": 3,
+                         "status": 503}])
+    got = []
+    for _ in range(6):
+        try:
+            jobs.get_job(name=f"{PARENT}/jobs/{jid}")
+            got.append(200)
+        except gexc.ServiceUnavailable:
+            got.append(503)
+    fake.config(clear_faults=True)
+    assert got == [200, 200, 503, 200, 200, 503]
+
+
+def test_start_execution_token_creates_one_execution(fake, clients):
+    """D1a: jobs.create with startExecutionToken starts the execution
+    itself ({jobId}-{token}); a replayed create is 409 and starts none."""
+    jobs, execs, _ = clients
+    jid = job_id("tok")
+    job = make_job({"EXECUTION_ID": "exec-tok"}, command=["/bin/true"])
+    job.start_execution_token = "t1"
+    create_job(jobs, jid, job)
+    ex = wait_done(execs, f"{PARENT}/jobs/{jid}/executions/{jid}-t1")
+    assert ex.succeeded_count == 1
+    with pytest.raises(gexc.Conflict):
+        jobs.create_job(parent=PARENT, job=job, job_id=jid)
+    assert fake.stats()["executions_by_execution_id"]["exec-tok"] == 1
+    assert jobs.get_job(name=f"{PARENT}/jobs/{jid}").execution_count == 1
+
+
 def test_exec_faults_hang_and_forced_exit(fake, clients, out_dir):
     jobs, execs, tasks = clients
     jid = job_id("xf")

@@ -39,6 +39,42 @@ static void rp_te_cloud_start_gcs(rp_te_t *te)
                         sizeof(te->gcs_url), RP_TE_CLOUD_START_MS);
 }
 
+/* tests/fakes/gcs_fault_proxy.py in front of fake-gcs-server (its URL in
+ * te->gcs_url), with the test's fault flags; te->gcs_url becomes the
+ * proxy's, so every Cloud Storage client of the test goes through it. */
+static void rp_te_cloud_start_proxy(rp_te_t *te, const char *const *flags)
+{
+    char script[PATH_MAX], url_file[PATH_MAX], log[PATH_MAX];
+    char upstream[sizeof(te->gcs_url)];
+    char *argv[64];
+    size_t n = 0;
+
+    rp_te_format(script, sizeof(script), "%s/tests/fakes/gcs_fault_proxy.py",
+                 te->src_dir);
+    rp_te_path(te, url_file, sizeof(url_file), "gcs-proxy.url");
+    rp_te_path(te, log, sizeof(log), "gcs-proxy.faults.log");
+    memcpy(upstream, te->gcs_url, sizeof(upstream));
+    argv[n++] = "/usr/bin/env";
+    argv[n++] = "python3";
+    argv[n++] = script;
+    argv[n++] = "--upstream";
+    argv[n++] = upstream;
+    argv[n++] = "--port-file";
+    argv[n++] = url_file;
+    argv[n++] = "--log";
+    argv[n++] = log;
+    for (size_t i = 0; flags && flags[i]; i++) {
+        if (n + 2 > sizeof(argv) / sizeof(argv[0]))
+            fail_msg("too many proxy flags");
+        argv[n++] = (char *)flags[i];
+    }
+    argv[n] = NULL;
+    rp_te_start_service(te, "gcs-proxy", argv, NULL, url_file, te->gcs_url,
+                        sizeof(te->gcs_url), RP_TE_CLOUD_START_MS);
+    print_message("Cloud Storage through gcs_fault_proxy %s -> %s\n",
+                  te->gcs_url, upstream);
+}
+
 /* The fake's --config: the executor image and its ENV lines. */
 static char *rp_te_cloud_fake_config(rp_te_t *te)
 {
@@ -90,7 +126,24 @@ static void rp_te_cloud_start_run(rp_te_t *te)
     free(config);
 }
 
+static void rp_te_cloud_start_with(rp_te_t *te, const char *job_mode,
+                                   const char *const *proxy_flags);
+
 void rp_te_cloud_start(rp_te_t *te, const char *job_mode)
+{
+    rp_te_cloud_start_with(te, job_mode, NULL);
+}
+
+void rp_te_cloud_start_proxied(rp_te_t *te, const char *job_mode,
+                               const char *const *proxy_flags)
+{
+    static const char *const none[] = {NULL};
+
+    rp_te_cloud_start_with(te, job_mode, proxy_flags ? proxy_flags : none);
+}
+
+static void rp_te_cloud_start_with(rp_te_t *te, const char *job_mode,
+                                   const char *const *proxy_flags)
 {
     char state[PATH_MAX], dir[PATH_MAX];
     /* Test timing: poll every 0.2-1 s, retry after 0.1-2 s, a jobs.run with
@@ -111,6 +164,8 @@ void rp_te_cloud_start(rp_te_t *te, const char *job_mode)
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         fail_msg("mkdir %s: %s", dir, strerror(errno));
     rp_te_cloud_start_gcs(te);
+    if (proxy_flags)
+        rp_te_cloud_start_proxy(te, proxy_flags);
     rp_te_cloud_start_run(te);
 
     rp_te_setenv(te, "GCP_PROJECT_ID", RP_TE_CLOUD_PROJECT);
@@ -162,8 +217,31 @@ static size_t rp_te_cloud_write(char *p, size_t size, size_t n, void *opaque)
     return add;
 }
 
+static cJSON *rp_te_cloud_call_at(const char *base, const char *method,
+                                  const char *path, const char *body,
+                                  long *status);
+
 cJSON *rp_te_cloud_call(rp_te_t *te, const char *method, const char *path,
                         const char *body, long *status)
+{
+    return rp_te_cloud_call_at(te->cloudrun_url, method, path, body, status);
+}
+
+cJSON *rp_te_cloud_proxy_stats(rp_te_t *te)
+{
+    long status = 0;
+    cJSON *stats = rp_te_cloud_call_at(te->gcs_url, "GET", "/_proxy/stats",
+                                       NULL, &status);
+
+    if (status != 200 || !cJSON_IsObject(stats))
+        fail_msg("GET %s/_proxy/stats: HTTP %ld (no proxy started?)",
+                 te->gcs_url, status);
+    return stats;
+}
+
+static cJSON *rp_te_cloud_call_at(const char *base, const char *method,
+                                  const char *path, const char *body,
+                                  long *status)
 {
     char url[1024];
     rp_te_cloud_body_t reply = {0};
@@ -175,7 +253,7 @@ cJSON *rp_te_cloud_call(rp_te_t *te, const char *method, const char *path,
 
     if (!c)
         fail_msg("curl_easy_init failed");
-    rp_te_format(url, sizeof(url), "%s%s", te->cloudrun_url, path);
+    rp_te_format(url, sizeof(url), "%s%s", base, path);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

@@ -56,6 +56,15 @@
  * "template" or "per-execution". Call before rp_te_start_worker. */
 void rp_te_cloud_start(rp_te_t *te, const char *job_mode);
 
+/* The same with tests/fakes/gcs_fault_proxy.py between everything and
+ * fake-gcs-server (workers, executors, the test's own reads), started with
+ * these flags (NULL-terminated, borrowed; see the script's --help):
+ * te->gcs_url is then the proxy's URL. */
+void rp_te_cloud_start_proxied(rp_te_t *te, const char *job_mode,
+                               const char *const *proxy_flags);
+/* GET /_proxy/stats of that proxy (caller frees). */
+cJSON *rp_te_cloud_proxy_stats(rp_te_t *te);
+
 /* One HTTP call to the Cloud Run fake: PATH under its base URL, body NULL
  * or JSON. Returns the parsed reply (caller frees with cJSON_Delete; NULL
  * when it is not JSON) and the HTTP status in *status (may be NULL). */

@@ -8,8 +8,8 @@
  * EXECUTION_ID) instead of running them again. While a dozen sessions run
  * `sleep 30`, the worker holding the most partitions is killed with SIGKILL
  * and a third worker starts: the next owners re-attach to the executions
- * already running (executions/{id}/attempt.json) and publish their
- * results. Each session's second command sees the variable the first
+ * already running (executions/{id}/attempt-{n}.execution.json) and
+ * publish their results. Each session's second command sees the variable the first
  * exported, and the fake shows exactly one execution per execution id. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -662,20 +662,52 @@ static void test_attempt_record(void **state)
     char key[RP_STATE_KEY_MAX + 1], es[256], *json;
 
     (void)state;
-    rp_cloudrun_attempt_key("e-1", key, sizeof(key));
+    int n = -1;
+
+    rp_cloudrun_attempt_key("e-1", 1, key, sizeof(key));
+    assert_string_equal(key, "executions/e-1/attempt-1.json");
+    assert_int_equal(rp_cloudrun_attempt_key_kind(key, &n),
+                     RP_CLOUDRUN_KEY_CLAIM);
+    assert_int_equal(n, 1);
+    rp_cloudrun_attempt_exec_key("e-1", 12, key, sizeof(key));
+    assert_string_equal(key, "executions/e-1/attempt-12.execution.json");
+    assert_int_equal(rp_cloudrun_attempt_key_kind(key, &n),
+                     RP_CLOUDRUN_KEY_EXEC);
+    assert_int_equal(n, 12);
+    rp_cloudrun_attempt_key("e-1", 0, key, sizeof(key)); /* legacy */
     assert_string_equal(key, "executions/e-1/attempt.json");
-    rp_cloudrun_attempt_key("..", key, sizeof(key));
+    assert_int_equal(rp_cloudrun_attempt_key_kind(key, &n),
+                     RP_CLOUDRUN_KEY_CLAIM);
+    assert_int_equal(n, 0);
+    rp_cloudrun_attempt_prefix("e-1", key, sizeof(key));
+    assert_string_equal(key, "executions/e-1/attempt");
+    assert_int_equal(rp_cloudrun_attempt_key_kind("executions/e/attempt-0.json",
+                                                  &n),
+                     RP_CLOUDRUN_KEY_OTHER);
+    assert_int_equal(rp_cloudrun_attempt_key_kind("executions/e/attempt-01.json",
+                                                  &n),
+                     RP_CLOUDRUN_KEY_OTHER);
+    assert_int_equal(rp_cloudrun_attempt_key_kind("executions/e/attempt-2.txt",
+                                                  &n),
+                     RP_CLOUDRUN_KEY_OTHER);
+    assert_int_equal(rp_cloudrun_attempt_key_kind("executions/e/result.json",
+                                                  &n),
+                     RP_CLOUDRUN_KEY_OTHER);
+    rp_cloudrun_attempt_key("..", 1, key, sizeof(key));
     assert_string_equal(key, "");
     snprintf(a.execution_id, sizeof(a.execution_id), "e-1");
     snprintf(a.job, sizeof(a.job), "projects/p/locations/l/jobs/j");
     a.created_ms = 1700000000123;
     a.run_at_ms = 1700000000456;
+    a.n = 3;
     snprintf(a.worker, sizeof(a.worker), "w:1");
     json = rp_cloudrun_attempt_json(&a);
     assert_non_null(strstr(json, "\"state\":\"starting\""));
+    assert_non_null(strstr(json, "\"attempt\":3"));
     assert_int_equal(rp_cloudrun_attempt_parse(json, strlen(json), &b, es,
                                                sizeof(es)),
                      RP_OK);
+    assert_int_equal(b.n, 3);
     assert_string_equal(b.job, a.job);
     assert_string_equal(b.execution, "");
     assert_true(b.created_ms == a.created_ms && b.run_at_ms == a.run_at_ms);
@@ -914,6 +946,55 @@ static void test_429_burst(void **state)
     assert_int_equal(stat_int(NULL, "executions_created"), 3);
 }
 
+/* A 5xx or 504 that comes AFTER the execution was created, and a lost
+ * reply, with the execution missing from executions.list for a while (the
+ * fake's list_lag_ms, shorter than SETTLE_MS = 1.5 s here): "maybe
+ * started", so the backend lists again after the settle time and finds it
+ * instead of running the command a second time. (Taking the HTTP answer
+ * for "nothing in flight" ran it twice here.) */
+static void test_5xx_after_create(void **state)
+{
+    static const char *const faults[] = {"\"status\":500", "\"status\":503",
+                                         "\"status\":504", "\"drop\":true"};
+    fx_t *f = *state;
+    char cfg[256], eid[32], out[32], key[96];
+    tjob_t j;
+    rp_result_t res;
+
+    need_fake(f);
+    for (int i = 0; i < 4; i++) {
+        snprintf(cfg, sizeof(cfg),
+                 "{\"reset_stats\":true,\"faults\":[{\"route\":\"jobs.run\","
+                 "\"after\":true,%s,\"list_lag_ms\":900,\"count\":1}]}",
+                 faults[i]);
+        fake_config(cfg);
+        snprintf(eid, sizeof(eid), "late-%d", i);
+        snprintf(cfg, sizeof(cfg), "echo run-%d", i);
+        start(f, &j, eid, cfg);
+        assert_true(wait_job(&j, 30));
+        if (j.d.err != RP_OK)
+            fail_msg("%s: %s", faults[i], j.d.detail);
+        finish(f, &j);
+        assert_int_equal(stat_int(NULL, "faults_injected"), 1);
+        if (stat_int("requests", "POST jobs.run") != 1 ||
+            stat_int("executions_by_execution_id", eid) != 1)
+            fail_msg("%s: %d jobs.run, %d executions of %s", faults[i],
+                     stat_int("requests", "POST jobs.run"),
+                     stat_int("executions_by_execution_id", eid), eid);
+        /* One claim; the name found later is recorded once. */
+        snprintf(key, sizeof(key), "executions/%s/attempt-1.execution.json",
+                 eid);
+        assert_true(object_exists(f, key));
+        snprintf(key, sizeof(key), "executions/%s/attempt-2.json", eid);
+        assert_false(object_exists(f, key));
+        assert_true(record(f, eid, &res));
+        snprintf(out, sizeof(out), "run-%d\n", i);
+        assert_int_equal(res.stdout_len, strlen(out));
+        assert_memory_equal(res.stdout_data, out, strlen(out));
+        rp_result_clear(&res);
+    }
+}
+
 /* The fake runs it and drops the reply: found and re-attached, not run
  * again. */
 static void test_lost_reply(void **state)
@@ -933,7 +1014,11 @@ static void test_lost_reply(void **state)
     assert_int_equal(stat_int(NULL, "faults_injected"), 1);
     assert_int_equal(stat_int("requests", "POST jobs.run"), 1);
     assert_int_equal(stat_int("executions_by_execution_id", "lost-1"), 1);
-    assert_true(object_exists(f, "executions/lost-1/attempt.json"));
+    /* One claim, one name record: each object written once. */
+    assert_true(object_exists(f, "executions/lost-1/attempt-1.json"));
+    assert_true(object_exists(f, "executions/lost-1/attempt-1.execution.json"));
+    assert_false(object_exists(f, "executions/lost-1/attempt-2.json"));
+    assert_false(object_exists(f, "executions/lost-1/attempt.json"));
     assert_true(record(f, "lost-1", &res));
     assert_memory_equal(res.stdout_data, "once\n", 5);
     rp_result_clear(&res);
@@ -1068,7 +1153,7 @@ static void test_reattach_by_list(void **state)
              "projects/test-project/locations/europe-west1/jobs/%s", id);
     a.created_ms = a.run_at_ms = rp_time_wall_ms();
     json = rp_cloudrun_attempt_json(&a);
-    assert_int_equal(rp_state_put(f->st, "executions/rl-1/attempt.json", json,
+    assert_int_equal(rp_state_put(f->st, "executions/rl-1/attempt-1.json", json,
                                   strlen(json), 0, NULL, es, sizeof(es)),
                      RP_OK);
     free(json);
@@ -1093,7 +1178,9 @@ static void test_reattach_by_list(void **state)
     assert_memory_equal(res.stdout_data, "by-hand\n", 8);
     rp_result_clear(&res);
 
-    /* Claimed long ago, nothing ran: runs now, once. */
+    /* Claimed long ago, nothing ran: runs now, once. The claim is in the
+     * single attempt.json of earlier versions: read as claim 0, and the
+     * new run makes claim 1 instead of rewriting it. */
     a.created_ms = a.run_at_ms = rp_time_wall_ms() - 60000;
     snprintf(a.execution_id, sizeof(a.execution_id), "rl-2");
     json = rp_cloudrun_attempt_json(&a);
@@ -1107,6 +1194,8 @@ static void test_reattach_by_list(void **state)
         fail_msg("%s", k.d.detail);
     finish(f, &k);
     assert_int_equal(stat_int("executions_by_execution_id", "rl-2"), 1);
+    assert_true(object_exists(f, "executions/rl-2/attempt-1.json"));
+    assert_true(object_exists(f, "executions/rl-2/attempt-1.execution.json"));
     assert_true(record(f, "rl-2", &res));
     assert_memory_equal(res.stdout_data, "second\n", 7);
     rp_result_clear(&res);
@@ -1425,6 +1514,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_per_execution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_5xx_after_create, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detach_reattach, setup, teardown),

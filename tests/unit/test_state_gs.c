@@ -334,6 +334,8 @@ static void test_gs_missing_bucket(void **state)
 #define TG_E503 "{\"error\":{\"code\":503,\"message\":\"Backend Error\"}}"
 
 /* Start a scripted server and open gs://bkt/p on it as the emulator. */
+#define TG_FAST "retry_initial_ms=5&retry_max_ms=20"
+
 static rp_state_t *tg_scripted(fh_server_t **s, const fh_reply_t *r, size_t n,
                                const char *query)
 {
@@ -342,7 +344,9 @@ static rp_state_t *tg_scripted(fh_server_t **s, const fh_reply_t *r, size_t n,
     *s = fh_start(r, n);
     assert_non_null(*s);
     tg_emulator((*s)->hostport); /* no scheme: http:// is implied */
-    snprintf(url, sizeof(url), "gs://bkt/p%s", query ? query : "");
+    /* Retries scaled down (the defaults wait 1 s, 2 s, ...). */
+    snprintf(url, sizeof(url), "gs://bkt/p?" TG_FAST "%s%s",
+             query ? "&" : "", query ? query + 1 : "");
     return tg_open(url);
 }
 
@@ -408,16 +412,24 @@ static void test_gs_give_up(void **state)
     static const fh_reply_t always429 = {.status = 429, .body = "slow down"};
     char err[TG_ERR_MAX] = "";
     fh_server_t *s;
-    rp_state_t *st = tg_scripted(&s, &always503, 1, NULL);
+    rp_state_t *st = tg_scripted(&s, &always503, 1, "?retry_deadline_ms=300");
+    char want[TG_ERR_MAX];
+    size_t n;
     rp_buf_t b;
 
     (void)state;
     rp_buf_init(&b, 64);
+    /* The deadline ends it, not a count: waits of 5, 10, 20, 20 ... ms
+     * (+ up to 5 ms jitter) fit 10..60 attempts in 300 ms. */
     assert_int_equal(rp_state_get(st, "x", &b, NULL, err, sizeof(err)),
                      RP_ERR_UNAVAILABLE);
-    assert_string_equal(err, "gs://bkt/p/x: giving up after 5 attempts: "
-                             "HTTP 503: Backend Error");
-    assert_int_equal(fh_count(s), 5); /* the default */
+    n = fh_count(s);
+    assert_in_range(n, 10, 60);
+    snprintf(want, sizeof(want),
+             "gs://bkt/p/x: giving up after %zu attempts (retry deadline "
+             "300 ms): HTTP 503: Backend Error",
+             n);
+    assert_string_equal(err, want);
     rp_state_destroy(st);
     fh_stop(s);
 
@@ -440,6 +452,66 @@ static void test_gs_give_up(void **state)
     rp_state_destroy(st);
     fh_stop(s);
     rp_buf_free(&b);
+}
+
+/* GCS's real answer past one write per second to one object name. */
+#define TG_E429                                                              \
+    "{\"error\":{\"code\":429,\"message\":\"The object bkt/p/k exceeded "   \
+    "the rate limit for object mutation operations (create, update, and "    \
+    "delete). Please reduce your request rate. See "                         \
+    "https://cloud.google.com/storage/docs/gcs429.\",\"errors\":[{"           \
+    "\"message\":\"The object bkt/p/k exceeded the rate limit for object "    \
+    "mutation operations (create, update, and delete). Please reduce your "  \
+    "request rate. See https://cloud.google.com/storage/docs/gcs429.\","      \
+    "\"domain\":\"usageLimits\",\"reason\":\"rateLimitExceeded\"}]}}"
+
+static void test_gs_429_backoff(void **state)
+{
+    static const fh_reply_t put[] = {
+        {.status = 429, .body = TG_E429},
+        {.status = 429, .body = TG_E429},
+        {.status = 429, .body = TG_E429},
+        {.status = 200, .body = "{\"generation\":\"7\"}"},
+    };
+    static const fh_reply_t put1[] = {
+        {.status = 429, .body = TG_E429},
+        {.status = 200, .body = "{\"generation\":\"8\"}"},
+    };
+    char url[TG_URL_MAX];
+    fh_server_t *s;
+    rp_state_t *st;
+    int64_t t0, dt;
+
+    (void)state;
+    /* Scaled: waits min(100 * 2^(n-1), 200) + 0..100 ms: 100, 200, 200. */
+    s = fh_start(put, 4);
+    assert_non_null(s);
+    tg_emulator(s->hostport);
+    st = tg_open("gs://bkt/p?retry_initial_ms=100&retry_max_ms=200");
+    t0 = tg_now_ms();
+    assert_int_equal(sc_put(st, "k", "v", 0), 7);
+    dt = tg_now_ms() - t0;
+    assert_int_equal(fh_count(s), 4);
+    assert_true(dt >= 500);
+    assert_true(dt < 500 + 300 + 700); /* jitter + slack for a busy VM */
+    rp_state_destroy(st);
+    fh_stop(s);
+
+    /* The defaults: the first retry waits 1 s + 0..1 s (Google's value),
+     * not the old 0..100 ms that a 1 write/s limit answers with 429 again. */
+    s = fh_start(put1, 2);
+    assert_non_null(s);
+    tg_emulator(s->hostport);
+    snprintf(url, sizeof(url), "gs://bkt/p");
+    st = tg_open(url);
+    t0 = tg_now_ms();
+    assert_int_equal(sc_put(st, "k", "v", 0), 8);
+    dt = tg_now_ms() - t0;
+    assert_int_equal(fh_count(s), 2);
+    assert_true(dt >= 1000);
+    assert_true(dt < 2000 + 700);
+    rp_state_destroy(st);
+    fh_stop(s);
 }
 
 static void test_gs_timeout_retried(void **state)
@@ -767,7 +839,8 @@ static void test_gs_auth(void **state)
     tg_token_rc = RP_ERR_UNAVAILABLE;
     tg_token_calls = 0;
     rp_state_destroy(st);
-    snprintf(url, sizeof(url), "gs://bkt/p?retries=3&endpoint=%s", s->base);
+    snprintf(url, sizeof(url), "gs://bkt/p?retries=3&" TG_FAST "&endpoint=%s",
+             s->base);
     st = tg_open_token(url, tg_token);
     assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_UNAVAILABLE);
     assert_string_equal(err, "gs://bkt/p/k: giving up after 3 attempts: "
@@ -811,7 +884,10 @@ static void test_gs_urls(void **state)
         "gs://bkt/a%2Fb",
         "gs://bkt#frag",
         "gs://bkt?retries=0",
-        "gs://bkt?retries=21",
+        "gs://bkt?retries=101",
+        "gs://bkt?retry_initial_ms=0",
+        "gs://bkt?retry_max_ms=x",
+        "gs://bkt?retry_deadline_ms=3600001",
         "gs://bkt?retries=x",
         "gs://bkt?timeout_ms=0",
         "gs://bkt?bogus=1",
@@ -826,6 +902,7 @@ static void test_gs_urls(void **state)
         "gs://my.bucket_1-x/runpool:prod",
         "gs://bkt?retries=1",
         "gs://bkt/p?retries=20&timeout_ms=1000",
+        "gs://bkt?retry_initial_ms=1&retry_max_ms=1&retry_deadline_ms=0",
         "gs://bkt?endpoint=https://storage.example.com/",
     };
     char err[TG_ERR_MAX];
@@ -881,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_gs_missing_bucket),
         cmocka_unit_test(test_gs_retry_then_success),
         cmocka_unit_test(test_gs_give_up),
+        cmocka_unit_test(test_gs_429_backoff),
         cmocka_unit_test(test_gs_timeout_retried),
         cmocka_unit_test(test_gs_412),
         cmocka_unit_test(test_gs_replayed_write),

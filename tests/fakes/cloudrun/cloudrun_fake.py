@@ -532,6 +532,11 @@ class Execution:
         self.task_count = task_count
         self.parallelism = parallelism
         self.fault = fault or {}
+        # Not in executions.list before this (monotonic s): the listing lag
+        # a jobs.run fault with list_lag_ms asks for (D2: after a 5xx/504
+        # or a lost reply, the caller must not take "not listed" for "not
+        # started").
+        self.hidden_until = 0.0
         self.state = "pending"        # pending running done
         self.outcome = None           # succeeded failed cancelled
         self.cancelling = False
@@ -692,7 +697,7 @@ def _check_fault(rule):
     if not isinstance(rule, dict):
         raise ValueError("a fault is a JSON object")
     allowed = {"route", "method", "path_contains", "count", "status", "after",
-               "drop", "message"}
+               "drop", "message", "list_lag_ms", "every"}
     extra = set(rule) - allowed
     if extra:
         raise ValueError(f"unknown fault keys {sorted(extra)}")
@@ -702,7 +707,14 @@ def _check_fault(rule):
          "path_contains": rule.get("path_contains"),
          "count": int(rule.get("count", 1)), "after": bool(rule.get("after", False)),
          "drop": bool(rule.get("drop", False)),
-         "status": int(rule.get("status", 503)), "message": rule.get("message")}
+         "status": int(rule.get("status", 503)), "message": rule.get("message"),
+         "list_lag_ms": int(rule.get("list_lag_ms", 0)),
+         "every": int(rule.get("every", 1)), "seen": 0}
+    if r["every"] < 1:
+        raise ValueError("every is a whole number >= 1")
+    if r["list_lag_ms"] < 0 or (r["list_lag_ms"] and
+                                (r["route"] != "jobs.run" or not r["after"])):
+        raise ValueError("list_lag_ms is for jobs.run faults with after:true")
     if not r["drop"] and r["status"] not in STATUS_OF_HTTP:
         raise ValueError(f"fault status must be one of {sorted(STATUS_OF_HTTP)}")
     return r
@@ -854,6 +866,11 @@ class Fake:
                     continue
                 if r["path_contains"] and r["path_contains"] not in path:
                     continue
+                # every=k: only each k-th matching request (a steady rate
+                # of faults rather than a burst).
+                r["seen"] += 1
+                if r["seen"] % r["every"]:
+                    continue
                 if r["count"] > 0:
                     r["count"] -= 1
                 self.cfg["faults"] = [x for x in self.cfg["faults"] if x["count"] != 0]
@@ -990,6 +1007,12 @@ class Fake:
                         "lastModifier": "cloudrun-fake@localhost",
                         "etag": new_etag()})
             res.setdefault("launchStage", "GA")
+            tok = res.get("startExecutionToken") or res.get("runExecutionToken") or ""
+            if tok and (len(job_id) + len(tok) >= 63 or
+                        not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", tok)):
+                raise invalid("job.start_execution_token: the sum of job name and token "
+                              "length must be fewer than 63 characters; lower-case "
+                              "letters, digits and hyphens.")
             job = Job(p[1], p[3], job_id, res)
             if validate_only:
                 op = self.new_op(p[1], p[3], M_JOB, job.canonical)
@@ -1002,6 +1025,16 @@ class Fake:
                 if not job.deleted:
                     job.ready = True
                     job.ready_time = now()
+                    if tok:
+                        # start/runExecutionToken: the create starts one
+                        # execution, named {jobId}-{token} (job.proto: "a
+                        # unique string used as a suffix"; the exact name
+                        # is unverified). A replayed create gets 409 above,
+                        # so there is never a second one.
+                        tt = json.loads(json.dumps(job.res["template"]["template"]))
+                        self._new_execution(job, tt,
+                                            job.res["template"].get("taskCount", 1),
+                                            f"{job_id}-{tok}")
                 op.finish(M_JOB, job.canonical())
             self.finish_op_later(op, ready)
             return self.reply_now(op)
@@ -1086,7 +1119,7 @@ class Fake:
         return page, nxt
 
     # ---------------- run ----------------
-    def run_job(self, parent, job_id, body):
+    def run_job(self, parent, job_id, body, list_lag_ms=0):
         req = parse_msg(M_RUNREQ, body, "")
         with self.lock:
             job = self.get_job(parent, job_id)
@@ -1137,35 +1170,46 @@ class Fake:
                 op = self.new_op(job.project, job.location, M_EXECUTION, fake_ex.canonical)
                 op.finish(M_EXECUTION, fake_ex.canonical())
                 return op
-            env0 = {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
-            fault = self.take_exec_fault(job_id, env0)
-            while True:
-                eid = f"{job_id}-{_suffix()}"
-                if f"{job.name}/executions/{eid}" not in self.executions:
-                    break
-            ex = Execution(self, job, eid, tt, task_count, et.get("parallelism", 0), fault)
-            ex.exec_env_id = env0.get("EXECUTION_ID")
-            self.executions[ex.name] = ex
-            job.executions.append(ex)
-            job.execution_count += 1
-            job.latest = ex
-            self._prune(job)
-            ex.run_op = self.new_op(job.project, job.location, M_EXECUTION, ex.canonical)
-            with self.stats.lock:
-                self.stats.executions_created += 1
-                if ex.exec_env_id is not None:
-                    self.stats.bump(self.stats.executions_by_eid, ex.exec_env_id)
-            if fault and fault.get("hang") == "start":
-                pass
-            else:
-                delay = self.c("start_latency_ms")
-                if fault and "start_latency_ms" in fault:
-                    delay = fault["start_latency_ms"]
-                ex.start_timer = self.loop.call_later(delay / 1000.0,
-                                                      lambda: self._locked(self._start, ex))
-            self.log(f"execution {ex.name} created (EXECUTION_ID={ex.exec_env_id}, "
-                     f"tasks={task_count}, fault={fault})")
+            ex = self._new_execution(job, tt, task_count, None, list_lag_ms)
             return self.reply_now(ex.run_op)
+
+    def _new_execution(self, job, tt, task_count, eid=None, list_lag_ms=0):
+        """A new execution of job from the canonical TaskTemplate tt (lock
+        held). eid None: a generated suffix, as jobs.run gets."""
+        et = job.res["template"]
+        job_id = job.id
+        containers = tt["containers"]
+        env0 = {e["name"]: e.get("value", "") for e in containers[0].get("env", [])}
+        fault = self.take_exec_fault(job_id, env0)
+        while eid is None:
+            eid = f"{job_id}-{_suffix()}"
+            if f"{job.name}/executions/{eid}" in self.executions:
+                eid = None
+        ex = Execution(self, job, eid, tt, task_count, et.get("parallelism", 0), fault)
+        ex.exec_env_id = env0.get("EXECUTION_ID")
+        if list_lag_ms:
+            ex.hidden_until = time.monotonic() + list_lag_ms / 1000.0
+        self.executions[ex.name] = ex
+        job.executions.append(ex)
+        job.execution_count += 1
+        job.latest = ex
+        self._prune(job)
+        ex.run_op = self.new_op(job.project, job.location, M_EXECUTION, ex.canonical)
+        with self.stats.lock:
+            self.stats.executions_created += 1
+            if ex.exec_env_id is not None:
+                self.stats.bump(self.stats.executions_by_eid, ex.exec_env_id)
+        if fault and fault.get("hang") == "start":
+            pass
+        else:
+            delay = self.c("start_latency_ms")
+            if fault and "start_latency_ms" in fault:
+                delay = fault["start_latency_ms"]
+            ex.start_timer = self.loop.call_later(delay / 1000.0,
+                                                  lambda: self._locked(self._start, ex))
+        self.log(f"execution {ex.name} created (EXECUTION_ID={ex.exec_env_id}, "
+                 f"tasks={task_count}, fault={fault})")
+        return ex
 
     def _prune(self, job):
         done = [e for e in job.executions if e.state == "done" and not e.deleting]
@@ -1755,6 +1799,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status = "drop" if fault["drop"] else fault["status"]
                 return
             params = self._params(route, qs)
+            self._fault = fault
             body = {}
             if method in ("POST", "PATCH") and body_bytes.strip():
                 try:
@@ -1849,13 +1894,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if route == "jobs.delete":
             return fake.delete_job(parent, job_id, q.get("etag"), q.get("validateOnly", False))
         if route == "jobs.run":
-            return fake.run_job(parent, job_id, body)
+            f = getattr(self, "_fault", None)
+            return fake.run_job(parent, job_id, body,
+                                f["list_lag_ms"] if f else 0)
         if route == "executions.list":
             with fake.lock:
                 if job_id == "-":
                     exs = [e for e in fake.executions.values() if e.job.parent == parent]
                 else:
                     exs = list(fake.get_job(parent, job_id).executions)
+                t = time.monotonic()
+                exs = [e for e in exs if e.hidden_until <= t]
                 exs.sort(key=lambda e: -e.seq)
                 page, nxt = fake.list_page(exs, q.get("pageSize", 0), q.get("pageToken"),
                                            lambda e: -e.seq)
