@@ -554,7 +554,8 @@ static void tally(rp_te_t *te, chaos_t *ch, tally_t *t)
     }
 }
 
-static void write_figures(chaos_t *ch, const tally_t *t, int64_t wall_ms)
+static void write_figures(chaos_t *ch, const tally_t *t, int64_t wall_ms,
+                          const char *problems)
 {
     cJSON *o = cJSON_CreateObject(), *w, *f, *c, *by, *fl;
     char *text;
@@ -562,6 +563,8 @@ static void write_figures(chaos_t *ch, const tally_t *t, int64_t wall_ms)
 
     if (!ch->figures || !o)
         goto out;
+    cJSON_AddStringToObject(o, "result", *problems ? "FAILED" : "ok");
+    cJSON_AddStringToObject(o, "problems", problems);
     w = cJSON_AddObjectToObject(o, "workload");
     cJSON_AddNumberToObject(w, "workers", N_WORKERS);
     cJSON_AddNumberToObject(w, "sessions", ch->sessions);
@@ -738,8 +741,6 @@ static void test_chaos(void **state)
         t.by_results[4], t.by_results[5], t.by_results[6], ch->drain_status,
         ch->broker_down_ms / 1000.0, ch->all_results_ms / 1000.0,
         ch->settled ? "yes" : "no", ch->settle_note);
-    write_figures(ch, &t, rp_te_now_ms() - ch->t0);
-
 #define PROBLEM(cond, ...)                                                    \
     do {                                                                      \
         if ((cond) && plen < sizeof(problems))                                \
@@ -762,6 +763,7 @@ static void test_chaos(void **state)
             ch->drain_status);
     PROBLEM(!ch->settled, "never quiet: %s; ", ch->settle_note);
 #undef PROBLEM
+    write_figures(ch, &t, rp_te_now_ms() - ch->t0, problems);
     free(ch->worker_args_buf);
     free(ch->c);
     if (plen)
