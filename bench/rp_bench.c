@@ -321,6 +321,10 @@ static void kafka_setup(bench_t *b)
     set_or_die(cc, "group.id", group);
     set_or_die(cc, "enable.auto.commit", "false");
     set_or_die(cc, "fetch.wait.max.ms", "10");
+    /* As a consumer of runpool must read results (librdkafka's default,
+     * said out loud): only committed transactions, so a worker's
+     * transaction batching shows in result_to_bench and end_to_end. */
+    set_or_die(cc, "isolation.level", "read_committed");
     if (rp_kafka_unique_client_id(cc, "runpool-bench-r", es, sizeof(es)) ||
         rp_kafka_set_props(cc, b->o.props, b->o.n_props, es, sizeof(es)))
         die("%s", es);

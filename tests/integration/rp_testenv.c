@@ -734,6 +734,17 @@ size_t rp_te_running_executions(rp_te_t *te, char (*eids)[RP_TE_ID_MAX + 1],
     return s.n;
 }
 
+size_t rp_te_worker_executions(rp_te_t *te, int idx,
+                               char (*eids)[RP_TE_ID_MAX + 1], size_t max)
+{
+    rp_te_exec_scan_t s = {.eids = eids, .max = max, .n = 0};
+
+    rp_te_check_procs(te);
+    if (te->procs[idx].kind == RP_TE_WORKER && rp_te_alive(te, idx))
+        rp_te_each_child(te->procs[idx].pid, rp_te_scan_executor, &s);
+    return s.n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Collector                                                           */
 
@@ -882,6 +893,13 @@ static void *rp_te_collector_main(void *arg)
 
         if (!km)
             continue;
+        if (km->err && atomic_load(&te->broker_restarts) > 0 &&
+            (km->err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+             km->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)) {
+            /* The test restarts the broker: librdkafka reconnects. */
+            rd_kafka_message_destroy(km);
+            continue;
+        }
         if (km->err) {
             pthread_mutex_lock(&te->lock);
             if (!te->collector_error[0])
@@ -936,6 +954,11 @@ static bool rp_te_start_collector(rp_te_t *te, char *err, size_t errsize)
         !rp_te_conf(conf, "group.id", group, err, errsize) ||
         !rp_te_conf(conf, "enable.auto.commit", "false", err, errsize) ||
         !rp_te_conf(conf, "enable.auto.offset.store", "false", err, errsize) ||
+        /* librdkafka's default, said out loud: results are read as a
+         * consumer of runpool must read them (only committed transactions;
+         * the mock cluster of the devbroker ignores it). */
+        !rp_te_conf(conf, "isolation.level", "read_committed", err,
+                    errsize) ||
         !rp_te_conf(conf, "fetch.wait.max.ms", "50", err, errsize)) {
         rd_kafka_conf_destroy(conf);
         return false;
@@ -1695,6 +1718,57 @@ static bool rp_te_start_devbroker(rp_te_t *te, char *err, size_t errsize)
         return false;
     }
     return true;
+}
+
+int rp_te_restart_broker(rp_te_t *te, int timeout_ms, int64_t *down_ms)
+{
+    char exe[PATH_MAX], file[PATH_MAX], kdir[PATH_MAX], line[1100];
+    char name[32], err[512], before[sizeof(te->brokers)];
+    char *kargv[] = {exe,  "--foreground", "--restart", "--dir", kdir,
+                     "--port-file", file, "--partitions", "4", NULL};
+    const char *which = getenv("RP_TEST_BROKER");
+    const char *prefix = "bootstrap.servers=";
+    int old = -1, idx, n;
+    int64_t t0;
+
+    if (!which || strcmp(which, "kafka"))
+        fail_msg("rp_te_restart_broker needs RP_TEST_BROKER=kafka (the "
+                 "devbroker keeps nothing across a restart)");
+    for (int i = 0; i < te->n_procs; i++)
+        if (te->procs[i].kind == RP_TE_DEVBROKER && rp_te_alive(te, i))
+            old = i;
+    if (old < 0)
+        fail_msg("no broker is running");
+    n = atomic_fetch_add(&te->broker_restarts, 1) + 1;
+    rp_te_format(exe, sizeof(exe), "%s/tests/kafka/start", te->src_dir);
+    rp_te_path(te, kdir, sizeof(kdir), "kafka");
+    rp_te_path(te, file, sizeof(file), "bootstrap");
+    snprintf(name, sizeof(name), "kafka-restart-%d", n);
+    memcpy(before, te->brokers, sizeof(before));
+
+    t0 = rp_te_now_ms();
+    rp_te_signal(te, old, SIGTERM);
+    if (!rp_te_wait_exit(te, old, timeout_ms))
+        fail_msg("the broker did not stop in %d ms after SIGTERM", timeout_ms);
+    /* Else the wait below would read the old line. */
+    if (unlink(file) != 0 && errno != ENOENT)
+        fail_msg("unlink %s: %s", file, strerror(errno));
+    if ((idx = rp_te_start(te, RP_TE_DEVBROKER, name, kargv, NULL, err,
+                           sizeof(err))) < 0)
+        fail_msg("%s", err);
+    if (!rp_te_wait_line(te, idx, file, line, sizeof(line), timeout_ms, err,
+                         sizeof(err)))
+        fail_msg("broker restart: %s", err);
+    if (strncmp(line, prefix, strlen(prefix)) ||
+        strcmp(line + strlen(prefix), before))
+        fail_msg("the restarted broker serves %.300s, not %.300s", line,
+                 before);
+    if (down_ms)
+        *down_ms = rp_te_now_ms() - t0;
+    print_message("[rig] broker restarted (pid %ld) on %s after %lld ms\n",
+                  (long)te->procs[idx].pid, before,
+                  (long long)(rp_te_now_ms() - t0));
+    return idx;
 }
 
 int rp_te_setup(void **state)

@@ -52,7 +52,9 @@
 #include <librdkafka/rdkafka.h>
 
 #define RP_TE_PARTITIONS 4      /* devbroker --partitions */
-#define RP_TE_PROCS_MAX 16      /* devbroker + workers started by one test */
+/* devbroker + workers started by one test (a fault test starts a
+ * replacement for every worker it kills, and restarts the broker) */
+#define RP_TE_PROCS_MAX 64
 #define RP_TE_ID_MAX 128        /* execution_id / session_id */
 #define RP_TE_DRAIN_TIMEOUT_S 20 /* workers' --drain-timeout */
 /* Short consumer-group timers: a SIGKILLed worker's partitions move on
@@ -153,6 +155,10 @@ typedef struct rp_te {
     char died[256]; /* a process exited though nobody signalled it */
 
     bool passed; /* set by rp_te_finish */
+
+    /* rp_te_restart_broker: how many restarts began; from the first on,
+     * the collector takes "broker down" errors as expected. */
+    atomic_int broker_restarts;
 } rp_te_t;
 
 /* ---- fixture ---- */
@@ -231,6 +237,19 @@ size_t rp_te_running_executions(rp_te_t *te, char (*eids)[RP_TE_ID_MAX + 1],
  * and their commands, re-parented to the test) has exited; false on
  * timeout. */
 bool rp_te_wait_orphans(rp_te_t *te, int timeout_ms);
+/* Execution ids of the executors that are children of worker idx now
+ * (none when it is not alive); returns how many (may exceed max). */
+size_t rp_te_worker_executions(rp_te_t *te, int idx,
+                               char (*eids)[RP_TE_ID_MAX + 1], size_t max);
+/* Restart the broker, keeping its data and port (RP_TEST_BROKER=kafka
+ * only; fails the test on the devbroker, whose mock cluster keeps nothing):
+ * SIGTERM (Kafka's clean shutdown), wait for its exit, then
+ * tests/kafka/start --restart --foreground on the same TMP/kafka and wait
+ * until it serves again (log TMP/kafka-restart-N.log). Clients reconnect
+ * by themselves; the collector ignores transport errors from now on.
+ * Returns the new broker's index in te->procs; *down_ms (may be NULL) =
+ * how long no broker served. */
+int rp_te_restart_broker(rp_te_t *te, int timeout_ms, int64_t *down_ms);
 /* Index of the worker whose worker_id is id, or -1. */
 int rp_te_worker_by_id(const rp_te_t *te, const char *id);
 
