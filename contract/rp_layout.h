@@ -3,7 +3,11 @@
  *   sessions/{session_id}/state.json         written by the worker only
  *   executions/{execution_id}/result.json    the executor's record, create-only
  *   executions/{execution_id}/request.json   a command too large for the env
- *   executions/{execution_id}/attempt.json   which Cloud Run execution runs it
+ *   executions/{execution_id}/attempt-{n}.json            Cloud Run: the n-th
+ *   executions/{execution_id}/attempt-{n}.execution.json  jobs.run and the
+ *                                            execution it made (create-only;
+ *                                            attempt.json of older versions
+ *                                            is read as claim 0)
  *   executions/{execution_id}/claim.json     the run that started the command,
  *                                            create-only (rp_claim.h)
  *

@@ -1687,6 +1687,8 @@ static bool rp_te_start_devbroker(rp_te_t *te, char *err, size_t errsize)
     const char *what = kafka ? "tests/kafka/start" : "runpool-devbroker";
     int idx;
 
+
+    te->real_kafka = kafka;
     if (which && *which && !kafka && strcmp(which, "devbroker")) {
         snprintf(err, errsize, "RP_TEST_BROKER=%.100s: want devbroker or kafka",
                  which);

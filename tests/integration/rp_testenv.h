@@ -120,6 +120,7 @@ typedef struct rp_te {
     char bin_dir[PATH_MAX];
     char src_dir[PATH_MAX];
     char brokers[1024];
+    bool real_kafka; /* RP_TEST_BROKER=kafka: exactly-once holds */
     char group[128];
     char **child_env; /* environment for started processes */
     /* What rp_te_start_worker passes as --backend and --state: "local" and

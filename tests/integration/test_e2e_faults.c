@@ -184,12 +184,9 @@ static void test_faults(void **state)
                 print_message("%s: started %d, completed %d, %ld Cloud Run "
                               "executions, %zu results\n",
                               eid, starts, dones, runs, n);
-            /* 0 lost, every request answered. Duplicate results are the
-             * Kafka-transactions work's (issue 8 section 1): counted and
-             * printed below. */
-            /* LEAD: tighten to assert_int_equal(n, 1) once exactly-once
-             * delivery has landed. */
-            assert_true(n >= 1);
+            /* 0 lost, 0 duplicate results (read_committed, Apache
+             * Kafka). */
+            assert_int_equal(n, 1);
         }
         /* Order per session: each command ran once, after the one before. */
         snprintf(name, sizeof(name), "%s.order", sid);

@@ -24,8 +24,8 @@
  * counted outside the state store) holds exactly one "start" and one
  * "done". Each gated execution is answered by the fresh worker that
  * watched it, once. The bystanders sat above uncommitted offsets and were
- * re-delivered (the new owner reuses their records); duplicate results of
- * re-delivered records are the Kafka-transaction work's, not this test's. */
+ * re-delivered; the commits named them as finished, so on Apache Kafka the
+ * new owner publishes none of them again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -341,8 +341,11 @@ static void test_sigkill(void **state)
                   "re-delivered and answered from their record\n",
                   repeated_bystanders);
     /* The bystanders sat above the gated requests' uncommitted offsets in
-     * their partitions, so the new owners saw some of them again. */
-    assert_true(repeated_bystanders > 0);
+     * their partitions, so the new owners saw them again; the commits
+     * named them as finished (commit metadata), so on Apache Kafka none is
+     * published twice. The development broker does not promise it. */
+    if (te->real_kafka)
+        assert_int_equal(repeated_bystanders, 0);
 
     /* Per session, first results in request order. */
     for (int i = 0; i < N; i++) {
