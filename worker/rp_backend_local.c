@@ -295,20 +295,29 @@ static void rp_local_cancel(rp_backend_t *be, rp_backend_run_t *run)
     rp_local_wake(lb);
 }
 
-static void rp_local_release(rp_backend_t *be, rp_backend_run_t *run)
+/* Set one of run's three ends (released by the worker, reported to it,
+ * reaped) under the lock; whoever sets the last one frees it. */
+static void rp_local_settle(rp_local_t *lb, rp_backend_run_t *run,
+                            bool *flag)
 {
-    rp_local_t *lb = be->impl;
     bool free_it;
 
-    if (!run)
-        return;
     pthread_mutex_lock(&lb->lock);
-    run->released = true;
-    /* A detached child is reported but still watched, to be reaped. */
-    free_it = run->reported && run->reaped;
+    *flag = true;
+    free_it = run->released && run->reported && run->reaped;
     pthread_mutex_unlock(&lb->lock);
     if (free_it)
         rp_local_free_run(run);
+}
+
+static void rp_local_release(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_local_t *lb = be->impl;
+
+    if (!run)
+        return;
+    /* A detached child is reported but still watched, to be reaped. */
+    rp_local_settle(lb, run, &run->released);
 }
 
 /* Report run's done on the reaper thread, then free it if the worker has
@@ -316,16 +325,8 @@ static void rp_local_release(rp_backend_t *be, rp_backend_run_t *run)
 static void rp_local_report(rp_backend_t *be, rp_backend_run_t *run,
                             const rp_backend_done_t *done)
 {
-    rp_local_t *lb = be->impl;
-    bool free_it;
-
     be->done_cb(run->job, done, be->done_opaque);
-    pthread_mutex_lock(&lb->lock);
-    run->reported = true;
-    free_it = run->released && run->reaped;
-    pthread_mutex_unlock(&lb->lock);
-    if (free_it)
-        rp_local_free_run(run);
+    rp_local_settle(be->impl, run, &run->reported);
 }
 
 /* A watched process ended (its pidfd became readable): reap it if it is
