@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* /proc/PID/stat: the command name alone may be 64 bytes; the whole line
@@ -159,6 +160,7 @@ rp_err_t rp_claim_boot_id(char out[RP_CLAIM_BOOT_ID_MAX + 1])
 {
     char buf[RP_CLAIM_BOOT_ID_MAX + 2];
     size_t n = 0;
+    struct stat ns;
     rp_err_t err = rp_claim_read_small("/proc/sys/kernel/random/boot_id", buf,
                                        sizeof(buf), &n);
 
@@ -166,6 +168,14 @@ rp_err_t rp_claim_boot_id(char out[RP_CLAIM_BOOT_ID_MAX + 1])
         return err == RP_ERR_NOT_FOUND ? RP_ERR_IO : err;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
         buf[--n] = '\0';
+    /* Pids mean something only inside one pid namespace (two pods on one
+     * node share the boot id, not their pids): name it too. */
+    if (stat("/proc/self/ns/pid", &ns) != 0)
+        return RP_ERR_IO;
+    if (n + 22 > RP_CLAIM_BOOT_ID_MAX)
+        return RP_ERR_PROTOCOL;
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%llu",
+                          (unsigned long long)ns.st_ino);
     if (!rp_claim_name_ok(buf, n) || n > RP_CLAIM_BOOT_ID_MAX)
         return RP_ERR_PROTOCOL;
     memcpy(out, buf, n + 1);

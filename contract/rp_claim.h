@@ -27,7 +27,8 @@
  * A run names one process that may run the command:
  *   cloudrun:{CLOUD_RUN_EXECUTION}          a Cloud Run Job execution
  *   local:{boot_id}:{pid}:{start_ticks}     a process on this machine
- * boot_id is /proc/sys/kernel/random/boot_id and start_ticks field 22 of
+ * boot_id is /proc/sys/kernel/random/boot_id plus ".{inode}" of our pid
+ * namespace (rp_claim_boot_id), and start_ticks field 22 of
  * /proc/PID/stat (clock ticks after boot), so a reused pid or a reboot
  * never looks like the same run.
  *
@@ -101,7 +102,8 @@ rp_err_t rp_claim_local_parse(const char *run,
                               char boot_id[RP_CLAIM_BOOT_ID_MAX + 1],
                               pid_t *pid, uint64_t *start_ticks);
 
-/* This machine's boot id (no newline) into out[RP_CLAIM_BOOT_ID_MAX + 1]. */
+/* Where local pids mean something: this machine's boot id and our pid
+ * namespace, "{boot_id}.{pidns inode}", into out[RP_CLAIM_BOOT_ID_MAX + 1]. */
 rp_err_t rp_claim_boot_id(char out[RP_CLAIM_BOOT_ID_MAX + 1]);
 
 /* Field 22 of /proc/PID/stat. RP_ERR_NOT_FOUND when pid is gone. */

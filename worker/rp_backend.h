@@ -139,8 +139,10 @@ bool rp_backend_can_attach(const rp_backend_t *be);
  * this worker had started it: *run and the done callback as for start;
  * the done's exit_code is -1 when the backend cannot know it (a local
  * process that is not our child). RP_ERR_NOT_FOUND: that run is already
- * gone (ended, another boot, a reused pid); no callback comes.
- * RP_ERR_INVALID: not a run of this backend. Main thread. */
+ * gone (ended, a reused pid); no callback comes. RP_ERR_UNAVAILABLE: it
+ * may still run but cannot be watched from here (another machine, boot or
+ * pod); the caller waits for its record instead. RP_ERR_INVALID: not a
+ * run of this backend. Main thread. */
 rp_err_t rp_backend_attach(rp_backend_t *be, const char *run_id, void *job,
                            rp_backend_run_t **run, char *errstr,
                            size_t errstr_size);

@@ -464,8 +464,11 @@ static rp_err_t rp_local_attach(rp_backend_t *be, const char *run_id,
     if ((err = rp_claim_boot_id(mine)))
         return rp_errf(errstr, errstr_size, err, "cannot read the boot id");
     if (strcmp(boot, mine) != 0)
-        return rp_errf(errstr, errstr_size, RP_ERR_NOT_FOUND,
-                       "run %s was on another boot or machine", run_id);
+        /* Another machine, boot or pod (pid namespace): it may well still
+         * run, we just cannot watch it from here. */
+        return rp_errf(errstr, errstr_size, RP_ERR_UNAVAILABLE,
+                       "run %s is on another machine, boot or pid "
+                       "namespace", run_id);
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0 && errno == ESRCH)
         return rp_errf(errstr, errstr_size, RP_ERR_NOT_FOUND,

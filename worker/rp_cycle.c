@@ -63,6 +63,13 @@ static bool rp_cycle_claim(rp_worker_t *w, rp_job_t *job)
     rp_err_t err;
 
     err = rp_cycle_read_claim(w, job, &version);
+    if (err == RP_ERR_NOT_FOUND && job->done.err == RP_OK &&
+        job->done.exit_code == RP_EXEC_EXIT_CLAIMED) {
+        /* Our executor saw a claim that is gone now (a retry removed it
+         * and the next attempt has not claimed yet): look again. */
+        job->claim_wait = true;
+        return true;
+    }
     if (err == RP_ERR_NOT_FOUND)
         return false;
     if (err != RP_OK)

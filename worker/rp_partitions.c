@@ -125,7 +125,13 @@ rd_kafka_topic_partition_list_t *rp_partitions_offsets(rp_worker_t *w,
         tp = rd_kafka_topic_partition_list_add(list, w->conf.requests_topic,
                                                p);
         tp->offset = off;
-        if (len && (tp->metadata = malloc(len))) {
+        if (len && !(tp->metadata = malloc(len))) {
+            /* Without its metadata the commit would forget the finished
+             * offsets above it: leave this partition for the next one. */
+            rd_kafka_topic_partition_list_del_by_idx(list, list->cnt - 1);
+            continue;
+        }
+        if (len) {
             memcpy(tp->metadata, meta, len);
             tp->metadata_size = len;
         }
@@ -192,7 +198,14 @@ static void rp_partitions_restore(rp_worker_t *w,
         int32_t p = tp->partition;
         rp_err_t err;
 
-        if (tp->err || tp->offset < 0 || p < 0 || p >= w->npart)
+        if (tp->err) {
+            rp_log(RP_LOG_WARN, "committed_unknown", NULL, NULL,
+                   "partition %d: cannot read its committed offset: %s; "
+                   "requests finished above it will be published again",
+                   (int)p, rd_kafka_err2str(tp->err));
+            continue;
+        }
+        if (tp->offset < 0 || p < 0 || p >= w->npart)
             continue;
         err = rp_offsets_restore(w->offsets, p, tp->offset, tp->metadata,
                                  tp->metadata_size);
@@ -374,10 +387,11 @@ static void rp_partitions_log_window(rp_worker_t *w, int32_t p, bool paused)
     rp_log(RP_LOG_WARN, "partition_paused", oldest ? rp_job_eid(oldest) : NULL,
            oldest ? rp_job_sid(oldest) : NULL,
            "partition %d paused: %zu offsets since the oldest unfinished one "
-           "(offset %lld) reach --max-window %d; it resumes as that one "
-           "finishes",
+           "(offset %lld) %s; it resumes as that one finishes",
            (int)p, rp_offsets_window(w->offsets, p), (long long)low,
-           w->conf.max_window);
+           w->part[p].meta_full
+               ? "hold more finished gaps than the commit metadata bound"
+               : "reach --max-window");
 }
 
 /* Pause every assigned partition at the in-flight limit, and any partition

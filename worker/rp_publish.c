@@ -167,22 +167,19 @@ char *rp_publish_result_json(rp_result_t *r, size_t max)
     return json;
 }
 
-/* Exactly-once: a job whose messages are all queued joins the open
- * transaction. A job that lost its partition publishes nothing: its next
- * owner does, and only one of the two can commit. true: job ended. */
+/* Exactly-once: a job with a message queued joins the open transaction
+ * (rp_txn_add; once all are queued it is whole). A job that lost its
+ * partition and has nothing queued publishes nothing: its next owner
+ * does, and only one of the two can commit. true: job ended. */
 static bool rp_publish_eos_step(rp_worker_t *w, rp_job_t *job)
 {
     if (!w->eos)
         return false;
-    if (!rp_job_current(w, job)) {
-        if (!job->d_result.pending && !job->d_dlq.pending) {
-            rp_job_end(w, job, false);
-            return true;
-        }
-        return false; /* its messages are in the transaction: see it out */
+    if (!job->in_txn && !rp_job_current(w, job)) {
+        rp_job_end(w, job, false);
+        return true;
     }
-    if (!job->in_txn && !job->d_result.failed && !job->d_dlq.failed &&
-        (job->d_result.pending || job->d_dlq.pending))
+    if (job->d_result.pending || job->d_dlq.pending)
         rp_txn_add(w, job);
     return false;
 }
@@ -281,8 +278,11 @@ void rp_publish_job(rp_worker_t *w, rp_job_t *job)
 
 void rp_publish_retry(rp_worker_t *w, rp_job_t *job)
 {
-    if (w->eos && !rp_job_current(w, job) && !job->in_txn) {
-        rp_job_end(w, job, false);
+    if (w->eos && !rp_job_current(w, job)) {
+        /* Never publish for a partition we lost; what it has queued goes
+         * with the transaction's abort. */
+        if (!job->in_txn)
+            rp_job_end(w, job, false);
         return;
     }
     if (job->d_result.failed) {

@@ -41,13 +41,9 @@ static bool rp_txn_partial(const rp_worker_t *w)
 {
     const rp_list_t *n;
 
-    for (n = w->jobs.next; n != &w->jobs; n = n->next) {
-        const rp_job_t *job = RP_LIST_ENTRY(n, const rp_job_t, link);
-
-        if (job->stage == RP_JOB_PUBLISHING && !job->in_txn &&
-            (job->d_result.pending || job->d_dlq.pending))
+    for (n = w->txn_jobs.next; n != &w->txn_jobs; n = n->next)
+        if (!RP_LIST_ENTRY(n, const rp_job_t, txn_link)->txn_whole)
             return true;
-    }
     return false;
 }
 
@@ -76,12 +72,17 @@ bool rp_txn_begin(rp_worker_t *w)
 
 void rp_txn_add(rp_worker_t *w, rp_job_t *job)
 {
+    if (!job->in_txn) {
+        job->in_txn = true;
+        rp_list_push_tail(&w->txn_jobs, &job->txn_link);
+    }
+    if (job->txn_whole || job->d_result.failed || job->d_dlq.failed)
+        return;
+    job->txn_whole = true;
     if (rp_offsets_stage(w->offsets, job->partition, job->offset) != RP_OK)
         rp_log(RP_LOG_WARN, "offset_untracked", rp_job_eid(job),
                rp_job_sid(job), "partition %d offset %lld was not tracked",
                (int)job->partition, (long long)job->offset);
-    job->in_txn = true;
-    rp_list_push_tail(&w->txn_jobs, &job->txn_link);
     /* Its state is saved and its result queued: the session's next
      * request need not wait for the commit. */
     rp_job_release_session(w, job);
@@ -101,6 +102,7 @@ static void rp_txn_close(rp_worker_t *w)
 {
     w->txn = RP_TXN_NONE;
     w->txn_count = 0;
+    w->txn_partial_since = 0;
     rp_timerq_remove(&w->timers, &w->txn_timer);
     if (w->txn_offsets)
         rd_kafka_topic_partition_list_destroy(w->txn_offsets);
@@ -138,10 +140,20 @@ static void rp_txn_abort(rp_worker_t *w,
                "%s; producing its results again", why);
     w->txn = RP_TXN_ABORTING;
     if ((e = rd_kafka_abort_transaction(w->producer, -1))) {
-        if (!rp_txn_fatal(w, e, "abort")) {
+        if (rp_txn_fatal(w, e, "abort")) {
+            /* stopping */
+        } else if (rd_kafka_error_is_retriable(e)) {
             rp_log(RP_LOG_WARN, "transaction_abort_failed", NULL, NULL,
                    "%s; trying again", rd_kafka_error_string(e));
             rp_txn_later(w);
+        } else {
+            /* librdkafka: treat what is neither retriable nor abortable
+             * as fatal. */
+            char msg[512];
+
+            snprintf(msg, sizeof(msg), "transaction abort: %s",
+                     rd_kafka_error_string(e));
+            rp_worker_set_fatal(w, msg);
         }
         rd_kafka_error_destroy(e);
         return;
@@ -162,7 +174,9 @@ static void rp_txn_abort(rp_worker_t *w,
 
         rp_list_unlink(n);
         job->in_txn = false;
-        (void)rp_offsets_unstage(w->offsets, job->partition, job->offset);
+        if (job->txn_whole)
+            (void)rp_offsets_unstage(w->offsets, job->partition, job->offset);
+        job->txn_whole = false;
         if (!rp_job_current(w, job) ||
             (dropping && rp_partitions_match(job, dropping))) {
             rp_job_end(w, job, false);
@@ -189,7 +203,7 @@ static void rp_txn_committed(rp_worker_t *w)
         rp_job_t *job = RP_LIST_ENTRY(n, rp_job_t, txn_link);
 
         rp_list_unlink(n);
-        job->in_txn = false;
+        job->in_txn = job->txn_whole = false;
         rp_job_end(w, job, true);
         jobs++;
     }
@@ -218,12 +232,20 @@ static void rp_txn_finish(rp_worker_t *w,
                rd_kafka_error_string(e));
         w->txn = RP_TXN_COMMITTING;
         rp_txn_later(w);
-    } else {
+    } else if (rd_kafka_error_txn_requires_abort(e)) {
         char why[512];
 
         snprintf(why, sizeof(why), "transaction commit failed: %s",
                  rd_kafka_error_string(e));
         rp_txn_abort(w, dropping, why);
+    } else {
+        /* Neither retriable nor abortable: librdkafka says fatal. The
+         * commit may have landed; what did not is re-delivered. */
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "transaction commit: %s",
+                 rd_kafka_error_string(e));
+        rp_worker_set_fatal(w, msg);
     }
     rd_kafka_error_destroy(e);
 }
@@ -247,13 +269,21 @@ void rp_txn_commit(rp_worker_t *w,
         rp_txn_finish(w, dropping);
         return;
     }
+    if (w->txn == RP_TXN_OPEN && !rp_txn_partial(w))
+        w->txn_partial_since = 0;
     if (w->txn == RP_TXN_OPEN && rp_txn_partial(w)) {
-        if (!force) {
-            rp_worker_arm(w, &w->txn_timer,
-                          rp_time_mono_ms() + RP_WORKER_TXN_MS);
+        int64_t now = rp_time_mono_ms();
+
+        if (!w->txn_partial_since)
+            w->txn_partial_since = now;
+        /* Wait for the missing message's retry, but not so long that the
+         * broker times the transaction out (then no retry can succeed),
+         * nor when giving partitions up or exiting. */
+        if (!force &&
+            now - w->txn_partial_since < RP_WORKER_TXN_TIMEOUT_MS / 2) {
+            rp_worker_arm(w, &w->txn_timer, now + RP_WORKER_TXN_MS);
             return;
         }
-        /* Giving partitions up or exiting: half a job must not commit. */
         rp_txn_abort(w, dropping, "a result could not be queued whole");
         if (w->txn == RP_TXN_ABORTING ||
             (w->txn == RP_TXN_OPEN && rp_txn_partial(w)))

@@ -43,7 +43,6 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
 {
     rd_kafka_conf_t *cc = rd_kafka_conf_new(), *pc = rd_kafka_conf_new();
     const rp_worker_conf_t *c = &w->conf;
-    rd_kafka_topic_partition_list_t *topics = NULL;
     char kerr[512];
     rp_err_t err;
     uint64_t one = 1;
@@ -135,18 +134,7 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
     /* Both queues write to the same eventfd when they become non-empty. */
     rd_kafka_queue_io_event_enable(w->cq, w->wake_fd, &one, sizeof(one));
     rd_kafka_queue_io_event_enable(w->pq, w->wake_fd, &one, sizeof(one));
-
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, c->requests_topic,
-                                      RD_KAFKA_PARTITION_UA);
-    if (rd_kafka_subscribe(w->consumer, topics)) {
-        err = rp_errf(errstr, es, RP_ERR_KAFKA, "cannot subscribe to %s",
-                      c->requests_topic);
-        goto out;
-    }
 out:
-    if (topics)
-        rd_kafka_topic_partition_list_destroy(topics);
     if (cc)
         rd_kafka_conf_destroy(cc);
     if (pc)
@@ -368,6 +356,21 @@ static bool rp_worker_all_settled(const rp_worker_t *w)
     return true;
 }
 
+static rp_err_t rp_worker_subscribe(rp_worker_t *w, char *errstr, size_t es)
+{
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new(1);
+    rp_err_t err = RP_OK;
+
+    rd_kafka_topic_partition_list_add(topics, w->conf.requests_topic,
+                                      RD_KAFKA_PARTITION_UA);
+    if (rd_kafka_subscribe(w->consumer, topics))
+        err = rp_errf(errstr, es, RP_ERR_KAFKA, "cannot subscribe to %s",
+                      w->conf.requests_topic);
+    rd_kafka_topic_partition_list_destroy(topics);
+    return err;
+}
+
 /* librdkafka before 2.3.0 (Debian 12 ships 2.0.2) aborts in
  * rd_kafka_destroy when a cooperative-sticky consumer has joined its group
  * but not yet received its first assignment (the assignor's state is
@@ -399,9 +402,13 @@ rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t es)
 {
     rp_err_t err;
 
-    /* Here, not in rp_worker_new: it is the first call that needs the
-     * cluster. */
+    /* Here, not in rp_worker_new: these are the first calls that need the
+     * cluster. Transactions first: the consumer must not join its group
+     * while init_transactions blocks (it would not poll, and a stop then
+     * would hit librdkafka #4381, below). */
     if (w->eos && (err = rp_txn_init(w, errstr, es)))
+        return err;
+    if ((err = rp_worker_subscribe(w, errstr, es)))
         return err;
     rp_log(RP_LOG_INFO, "worker_started", NULL, NULL,
            "worker %s: group %s, topic %s -> %s (dlq %s), %s, backend %s, "

@@ -120,8 +120,10 @@ struct rp_job {
     rp_request_t req;
     rp_job_stage_t stage;
     bool revoked; /* abandoned: partition lost or worker stopping */
-    bool in_txn;  /* exactly-once: every message queued in the open
-                     transaction; ends when it commits */
+    bool in_txn;    /* exactly-once: a message of it is queued in the
+                       open transaction (on w->txn_jobs) */
+    bool txn_whole; /* ...and all of them: its offset is staged; it ends
+                       when the transaction commits */
     bool session_released; /* its session's next request may start */
 
     /* Filled by the I/O steps. */
@@ -223,6 +225,7 @@ struct rp_worker {
     rd_kafka_topic_partition_list_t *txn_offsets; /* sent; kept while its
                                                      commit is retried */
     size_t txn_count;
+    int64_t txn_partial_since; /* mono ms a job first sat half queued */
     rp_timer_t txn_timer;
 
     size_t msg_max; /* the producer's message.max.bytes */
@@ -383,7 +386,9 @@ rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es);
  * commit or abort is being resumed: produce later) or the worker is
  * stopping (fatal). */
 bool rp_txn_begin(rp_worker_t *w);
-/* Every message of job is queued in the open transaction. */
+/* A message of job was queued in the open transaction: track it; once
+ * all of them are, stage its offset and free its session's next
+ * request. */
 void rp_txn_add(rp_worker_t *w, rp_job_t *job);
 /* Commit the open transaction with the offsets of every partition (or
  * just the offsets, when they changed and none is open). dropping

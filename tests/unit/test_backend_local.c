@@ -427,8 +427,9 @@ static void test_close_leaves_running(void **state)
 }
 
 /* Attach to a process the backend did not start (a detached executor of
- * a dead worker): done comes when it exits; a run that is gone, on
- * another boot or with a reused pid, is refused with NOT_FOUND. */
+ * a dead worker): done comes when it exits; a run that is gone or whose
+ * pid was reused is refused with NOT_FOUND; one of another boot or pid
+ * namespace (a pod on the same node) with UNAVAILABLE: it may still run. */
 static void test_attach(void **state)
 {
     fixture_t *f = *state;
@@ -455,7 +456,14 @@ static void test_attach(void **state)
     snprintf(bad, sizeof(bad), "local:00000000-0000-0000-0000-000000000000:%ld:%llu",
              (long)pid, (unsigned long long)ticks);
     assert_int_equal(rp_backend_attach(f->be, bad, NULL, &run, es, sizeof(es)),
-                     RP_ERR_NOT_FOUND);
+                     RP_ERR_UNAVAILABLE);
+    /* Same boot, another pid namespace. */
+    assert_non_null(strchr(boot, '.'));
+    snprintf(bad, sizeof(bad), "local:%.*s.1:%ld:%llu",
+             (int)(strchr(boot, '.') - boot), boot, (long)pid,
+             (unsigned long long)ticks);
+    assert_int_equal(rp_backend_attach(f->be, bad, NULL, &run, es, sizeof(es)),
+                     RP_ERR_UNAVAILABLE);
     assert_int_equal(rp_backend_attach(f->be, "cloudrun:x-1", NULL, &run, es,
                                        sizeof(es)),
                      RP_ERR_INVALID);
