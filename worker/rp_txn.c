@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "rp_log.h"
 #include "rp_time.h"
@@ -315,22 +317,44 @@ void rp_txn_commit(rp_worker_t *w,
     rd_kafka_error_destroy(e);
 }
 
+/* A stop signal arrived (the loop has not started: read it here). */
+static bool rp_txn_stop_asked(rp_worker_t *w)
+{
+    struct signalfd_siginfo si;
+
+    return read(w->sig_fd, &si, sizeof(si)) == sizeof(si);
+}
+
 rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es)
 {
     rd_kafka_error_t *e;
     rp_err_t err = RP_OK;
 
     /* Fences an earlier producer with the same transactional.id (this
-     * worker before a restart) and aborts what it left open. */
-    if ((e = rd_kafka_init_transactions(w->producer, RP_WORKER_TXN_INIT_MS))) {
-        err = rp_errf(errstr, es,
-                      rd_kafka_error_is_retriable(e) ? RP_ERR_UNAVAILABLE
-                                                     : RP_ERR_KAFKA,
-                      "cannot initialise transactions (--delivery "
-                      "exactly-once needs Apache Kafka >= 2.5 or compatible): "
-                      "%s",
-                      rd_kafka_error_string(e));
+     * worker before a restart) and aborts what it left open. A cluster
+     * that is not there yet is waited for, as a consumer would, in steps
+     * that let SIGTERM through. */
+    while ((e = rd_kafka_init_transactions(w->producer,
+                                           RP_WORKER_TXN_INIT_MS))) {
+        if (!rd_kafka_error_is_retriable(e)) {
+            err = rp_errf(errstr, es, RP_ERR_KAFKA,
+                          "cannot initialise transactions (--delivery "
+                          "exactly-once needs Apache Kafka >= 2.5 or "
+                          "compatible): %s",
+                          rd_kafka_error_string(e));
+            break;
+        }
+        rp_log(RP_LOG_WARN, "cluster_waiting", NULL, NULL,
+               "no transaction coordinator yet (%s); still trying",
+               rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
+        e = NULL;
+        if (rp_txn_stop_asked(w)) {
+            err = RP_ERR_CANCELLED;
+            break;
+        }
     }
+    if (e)
+        rd_kafka_error_destroy(e);
     return err;
 }

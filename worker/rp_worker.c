@@ -407,7 +407,7 @@ rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t es)
      * while init_transactions blocks (it would not poll, and a stop then
      * would hit librdkafka #4381, below). */
     if (w->eos && (err = rp_txn_init(w, errstr, es)))
-        return err;
+        return err == RP_ERR_CANCELLED ? RP_OK : err; /* stopped first */
     if ((err = rp_worker_subscribe(w, errstr, es)))
         return err;
     rp_log(RP_LOG_INFO, "worker_started", NULL, NULL,

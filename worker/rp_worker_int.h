@@ -52,7 +52,7 @@
 #define RP_WORKER_TXN_MS 100            /* a transaction commits this often */
 #define RP_WORKER_TXN_BATCH 500         /* or at this many results */
 #define RP_WORKER_TXN_TIMEOUT_MS 10000  /* transaction.timeout.ms default */
-#define RP_WORKER_TXN_INIT_MS 30000     /* init_transactions at start */
+#define RP_WORKER_TXN_INIT_MS 5000      /* init_transactions, per try */
 #define RP_WORKER_FIRST_ASSIGN_MS 5000  /* at exit, for a first assignment */
 
 /* Room left in a message for the key and runpool's headers. */
@@ -380,7 +380,9 @@ size_t rp_partitions_drop_queued(rp_worker_t *w,
 
 /* ---- rp_txn.c (exactly-once) ---- */
 
-/* At start: fence earlier producers of our transactional.id. */
+/* At start: fence earlier producers of our transactional.id; waits for a
+ * cluster that is not there yet. RP_ERR_CANCELLED: SIGTERM/SIGINT came
+ * first. */
 rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es);
 /* Open a transaction unless one is; false: none can be open now (a
  * commit or abort is being resumed: produce later) or the worker is
