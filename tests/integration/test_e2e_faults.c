@@ -2,7 +2,7 @@
  * nothing lost, every request answered, no command started twice, order
  * per session kept.
  *
- * Two workers on Apache Kafka, --backend cloudrun against the Cloud Run
+ * Three workers on Apache Kafka, --backend cloudrun against the Cloud Run
  * fake (template mode), state in fake-gcs-server behind
  * tests/fakes/gcs_fault_proxy.py, which every Cloud Storage client of the
  * test goes through (workers and the executors the fake runs):
@@ -23,7 +23,12 @@
  * number to SESSION.order. So a command started twice shows as two lines,
  * whatever the state store or Kafka say. Each command also prints the
  * variable the previous command of its session exported (env carry-over in
- * order). */
+ * order).
+ *
+ * While the commands run, one worker is SIGKILLed and another drained
+ * with SIGTERM, each replaced: their Cloud Run executions go on, and the
+ * new owners re-attach to them (or find their records) instead of
+ * running them again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,10 +38,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "rp_te_cloud.h"
 #include "rp_testenv.h"
@@ -98,7 +105,7 @@ static void test_faults(void **state)
     const char *eid_ptrs[N_EXEC];
     char marks[PATH_MAX], sid[32], cmd[1024], out[32], want[64], name[96];
     const rp_te_msg_t *res[RESULTS_MAX];
-    int workers[2], started_twice = 0, done_twice = 0, not_started = 0;
+    int workers[3], started_twice = 0, done_twice = 0, not_started = 0;
     long dup_results = 0, cr_dups = 0;
     int found_later = 0;
     int64_t t0;
@@ -122,9 +129,9 @@ static void test_faults(void **state)
     if (mkdir(marks, 0755) != 0 && errno != EEXIST)
         fail_msg("mkdir %s: %s", marks, strerror(errno));
 
-    workers[0] = rp_te_start_worker(te);
-    workers[1] = rp_te_start_worker(te);
-    rp_te_wait_group(te, workers, 2, 60000);
+    for (int i = 0; i < 3; i++)
+        workers[i] = rp_te_start_worker(te);
+    rp_te_wait_group(te, workers, 3, 60000);
 
     t0 = rp_te_now_ms();
     for (int k = 1; k <= N_CMDS; k++) {
@@ -145,6 +152,30 @@ static void test_faults(void **state)
         }
     }
     rp_te_flush(te);
+
+    /* A worker killed, then one drained, while executions run; each
+     * replaced. */
+    for (int f = 0; f < 2; f++) {
+        size_t enough = f == 0 ? N_EXEC / 4 : N_EXEC / 2;
+        int64_t until = rp_te_now_ms() + WAIT_MS / 2;
+
+        while (rp_te_result_count(te) < enough) {
+            if (rp_te_now_ms() >= until)
+                fail_msg("only %zu of %d results after %d s",
+                         rp_te_result_count(te), N_EXEC, WAIT_MS / 2000);
+            rp_te_check_procs(te);
+            rp_te_sleep_ms(100);
+        }
+        print_message("%zu results: %s worker %d\n", rp_te_result_count(te),
+                      f == 0 ? "SIGKILL" : "SIGTERM", f);
+        rp_te_signal(te, workers[f], f == 0 ? SIGKILL : SIGTERM);
+        if (!rp_te_wait_exit(te, workers[f], 60000))
+            fail_msg("worker %d did not exit", f);
+        if (f == 1 && !(WIFEXITED(te->procs[workers[f]].status) &&
+                        WEXITSTATUS(te->procs[workers[f]].status) == 0))
+            fail_msg("the drained worker did not exit 0");
+        workers[f] = rp_te_start_worker(te);
+    }
 
     rp_te_wait_results_for(te, eid_ptrs, N_EXEC, WAIT_MS);
     print_message("all %d requests answered after %.1f s\n", N_EXEC,
