@@ -166,6 +166,32 @@ rp_local_spawn(const char *path, char **envp)
     return pid;
 }
 
+/* Put run (its pidfd set) on the live list and register its pidfd with
+ * the reaper; registered last, so from then on the reaper owns its exit.
+ * On failure it is on neither. */
+static rp_err_t rp_local_watch(rp_local_t *lb, rp_backend_run_t *run,
+                               char *errstr, size_t errstr_size)
+{
+    struct epoll_event ev;
+
+    pthread_mutex_lock(&lb->lock);
+    rp_list_push_head(&lb->live, &run->link);
+    pthread_mutex_unlock(&lb->lock);
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = run;
+    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, run->pidfd, &ev) != 0) {
+        rp_err_t err = rp_errf(errstr, errstr_size, RP_ERR_IO,
+                               "epoll_ctl: %s", strerror(errno));
+
+        pthread_mutex_lock(&lb->lock);
+        rp_list_unlink(&run->link);
+        pthread_mutex_unlock(&lb->lock);
+        return err;
+    }
+    return RP_OK;
+}
+
 static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
                                void *job, rp_backend_run_t **out, char *errstr,
                                size_t errstr_size)
@@ -176,7 +202,6 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     char **envp = NULL, cwd[4096];
     const char *v;
     rp_backend_run_t *run = NULL;
-    struct epoll_event ev;
     rp_err_t err;
     pid_t pid;
 
@@ -223,23 +248,11 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
                       strerror(errno));
         goto out;
     }
-    pthread_mutex_lock(&lb->lock);
-    rp_list_push_head(&lb->live, &run->link);
-    pthread_mutex_unlock(&lb->lock);
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.ptr = run;
-    /* The pidfd is registered last: from here on the reaper owns the exit. */
-    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, run->pidfd, &ev) != 0) {
+    if ((err = rp_local_watch(lb, run, errstr, errstr_size))) {
         /* Unwatched, it would never be reported: take it back. */
-        err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "epoll_ctl: %s",
-                      strerror(errno));
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         close(run->pidfd);
-        pthread_mutex_lock(&lb->lock);
-        rp_list_unlink(&run->link);
-        pthread_mutex_unlock(&lb->lock);
         goto out;
     }
     *out = run;
@@ -451,7 +464,6 @@ static rp_err_t rp_local_attach(rp_backend_t *be, const char *run_id,
     rp_local_t *lb = be->impl;
     char boot[RP_CLAIM_BOOT_ID_MAX + 1], mine[RP_CLAIM_BOOT_ID_MAX + 1];
     rp_backend_run_t *run = NULL;
-    struct epoll_event ev;
     uint64_t ticks = 0, now_ticks = 0;
     pid_t pid = 0;
     int pidfd = -1;
@@ -490,20 +502,8 @@ static rp_err_t rp_local_attach(rp_backend_t *be, const char *run_id,
     run->pid = pid;
     run->pidfd = pidfd;
     snprintf(run->run_id, sizeof(run->run_id), "%s", run_id);
-    pthread_mutex_lock(&lb->lock);
-    rp_list_push_head(&lb->live, &run->link);
-    pthread_mutex_unlock(&lb->lock);
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.ptr = run;
-    if (epoll_ctl(lb->epfd, EPOLL_CTL_ADD, pidfd, &ev) != 0) {
-        err = rp_errf(errstr, errstr_size, RP_ERR_IO, "epoll_ctl: %s",
-                      strerror(errno));
-        pthread_mutex_lock(&lb->lock);
-        rp_list_unlink(&run->link);
-        pthread_mutex_unlock(&lb->lock);
+    if ((err = rp_local_watch(lb, run, errstr, errstr_size)))
         goto out;
-    }
     *out = run;
     run = NULL;
     pidfd = -1;
