@@ -271,9 +271,9 @@ void rp_txn_commit(rp_worker_t *w,
         rp_txn_finish(w, dropping);
         return;
     }
-    if (w->txn == RP_TXN_OPEN && !rp_txn_partial(w))
+    if (w->txn == RP_TXN_OPEN && !rp_txn_partial(w)) {
         w->txn_partial_since = 0;
-    if (w->txn == RP_TXN_OPEN && rp_txn_partial(w)) {
+    } else if (w->txn == RP_TXN_OPEN) {
         int64_t now = rp_time_mono_ms();
 
         if (!w->txn_partial_since)
