@@ -28,13 +28,15 @@ int64_t rp_time_wall_ms(void)
 
 void rp_time_rfc3339(int64_t wall_ms, char *out, size_t out_size)
 {
-    time_t secs = (time_t)(wall_ms / 1000);
+    /* Floor division: before 1970 the milliseconds stay 0..999. */
+    int64_t ms = ((wall_ms % 1000) + 1000) % 1000;
+    time_t secs = (time_t)((wall_ms - ms) / 1000);
     struct tm tm;
 
     gmtime_r(&secs, &tm);
     snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+             tm.tm_min, tm.tm_sec, (int)ms);
 }
 
 static int rp_time_digits(const char **p, int n, int *out)
@@ -54,7 +56,8 @@ static int rp_time_digits(const char **p, int n, int *out)
 int rp_time_parse_rfc3339(const char *s, int64_t *wall_ms)
 {
     struct tm tm;
-    int y, mo, d, h, mi, sec, ms = 0, off = 0;
+    int y, mo, d, h, mi, sec, off = 0;
+    int64_t ms = 0;
     const char *p = s;
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
@@ -105,6 +108,11 @@ int rp_time_parse_rfc3339(const char *s, int64_t *wall_ms)
     tm.tm_hour = h;
     tm.tm_min = mi;
     tm.tm_sec = sec;
-    *wall_ms = ((int64_t)timegm(&tm) - (int64_t)off * 60) * 1000 + ms;
+    ms += ((int64_t)timegm(&tm) - (int64_t)off * 60) * 1000;
+    /* An offset can carry 0000-01-01 or 9999-12-31 out of the four-digit
+     * years, which rp_time_rfc3339 could not write back. */
+    if (ms < RP_TIME_MIN_MS || ms > RP_TIME_MAX_MS)
+        return -1;
+    *wall_ms = ms;
     return 0;
 }

@@ -132,3 +132,24 @@ rp_install_kafka() {
 
 rp_install_kafka
 # ---- end rp_install_kafka -------------------------------------------------
+
+# ---- rp_install_fuzz_toolchain --------------------------------------------
+# clang 14 and its runtimes (libFuzzer, ASan, UBSan) from Debian 12 for the
+# fuzz tree (tests/fuzz, build-fuzz): pinned to the bookworm series.
+RP_FUZZ_APT_PACKAGES=("clang-14=1:14.0.6*" "libclang-rt-14-dev=1:14.0.6*")
+rp_install_fuzz_toolchain() {
+  local missing=() spec sudo=""
+  for spec in "${RP_FUZZ_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "${spec%%=*}" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$spec")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing the fuzz toolchain: ${missing[*]}"
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+    die "apt-get install ${missing[*]} failed"
+}
+
+rp_install_fuzz_toolchain
+# ---- end rp_install_fuzz_toolchain ----------------------------------------

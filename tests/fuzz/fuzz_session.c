@@ -1,0 +1,27 @@
+/* The session-state document from the state store: rp_session_parse, and
+ * a round trip of every valid one. */
+#include "fuzz_common.h"
+#include "rp_session.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    rp_session_t a = {0}, b = {0};
+    char err[256];
+    char *j1 = NULL, *j2 = NULL;
+
+    if (rp_session_parse((const char *)data, size, &a, err, sizeof(err)) ==
+        RP_OK) {
+        FUZZ_CHECK((j1 = rp_session_to_json(&a)) != NULL);
+        FUZZ_CHECK(rp_session_parse(j1, strlen(j1), &b, err, sizeof(err)) ==
+                   RP_OK);
+        FUZZ_CHECK((j2 = rp_session_to_json(&b)) != NULL);
+        FUZZ_CHECK(strcmp(j1, j2) == 0);
+    } else {
+        FUZZ_CHECK(err[0] != '\0');
+    }
+    free(j1);
+    free(j2);
+    rp_session_clear(&a);
+    rp_session_clear(&b);
+    return 0;
+}
