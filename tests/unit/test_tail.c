@@ -165,6 +165,8 @@ static void test_from(void **state)
     /* Refused: "last 0", signs, garbage, trailing junk, empty. */
     assert_int_equal(rp_tail_parse_from("-0", &f, err, sizeof(err)),
                      RP_ERR_INVALID);
+    assert_int_equal(rp_tail_parse_from("-100001", &f, err, sizeof(err)),
+                     RP_ERR_INVALID); /* over RP_TAIL_LAST_MAX */
     assert_int_equal(rp_tail_parse_from("+5", &f, err, sizeof(err)),
                      RP_ERR_INVALID);
     assert_int_equal(rp_tail_parse_from("12abc", &f, err, sizeof(err)),

@@ -106,7 +106,8 @@ rp_err_t rp_tail_parse_from(const char *s, rp_tail_from_t *out, char *errstr,
                v <= INT64_MAX / 1000) {
         out->kind = RP_TAIL_FROM_TIME;
         out->value = v * 1000;
-    } else if (s[0] == '-' && parse_u64(s + 1, &v) && v > 0) {
+    } else if (s[0] == '-' && parse_u64(s + 1, &v) && v > 0 &&
+               v <= RP_TAIL_LAST_MAX) {
         out->kind = RP_TAIL_FROM_LAST;
         out->value = v;
     } else if (parse_u64(s, &v)) {

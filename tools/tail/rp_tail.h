@@ -26,6 +26,9 @@
 /* --stats keeps at most this many durations per interval for p50/p99;
  * past it the percentiles are over the first ones (said in the output). */
 #define RP_TAIL_STATS_SAMPLES_MAX 100000
+/* --from -N: N at most this (each partition keeps N records until its
+ * end is reached). */
+#define RP_TAIL_LAST_MAX 100000
 #define RP_TAIL_STATS_DEFAULT_S 5
 #define RP_TAIL_STATS_MAX_S 86400
 #define RP_TAIL_STATUS_N 6 /* the five result statuses, and "dlq" */
@@ -35,7 +38,8 @@ typedef enum rp_tail_from_kind {
     RP_TAIL_FROM_BEGINNING,
     RP_TAIL_FROM_TIME,      /* value = wall ms since epoch */
     RP_TAIL_FROM_OFFSET,    /* value = absolute offset, every partition */
-    RP_TAIL_FROM_LAST,      /* value = N: the last N of every partition */
+    RP_TAIL_FROM_LAST,      /* value = N (1..RP_TAIL_LAST_MAX): the last N
+                               records of every partition */
 } rp_tail_from_kind_t;
 
 typedef struct rp_tail_from {

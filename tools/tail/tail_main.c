@@ -41,6 +41,14 @@ typedef struct pending {
     int64_t since_ms;
 } pending_t;
 
+/* --from -N: the last N records of one partition, kept until the
+ * partition's first EOF, then printed. */
+typedef struct last_ring {
+    rp_tail_rec_t *recs; /* N slots */
+    size_t head, n;
+    bool done; /* reached EOF once: records go straight out */
+} last_ring_t;
+
 typedef struct tail {
     rp_tail_conf_t conf;
     rd_kafka_t *rk;
@@ -51,6 +59,8 @@ typedef struct tail {
     size_t pending_head, n_pending;
     size_t n_assigned, n_eof;
     rd_kafka_topic_partition_list_t *eofs; /* partitions that hit EOF */
+    rd_kafka_topic_partition_list_t *list; /* the assignment */
+    last_ring_t *rings; /* --from -N: one per entry of list, else NULL */
 } tail_t;
 
 /* Partition count of topic, or -1 (message printed). */
@@ -104,9 +114,23 @@ static int add_topic(tail_t *t, rd_kafka_topic_partition_list_t *list,
         case RP_TAIL_FROM_OFFSET:
             off = from->value;
             break;
-        case RP_TAIL_FROM_LAST:
-            off = RD_KAFKA_OFFSET_TAIL(from->value);
+        case RP_TAIL_FROM_LAST: {
+            /* Not OFFSET_TAIL(N): on a transactional topic commit markers
+             * take offsets too (up to one per record), so the last N
+             * offsets may hold no record at all. Start 2N back and keep the
+             * last N records read before the end (last_ring_t). */
+            int64_t lo = 0, hi = 0;
+
+            err = rd_kafka_query_watermark_offsets(t->rk, topic, p, &lo, &hi,
+                                                   RP_TAIL_META_TIMEOUT_MS);
+            if (err) {
+                fprintf(stderr, "%s: watermarks of %s [%d]: %s\n", prog,
+                        topic, p, rd_kafka_err2str(err));
+                return -1;
+            }
+            off = hi - 2 * from->value > lo ? hi - 2 * from->value : lo;
             break;
+        }
         case RP_TAIL_FROM_TIME:
             rd_kafka_topic_partition_list_add(times, topic, p)->offset =
                 from->value;
@@ -207,6 +231,56 @@ static void flush_pending(tail_t *t, bool force)
     }
 }
 
+static void handle_filtered(tail_t *t, rp_tail_rec_t *rec);
+
+static last_ring_t *ring_of(tail_t *t, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < t->list->cnt; i++)
+        if (t->list->elems[i].partition == partition &&
+            !strcmp(t->list->elems[i].topic, topic))
+            return &t->rings[i];
+    return NULL;
+}
+
+/* --from -N before the partition's end: keep rec (taken) in its ring,
+ * dropping the oldest. Returns false when rec should go out now. */
+static bool src_ring_keep(tail_t *t, const char *topic, rp_tail_rec_t *rec)
+{
+    last_ring_t *r = ring_of(t, topic, rec->partition);
+    size_t cap = (size_t)t->conf.from.value;
+
+    if (!r || r->done)
+        return false;
+    if (r->n == cap) {
+        rp_tail_rec_clear(&r->recs[r->head]);
+        r->recs[r->head] = *rec;
+        r->head = (r->head + 1) % cap;
+    } else {
+        r->recs[(r->head + r->n) % cap] = *rec;
+        r->n++;
+    }
+    return true;
+}
+
+/* The partition reached its end: print what its ring kept, in order. */
+static void ring_flush(tail_t *t, const char *topic, int32_t partition)
+{
+    last_ring_t *r = t->rings ? ring_of(t, topic, partition) : NULL;
+    size_t cap = (size_t)t->conf.from.value;
+
+    if (!r || r->done)
+        return;
+    r->done = true;
+    for (; r->n; r->n--) {
+        rp_tail_rec_t *rec = &r->recs[r->head];
+
+        r->head = (r->head + 1) % cap;
+        if (rp_tail_match(&t->conf, rec))
+            handle_filtered(t, rec);
+        rp_tail_rec_clear(rec);
+    }
+}
+
 static void handle_record(tail_t *t, rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -241,22 +315,29 @@ static void handle_record(tail_t *t, rd_kafka_message_t *m)
                 topic, (int)m->partition, (long long)m->offset);
         return;
     }
-    if (!rp_tail_match(&t->conf, &rec)) {
-        rp_tail_rec_clear(&rec);
+    if (t->rings && src_ring_keep(t, topic, &rec))
         return;
-    }
-    if (t->conf.with_requests && src == RP_TAIL_SRC_RESULTS &&
-        !t->conf.stats_s && !rp_tail_reqs_get(t->reqs, rec.execution)) {
+    if (rp_tail_match(&t->conf, &rec))
+        handle_filtered(t, &rec);
+    rp_tail_rec_clear(&rec);
+}
+
+/* Print rec (or park it until its request is read: then rec's contents
+ * are taken and rec is left zeroed). */
+static void handle_filtered(tail_t *t, rp_tail_rec_t *rec)
+{
+    if (t->conf.with_requests && rec->source == RP_TAIL_SRC_RESULTS &&
+        !t->conf.stats_s && !rp_tail_reqs_get(t->reqs, rec->execution)) {
         if (t->n_pending == RP_TAIL_PENDING_MAX)
             flush_pending(t, true);
         t->pending[(t->pending_head + t->n_pending) % RP_TAIL_PENDING_MAX] =
-            (pending_t){.rec = rec, .since_ms = rp_time_mono_ms()};
+            (pending_t){.rec = *rec, .since_ms = rp_time_mono_ms()};
         t->n_pending++;
+        memset(rec, 0, sizeof(*rec));
         return;
     }
     flush_pending(t, true); /* keep arrival order */
-    emit(t, &rec);
-    rp_tail_rec_clear(&rec);
+    emit(t, rec);
 }
 
 /* Count a partition's EOF once; true when every assigned one reached it. */
@@ -264,6 +345,7 @@ static bool note_eof(tail_t *t, rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
 
+    ring_flush(t, topic, m->partition);
     if (!rd_kafka_topic_partition_list_find(t->eofs, topic, m->partition)) {
         rd_kafka_topic_partition_list_add(t->eofs, topic, m->partition);
         t->n_eof++;
@@ -387,6 +469,23 @@ int main(int argc, char **argv)
             goto out;
     }
     t.n_assigned = (size_t)list->cnt;
+    t.list = list;
+    if (t.conf.from.kind == RP_TAIL_FROM_LAST) {
+        if (!(t.rings = calloc((size_t)list->cnt, sizeof(*t.rings))))
+            goto nomem;
+        for (int i = 0; i < list->cnt; i++) {
+            /* the requests topic of --with-requests has no ring */
+            if (t.conf.with_requests &&
+                !strcmp(list->elems[i].topic, t.conf.requests_topic)) {
+                t.rings[i].done = true;
+                continue;
+            }
+            t.rings[i].recs = calloc((size_t)t.conf.from.value,
+                                     sizeof(rp_tail_rec_t));
+            if (!t.rings[i].recs)
+                goto nomem;
+        }
+    }
     if ((err = rd_kafka_assign(t.rk, list))) {
         fprintf(stderr, "%s: assign: %s\n", prog, rd_kafka_err2str(err));
         goto out;
@@ -426,14 +525,16 @@ int main(int argc, char **argv)
     flush_pending(&t, true);
     if (t.conf.stats_s)
         rp_tail_stats_print(&t.stats, stdout, t.json, rp_time_mono_ms());
+    goto out;
+nomem:
+    fprintf(stderr, "%s: out of memory\n", prog);
+    rc = EXIT_KAFKA;
 out:
     if (t.rk) {
         /* A clean close: leave the assignment, free librdkafka's queues. */
         rd_kafka_consumer_close(t.rk);
         rd_kafka_destroy(t.rk);
     }
-    if (list)
-        rd_kafka_topic_partition_list_destroy(list);
     if (t.eofs)
         rd_kafka_topic_partition_list_destroy(t.eofs);
     while (t.n_pending) {
@@ -441,6 +542,18 @@ out:
         t.pending_head = (t.pending_head + 1) % RP_TAIL_PENDING_MAX;
         t.n_pending--;
     }
+    for (int i = 0; t.rings && i < list->cnt; i++) {
+        last_ring_t *r = &t.rings[i];
+
+        for (; r->recs && r->n; r->n--) {
+            rp_tail_rec_clear(&r->recs[r->head]);
+            r->head = (r->head + 1) % (size_t)t.conf.from.value;
+        }
+        free(r->recs);
+    }
+    free(t.rings);
+    if (list)
+        rd_kafka_topic_partition_list_destroy(list);
     rp_tail_reqs_destroy(t.reqs);
     rp_tail_stats_clear(&t.stats);
     rp_tail_conf_free(&t.conf);
