@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "rp_testenv.h"
 
 #define WAIT_MS 60000
@@ -146,6 +148,119 @@ static void expect_eids(rp_te_t *te, const char *const *args,
     print_message("[tail] %s %s -> [%s]\n", args[0], args[1] ? args[1] : "",
                   got);
     lines_free(&out);
+}
+
+
+/* Start runpool-tail (argv[0] = its path) with stdout to out_path. */
+static pid_t spawn_tail(rp_te_t *te, char *const argv[], const char *out_path,
+                        const char *err_path)
+{
+    pid_t pid;
+    int fd;
+
+    fflush(stdout);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0)
+            _exit(127);
+        fd = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0 || dup2(fd, 2) < 0)
+            _exit(127);
+        execve(argv[0], argv, te->child_env);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait until path holds at least n lines; the text (caller frees). */
+static char *wait_lines(pid_t pid, const char *path, size_t n)
+{
+    int64_t deadline = rp_te_now_ms() + TAIL_TIMEOUT_MS;
+    int status;
+
+    for (;;) {
+        size_t len, nl = 0;
+        char *text = rp_te_read_file(path, &len);
+
+        for (size_t i = 0; text && i < len; i++)
+            nl += text[i] == '\n';
+        if (nl >= n)
+            return text;
+        free(text);
+        if (rp_te_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("runpool-tail printed fewer than %zu lines to %s", n,
+                     path);
+        }
+        rp_te_sleep_ms(100);
+    }
+}
+
+/* SIGINT, then it must exit 0 within 20 s. */
+static void stop_tail(pid_t pid, const char *what)
+{
+    int64_t deadline;
+    int status = 0;
+
+    kill(pid, SIGINT);
+    deadline = rp_te_now_ms() + 20000;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (rp_te_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("runpool-tail %s did not exit within 20 s of SIGINT",
+                     what);
+        }
+        rp_te_sleep_ms(20);
+    }
+    expect_exit(status, 0, what);
+    print_message("[tail] %s: SIGINT -> exit 0\n", what);
+}
+
+static size_t curl_sink(char *p, size_t size, size_t n, void *arg)
+{
+    FILE *f = arg;
+
+    return fwrite(p, size, n, f);
+}
+
+/* GET url; the body (caller frees). Fails the test on a non-200. */
+static char *scrape(const char *url)
+{
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    CURL *c = curl_easy_init();
+    long code = 0;
+    CURLcode rc;
+
+    assert_non_null(f);
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    fclose(f);
+    if (rc != CURLE_OK || code != 200)
+        fail_msg("GET %s: %s, HTTP %ld", url, curl_easy_strerror(rc), code);
+    return body;
+}
+
+/* The value of the sample line "series value" in text, or -1. */
+static double sample(const char *text, const char *series)
+{
+    size_t sl = strlen(series);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (!strncmp(p, series, sl) && p[sl] == ' ')
+            return strtod(p + sl + 1, NULL);
+    return -1;
 }
 
 static int64_t wall_s(void)
@@ -355,58 +470,65 @@ static void test_tail(void **state)
         char bin[PATH_MAX], errp[PATH_MAX], outp[PATH_MAX];
         char *argv[] = {bin, "--brokers", te->brokers, "--from", "beginning",
                         "--format", "json", NULL};
-        int status = 0, fd;
         pid_t pid;
-        int64_t deadline;
-        char *text;
-        size_t len;
 
         rp_te_format(bin, sizeof(bin), "%s/runpool-tail", te->bin_dir);
         rp_te_path(te, outp, sizeof(outp), "tail-follow.out");
-        rp_te_path(te, errp, sizeof(errp), "tail-follow.err");
-        fflush(stdout);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (fd < 0 || dup2(fd, 1) < 0)
-                _exit(127);
-            fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (fd < 0 || dup2(fd, 2) < 0)
-                _exit(127);
-            execve(bin, argv, te->child_env);
-            _exit(127);
-        }
-        /* Wait until it printed the three results: it is in its loop. */
+        rp_te_path(te, errp, sizeof(errp), "tail.err");
+        pid = spawn_tail(te, argv, outp, errp);
+        free(wait_lines(pid, outp, 3)); /* it is in its loop */
+        stop_tail(pid, "following");
+    }
+    /* The stream exporter: scraped counts match what the worker wrote. */
+    {
+        char bin[PATH_MAX], errp[PATH_MAX], outp[PATH_MAX], url[300];
+        char *argv[] = {bin, "--brokers", te->brokers, "--from", "beginning",
+                        "--metrics-listen", "127.0.0.1:0", NULL};
+        int64_t deadline;
+        char *text, *body = NULL;
+        cJSON *first;
+        pid_t pid;
+
+        rp_te_format(bin, sizeof(bin), "%s/runpool-tail", te->bin_dir);
+        rp_te_path(te, outp, sizeof(outp), "tail-metrics.out");
+        rp_te_path(te, errp, sizeof(errp), "tail.err");
+        pid = spawn_tail(te, argv, outp, errp);
+        text = wait_lines(pid, outp, 1);
+        *strchr(text, '\n') = '\0';
+        first = cJSON_Parse(text);
+        assert_non_null(first);
+        rp_te_format(url, sizeof(url), "%s",
+                     cJSON_GetObjectItem(first, "metrics")->valuestring);
+        cJSON_Delete(first);
+        free(text);
+        /* It reads from the beginning: wait until it has read all four. */
         deadline = rp_te_now_ms() + TAIL_TIMEOUT_MS;
         for (;;) {
-            size_t nl = 0;
-
-            text = rp_te_read_file(outp, &len);
-            for (size_t i = 0; text && i < len; i++)
-                nl += text[i] == '\n';
-            free(text);
-            if (nl >= 3)
+            free(body);
+            body = scrape(url);
+            if (sample(body, "runpool_stream_result_duration_seconds_count"
+                             "{status=\"succeeded\"}") == 2 &&
+                sample(body, "runpool_stream_dlq_total"
+                             "{reason=\"invalid_request\"}") == 1)
                 break;
-            if (rp_te_now_ms() > deadline) {
-                kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
-                fail_msg("following runpool-tail printed < 3 lines");
-            }
-            rp_te_sleep_ms(100);
+            if (rp_te_now_ms() > deadline)
+                fail_msg("the exporter never counted everything:\n%s", body);
+            rp_te_sleep_ms(200);
         }
-        kill(pid, SIGINT);
-        deadline = rp_te_now_ms() + 20000;
-        while (waitpid(pid, &status, WNOHANG) == 0) {
-            if (rp_te_now_ms() > deadline) {
-                kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
-                fail_msg("runpool-tail did not exit within 20 s of SIGINT");
-            }
-            rp_te_sleep_ms(20);
-        }
-        expect_exit(status, 0, "after SIGINT");
-        print_message("[tail] SIGINT -> exit 0\n");
+        if (sample(body, "runpool_stream_results_total{status=\"succeeded\","
+                         "code=\"none\"}") != 2 ||
+            sample(body, "runpool_stream_results_total{status=\"failed\","
+                         "code=\"none\"}") != 1 ||
+            sample(body, "runpool_stream_result_duration_seconds_count"
+                         "{status=\"failed\"}") != 1)
+            fail_msg("exporter counts are wrong:\n%s", body);
+        assert_non_null(strstr(body, "# TYPE runpool_stream_results_total "
+                                     "counter"));
+        assert_non_null(strstr(body, "# TYPE runpool_stream_result_duration_"
+                                     "seconds histogram"));
+        print_message("[tail] exporter: succeeded=2 failed=1 dlq=1\n");
+        free(body);
+        stop_tail(pid, "--metrics-listen");
     }
     rp_te_finish(te);
 }

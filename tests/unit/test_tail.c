@@ -349,6 +349,55 @@ static cJSON *req_doc(const char *eid, const char *cmd)
     return o;
 }
 
+static void test_metric_labels(void **state)
+{
+    char *argv[] = {"t", "--brokers", "b", "--metrics-listen", ":0", NULL};
+    char *bad[] = {"t", "--brokers", "b", "--metrics-listen", ":0",
+                   "--stats", NULL};
+    rp_tail_dlq_hdrs_t hd = {"invalid_request", "x", "w"};
+    rp_tail_dlq_hdrs_t odd = {"made up reason", "x", "w"};
+    const char *status, *code;
+    rp_tail_conf_t c;
+    rp_tail_rec_t r;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(parse(&c, ARGC(argv), argv, err), RP_TAIL_PARSE_OK);
+    assert_true(c.read_results && c.read_dlq); /* both feed the metrics */
+    rp_tail_conf_free(&c);
+    expect_error(bad, ARGC(bad), "--metrics-listen");
+
+    rec_result(&r, RESULT_FAIL, 1);
+    rp_tail_metric_labels(&r, &status, &code);
+    assert_string_equal(status, "failed");
+    assert_string_equal(code, "none");
+    rp_tail_rec_clear(&r);
+    rec_result(&r, "{\"status\":\"error\",\"error\":{\"code\":"
+                   "\"state_load_failed\",\"message\":\"m\"}}", 1);
+    rp_tail_metric_labels(&r, &status, &code);
+    assert_string_equal(status, "error");
+    assert_string_equal(code, "state_load_failed");
+    rp_tail_rec_clear(&r);
+    /* Unknown text never becomes a label value. */
+    rec_result(&r, "{\"status\":\"weird\",\"error\":{\"code\":"
+                   "\"session-123\",\"message\":\"m\"}}", 1);
+    rp_tail_metric_labels(&r, &status, &code);
+    assert_string_equal(status, "other");
+    assert_string_equal(code, "other");
+    rp_tail_rec_clear(&r);
+    assert_int_equal(rp_tail_rec_init(&r, RP_TAIL_SRC_DLQ, 0, 0, -1, "k", 1,
+                                      "x", 1, &hd), RP_OK);
+    rp_tail_metric_labels(&r, &status, &code);
+    assert_string_equal(status, "dlq");
+    assert_string_equal(code, "invalid_request");
+    rp_tail_rec_clear(&r);
+    assert_int_equal(rp_tail_rec_init(&r, RP_TAIL_SRC_DLQ, 0, 0, -1, "k", 1,
+                                      "x", 1, &odd), RP_OK);
+    rp_tail_metric_labels(&r, &status, &code);
+    assert_string_equal(code, "other");
+    rp_tail_rec_clear(&r);
+}
+
 static void test_reqs(void **state)
 {
     rp_tail_reqs_t *q = rp_tail_reqs_new(3);
@@ -460,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_json_format),
         cmocka_unit_test(test_table_format),
+        cmocka_unit_test(test_metric_labels),
         cmocka_unit_test(test_reqs),
         cmocka_unit_test(test_stats),
     };

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rp_codes.h"
 #include "rp_time.h"
 
 const char *const rp_tail_statuses[RP_TAIL_STATUS_N] = {
@@ -45,8 +46,11 @@ void rp_tail_usage(FILE *out)
 "  --stats[=SECONDS]    print a rolling summary every SECONDS (default %d):\n"
 "                       rate, status mix, p50/p99 duration\n"
 "  --exit-at-end        stop once every partition is read to its current end\n"
-"  --metrics-listen A:P serve the stream as Prometheus metrics at\n"
-"                       http://A:P/metrics (not in this build)\n"
+"  --metrics-listen A:P instead of printing, serve the results and the DLQ\n"
+"                       as Prometheus metrics at http://A:P/metrics:\n"
+"                       runpool_stream_results_total{status,code},\n"
+"                       runpool_stream_result_duration_seconds{status},\n"
+"                       runpool_stream_dlq_total{reason}\n"
 "  --results-topic T    (default $RUNPOOL_RESULTS_TOPIC or %s)\n"
 "  --dlq-topic T        (default $RUNPOOL_DLQ_TOPIC or %s)\n"
 "  --requests-topic T   (default $RUNPOOL_REQUESTS_TOPIC or %s)\n"
@@ -336,6 +340,14 @@ rp_tail_parse_t rp_tail_parse_args(rp_tail_conf_t *c, int argc, char **argv,
                "required");
         return RP_TAIL_PARSE_ERROR;
     }
+    if (c->metrics_listen) {
+        if (c->stats_s || c->with_requests) {
+            seterr(errstr, errstr_size, "--metrics-listen prints no records: "
+                   "it cannot go with --stats or --with-requests");
+            return RP_TAIL_PARSE_ERROR;
+        }
+        c->read_results = c->read_dlq = true; /* both feed the metrics */
+    }
     if (c->with_requests && !c->read_results) {
         seterr(errstr, errstr_size, "--with-requests joins results: it "
                "cannot go with --dlq alone (use --both)");
@@ -595,6 +607,25 @@ void rp_tail_format_table(FILE *out, const rp_tail_rec_t *r,
             fprintf(out, "%s\n", color ? C_RESET : "");
         }
     }
+}
+
+/* ---- exporter labels ---- */
+
+void rp_tail_metric_labels(const rp_tail_rec_t *r, const char **status,
+                           const char **code)
+{
+    rp_code_t c;
+
+    *status = "other";
+    for (int i = 0; i < RP_TAIL_STATUS_N; i++)
+        if (!strcmp(r->status, rp_tail_statuses[i]))
+            *status = rp_tail_statuses[i];
+    if (!*r->code)
+        *code = "none";
+    else if (rp_code_parse(r->code, &c) == 0)
+        *code = rp_code_str(c);
+    else
+        *code = "other";
 }
 
 /* ---- request index: a chained hash over a FIFO ring ---- */

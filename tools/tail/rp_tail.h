@@ -149,6 +149,15 @@ void rp_tail_table_header(FILE *out, bool with_request, bool color);
 void rp_tail_format_table(FILE *out, const rp_tail_rec_t *r,
                           bool with_request, const cJSON *request, bool color);
 
+/* ---- --metrics-listen (the stream exporter) ---- */
+
+/* Label values for r that keep every label set bounded: status is one of
+ * rp_tail_statuses or "other"; code is a code of contract/rp_codes.h,
+ * "none" (no error) or "other" (unknown text). Both borrowed: static
+ * strings or r's own. */
+void rp_tail_metric_labels(const rp_tail_rec_t *r, const char **status,
+                           const char **code);
+
 /* ---- the request index of --with-requests ---- */
 typedef struct rp_tail_reqs rp_tail_reqs_t;
 

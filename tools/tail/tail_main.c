@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rp_httpd.h"
 #include "rp_kafka.h"
+#include "rp_metrics.h"
 #include "rp_tail.h"
 #include "rp_time.h"
 
@@ -61,7 +63,85 @@ typedef struct tail {
     rd_kafka_topic_partition_list_t *eofs; /* partitions that hit EOF */
     rd_kafka_topic_partition_list_t *list; /* the assignment */
     last_ring_t *rings; /* --from -N: one per entry of list, else NULL */
+    /* --metrics-listen: the registry the HTTP thread renders */
+    rp_metrics_t *metrics;
+    rp_metric_t *m_results, *m_duration, *m_dlq;
+    rp_httpd_t *httpd;
 } tail_t;
+
+/* Label sets: 6 statuses x 30 codes fits; DLQ reasons are codes too. */
+#define RP_TAIL_M_RESULTS_SERIES 256
+#define RP_TAIL_M_DURATION_SERIES 8
+#define RP_TAIL_M_DLQ_SERIES 64
+
+static rp_err_t render_metrics(void *arg, rp_buf_t *out)
+{
+    return rp_metrics_render(arg, out);
+}
+
+/* Declare the exporter's families and start the endpoint. */
+static int start_exporter(tail_t *t)
+{
+    static const char *const rl[] = {"status", "code"};
+    static const char *const dl[] = {"status"};
+    static const char *const ql[] = {"reason"};
+    char errstr[512] = "";
+    rp_httpd_handlers_t h = {0};
+    rp_err_t err;
+
+    if (!(t->metrics = rp_metrics_new())) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return -1;
+    }
+    t->m_results = rp_metrics_counter(
+        t->metrics, "runpool_stream_results_total",
+        "Results read from the results topic, by status and error code "
+        "(none when the result has no error).", rl, 2,
+        RP_TAIL_M_RESULTS_SERIES, errstr, sizeof(errstr));
+    if (t->m_results)
+        t->m_duration = rp_metrics_histogram(
+            t->metrics, "runpool_stream_result_duration_seconds",
+            "duration_ms of the results read, in seconds, by status.", dl, 1,
+            RP_TAIL_M_DURATION_SERIES, rp_metrics_buckets_run,
+            rp_metrics_buckets_run_n, errstr, sizeof(errstr));
+    if (t->m_duration)
+        t->m_dlq = rp_metrics_counter(
+            t->metrics, "runpool_stream_dlq_total",
+            "Messages read from the DLQ, by reason (runpool.error.code).", ql,
+            1, RP_TAIL_M_DLQ_SERIES, errstr, sizeof(errstr));
+    if (!t->m_dlq) {
+        fprintf(stderr, "%s: metrics: %s\n", prog, errstr);
+        return -1;
+    }
+    h.metrics = render_metrics;
+    h.arg = t->metrics;
+    if ((err = rp_httpd_start(t->conf.metrics_listen, &h, &t->httpd, errstr,
+                              sizeof(errstr)))) {
+        fprintf(stderr, "%s: --metrics-listen %s: %s\n", prog,
+                t->conf.metrics_listen, errstr);
+        return -1;
+    }
+    /* One line a script can wait for: where to scrape. */
+    fprintf(stdout, "{\"metrics\":\"http://%s/metrics\"}\n",
+            rp_httpd_addr(t->httpd));
+    fflush(stdout);
+    return 0;
+}
+
+static void count_record(tail_t *t, const rp_tail_rec_t *r)
+{
+    const char *status, *code;
+
+    rp_tail_metric_labels(r, &status, &code);
+    if (r->source == RP_TAIL_SRC_DLQ) {
+        rp_metrics_inc(t->m_dlq, RP_LV(*r->code ? code : "none"));
+        return;
+    }
+    rp_metrics_inc(t->m_results, RP_LV(status, code));
+    if (r->duration_ms >= 0)
+        rp_metrics_observe(t->m_duration, RP_LV(status),
+                           (double)r->duration_ms / 1000.0);
+}
 
 /* Partition count of topic, or -1 (message printed). */
 static int topic_partitions(rd_kafka_t *rk, const char *topic)
@@ -190,6 +270,10 @@ static void emit(tail_t *t, const rp_tail_rec_t *r)
     const cJSON *req = NULL;
     bool with_req = t->conf.with_requests && r->source == RP_TAIL_SRC_RESULTS;
 
+    if (t->metrics) {
+        count_record(t, r);
+        return;
+    }
     if (t->conf.stats_s) {
         rp_tail_stats_add(&t->stats, r);
         return;
@@ -420,12 +504,6 @@ int main(int argc, char **argv)
         rp_tail_conf_free(&t.conf);
         return EXIT_USAGE;
     }
-    if (t.conf.metrics_listen) {
-        fprintf(stderr, "%s: --metrics-listen is not in this build yet\n",
-                prog);
-        rp_tail_conf_free(&t.conf);
-        return EXIT_USAGE;
-    }
     t.json = t.conf.format == RP_TAIL_FMT_JSON ||
              (t.conf.format == RP_TAIL_FMT_AUTO && !isatty(STDOUT_FILENO));
     t.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
@@ -438,6 +516,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (!(t.rk = make_consumer(&t.conf)))
+        goto out;
+    if (t.conf.metrics_listen && start_exporter(&t))
         goto out;
     if (rp_tail_stats_init(&t.stats, rp_time_mono_ms())) {
         fprintf(stderr, "%s: out of memory\n", prog);
@@ -490,7 +570,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: assign: %s\n", prog, rd_kafka_err2str(err));
         goto out;
     }
-    if (!t.json && !t.conf.stats_s)
+    if (!t.json && !t.conf.stats_s && !t.metrics)
         rp_tail_table_header(stdout, t.conf.with_requests, t.color);
     next_stats = rp_time_mono_ms() + (int64_t)t.conf.stats_s * 1000;
     rc = 0;
@@ -554,6 +634,8 @@ out:
     free(t.rings);
     if (list)
         rd_kafka_topic_partition_list_destroy(list);
+    rp_httpd_stop(t.httpd); /* before the registry it renders */
+    rp_metrics_destroy(t.metrics);
     rp_tail_reqs_destroy(t.reqs);
     rp_tail_stats_clear(&t.stats);
     rp_tail_conf_free(&t.conf);
