@@ -12,6 +12,7 @@ RP_APT_PACKAGES=(
   "libcmocka-dev=1.1.5*"
   "libcurl4-openssl-dev=7.88.1*"
   "libssl-dev=3.0.*"
+  "libmicrohttpd-dev=0.9.75*"
 )
 
 rp_log() { printf '==> %s\n' "$*" >&2; }
