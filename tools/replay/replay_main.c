@@ -88,17 +88,23 @@ static rd_kafka_conf_t *base_conf(replay_t *r, const char *role, char *es,
 
 static rp_err_t make_consumer(replay_t *r, char *es, size_t esz)
 {
-    /* No group.id: assign() only, nothing committed, no group joined. */
+    /* assign() only: no group is joined and nothing committed. librdkafka
+     * still wants a group.id for assign(); a private one per run, so even
+     * a stray commit could never touch the workers' group. */
     static const char *const props[] = {
         "isolation.level=read_committed", "enable.auto.commit=false",
         "enable.auto.offset.store=false", "enable.partition.eof=true",
         "auto.offset.reset=error",
     };
     rd_kafka_conf_t *kc = base_conf(r, "consumer", es, esz);
+    char group[96];
 
     if (!kc)
         return RP_ERR_KAFKA;
-    if (rp_kafka_set_props(kc, props, sizeof(props) / sizeof(props[0]), es,
+    snprintf(group, sizeof(group), "runpool-replay-%ld-%lld", (long)getpid(),
+             (long long)rp_time_wall_ms());
+    if (rp_kafka_set(kc, "group.id", group, es, esz) ||
+        rp_kafka_set_props(kc, props, sizeof(props) / sizeof(props[0]), es,
                            esz) ||
         rp_kafka_set_props(kc, r->conf.props, r->conf.n_props, es, esz)) {
         rd_kafka_conf_destroy(kc);
