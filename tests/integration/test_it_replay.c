@@ -184,6 +184,35 @@ static void expect_in(const char *hay, const char *needle)
         fail_msg("'%s' not in: %s", needle, hay);
 }
 
+/* Create topic with 4 partitions through the Admin API (a real broker
+ * here does not create topics on first use). */
+static void create_topic(rp_te_t *te, const char *topic)
+{
+    char es[256];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 4, 1, es, sizeof(es));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(te->producer);
+    rd_kafka_event_t *ev;
+    const rd_kafka_CreateTopics_result_t *res;
+    const rd_kafka_topic_result_t **tr;
+    size_t n;
+
+    assert_non_null(nt);
+    rd_kafka_CreateTopics(te->producer, &nt, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    assert_non_null(ev);
+    res = rd_kafka_event_CreateTopics_result(ev);
+    assert_non_null(res);
+    tr = rd_kafka_CreateTopics_result_topics(res, &n);
+    assert_int_equal(n, 1);
+    if (rd_kafka_topic_result_error(tr[0]) &&
+        rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        fail_msg("create topic %s: %s", topic,
+                 rd_kafka_topic_result_error_string(tr[0]));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+}
+
 static char *state_of(rp_te_t *te, const char *sid)
 {
     char rel[256], path[4400];
@@ -267,6 +296,7 @@ static void test_replay(void **state)
     run_clear(&r);
 
     /* 2. Copy the DLQ to another topic: key and headers kept. */
+    create_topic(te, "rp-it-replay-copy");
     replay_in(te, &r, "runpool.dlq", "--copy-to", "rp-it-replay-copy", NULL);
     assert_int_equal(r.status, 0);
     expect_in(r.err, "read 1, matched 1, sent 1, failed 0");

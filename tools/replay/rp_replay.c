@@ -630,7 +630,8 @@ rp_err_t rp_replay_rewrite(const rp_replay_conf_t *conf,
                       RP_ID_MAX);
         goto out;
     }
-    memcpy(new_session, conf->session_prefix, plen);
+    if (plen) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(new_session, conf->session_prefix, plen);
     memcpy(new_session + plen, req.session_id, strlen(req.session_id) + 1);
     memcpy(req.execution_id, new_exec, strlen(new_exec) + 1);
     memcpy(req.session_id, new_session, strlen(new_session) + 1);
