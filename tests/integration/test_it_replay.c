@@ -123,6 +123,9 @@ static void replay_in(rp_te_t *te, run_out_t *r, const char *topic, ...)
     }
     fprintf(stderr, "replay run %d: exit %d, %zu lines; stderr: %s", runs,
             r->status, r->n, r->err);
+    /* Under build-asan: no sanitizer report from the tool itself. */
+    if (strstr(r->err, "Sanitizer") || strstr(r->err, "runtime error:"))
+        fail_msg("replay run %d: sanitizer report in its stderr", runs);
 }
 
 static void run_clear(run_out_t *r)
@@ -296,7 +299,10 @@ static void test_replay(void **state)
     run_clear(&r);
 
     /* 2. Copy the DLQ to another topic: key and headers kept. */
-    create_topic(te, "rp-it-replay-copy");
+    /* Apache Kafka here creates no topic on first use; the devbroker's
+     * mock cluster does, and does not answer CreateTopics. */
+    if (te->real_kafka)
+        create_topic(te, "rp-it-replay-copy");
     replay_in(te, &r, "runpool.dlq", "--copy-to", "rp-it-replay-copy", NULL);
     assert_int_equal(r.status, 0);
     expect_in(r.err, "read 1, matched 1, sent 1, failed 0");
