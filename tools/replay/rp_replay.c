@@ -410,16 +410,6 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
     return check_conf(c, errstr, errstr_size);
 }
 
-size_t rp_replay_range_partitions(const rp_replay_conf_t *conf, int32_t *out,
-                                  size_t cap)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < conf->n_ranges && n < cap; i++)
-        out[n++] = conf->ranges[i].partition;
-    return n;
-}
-
 rp_err_t rp_replay_resolve(const rp_replay_conf_t *conf, int32_t partition,
                            int64_t lo, int64_t hi, int64_t t_start,
                            int64_t t_end, int64_t *start, int64_t *end,

@@ -99,10 +99,6 @@ rp_err_t rp_replay_resolve(const rp_replay_conf_t *conf, int32_t partition,
                            int64_t t_end, int64_t *start, int64_t *end,
                            bool *empty, char *errstr, size_t errstr_size);
 
-/* The partitions an offset range names (conf->ranges); n returned. */
-size_t rp_replay_range_partitions(const rp_replay_conf_t *conf, int32_t *out,
-                                  size_t cap);
-
 typedef struct rp_replay_hdr {
     const char *name;
     const char *value; /* may be NULL (a header without value) */
