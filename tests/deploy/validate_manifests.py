@@ -11,7 +11,8 @@ with jsonschema), then check the cross-field rules no schema knows:
     escalation, ALL capabilities dropped, read-only root filesystem
   - liveness on /healthz, readiness on /readyz, on the --http-listen port
   - lagThreshold >= --max-running of the Deployment it scales
-  - production manifests use --backend=cloudrun and gs:// state; a local
+  - production manifests use --backend=cloudrun and gs:// state in the
+    ConfigMap's SANDBOX_STATE_BUCKET; a local
     backend only in dev/ with replicas 1
   - the Dockerfiles' USER is numeric
 
@@ -96,7 +97,7 @@ def args_of(container):
     return out
 
 
-def workload_rules(path, doc, dev):
+def workload_rules(path, doc, dev, configmaps):
     errs = []
     spec = doc["spec"]["template"]["spec"]
     psc = spec.get("securityContext", {})
@@ -139,6 +140,11 @@ def workload_rules(path, doc, dev):
         if backend != "cloudrun" or not a.get("state", "").startswith("gs://"):
             errs.append("production workload must use --backend=cloudrun "
                         "and gs:// state")
+        bucket = configmaps.get("SANDBOX_STATE_BUCKET")
+        st = a.get("state", "")
+        if bucket is not None and st[len("gs://"):].split("/")[0] != bucket:
+            errs.append(f"--state {st} is not in SANDBOX_STATE_BUCKET "
+                        f"{bucket} (the worker refuses to start)")
         if spec.get("serviceAccountName") is None:
             errs.append("no serviceAccountName (Workload Identity)")
         if "$(POD_NAME)" not in a.get("instance-id", ""):
@@ -191,9 +197,13 @@ def check(docs, crd_dir):
             workloads[(d["kind"], d["metadata"]["name"])] = d
     if errs:  # the rules below assume well-formed objects
         return errs
+    cm = {}
+    for path, d in docs:
+        if d["kind"] == "ConfigMap" and "/dev/" not in path:
+            cm.update(d.get("data", {}))
     for path, d in docs:
         if d["kind"] in ("Deployment", "StatefulSet"):
-            errs += workload_rules(path, d, "/dev/" in path)
+            errs += workload_rules(path, d, "/dev/" in path, cm)
         elif d["kind"] == "ScaledObject":
             errs += scaling_rules(path, d, workloads)
     return errs
@@ -276,6 +286,11 @@ def main():
         c = d["spec"]["template"]["spec"]["containers"][0]
         c["readinessProbe"]["httpGet"]["path"] = "/healthz"
 
+    def state_bucket(d):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        c["args"] = [x.replace("gs://PROJECT_ID-runpool-state",
+                               "gs://other-bucket") for x in c["args"]]
+
     def sm_type(d):
         d["spec"]["endpoints"][0]["port"] = 9464
 
@@ -290,6 +305,7 @@ def main():
         broken("Deployment", grace_short, "not > --drain-timeout"),
         broken("Deployment", uid_name, "runAsUser"),
         broken("Deployment", probe_path, "readinessProbe"),
+        broken("Deployment", state_bucket, "SANDBOX_STATE_BUCKET"),
         broken("ServiceMonitor", sm_type, "port"),
         broken("PodDisruptionBudget", pdb_type, "maxUnavailable"),
     ]
