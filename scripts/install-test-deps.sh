@@ -153,3 +153,65 @@ rp_install_fuzz_toolchain() {
 
 rp_install_fuzz_toolchain
 # ---- end rp_install_fuzz_toolchain ----------------------------------------
+
+# ---- rp_install_deploy_validators -----------------------------------------
+# Manifest validation for tests/deploy: kubernetes-validate (bundles the
+# Kubernetes schemas) and jsonschema in their own venv, .tools/venv-deploy
+# (kept apart from the conformance venv and its pins), from
+# tests/deploy/requirements.txt; and the CRD schemas the manifests use,
+# taken from the Go module zips on the Go module proxy (GitHub is not
+# needed), checked against pinned sha256s, into .tools/crds. Idempotent (a
+# stamp of the pins). RP_PYTHON picks the interpreter; GOPROXY the proxy.
+RP_KEDA_MODULE=github.com/kedacore/keda/v2
+RP_KEDA_VERSION=v2.21.0
+RP_KEDA_ZIP_SHA256=74b59fe16144250748b716d6dc8789dee52d26164daab732145bed60456013a4
+RP_PROMOP_MODULE=github.com/prometheus-operator/prometheus-operator
+RP_PROMOP_VERSION=v0.85.0
+RP_PROMOP_ZIP_SHA256=0bdb88ed823d0f2e86cf909638439b6ad1da744a228172c7411d9987527dc5d1
+rp_install_deploy_validators() {
+  local root req venv py stamp want have crds proxy tmp m
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  req=$root/tests/deploy/requirements.txt
+  venv=${RP_DEPLOY_VENV:-$root/.tools/venv-deploy}
+  crds=$root/.tools/crds
+  py=${RP_PYTHON:-python3}
+  stamp=$crds/.stamp
+  want="$(sha256sum "$req" | cut -d' ' -f1) $RP_KEDA_VERSION $RP_PROMOP_VERSION $("$py" -V 2>&1)"
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ -x "$venv/bin/python" ] && [ "$have" = "$want" ]; then
+    return 0
+  fi
+  log "installing manifest validators into $venv and CRD schemas into $crds"
+  if [ ! -x "$venv/bin/python" ]; then
+    "$py" -m venv "$venv" ||
+      { printf 'install-test-deps: "%s -m venv" failed\n' "$py" >&2; return 1; }
+  fi
+  "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" ||
+    { printf 'install-test-deps: pip install -r %s failed\n' "$req" >&2; return 1; }
+  proxy=${GOPROXY:-https://proxy.golang.org}
+  proxy=${proxy%%,*}
+  [ "$proxy" = direct ] || [ "$proxy" = off ] && proxy=https://proxy.golang.org
+  mkdir -p "$crds"
+  tmp=$(mktemp -d)
+  # module version sha256 path-in-zip...
+  for m in "$RP_KEDA_MODULE $RP_KEDA_VERSION $RP_KEDA_ZIP_SHA256 config/crd/bases/keda.sh_scaledobjects.yaml config/crd/bases/keda.sh_triggerauthentications.yaml" \
+           "$RP_PROMOP_MODULE $RP_PROMOP_VERSION $RP_PROMOP_ZIP_SHA256 example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"; do
+    set -- $m
+    local mod=$1 ver=$2 sum=$3 f
+    shift 3
+    curl -fsSL --retry 3 -o "$tmp/m.zip" "$proxy/$mod/@v/$ver.zip" ||
+      { rm -rf "$tmp"; printf 'install-test-deps: cannot fetch %s@%s from %s\n' "$mod" "$ver" "$proxy" >&2; return 1; }
+    echo "$sum  $tmp/m.zip" | sha256sum -c --quiet - ||
+      { rm -rf "$tmp"; printf 'install-test-deps: %s@%s zip does not match its pinned sha256\n' "$mod" "$ver" >&2; return 1; }
+    for f in "$@"; do
+      "$venv/bin/python" -c 'import sys, zipfile; open(sys.argv[3], "wb").write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+        "$tmp/m.zip" "$mod@$ver/$f" "$crds/${f##*/}" ||
+        { rm -rf "$tmp"; printf 'install-test-deps: %s not in %s@%s\n' "$f" "$mod" "$ver" >&2; return 1; }
+    done
+  done
+  rm -rf "$tmp"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+rp_install_deploy_validators
+# ---- end rp_install_deploy_validators -------------------------------------
