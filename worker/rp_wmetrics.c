@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rp_http.h"
 #include "rp_httpd.h"
 #include "rp_log.h"
 #include "rp_metrics.h"
@@ -34,7 +35,8 @@ struct rp_wmetrics {
     rp_httpd_t *httpd;
     rp_metric_t *consumed, *results, *dlq, *queued, *running, *inflight,
         *stage, *e2e, *commit, *rebalances, *lag, *loop_lag, *state_ops,
-        *state_secs, *publish_retries, *assigned, *draining_g;
+        *state_secs, *publish_retries, *assigned, *draining_g, *api_calls,
+        *api_secs;
     _Atomic int64_t last_turn_ms;
     atomic_bool draining, assigned_once, stopping;
     atomic_int nassigned;
@@ -163,9 +165,62 @@ static rp_err_t wm_declare(rp_wmetrics_t *m, char *errstr, size_t es)
     DECL(draining_g, rp_metrics_gauge(r, "runpool_draining",
                                       "1 while the worker drains after SIGTERM/SIGINT.",
                                       NULL, 0, 1, errstr, es));
+    DECL(api_calls, rp_metrics_counter(
+                        r, "runpool_backend_api_calls_total",
+                        "HTTP calls to Google APIs (and their fakes), by api "
+                        "(cloudrun, storage, oauth, metadata, other), method "
+                        "and HTTP code (0: no response; 429: rate limited).",
+                        RP_LV("api", "method", "code"), 3, 128, errstr, es));
+    DECL(api_secs, rp_metrics_histogram(
+                       r, "runpool_backend_api_call_seconds",
+                       "Duration of those HTTP calls, by api and method.",
+                       RP_LV("api", "method"), 2, 32, lat, nlat, errstr, es));
     return RP_OK;
 fail:
     return RP_ERR_INVALID;
+}
+
+/* Which API a URL is, from its path (a fake serves the same paths), so the
+ * label stays bounded whatever the host. */
+static const char *wm_api(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    if (!p)
+        return "other";
+    if (!strncmp(p, "/storage/", 9) || !strncmp(p, "/upload/storage/", 16) ||
+        !strncmp(p, "/download/storage/", 18))
+        return "storage";
+    if (!strncmp(p, "/v2/projects/", 13))
+        return "cloudrun";
+    if (!strncmp(p, "/computeMetadata/", 17))
+        return "metadata";
+    if (strstr(p, "token"))
+        return "oauth";
+    return "other";
+}
+
+static const char *wm_method(const char *m)
+{
+    static const char *const known[] = {"GET", "POST", "PUT", "PATCH",
+                                        "DELETE", "HEAD"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(m, known[i]))
+            return known[i];
+    return "other";
+}
+
+/* rp_http's observer: any thread (I/O pool, backend threads). */
+static void wm_http(const char *method, const char *url, long status,
+                    rp_err_t err, int64_t us, void *arg)
+{
+    rp_wmetrics_t *m = arg;
+    char code[16];
+    (void)err;
+    const char *api = wm_api(url ? url : ""), *meth = wm_method(method ? method : "");
+    snprintf(code, sizeof code, "%ld", status >= 0 && status < 1000 ? status : 0);
+    rp_metrics_inc(m->api_calls, RP_LV(api, meth, code));
+    rp_metrics_observe(m->api_secs, RP_LV(api, meth), (double)us / 1e6);
 }
 
 rp_err_t rp_wmetrics_start(rp_worker_t *w, char *errstr, size_t es)
@@ -186,6 +241,7 @@ rp_err_t rp_wmetrics_start(rp_worker_t *w, char *errstr, size_t es)
     rp_httpd_handlers_t h = {wm_metrics, wm_healthz, wm_readyz, m};
     if ((err = rp_httpd_start(w->conf.http_listen, &h, &m->httpd, errstr, es)))
         return err;
+    rp_http_set_observer(wm_http, m);
     rp_log(RP_LOG_INFO, "http_listening", NULL, NULL,
            "http: listening on %s", rp_httpd_addr(m->httpd));
     return RP_OK;
@@ -196,6 +252,7 @@ void rp_wmetrics_destroy(rp_worker_t *w)
     rp_wmetrics_t *m = w ? w->mx : NULL;
     if (!m)
         return;
+    rp_http_set_observer(NULL, NULL);
     rp_httpd_stop(m->httpd); /* first: the server thread reads m */
     rp_metrics_destroy(m->reg);
     free(m);

@@ -455,7 +455,6 @@ void rp_worker_destroy(rp_worker_t *w)
 
     if (!w)
         return;
-    rp_wmetrics_destroy(w); /* the HTTP thread reads the worker's metrics */
     /* Order matters: stop what can still call back into jobs (backend
      * threads, I/O threads) before freeing the jobs. Released runs are
      * freed by the backend once they have ended. */
@@ -468,6 +467,9 @@ void rp_worker_destroy(rp_worker_t *w)
     }
     rp_backend_destroy(w->backend);
     rp_iopool_destroy(w->io);
+    /* After the threads that make HTTP calls (they report to it); the
+     * endpoint's thread reads only the metrics. */
+    rp_wmetrics_destroy(w);
     if (w->cq)
         rd_kafka_queue_destroy(w->cq);
     if (w->pq)
