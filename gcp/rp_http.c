@@ -17,12 +17,15 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include "rp_time.h"
 
 #define RP_HTTP_DEFAULT_TIMEOUT_MS 30000
 /* Connecting gets its own, shorter deadline: a black-holed address should
@@ -317,6 +320,15 @@ static rp_err_t rp_http_check(const rp_http_req_t *req, char *errstr,
     return RP_OK;
 }
 
+static rp_http_observer_fn *_Atomic rp_http_observer;
+static void *_Atomic rp_http_observer_arg;
+
+void rp_http_set_observer(rp_http_observer_fn *fn, void *arg)
+{
+    atomic_store(&rp_http_observer_arg, arg);
+    atomic_store(&rp_http_observer, fn);
+}
+
 rp_err_t rp_http_request(const rp_http_req_t *req, rp_http_resp_t *resp,
                          char *errstr, size_t errstr_size)
 {
@@ -328,6 +340,8 @@ rp_err_t rp_http_request(const rp_http_req_t *req, rp_http_resp_t *resp,
     rp_err_t err;
     long timeout_ms, connect_ms;
     size_t i;
+    bool observed = false;
+    int64_t t0 = 0;
 
     if (!resp)
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
@@ -401,8 +415,10 @@ rp_err_t rp_http_request(const rp_http_req_t *req, rp_http_resp_t *resp,
         }
     }
 
+    t0 = rp_time_mono_us();
     rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    observed = true;
     if (rc == CURLE_OK) {
         err = RP_OK;
         /* Keep "data is non-NULL on success" even for an empty body. */
@@ -432,6 +448,12 @@ out:
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     }
     curl_slist_free_all(hdrs);
+    if (observed) {
+        rp_http_observer_fn *obs = atomic_load(&rp_http_observer);
+        if (obs)
+            obs(req->method, req->url, resp->status, err,
+                rp_time_mono_us() - t0, atomic_load(&rp_http_observer_arg));
+    }
     return err;
 }
 

@@ -81,6 +81,16 @@ void rp_http_resp_clear(rp_http_resp_t *resp);
  * new one). Threads that exit free theirs anyway. Any thread. */
 void rp_http_thread_cleanup(void);
 
+/* An observer of every completed request (metrics): method and url are
+ * the request's (borrowed for the call), status 0 when no response came,
+ * err what rp_http_request returns. Called on the requesting thread, so
+ * fn must be thread-safe. Process-wide; NULL removes it. Set it before
+ * other threads make requests and clear it after they stopped. */
+typedef void(rp_http_observer_fn)(const char *method, const char *url,
+                                  long status, rp_err_t err,
+                                  int64_t duration_us, void *arg);
+void rp_http_set_observer(rp_http_observer_fn *fn, void *arg);
+
 /* 429, 500, 502, 503, 504 (and 408). */
 bool rp_http_status_retriable(long status);
 

@@ -3,6 +3,9 @@
 # (git-ignored), each pinned to one version. Idempotent: a tool already at
 # its pinned version is left alone, so calling this on every run is cheap.
 #
+#   promtool         from Debian's prometheus package (2.42, pinned below):
+#                    integration.metrics validates /metrics with
+#                    `promtool check metrics`, and fails without it.
 #   fake-gcs-server  Cloud Storage emulator for tests/unit/test_state_gs.c,
 #                    built from source with `go install` (needs Go >= 1.26;
 #                    v1.56.1's go.mod says "go 1.26").
@@ -59,6 +62,29 @@ install_fake_gcs() {
 }
 
 install_fake_gcs
+
+# ---- rp_install_promtool ----------------------------------------------------
+# `promtool check metrics`, Prometheus's own parser and linter of the text
+# exposition format, for integration.metrics. Debian 12 ships it in the
+# prometheus package (the server comes along; the package starts it as a
+# service where systemd runs, which a test machine may ignore).
+RP_PROMETHEUS_APT="prometheus=2.42.*"
+rp_install_promtool() {
+  local sudo=""
+  if command -v promtool >/dev/null &&
+     dpkg-query -W -f='${Version}' prometheus 2>/dev/null | grep -q '^2\.42\.'; then
+    return 0
+  fi
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  log "installing $RP_PROMETHEUS_APT from Debian (for promtool)"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "$RP_PROMETHEUS_APT" ||
+    die "apt-get install $RP_PROMETHEUS_APT failed"
+}
+
+rp_install_promtool
+# ---- end rp_install_promtool ------------------------------------------------
 
 # ---- rp_install_python_test_deps ------------------------------------------
 # Python test tools (tests/conformance: Google's google-cloud-run client

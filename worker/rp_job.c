@@ -156,6 +156,7 @@ void rp_job_accept(rp_worker_t *w, const rp_record_t *rec,
     rp_job_t *job = NULL;
     int runnable = 0;
 
+    rp_wmetrics_consumed(w);
     if (rp_partitions_grow(w, rec->partition) != RP_OK ||
         rp_offsets_track(w->offsets, rec->partition, rec->offset) != RP_OK) {
         /* Skipping it would let a later commit pass it: stop instead, so
@@ -487,12 +488,22 @@ void rp_job_on_event(rp_worker_t *w, rp_job_t *job, int kind)
 {
     switch (kind) {
     case RP_EV_LOADED:
+        rp_wmetrics_state_op(w, "load",
+                             strcmp(job->err_code, "state_load_failed") ? "ok"
+                                                                        : "error",
+                             job->state_load_ms);
         rp_job_on_loaded(w, job);
         break;
     case RP_EV_RUN_DONE:
         rp_job_on_run_done(w, job);
         break;
     case RP_EV_FINISHED:
+        rp_wmetrics_state_op(
+            w, "save",
+            !strcmp(job->err_code, "state_conflict")      ? "conflict"
+            : !strcmp(job->err_code, "state_save_failed") ? "error"
+                                                          : "ok",
+            job->state_save_ms);
         rp_job_on_finished(w, job);
         break;
     }
@@ -533,6 +544,7 @@ void rp_job_end(rp_worker_t *w, rp_job_t *job, bool finished)
         if (w->part[job->partition].win_paused &&
             !rp_partitions_window_full(w, job->partition))
             w->window_check = true; /* flow control resumes it */
+        rp_wmetrics_job_done(w, job);
     }
     rp_log(RP_LOG_DEBUG, "job_end", rp_job_eid(job), rp_job_sid(job),
            "partition %d offset %lld: %s -> %s", (int)job->partition,

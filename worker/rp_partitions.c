@@ -4,6 +4,7 @@
  * below RP_WORKER_RESUME_PCT). Main thread only: librdkafka calls the
  * rebalance callback from rd_kafka_consumer_poll on it.
  */
+#include "rp_time.h"
 #include "rp_worker_int.h"
 
 #include <stdlib.h>
@@ -271,8 +272,12 @@ void rp_partitions_commit(rp_worker_t *w,
     list = rp_partitions_offsets(w, false);
     rp_partitions_committed(w, list);
     if (list->cnt > 0) {
+        int64_t t0 = rp_time_mono_ms();
         kerr = sync ? rp_partitions_commit_wait(w, list)
                     : rd_kafka_commit(w->consumer, list, 1);
+        /* async: only the time to queue it; its answer is commit_cb's */
+        rp_wmetrics_commit(w, sync ? "offsets" : "offsets_async",
+                           !kerr || kerr == RD_KAFKA_RESP_ERR__NO_OFFSET, t0);
         if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
             rp_log(RP_LOG_WARN, "commit_failed", NULL, NULL, "commit: %s",
                    rd_kafka_err2str(kerr));
@@ -356,6 +361,15 @@ void rp_partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             kerr = rd_kafka_incremental_unassign(rk, parts);
         else
             rd_kafka_assign(rk, NULL);
+    }
+    {
+        rd_kafka_topic_partition_list_t *now = NULL;
+        int n = 0;
+        if (!rd_kafka_assignment(rk, &now) && now)
+            n = now->cnt;
+        if (now)
+            rd_kafka_topic_partition_list_destroy(now);
+        rp_wmetrics_rebalance(w, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, n);
     }
     if (kerr) {
         rp_log(RP_LOG_ERROR, "rebalance_failed", NULL, NULL, "%s",

@@ -193,6 +193,7 @@ void rp_publish_job(rp_worker_t *w, rp_job_t *job)
     int64_t submitted;
 
     rp_job_set_stage(job, RP_JOB_PUBLISHING);
+    job->publish_started_ms = rp_time_mono_ms();
     if (w->eos && !rp_job_current(w, job)) {
         rp_job_end(w, job, false);
         return;
@@ -285,6 +286,8 @@ void rp_publish_retry(rp_worker_t *w, rp_job_t *job)
             rp_job_end(w, job, false);
         return;
     }
+    if (job->d_result.failed || job->d_dlq.failed)
+        rp_wmetrics_publish_retry(w);
     if (job->d_result.failed) {
         if (!job->result_json)
             job->result_json =

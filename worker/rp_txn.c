@@ -141,7 +141,10 @@ static void rp_txn_abort(rp_worker_t *w,
         rp_log(RP_LOG_WARN, "transaction_aborted", NULL, NULL,
                "%s; producing its results again", why);
     w->txn = RP_TXN_ABORTING;
-    if ((e = rd_kafka_abort_transaction(w->producer, -1))) {
+    int64_t t0 = rp_time_mono_ms();
+    e = rd_kafka_abort_transaction(w->producer, -1);
+    rp_wmetrics_commit(w, "abort_transaction", !e, t0);
+    if (e) {
         if (rp_txn_fatal(w, e, "abort")) {
             /* stopping */
         } else if (rd_kafka_error_is_retriable(e)) {
@@ -218,7 +221,10 @@ static void rp_txn_committed(rp_worker_t *w)
 static void rp_txn_finish(rp_worker_t *w,
                           const rd_kafka_topic_partition_list_t *dropping)
 {
+    int64_t t0 = rp_time_mono_ms();
     rd_kafka_error_t *e = rd_kafka_commit_transaction(w->producer, -1);
+
+    rp_wmetrics_commit(w, "commit_transaction", !e, t0);
 
     if (!e) {
         rp_txn_committed(w);
@@ -298,7 +304,9 @@ void rp_txn_commit(rp_worker_t *w,
     }
     if (list->cnt) {
         cgmd = rd_kafka_consumer_group_metadata(w->consumer);
+        int64_t t0 = rp_time_mono_ms();
         e = rd_kafka_send_offsets_to_transaction(w->producer, list, cgmd, -1);
+        rp_wmetrics_commit(w, "send_offsets", !e, t0);
         rd_kafka_consumer_group_metadata_destroy(cgmd);
     }
     w->txn_offsets = list;

@@ -113,6 +113,8 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_rebalance_cb(cc, rp_partitions_rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(cc, rp_partitions_commit_cb);
+    if ((err = rp_wmetrics_kafka_conf(w, cc, errstr, es)))
+        goto out;
     rd_kafka_conf_set_opaque(pc, w);
     rd_kafka_conf_set_dr_msg_cb(pc, rp_publish_dr_cb);
 
@@ -196,7 +198,8 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         (err = rp_backend_new(c->backend, &c->backend_conf,
                               rp_job_backend_done, w, &w->backend, errstr,
                               es)) ||
-        (err = rp_worker_kafka(w, errstr, es)))
+        (err = rp_worker_kafka(w, errstr, es)) ||
+        (err = rp_wmetrics_start(w, errstr, es)))
         goto out;
     *out = w;
     w = NULL;
@@ -336,12 +339,14 @@ void rp_worker_step(rp_worker_t *w, int timeout_ms)
     int wait = rp_timerq_wait_ms(&w->timers, rp_time_mono_ms(), timeout_ms);
 
     rp_worker_wait(w, wait);
-    rp_worker_fire_timers(w, rp_time_mono_ms());
+    int64_t start = rp_time_mono_ms();
+    rp_worker_fire_timers(w, start);
     rp_worker_serve_inbox(w);
     rd_kafka_poll(w->producer, 0); /* delivery reports */
     w->consumer_more = rp_worker_serve_consumer(w);
     rp_job_admit_ready(w);
     rp_partitions_flow_control(w);
+    rp_wmetrics_turn(w, start, rp_time_mono_ms());
 }
 
 /* After the drain deadline only cancelled runs and publishes remain: done
@@ -462,6 +467,9 @@ void rp_worker_destroy(rp_worker_t *w)
     }
     rp_backend_destroy(w->backend);
     rp_iopool_destroy(w->io);
+    /* After the threads that make HTTP calls (they report to it); the
+     * endpoint's thread reads only the metrics. */
+    rp_wmetrics_destroy(w);
     if (w->cq)
         rd_kafka_queue_destroy(w->cq);
     if (w->pq)

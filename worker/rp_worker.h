@@ -74,6 +74,8 @@ typedef struct rp_worker_conf {
     const char *delivery;       /* "exactly-once" (default) or
                                    "at-least-once" */
     const char *instance_id;    /* static group membership; NULL: none */
+    const char *http_listen;    /* ADDR:PORT for /metrics, /healthz,
+                                   /readyz; NULL: no HTTP endpoint */
     size_t output_max;          /* per stream; 0 = executor default */
     size_t result_max_bytes;    /* published result JSON; default 900 KiB */
     rp_backend_conf_t backend_conf;

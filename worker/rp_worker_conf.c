@@ -111,6 +111,11 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "back with the same ID within `session.timeout.ms` gets its "
      "partitions back without a rebalance; give each a stable, unique ID "
      "(a StatefulSet pod's name)"},
+    {"http-listen", "ADDR:PORT", "RUNPOOL_HTTP_LISTEN", RP_OPT_STR,
+     RP_OFF(http_listen), NULL, 0, 0, 0, 0, "– (off)",
+     "serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this "
+     "address (`0.0.0.0:9090` in a pod; port 0: any free port, logged); "
+     "see docs/metrics.md"},
     {"executor", "PATH", "RUNPOOL_EXECUTOR", RP_OPT_STR,
      RP_OFF(backend_conf.executor_path), NULL, 0, 0, 0, 0,
      "next to `runpool-worker`", "local backend: the executor binary"},

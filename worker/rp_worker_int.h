@@ -73,6 +73,7 @@ typedef enum rp_job_stage {
 } rp_job_stage_t;
 
 typedef struct rp_job rp_job_t;
+typedef struct rp_wmetrics rp_wmetrics_t;
 
 /* One produced message of a job, and what it carries for a retry. */
 typedef struct rp_delivery {
@@ -162,6 +163,7 @@ struct rp_job {
     /* Timing, mono ms; begin is also recorded as wall ms. */
     int64_t t_begin, t_begin_wall, t_loaded, t_run_done;
     int64_t state_load_ms, state_save_ms, run_ms;
+    int64_t publish_started_ms; /* mono ms rp_publish_job began; 0: never */
 
     char *result_json; /* published result, kept for publish retries */
     size_t msg_cap;    /* size cap for this job's messages; halves when a
@@ -235,6 +237,8 @@ struct rp_worker {
     rp_timerq_t timers;
     rp_timer_t commit_timer;
     rp_timer_t drain_timer;
+
+    rp_wmetrics_t *mx; /* --http-listen: metrics and endpoint; else NULL */
 
     bool ever_assigned; /* the rebalance callback assigned at least once */
     bool ran;           /* rp_worker_run reached its shutdown */
@@ -400,5 +404,32 @@ void rp_txn_add(rp_worker_t *w, rp_job_t *job);
 void rp_txn_commit(rp_worker_t *w,
                    const rd_kafka_topic_partition_list_t *dropping,
                    bool force);
+
+/* ---- rp_wmetrics.c (metrics and /healthz, /readyz; docs/metrics.md) ----
+ * All no-ops without --http-listen. Main thread, except where noted. */
+
+/* Declare the metrics and start the HTTP endpoint (logs its address). */
+rp_err_t rp_wmetrics_start(rp_worker_t *w, char *errstr, size_t es);
+/* Stop the endpoint, free the metrics. Accepts w->mx == NULL. */
+void rp_wmetrics_destroy(rp_worker_t *w);
+/* Ask librdkafka for statistics (consumer lag) on the consumer's conf. */
+rp_err_t rp_wmetrics_kafka_conf(rp_worker_t *w, rd_kafka_conf_t *cc,
+                                char *errstr, size_t es);
+/* librdkafka's stats_cb, set on the consumer. */
+int rp_wmetrics_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
+/* One loop turn did its work from start_ms to end_ms (mono): liveness,
+ * loop lag and the queued/running/in-flight gauges. */
+void rp_wmetrics_turn(rp_worker_t *w, int64_t start_ms, int64_t end_ms);
+void rp_wmetrics_consumed(rp_worker_t *w);
+/* job ended finished: its result, DLQ copy and stage times. */
+void rp_wmetrics_job_done(rp_worker_t *w, const rp_job_t *job);
+/* A commit step of kind (bounded literal) that began at start_ms ended. */
+void rp_wmetrics_commit(rp_worker_t *w, const char *kind, bool ok,
+                        int64_t start_ms);
+void rp_wmetrics_rebalance(rp_worker_t *w, bool assign, int nassigned);
+/* A state-store step: op "load"/"save", outcome "ok"/"conflict"/"error". */
+void rp_wmetrics_state_op(rp_worker_t *w, const char *op, const char *outcome,
+                          int64_t ms);
+void rp_wmetrics_publish_retry(rp_worker_t *w);
 
 #endif
