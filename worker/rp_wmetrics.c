@@ -175,6 +175,13 @@ static rp_err_t wm_declare(rp_wmetrics_t *m, char *errstr, size_t es)
                        r, "runpool_backend_api_call_seconds",
                        "Duration of those HTTP calls, by api and method.",
                        RP_LV("api", "method"), 2, 32, lat, nlat, errstr, es));
+    /* Series that exist from the start show 0 instead of appearing with
+     * their first observation already counted, which rate() cannot see. */
+    static const char *const stages[] = {"queue_wait", "state_load", "run",
+                                         "state_save", "publish"};
+    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+        rp_metrics_series(m->stage, RP_LV(stages[i]));
+    rp_metrics_series(m->e2e, NULL);
     return RP_OK;
 fail:
     return RP_ERR_INVALID;

@@ -11,6 +11,7 @@
 #include "rp_httpd.h"
 #include "rp_kafka.h"
 #include "rp_metrics.h"
+#include "rp_result.h"
 #include "rp_tail.h"
 #include "rp_time.h"
 
@@ -113,6 +114,10 @@ static int start_exporter(tail_t *t)
         fprintf(stderr, "%s: metrics: %s\n", prog, errstr);
         return -1;
     }
+    /* Every status's duration series exists from the start (0), so its
+     * first results are a rate() can see, not its starting value. */
+    for (int st = RP_STATUS_SUCCEEDED; st <= RP_STATUS_ERROR; st++)
+        rp_metrics_series(t->m_duration, RP_LV(rp_status_str((rp_status_t)st)));
     h.metrics = render_metrics;
     h.arg = t->metrics;
     if ((err = rp_httpd_start(t->conf.metrics_listen, &h, &t->httpd, errstr,
