@@ -63,8 +63,8 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
          (err = rp_kafka_set(cc, "group.instance.id", c->instance_id, errstr,
                              es))) ||
         (err = rp_kafka_unique_client_id(cc, "runpool-worker", errstr, es)) ||
-        (err = rp_kafka_set_props(cc, c->kafka_props, c->n_kafka_props, errstr,
-                                  es)))
+        (err = rp_kafka_set_props_for(cc, RP_KAFKA_CONSUMER, c->kafka_props,
+                                      c->n_kafka_props, errstr, es)))
         goto out;
     if ((err = rp_kafka_set(pc, "bootstrap.servers", c->brokers, errstr, es)) ||
         (err = rp_kafka_producer_defaults(pc, errstr, es)) ||
@@ -85,8 +85,8 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
                                 es)))
             goto out;
     }
-    if ((err = rp_kafka_set_props(pc, c->kafka_props, c->n_kafka_props,
-                                  errstr, es)))
+    if ((err = rp_kafka_set_props_for(pc, RP_KAFKA_PRODUCER, c->kafka_props,
+                                      c->n_kafka_props, errstr, es)))
         goto out;
     {
         /* Results and DLQ copies are sized to fit under this. */
