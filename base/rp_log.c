@@ -12,6 +12,10 @@
 static const char *rp_log_component = "runpool";
 static rp_log_level_t rp_log_min = RP_LOG_INFO;
 static const char *const rp_log_names[] = {"debug", "info", "warn", "error"};
+/* Cloud Logging's LogSeverity names: GKE's agent reads "severity" from a
+ * JSON line, and without it shows every stderr line as an ERROR. */
+static const char *const rp_log_severity[] = {"DEBUG", "INFO", "WARNING",
+                                              "ERROR"};
 
 void rp_log_init(const char *component, rp_log_level_t min_level)
 {
@@ -94,6 +98,7 @@ void rp_log(rp_log_level_t level, const char *event, const char *execution_id,
     rp_time_rfc3339(rp_time_wall_ms(), ts, sizeof(ts));
     line[0] = '{';
     rp_log_field(line, size, &off, "ts", ts);
+    rp_log_field(line, size, &off, "severity", rp_log_severity[level]);
     rp_log_field(line, size, &off, "level", rp_log_names[level]);
     rp_log_field(line, size, &off, "component", rp_log_component);
     rp_log_field(line, size, &off, "event", event ? event : "log");

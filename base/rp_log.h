@@ -1,7 +1,12 @@
 /* rp_log — structured logs: one JSON object per line on stderr.
  *
- *   {"ts":"…","level":"info","component":"worker","event":"execution_done",
- *    "execution_id":"…","session_id":"…","msg":"…"}
+ *   {"ts":"…","severity":"INFO","level":"info","component":"worker",
+ *    "event":"execution_done","execution_id":"…","session_id":"…",
+ *    "msg":"…"}
+ *
+ * severity is Cloud Logging's field (DEBUG, INFO, WARNING, ERROR), so GKE
+ * shows each line at its level instead of every stderr line as an error;
+ * level is the same in runpool's own words (debug, info, warn, error).
  *
  * Every line about an execution carries execution_id and session_id, so an
  * operator can follow one request across workers with grep or jq. Each line

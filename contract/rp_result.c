@@ -208,6 +208,8 @@ char *rp_result_to_json(const rp_result_t *res, bool include_env)
     }
     if (ok && res->worker)
         ok = rp_json_add_text(root, "worker", res->worker);
+    if (ok && res->reused)
+        ok = cJSON_AddTrueToObject(root, "reused") != NULL;
     if (ok && include_env)
         ok = rp_json_add_env(root, "env", &res->env);
     out = rp_json_finish(root, ok);
@@ -236,6 +238,7 @@ enum {
     RS_ERROR,
     RS_WORKER,
     RS_ENV,
+    RS_REUSED,
     RS__COUNT
 };
 
@@ -244,7 +247,7 @@ static const char *const rp_result_fields[RS__COUNT] = {
     "exit_code",   "signal",           "stdout",           "stderr",
     "stdout_truncated", "stderr_truncated", "encoding",     "cwd",
     "started_at",  "finished_at",      "duration_ms",      "timings",
-    "error",       "worker",           "env",
+    "error",       "worker",           "env",              "reused",
 };
 
 /* The members every result carries (rp_result_to_json always writes them). */
@@ -466,6 +469,10 @@ rp_err_t rp_result_parse(const char *json, size_t len, rp_result_t *out,
     if (f[RS_WORKER] &&
         (err = rp_json_dup_str(f[RS_WORKER], "", "worker", 1, RP_WORKER_NAME_MAX,
                               &out->worker, errstr, errstr_size)))
+        goto out;
+    if (f[RS_REUSED] && (err = rp_json_get_bool(f[RS_REUSED], "reused",
+                                                &out->reused, errstr,
+                                                errstr_size)))
         goto out;
     if (f[RS_ENV]) {
         if ((err = rp_json_get_env(f[RS_ENV], "env", &out->env, errstr,

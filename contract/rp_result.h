@@ -61,6 +61,9 @@ typedef struct rp_result {
     char *error_code;    /* owned; NULL unless rejected/error */
     char *error_message; /* owned */
     char *worker;        /* owned; NULL = absent */
+    bool reused;         /* the record of an earlier run of this
+                            execution_id, not a new run ("reused": true;
+                            absent = false) */
     bool has_env;        /* executor record only */
     rp_env_t env;        /* session env after the command (executor record) */
 } rp_result_t;
@@ -71,7 +74,8 @@ typedef struct rp_result {
  * `error` is written exactly when status is rejected/error (as the schema
  * requires; RP_CODE_INTERNAL if none was set), negative durations (clock skew)
  * as 0, started_at/finished_at only when > 0, and text that is not valid
- * UTF-8 (cwd, env, worker, error) with '?' for the bad bytes.
+ * UTF-8 (cwd, env, worker, error) with '?' for the bad bytes, and
+ * "reused": true only when reused.
  * Caller frees; NULL on allocation failure. res borrowed. */
 char *rp_result_to_json(const rp_result_t *res, bool include_env);
 

@@ -64,7 +64,9 @@ static void usage(FILE *out)
             "                       (atomically; removed again on exit)\n"
             "  --requests-topic T   default %s\n"
             "  --results-topic T    default %s\n"
-            "  --dlq-topic T        default %s\n",
+            "  --dlq-topic T        default %s\n"
+            "  -h, --help           show this help\n"
+            "  --version            print the version\n",
             RP_DEVBROKER_BROKERS_MAX, RP_DEVBROKER_PARTITIONS_MAX,
             RP_TOPIC_REQUESTS_DEFAULT, RP_TOPIC_RESULTS_DEFAULT,
             RP_TOPIC_DLQ_DEFAULT);
@@ -112,6 +114,7 @@ static int parse_args(int argc, char **argv, devbroker_opts_t *o)
         {"results-topic", required_argument, NULL, 'r'},
         {"dlq-topic", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -122,7 +125,8 @@ static int parse_args(int argc, char **argv, devbroker_opts_t *o)
     o->topics[0] = RP_TOPIC_REQUESTS_DEFAULT;
     o->topics[1] = RP_TOPIC_RESULTS_DEFAULT;
     o->topics[2] = RP_TOPIC_DLQ_DEFAULT;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    opterr = 0; /* one message, ours */
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
             o->brokers = parse_int(optarg, 1, RP_DEVBROKER_BROKERS_MAX);
@@ -156,8 +160,16 @@ static int parse_args(int argc, char **argv, devbroker_opts_t *o)
         case 'h':
             usage(stdout);
             return 1;
+        case 'V':
+            printf("runpool-devbroker %s\n", RP_VERSION);
+            return 1;
+        case ':':
+            fprintf(stderr, "runpool-devbroker: %s needs a value (see "
+                            "--help)\n", argv[optind - 1]);
+            return 2;
         default:
-            usage(stderr);
+            fprintf(stderr, "runpool-devbroker: unknown option '%s' (see "
+                            "--help)\n", argv[optind - 1]);
             return 2;
         }
     }

@@ -8,6 +8,7 @@
  * were its own dumper (measured in bench/README.md). Same interface as
  * `runpool-executor --dump-env`, which remains the fallback. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,8 +16,24 @@ extern char **environ;
 
 int main(int argc, char **argv)
 {
-    if (argc != 2 || strcmp(argv[1], "--dump-env") != 0)
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs("usage: runpool-dump-env --dump-env\n"
+              "Writes the environment NUL-separated to stdout (the "
+              "executor's EXIT trap\nruns it after every command).\n\n"
+              "  --dump-env   do it\n"
+              "  -h, --help   show this help\n"
+              "  --version    print the version\n",
+              stdout);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        fputs("runpool-dump-env " RP_VERSION "\n", stdout);
+        return 0;
+    }
+    if (argc != 2 || strcmp(argv[1], "--dump-env") != 0) {
+        fputs("runpool-dump-env: expected --dump-env (see --help)\n", stderr);
         return 2;
+    }
     for (char **e = environ; e && *e; e++) {
         const char *p = *e;
         size_t left = strlen(p) + 1; /* with its terminating NUL */

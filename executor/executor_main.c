@@ -583,11 +583,25 @@ int main(int argc, char **argv)
     /* The capture half: keep it tiny, it runs at the end of every command. */
     if (argc == 2 && !strcmp(argv[1], "--dump-env"))
         return rp_exec_dump_env(STDOUT_FILENO) == 0 ? 0 : 1;
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: runpool-executor [--dump-env | --help | --version]\n"
+               "Runs the command described by the job environment "
+               "(EXECUTION_ID, SESSION_ID,\nCOMMAND, TIMEOUT, "
+               "RUNPOOL_STATE_URL, ...; docs/executor.md) and records\n"
+               "its result in the state store.\n\n"
+               "  --dump-env   write the environment NUL-separated to stdout "
+               "and exit\n"
+               "  -h, --help   show this help\n"
+               "  --version    print the version\n");
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("runpool-executor %s\n", RP_VERSION);
+        return 0;
+    }
     if (argc > 1) {
-        fprintf(stderr, "usage: runpool-executor [--dump-env]\n"
-                        "Runs the command described by the job environment "
-                        "(EXECUTION_ID, SESSION_ID, COMMAND, TIMEOUT, "
-                        "RUNPOOL_STATE_URL, ...).\n");
+        fprintf(stderr, "runpool-executor: unexpected argument '%s' (see "
+                        "--help)\n", argv[1]);
         return RP_EXECUTOR_EXIT_CONTRACT;
     }
     rp_log_init("executor", RP_LOG_INFO);

@@ -18,6 +18,16 @@
 #define RP_TOPIC_RESULTS_DEFAULT "runpool.results"
 #define RP_TOPIC_DLQ_DEFAULT "runpool.dlq"
 
+/* Where a property applies (librdkafka's CONFIGURATION.md, C/P column). */
+typedef enum rp_kafka_role {
+    RP_KAFKA_CONSUMER = 'C',
+    RP_KAFKA_PRODUCER = 'P',
+} rp_kafka_role_t;
+
+#define RP_KAFKA_CONF_LINE_MAX 4096 /* one line of a --kafka-config file */
+#define RP_KAFKA_ENV_PREFIX "RUNPOOL_KAFKA_"
+#define RP_KAFKA_CONFIG_ENV "RUNPOOL_KAFKA_CONFIG"
+
 /* Set one property, turning librdkafka's error into ours. */
 rp_err_t rp_kafka_set(rd_kafka_conf_t *conf, const char *name,
                       const char *value, char *errstr, size_t errstr_size);
@@ -25,6 +35,48 @@ rp_err_t rp_kafka_set(rd_kafka_conf_t *conf, const char *name,
 /* Apply "key=value" strings (borrowed) in order; later ones win. */
 rp_err_t rp_kafka_set_props(rd_kafka_conf_t *conf, const char *const *props,
                             size_t n, char *errstr, size_t errstr_size);
+
+/* Like rp_kafka_set_props, for a client of the given role: settings that
+ * librdkafka documents as the other role's only are skipped (so consumer
+ * settings do not make the producer log CONFWARN, and the reverse);
+ * global ones and names not in the table are applied. */
+rp_err_t rp_kafka_set_props_for(rd_kafka_conf_t *conf, rp_kafka_role_t role,
+                                const char *const *props, size_t n,
+                                char *errstr, size_t errstr_size);
+
+/* 'C', 'P' or '*' for a librdkafka property name (librdkafka 2.0.2's
+ * table, kafka/rp_kafka_props.inc); 0 when not in the table. */
+char rp_kafka_prop_scope(const char *name);
+
+/* True when a setting's value must never be logged: its name contains
+ * "password", "secret" or "key". */
+int rp_kafka_prop_is_secret(const char *name);
+
+/* librdkafka settings gathered from every source, lowest precedence
+ * first, so applying them in order lets the later ones win:
+ *   1. the properties file (file, or $RUNPOOL_KAFKA_CONFIG when file is
+ *      NULL): kcat -F's format, "key=value" lines, '#' comments and blank
+ *      lines ignored, spaces around key and value trimmed;
+ *   2. the environment: RUNPOOL_KAFKA_<NAME>, NAME being the property
+ *      name upper-cased with '.' as '_' (RUNPOOL_KAFKA_SASL_PASSWORD ->
+ *      sasl.password); matched against librdkafka's table, an unknown
+ *      NAME is an error;
+ *   3. cli: the -X key=value strings (borrowed, copied).
+ * A file that group or others can read and that holds a secret
+ * (rp_kafka_prop_is_secret, "key" names aside: only password/secret) is
+ * refused. Logs one "kafka_config" line naming each setting and where it
+ * came from, secrets' values redacted. envp: NULL for environ.
+ * On success p owns the strings (free with rp_kafka_props_clear). */
+typedef struct rp_kafka_props {
+    char *kv[RP_KAFKA_PROPS_MAX]; /* "key=value", owned */
+    size_t n;
+} rp_kafka_props_t;
+
+rp_err_t rp_kafka_props_load(rp_kafka_props_t *p, const char *file,
+                             const char *const *cli, size_t n_cli,
+                             char *const *envp, char *errstr,
+                             size_t errstr_size);
+void rp_kafka_props_clear(rp_kafka_props_t *p); /* NULL ok */
 
 /* Settings every runpool producer uses: idempotence (acks=all, no
  * duplicates on retry) and the murmur2_random partitioner, which is what

@@ -36,6 +36,7 @@ typedef struct produce_opts {
     const char *execution_id;
     const char *requests_topic;
     const char *results_topic;
+    const char *kafka_config;
     int timeout_s; /* 0 = not given */
     bool close;
     bool use_stdin;
@@ -70,10 +71,14 @@ static void usage(FILE *out)
 "  --stdin              send request JSON objects, one per line, from\n"
 "                       standard input; with --wait, print every result\n"
 "                       (in input order) after all are sent\n"
-"  --requests-topic T   (default %s)\n"
-"  --results-topic T    (default %s)\n"
+"  --requests-topic T   (default $RUNPOOL_REQUESTS_TOPIC, else %s)\n"
+"  --results-topic T    (default $RUNPOOL_RESULTS_TOPIC, else %s)\n"
+"  --kafka-config FILE  librdkafka settings, key=value lines (default\n"
+"                       $RUNPOOL_KAFKA_CONFIG); RUNPOOL_KAFKA_<NAME> variables\n"
+"                       override it, -X overrides both\n"
 "  -X key=value         librdkafka setting (repeatable)\n"
-"  -h, --help           show this help\n",
+"  -h, --help           show this help\n"
+"  --version            print the version\n",
             prog, prog, prog, RP_TIMEOUT_MIN_S, RP_TIMEOUT_MAX_S,
             RP_TIMEOUT_DEFAULT_S, RP_PRODUCE_WAIT_DEFAULT_S,
             RP_TOPIC_REQUESTS_DEFAULT, RP_TOPIC_RESULTS_DEFAULT);
@@ -145,6 +150,7 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
     enum {
         OPT_BROKERS = 256, OPT_SESSION, OPT_EXEC_ID, OPT_TIMEOUT, OPT_ENV,
         OPT_CLOSE, OPT_WAIT, OPT_STDIN, OPT_REQ_TOPIC, OPT_RES_TOPIC,
+        OPT_KAFKA_CONFIG, OPT_VERSION,
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, OPT_BROKERS},
@@ -157,6 +163,8 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
         {"stdin", no_argument, NULL, OPT_STDIN},
         {"requests-topic", required_argument, NULL, OPT_REQ_TOPIC},
         {"results-topic", required_argument, NULL, OPT_RES_TOPIC},
+        {"kafka-config", required_argument, NULL, OPT_KAFKA_CONFIG},
+        {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -232,6 +240,12 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
         case OPT_RES_TOPIC:
             o->results_topic = optarg;
             break;
+        case OPT_KAFKA_CONFIG:
+            o->kafka_config = optarg;
+            break;
+        case OPT_VERSION:
+            printf("%s %s\n", prog, RP_VERSION);
+            return EXIT_SUCCEEDED;
         case 'X':
             if (o->n_props >= RP_KAFKA_PROPS_MAX)
                 return usage_error("too many -X settings (at most %d)",
@@ -252,6 +266,15 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
 
     if (!o->brokers || !*o->brokers)
         o->brokers = getenv("RUNPOOL_BROKERS");
+    /* The same variables as runpool-worker's. */
+    if (!o->requests_topic || !*o->requests_topic)
+        o->requests_topic = getenv("RUNPOOL_REQUESTS_TOPIC");
+    if (!o->results_topic || !*o->results_topic)
+        o->results_topic = getenv("RUNPOOL_RESULTS_TOPIC");
+    if (o->requests_topic && !*o->requests_topic)
+        o->requests_topic = NULL;
+    if (o->results_topic && !*o->results_topic)
+        o->results_topic = NULL;
     if (!o->brokers || !*o->brokers)
         return usage_error("no brokers: give --brokers or set RUNPOOL_BROKERS");
     if (optind < argc) {
@@ -485,6 +508,7 @@ int main(int argc, char **argv)
     produce_opts_t o = {0};
     rp_producer_conf_t conf = {0};
     rp_producer_t *p = NULL;
+    rp_kafka_props_t kprops = {0};
     char err[512];
     int status;
 
@@ -496,8 +520,15 @@ int main(int argc, char **argv)
     conf.brokers = o.brokers;
     conf.requests_topic = o.requests_topic;
     conf.results_topic = o.results_topic;
-    conf.props = o.props;
-    conf.n_props = o.n_props;
+    /* file < RUNPOOL_KAFKA_* < -X (rp_kafka.h) */
+    if (rp_kafka_props_load(&kprops, o.kafka_config, o.props, o.n_props,
+                            NULL, err, sizeof(err))) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        status = EXIT_TROUBLE;
+        goto out;
+    }
+    conf.props = (const char *const *)kprops.kv;
+    conf.n_props = kprops.n;
     conf.watch_results = o.wait;
     if (rp_producer_new(&conf, &p, err, sizeof(err))) {
         fprintf(stderr, "%s: %s\n", prog, err);
@@ -508,6 +539,7 @@ int main(int argc, char **argv)
 out:
     rp_producer_destroy(p);
     rp_env_clear(&o.env);
+    rp_kafka_props_clear(&kprops);
     free(o.command);
     return status;
 }

@@ -357,8 +357,8 @@ static rp_err_t rp_producer_new_client(rp_producer_t *p,
     if ((err = rp_producer_base_conf(conf, c, "runpool-produce", errstr,
                                      errstr_size)) ||
         (err = rp_kafka_producer_defaults(conf, errstr, errstr_size)) ||
-        (err = rp_kafka_set_props(conf, c->props, c->n_props, errstr,
-                                  errstr_size)))
+        (err = rp_kafka_set_props_for(conf, RP_KAFKA_PRODUCER, c->props,
+                                      c->n_props, errstr, errstr_size)))
         goto out;
     rd_kafka_conf_set_dr_msg_cb(conf, rp_producer_dr_cb);
     rd_kafka_conf_set_opaque(conf, p);
@@ -459,8 +459,8 @@ static rp_err_t rp_producer_new_reader(rp_producer_t *p,
 
     if ((err = rp_producer_base_conf(conf, c, "runpool-produce-reader",
                                      errstr, errstr_size)) ||
-        (err = rp_kafka_set_props(conf, c->props, c->n_props, errstr,
-                                  errstr_size)))
+        (err = rp_kafka_set_props_for(conf, RP_KAFKA_CONSUMER, c->props,
+                                      c->n_props, errstr, errstr_size)))
         goto out;
     /* librdkafka wants a group.id for assign() and consumer_poll(). We
      * never subscribe or commit, and a unique id (set after the -X props,

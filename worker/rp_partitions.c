@@ -241,7 +241,8 @@ rp_partitions_commit_wait(rp_worker_t *w, rd_kafka_topic_partition_list_t *list)
         return RD_KAFKA_RESP_ERR__FAIL;
     kerr = rd_kafka_commit_queue(w->consumer, list, q, NULL, NULL);
     if (!kerr) {
-        ev = rd_kafka_queue_poll(q, RP_WORKER_COMMIT_WAIT_MS);
+        ev = rd_kafka_queue_poll(
+            q, rp_worker_call_ms(w, RP_WORKER_COMMIT_WAIT_MS));
         if (!ev) {
             kerr = RD_KAFKA_RESP_ERR__TIMED_OUT;
         } else {

@@ -241,6 +241,7 @@ void rp_publish_job(rp_worker_t *w, rp_job_t *job)
     free(r->worker);
     r->worker = strdup(w->name);
     r->has_env = false;
+    r->reused = job->reused; /* an earlier run's record, not a new run */
     r->has_timings = true;
     submitted = job->req.has_submitted_at ? job->req.submitted_at_ms
                                           : job->msg_ts_ms;

@@ -17,10 +17,14 @@
  *             (their next owner publishes them)
  *   fatal:    the worker stops; what it had not committed is re-delivered
  *
- * The commit calls block the main thread (librdkafka strongly recommends
- * timeout -1, the remaining transaction.timeout.ms, which the worker sets
- * to RP_WORKER_TXN_TIMEOUT_MS). On a healthy cluster that is a few round
- * trips every RP_WORKER_TXN_MS; executions, pool steps and backends go on
+ * The commit calls block the main thread, each for at most
+ * RP_WORKER_TXN_TIMEOUT_MS (the transaction.timeout.ms the worker sets).
+ * Not -1, which librdkafka recommends: in 2.0.2 abort_transaction(-1)
+ * waits for ever when the broker is gone (seen: a worker stuck after its
+ * broker was SIGKILLed); a timed-out call is retriable and resumed later. On a healthy cluster that is a few round
+ * trips every RP_WORKER_TXN_MS. Once the loop has ended they get what is
+ * left of RP_WORKER_SHUTDOWN_MS instead (rp_worker_call_ms), so a broker
+ * that is gone cannot hold the exit; executions, pool steps and backends go on
  * meanwhile on their own threads. Delivery reports do not decide anything
  * here: the commit's answer does (a report only shrinks a result that was
  * too large). Main thread only.
@@ -142,7 +146,8 @@ static void rp_txn_abort(rp_worker_t *w,
                "%s; producing its results again", why);
     w->txn = RP_TXN_ABORTING;
     int64_t t0 = rp_time_mono_ms();
-    e = rd_kafka_abort_transaction(w->producer, -1);
+    e = rd_kafka_abort_transaction(
+        w->producer, rp_worker_call_ms(w, RP_WORKER_TXN_TIMEOUT_MS));
     rp_wmetrics_commit(w, "abort_transaction", !e, t0);
     if (e) {
         if (rp_txn_fatal(w, e, "abort")) {
@@ -165,7 +170,7 @@ static void rp_txn_abort(rp_worker_t *w,
     }
     /* Serve the purged messages' delivery reports now, while their jobs
      * still exist. */
-    rd_kafka_flush(w->producer, RP_WORKER_FLUSH_MS);
+    rd_kafka_flush(w->producer, rp_worker_call_ms(w, RP_WORKER_FLUSH_MS));
     rp_txn_close(w);
     rp_list_init(&batch);
     while (!rp_list_empty(&w->txn_jobs)) {
@@ -222,7 +227,8 @@ static void rp_txn_finish(rp_worker_t *w,
                           const rd_kafka_topic_partition_list_t *dropping)
 {
     int64_t t0 = rp_time_mono_ms();
-    rd_kafka_error_t *e = rd_kafka_commit_transaction(w->producer, -1);
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(
+        w->producer, rp_worker_call_ms(w, RP_WORKER_TXN_TIMEOUT_MS));
 
     rp_wmetrics_commit(w, "commit_transaction", !e, t0);
 
@@ -305,7 +311,9 @@ void rp_txn_commit(rp_worker_t *w,
     if (list->cnt) {
         cgmd = rd_kafka_consumer_group_metadata(w->consumer);
         int64_t t0 = rp_time_mono_ms();
-        e = rd_kafka_send_offsets_to_transaction(w->producer, list, cgmd, -1);
+        e = rd_kafka_send_offsets_to_transaction(
+            w->producer, list, cgmd,
+            rp_worker_call_ms(w, RP_WORKER_TXN_TIMEOUT_MS));
         rp_wmetrics_commit(w, "send_offsets", !e, t0);
         rd_kafka_consumer_group_metadata_destroy(cgmd);
     }

@@ -36,6 +36,18 @@ void rp_worker_arm(rp_worker_t *w, rp_timer_t *t, int64_t due_ms)
         rp_worker_set_fatal(w, "cannot queue a timer (out of memory)");
 }
 
+int rp_worker_call_ms(const rp_worker_t *w, int cap)
+{
+    int64_t left;
+
+    if (!w->shutdown_deadline)
+        return cap;
+    left = w->shutdown_deadline - rp_time_mono_ms();
+    if (left < 1)
+        left = 1;
+    return cap >= 0 && cap < left ? cap : (int)left;
+}
+
 /* ------------------------------------------------------------------ */
 /* Setup                                                               */
 
@@ -63,8 +75,8 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
          (err = rp_kafka_set(cc, "group.instance.id", c->instance_id, errstr,
                              es))) ||
         (err = rp_kafka_unique_client_id(cc, "runpool-worker", errstr, es)) ||
-        (err = rp_kafka_set_props(cc, c->kafka_props, c->n_kafka_props, errstr,
-                                  es)))
+        (err = rp_kafka_set_props_for(cc, RP_KAFKA_CONSUMER, c->kafka_props,
+                                      c->n_kafka_props, errstr, es)))
         goto out;
     if ((err = rp_kafka_set(pc, "bootstrap.servers", c->brokers, errstr, es)) ||
         (err = rp_kafka_producer_defaults(pc, errstr, es)) ||
@@ -85,8 +97,8 @@ static rp_err_t rp_worker_kafka(rp_worker_t *w, char *errstr, size_t es)
                                 es)))
             goto out;
     }
-    if ((err = rp_kafka_set_props(pc, c->kafka_props, c->n_kafka_props,
-                                  errstr, es)))
+    if ((err = rp_kafka_set_props_for(pc, RP_KAFKA_PRODUCER, c->kafka_props,
+                                      c->n_kafka_props, errstr, es)))
         goto out;
     {
         /* Results and DLQ copies are sized to fit under this. */
@@ -403,6 +415,38 @@ static void rp_worker_await_assignment(rp_worker_t *w)
     }
 }
 
+/* rd_kafka_consumer_close, bounded: it waits without limit for the
+ * group's answers (and serves the revoke through the rebalance callback).
+ * The same through a queue of our own, served until the shutdown budget
+ * plus RP_WORKER_CLOSE_MS is spent; a consumer not closed by then is
+ * destroyed without another close (rp_worker_destroy). Leaving without a
+ * LeaveGroup only makes the group wait session.timeout.ms; nothing
+ * uncommitted is lost (it is re-delivered). */
+static void rp_worker_close_consumer(rp_worker_t *w)
+{
+    int64_t deadline = w->shutdown_deadline + RP_WORKER_CLOSE_MS;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
+    rd_kafka_error_t *e;
+
+    if (!q)
+        return;
+    if ((e = rd_kafka_consumer_close_queue(w->consumer, q))) {
+        rp_log(RP_LOG_WARN, "consumer_close_failed", NULL, NULL, "%s",
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        while (!(w->consumer_closed = rd_kafka_consumer_closed(w->consumer)) &&
+               rp_time_mono_ms() < deadline)
+            rd_kafka_queue_poll_callback(q, 100);
+        if (!w->consumer_closed)
+            rp_log(RP_LOG_WARN, "consumer_close_timeout", NULL, NULL,
+                   "the group did not answer within %d ms; leaving without "
+                   "it (the broker may be gone)",
+                   RP_WORKER_SHUTDOWN_MS + RP_WORKER_CLOSE_MS);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
 rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t es)
 {
     rp_err_t err;
@@ -437,11 +481,14 @@ rp_err_t rp_worker_run(rp_worker_t *w, char *errstr, size_t es)
     if (!w->ever_assigned)
         rp_worker_await_assignment(w);
     /* Shut down: nothing is started any more. Let the producer deliver what
-     * is queued, commit what is finished, leave the group. */
-    rd_kafka_flush(w->producer, RP_WORKER_FLUSH_MS);
+     * is queued, commit what is finished, leave the group — all within a
+     * bound, so a broker that is gone cannot hold the exit. */
+    w->shutdown_deadline = rp_time_mono_ms() + RP_WORKER_SHUTDOWN_MS;
+    rd_kafka_flush(w->producer, rp_worker_call_ms(w, RP_WORKER_FLUSH_MS));
     rp_worker_serve_inbox(w);
-    rp_partitions_commit(w, NULL, true);
-    rd_kafka_consumer_close(w->consumer);
+    if (rp_time_mono_ms() < w->shutdown_deadline)
+        rp_partitions_commit(w, NULL, true);
+    rp_worker_close_consumer(w);
     rp_log(RP_LOG_INFO, "worker_stopped", NULL, NULL,
            "%zu request(s) left unfinished for re-delivery", w->inflight);
     if (w->fatal)
@@ -483,6 +530,11 @@ void rp_worker_destroy(rp_worker_t *w)
                "(librdkafka < 2.3.0 would abort)");
         rp_worker_kept_consumer = w->consumer;
         (void)rp_worker_kept_consumer;
+    } else if (w->consumer && w->shutdown_deadline && !w->consumer_closed) {
+        /* Its close timed out: another one (rd_kafka_destroy's) would
+         * block again. */
+        rd_kafka_destroy_flags(w->consumer,
+                               RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     } else if (w->consumer) {
         rd_kafka_destroy(w->consumer);
     }

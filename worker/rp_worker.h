@@ -79,6 +79,7 @@ typedef struct rp_worker_conf {
     size_t output_max;          /* per stream; 0 = executor default */
     size_t result_max_bytes;    /* published result JSON; default 900 KiB */
     rp_backend_conf_t backend_conf;
+    const char *kafka_config;   /* --kafka-config FILE; main loads it */
     const char *const *kafka_props; /* "key=value", borrowed */
     size_t n_kafka_props;
 } rp_worker_conf_t;
@@ -96,6 +97,7 @@ typedef enum rp_worker_action {
     RP_WORKER_ACTION_RUN,
     RP_WORKER_ACTION_HELP,          /* --help */
     RP_WORKER_ACTION_HELP_MARKDOWN, /* --help-markdown */
+    RP_WORKER_ACTION_VERSION,       /* --version */
 } rp_worker_action_t;
 
 /* What the command line and environment say. conf's strings are borrowed

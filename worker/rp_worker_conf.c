@@ -116,6 +116,11 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this "
      "address (`0.0.0.0:9090` in a pod; port 0: any free port, logged); "
      "see docs/metrics.md"},
+    {"kafka-config", "FILE", "RUNPOOL_KAFKA_CONFIG", RP_OPT_STR,
+     RP_OFF(kafka_config), NULL, 0, 0, 0, 0, "–",
+     "librdkafka settings, one `key=value` a line (kcat's `-F` format); "
+     "then `RUNPOOL_KAFKA_*` variables, then `-X`, win (see Kafka "
+     "settings)"},
     {"executor", "PATH", "RUNPOOL_EXECUTOR", RP_OPT_STR,
      RP_OFF(backend_conf.executor_path), NULL, 0, 0, 0, 0,
      "next to `runpool-worker`", "local backend: the executor binary"},
@@ -128,6 +133,7 @@ static const rp_worker_opt_t rp_worker_opts[] = {
 /* getopt values: table rows are RP_OPT_VAL_BASE + index. */
 #define RP_OPT_VAL_BASE 256
 #define RP_OPT_VAL_MARKDOWN (RP_OPT_VAL_BASE + 1000)
+#define RP_OPT_VAL_VERSION (RP_OPT_VAL_BASE + 1001)
 
 static const char **rp_opt_str(rp_worker_conf_t *c, const rp_worker_opt_t *o)
 {
@@ -190,7 +196,7 @@ rp_err_t rp_worker_conf_parse(rp_worker_args_t *a, int argc, char **argv,
                               rp_worker_lookup_fn *lookup, char *errstr,
                               size_t es)
 {
-    struct option longopts[RP_WORKER_NOPTS + 3];
+    struct option longopts[RP_WORKER_NOPTS + 4];
     const char *v;
     rp_err_t err = RP_OK;
     int c;
@@ -209,7 +215,9 @@ rp_err_t rp_worker_conf_parse(rp_worker_args_t *a, int argc, char **argv,
     longopts[RP_WORKER_NOPTS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[RP_WORKER_NOPTS + 1] =
         (struct option){"help-markdown", no_argument, NULL, RP_OPT_VAL_MARKDOWN};
-    longopts[RP_WORKER_NOPTS + 2] = (struct option){NULL, 0, NULL, 0};
+    longopts[RP_WORKER_NOPTS + 2] =
+        (struct option){"version", no_argument, NULL, RP_OPT_VAL_VERSION};
+    longopts[RP_WORKER_NOPTS + 3] = (struct option){NULL, 0, NULL, 0};
 
     optind = 0; /* glibc: start over, so a caller may parse again */
     opterr = 0;
@@ -229,9 +237,11 @@ rp_err_t rp_worker_conf_parse(rp_worker_args_t *a, int argc, char **argv,
             a->action = RP_WORKER_ACTION_HELP;
         } else if (c == RP_OPT_VAL_MARKDOWN) {
             a->action = RP_WORKER_ACTION_HELP_MARKDOWN;
+        } else if (c == RP_OPT_VAL_VERSION) {
+            a->action = RP_WORKER_ACTION_VERSION;
         } else if (c == ':') {
-            return rp_errf(errstr, es, RP_ERR_INVALID, "%s needs a value",
-                           argv[optind - 1]);
+            return rp_errf(errstr, es, RP_ERR_INVALID,
+                           "%s needs a value (see --help)", argv[optind - 1]);
         } else {
             return rp_errf(errstr, es, RP_ERR_INVALID,
                            "unknown option '%s' (see --help)",
@@ -239,8 +249,8 @@ rp_err_t rp_worker_conf_parse(rp_worker_args_t *a, int argc, char **argv,
         }
     }
     if (optind < argc)
-        return rp_errf(errstr, es, RP_ERR_INVALID, "unexpected argument '%s'",
-                       argv[optind]);
+        return rp_errf(errstr, es, RP_ERR_INVALID,
+                       "unexpected argument '%s' (see --help)", argv[optind]);
     if (!a->conf.backend_conf.executor_path)
         rp_worker_conf_default_executor(a);
     return RP_OK;
@@ -306,6 +316,7 @@ void rp_worker_conf_usage(FILE *f)
             "  -X key=value\n      a librdkafka setting (repeatable)\n"
             "  -h, --help\n"
             "  --help-markdown\n      these options as the README's table\n"
+            "  --version\n      print \"runpool-worker VERSION\" and exit\n"
             "\n"
             "cloudrun backend (docs/cloudrun.md), from the environment: "
             "GCP_PROJECT_ID,\nGCP_REGION, SANDBOX_EXECUTOR_IMAGE (required), "

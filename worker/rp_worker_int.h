@@ -54,6 +54,11 @@
 #define RP_WORKER_TXN_TIMEOUT_MS 10000  /* transaction.timeout.ms default */
 #define RP_WORKER_TXN_INIT_MS 5000      /* init_transactions, per try */
 #define RP_WORKER_FIRST_ASSIGN_MS 5000  /* at exit, for a first assignment */
+/* Shutdown is bounded whatever the broker does: the final flush and
+ * commits (transactional or not) share RP_WORKER_SHUTDOWN_MS, leaving the
+ * group gets RP_WORKER_CLOSE_MS more (docs/worker.md, Stopping). */
+#define RP_WORKER_SHUTDOWN_MS 15000
+#define RP_WORKER_CLOSE_MS 5000
 
 /* Room left in a message for the key and runpool's headers. */
 #define RP_WORKER_MSG_HEADROOM (16 * 1024)
@@ -242,6 +247,8 @@ struct rp_worker {
 
     bool ever_assigned; /* the rebalance callback assigned at least once */
     bool ran;           /* rp_worker_run reached its shutdown */
+    int64_t shutdown_deadline; /* mono ms; 0 until the loop has ended */
+    bool consumer_closed;      /* rd_kafka_consumer_close finished */
     bool consumer_more; /* the last turn left consumer events waiting */
     bool draining;
     bool abandoned; /* drain deadline passed: only cancels remain */
@@ -258,6 +265,10 @@ void rp_worker_set_fatal(rp_worker_t *w, const char *what);
 /* Queue timer t for due_ms (moving it if queued); on no memory the worker
  * stops (a lost timer would leave a job waiting for ever). */
 void rp_worker_arm(rp_worker_t *w, rp_timer_t *t, int64_t due_ms);
+/* A blocking Kafka call's timeout: cap (-1: librdkafka's own default)
+ * until shutdown, then what is left of the shutdown budget (at least 1).
+ * Main thread only. */
+int rp_worker_call_ms(const rp_worker_t *w, int cap);
 
 /* One turn of the loop: wait up to the nearest timer (at most timeout_ms;
  * 0 = do not wait), then serve signals, timers, the inbox, delivery

@@ -19,10 +19,10 @@ static const char *cloudrun_getenv(const char *name, void *opaque)
     return getenv(name);
 }
 
+/* Once, as a log line (stderr is the log). */
 static int config_error(const char *errstr)
 {
     rp_log(RP_LOG_ERROR, "config_error", NULL, NULL, "%s", errstr);
-    fprintf(stderr, "runpool-worker: %s\n", errstr);
     return 2;
 }
 
@@ -32,6 +32,7 @@ int main(int argc, char **argv)
     rp_worker_conf_t *conf = &args.conf;
     char errstr[1024];
     rp_cloudrun_conf_t crconf;
+    rp_kafka_props_t kprops = {0};
     rp_worker_t *w = NULL;
     rp_gcp_t *gcp = NULL;
     bool is_cloudrun, is_gs;
@@ -51,8 +52,21 @@ int main(int argc, char **argv)
         rp_worker_conf_markdown(stdout);
         return 0;
     }
+    if (args.action == RP_WORKER_ACTION_VERSION) {
+        printf("runpool-worker %s\n", RP_VERSION);
+        return 0;
+    }
 
     rp_log_init("worker", RP_LOG_INFO);
+    /* librdkafka settings: file < RUNPOOL_KAFKA_* < -X (rp_kafka.h). */
+    if (rp_kafka_props_load(&kprops, conf->kafka_config, conf->kafka_props,
+                            conf->n_kafka_props, NULL, errstr,
+                            sizeof(errstr)) != RP_OK) {
+        rc = config_error(errstr);
+        goto out;
+    }
+    conf->kafka_props = (const char *const *)kprops.kv;
+    conf->n_kafka_props = kprops.n;
     /* Before any thread exists: SIGTERM/SIGINT are read from a signalfd,
      * and a closed pipe must be an error, not a death. */
     sigemptyset(&sigs);
@@ -106,5 +120,6 @@ int main(int argc, char **argv)
 out:
     rp_worker_destroy(w);
     rp_gcp_destroy(gcp);
+    rp_kafka_props_clear(&kprops);
     return rc;
 }
