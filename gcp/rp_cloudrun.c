@@ -524,13 +524,23 @@ static const char *rp_cloudrun_str(const cJSON *obj, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* Counts and millisecond times are far below 2^62; beyond, clamped. */
+#define RP_CLOUDRUN_COUNT_MAX 4611686018427387904L
+
 /* A count that may come as a number or an int64-style string; 0 absent. */
 static long rp_cloudrun_num(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
-    if (cJSON_IsNumber(v))
+    /* Clamped: converting a double beyond long's range is undefined
+     * (fuzz_google found a 27-digit succeededCount). */
+    if (cJSON_IsNumber(v)) {
+        if (!(v->valuedouble > -RP_CLOUDRUN_COUNT_MAX))
+            return -RP_CLOUDRUN_COUNT_MAX;
+        if (!(v->valuedouble < RP_CLOUDRUN_COUNT_MAX))
+            return RP_CLOUDRUN_COUNT_MAX;
         return (long)v->valuedouble;
+    }
     if (cJSON_IsString(v))
         return strtol(v->valuestring, NULL, 10);
     return 0;

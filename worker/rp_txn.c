@@ -352,6 +352,7 @@ rp_err_t rp_txn_init(rp_worker_t *w, char *errstr, size_t es)
      * that let SIGTERM through. */
     while ((e = rd_kafka_init_transactions(w->producer,
                                            RP_WORKER_TXN_INIT_MS))) {
+        rp_wmetrics_alive(w); /* waiting for a cluster is not hung */
         if (!rd_kafka_error_is_retriable(e)) {
             err = rp_errf(errstr, es, RP_ERR_KAFKA,
                           "cannot initialise transactions (--delivery "

@@ -24,9 +24,10 @@
 /* A partition label per partition of the requests topic, up to this. */
 #define RP_WMETRICS_PARTITIONS_MAX 256
 /* /healthz fails once the loop has not turned for this long. The loop
- * turns at least every RP_WORKER_WAIT_MAX_MS; a transaction commit may
- * block it for a few seconds against a slow broker. */
-#define RP_WMETRICS_STALE_MS 10000
+ * turns at least every RP_WORKER_WAIT_MAX_MS, but one turn may block in
+ * send_offsets and commit_transaction (10 s each) against a slow broker:
+ * above that, so a slow broker is not taken for a hung worker. */
+#define RP_WMETRICS_STALE_MS 30000
 /* librdkafka statistics every this often (consumer lag). */
 #define RP_WMETRICS_STATS_MS "5000"
 
@@ -278,6 +279,12 @@ rp_err_t rp_wmetrics_kafka_conf(rp_worker_t *w, rd_kafka_conf_t *cc,
                        kerr);
     rd_kafka_conf_set_stats_cb(cc, rp_wmetrics_stats_cb);
     return RP_OK;
+}
+
+void rp_wmetrics_alive(rp_worker_t *w)
+{
+    if (w->mx)
+        atomic_store(&w->mx->last_turn_ms, rp_time_mono_ms());
 }
 
 void rp_wmetrics_turn(rp_worker_t *w, int64_t start_ms, int64_t end_ms)

@@ -431,6 +431,9 @@ int rp_wmetrics_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 /* One loop turn did its work from start_ms to end_ms (mono): liveness,
  * loop lag and the queued/running/in-flight gauges. */
 void rp_wmetrics_turn(rp_worker_t *w, int64_t start_ms, int64_t end_ms);
+/* Outside the loop (waiting for the cluster at start): still alive for
+ * /healthz. Main thread. */
+void rp_wmetrics_alive(rp_worker_t *w);
 void rp_wmetrics_consumed(rp_worker_t *w);
 /* job ended finished: its result, DLQ copy and stage times. */
 void rp_wmetrics_job_done(rp_worker_t *w, const rp_job_t *job);
