@@ -440,7 +440,9 @@ void rp_wmetrics_job_done(rp_worker_t *w, const rp_job_t *job);
 /* A commit step of kind (bounded literal) that began at start_ms ended. */
 void rp_wmetrics_commit(rp_worker_t *w, const char *kind, bool ok,
                         int64_t start_ms);
-void rp_wmetrics_rebalance(rp_worker_t *w, bool assign, int nassigned);
+void rp_wmetrics_rebalance(rp_worker_t *w, bool assign,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           int nassigned);
 /* A state-store step: op "load"/"save", outcome "ok"/"conflict"/"error". */
 void rp_wmetrics_state_op(rp_worker_t *w, const char *op, const char *outcome,
                           int64_t ms);
