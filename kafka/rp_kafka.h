@@ -94,4 +94,21 @@ rp_err_t rp_kafka_unique_client_id(rd_kafka_conf_t *conf, const char *prefix,
  * "kafka_log") instead of its plain-text stderr format. */
 void rp_kafka_log_via_rp(rd_kafka_conf_t *conf);
 
+/* A reader of runpool's topics for the tools (runpool-tail,
+ * runpool-replay): a consumer for assign() only, read_committed (the
+ * results are transactional), no auto commit or offset store, partition
+ * EOF events on, auto.offset.reset = auto_reset (NULL: librdkafka's), a
+ * unique client.id "PREFIX-..." and a private group.id
+ * "PREFIX-PID-MS" (assign() wants one; nothing is ever committed to it,
+ * so the workers' group is never touched); librdkafka's log through
+ * rp_log. Then props ("key=value", borrowed; rp_kafka_props_load's, so a
+ * --kafka-config file and RUNPOOL_KAFKA_* reach the tools too), applied
+ * last so they win. *out: the handle (caller rd_kafka_destroys it).
+ * RP_ERR_INVALID for a setting librdkafka refuses, RP_ERR_KAFKA when the
+ * client cannot be made. Any thread. */
+rp_err_t rp_kafka_reader_new(const char *brokers, const char *prefix,
+                             const char *auto_reset, const char *const *props,
+                             size_t n_props, rd_kafka_t **out, char *errstr,
+                             size_t errstr_size);
+
 #endif

@@ -40,6 +40,7 @@ typedef struct part {
 typedef struct replay {
     rp_replay_conf_t conf;
     rd_kafka_t *consumer, *producer;
+    rp_kafka_props_t kprops; /* every source of settings, for both clients */
     part_t *parts;
     size_t n_parts;
     uint64_t total; /* records in range (offsets; control records count) */
@@ -71,61 +72,26 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
     }
 }
 
-static rd_kafka_conf_t *base_conf(replay_t *r, const char *role, char *es,
-                                  size_t esz)
-{
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char prefix[64];
-
-    snprintf(prefix, sizeof(prefix), "runpool-replay-%s", role);
-    rp_kafka_log_via_rp(kc);
-    if (rp_kafka_set(kc, "bootstrap.servers", r->conf.brokers, es, esz) ||
-        rp_kafka_unique_client_id(kc, prefix, es, esz)) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
-    }
-    return kc;
-}
-
 static rp_err_t make_consumer(replay_t *r, char *es, size_t esz)
 {
-    /* assign() only: no group is joined and nothing committed. librdkafka
-     * still wants a group.id for assign(); a private one per run, so even
-     * a stray commit could never touch the workers' group. */
-    static const char *const props[] = {
-        "isolation.level=read_committed", "enable.auto.commit=false",
-        "enable.auto.offset.store=false", "enable.partition.eof=true",
-        "auto.offset.reset=error",
-    };
-    rd_kafka_conf_t *kc = base_conf(r, "consumer", es, esz);
-    char group[96];
-
-    if (!kc)
-        return RP_ERR_KAFKA;
-    snprintf(group, sizeof(group), "runpool-replay-%ld-%lld", (long)getpid(),
-             (long long)rp_time_wall_ms());
-    if (rp_kafka_set(kc, "group.id", group, es, esz) ||
-        rp_kafka_set_props(kc, props, sizeof(props) / sizeof(props[0]), es,
-                           esz) ||
-        rp_kafka_set_props(kc, r->conf.props, r->conf.n_props, es, esz)) {
-        rd_kafka_conf_destroy(kc);
-        return RP_ERR_INVALID;
-    }
-    if (!(r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, es, esz))) {
-        rd_kafka_conf_destroy(kc);
-        return RP_ERR_KAFKA;
-    }
-    return RP_OK;
+    /* auto.offset.reset=error: a range is checked against the watermarks
+     * first, so an offset out of range is a bug to report, not a jump. */
+    return rp_kafka_reader_new(r->conf.brokers, "runpool-replay", "error",
+                               (const char *const *)r->kprops.kv,
+                               r->kprops.n, &r->consumer, es, esz);
 }
 
 static rp_err_t make_producer(replay_t *r, char *es, size_t esz)
 {
-    rd_kafka_conf_t *kc = base_conf(r, "producer", es, esz);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
 
-    if (!kc)
-        return RP_ERR_KAFKA;
-    if (rp_kafka_producer_defaults(kc, es, esz) ||
-        rp_kafka_set_props(kc, r->conf.props, r->conf.n_props, es, esz)) {
+    rp_kafka_log_via_rp(kc);
+    if (rp_kafka_set(kc, "bootstrap.servers", r->conf.brokers, es, esz) ||
+        rp_kafka_unique_client_id(kc, "runpool-replay-producer", es, esz) ||
+        rp_kafka_producer_defaults(kc, es, esz) ||
+        rp_kafka_set_props_for(kc, RP_KAFKA_PRODUCER,
+                               (const char *const *)r->kprops.kv,
+                               r->kprops.n, es, esz)) {
         rd_kafka_conf_destroy(kc);
         return RP_ERR_INVALID;
     }
@@ -625,6 +591,13 @@ int main(int argc, char **argv)
                                        : r->conf.progress == 1;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    if ((err = rp_kafka_props_load(&r->kprops, r->conf.kafka_config,
+                                   r->conf.props, r->conf.n_props, NULL, es,
+                                   sizeof(es)))) {
+        fprintf(stderr, "%s: %s\n", prog, es);
+        status = RP_REPLAY_EXIT_USAGE;
+        goto out;
+    }
     if ((err = make_consumer(r, es, sizeof(es)))) {
         fprintf(stderr, "%s: %s\n", prog, es);
         status = err == RP_ERR_INVALID ? RP_REPLAY_EXIT_USAGE
@@ -671,6 +644,7 @@ out:
     if (r->producer)
         rd_kafka_destroy(r->producer);
     free(r->parts);
+    rp_kafka_props_clear(&r->kprops);
     free(r);
     return status;
 }

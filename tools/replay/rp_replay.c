@@ -76,6 +76,9 @@ void rp_replay_usage(FILE *out, const char *prog)
 "  --dry-run            print what would be sent (JSON lines), send nothing\n"
 "  --progress / --no-progress  progress bar on stderr (default: on a TTY)\n"
 "  --idle-timeout-s N   give up when no record came for N s (default %d)\n"
+"  --kafka-config FILE  librdkafka settings, key=value lines (default\n"
+"                       $RUNPOOL_KAFKA_CONFIG); RUNPOOL_KAFKA_<NAME> variables\n"
+"                       override it, -X overrides both (docs/kafka.md)\n"
 "  -X key=value         librdkafka setting (repeatable)\n"
 "  -h, --help           show this help\n"
 "  -V, --version        show the version\n"
@@ -265,7 +268,7 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
         O_BROKERS = 256, O_TOPIC, O_REQ, O_DLQ, O_PART, O_START, O_END,
         O_RANGE, O_SINCE, O_UNTIL, O_SESSION, O_EXEC, O_STATUS, O_REASON,
         O_COPY, O_REEXEC, O_FROMDLQ, O_ALL, O_PREFIX, O_SAME, O_DRY,
-        O_PROG, O_NOPROG, O_IDLE, O_TAG,
+        O_PROG, O_NOPROG, O_IDLE, O_TAG, O_KCONF,
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
@@ -289,6 +292,7 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
         {"session-prefix", required_argument, NULL, O_PREFIX},
         {"same-session", no_argument, NULL, O_SAME},
         {"replay-tag", required_argument, NULL, O_TAG},
+        {"kafka-config", required_argument, NULL, O_KCONF},
         {"dry-run", no_argument, NULL, O_DRY},
         {"progress", no_argument, NULL, O_PROG},
         {"no-progress", no_argument, NULL, O_NOPROG},
@@ -393,6 +397,7 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
             c->session_prefix = optarg;
             break;
         case O_SAME: c->same_session = true; break;
+        case O_KCONF: c->kafka_config = optarg; break;
         case O_TAG:
             if (!rp_replay_tag_valid(optarg))
                 return rp_errf(errstr, errstr_size, RP_ERR_INVALID,

@@ -73,6 +73,7 @@ typedef struct rp_replay_conf {
     bool dry_run;
     int progress;        /* 1 on, 0 off, -1 auto (on when stderr is a TTY) */
     int idle_timeout_s;  /* stop waiting for records after this */
+    const char *kafka_config; /* --kafka-config; NULL: $RUNPOOL_KAFKA_CONFIG */
     const char *props[RP_KAFKA_PROPS_MAX];
     size_t n_props;
     bool help, version;

@@ -55,6 +55,9 @@ void rp_tail_usage(FILE *out)
 "  --results-topic T    (default $RUNPOOL_RESULTS_TOPIC or %s)\n"
 "  --dlq-topic T        (default $RUNPOOL_DLQ_TOPIC or %s)\n"
 "  --requests-topic T   (default $RUNPOOL_REQUESTS_TOPIC or %s)\n"
+"  --kafka-config FILE  librdkafka settings, key=value lines (default\n"
+"                       $RUNPOOL_KAFKA_CONFIG); RUNPOOL_KAFKA_<NAME> variables\n"
+"                       override it, -X overrides both (docs/kafka.md)\n"
 "  -X key=value         librdkafka setting (repeatable)\n"
 "  -h, --help           show this help\n"
 "  --version            show the version\n"
@@ -182,7 +185,7 @@ rp_tail_parse_t rp_tail_parse_args(rp_tail_conf_t *c, int argc, char **argv,
         OPT_BROKERS = 256, OPT_DLQ, OPT_BOTH, OPT_SESSION, OPT_EXEC,
         OPT_STATUS, OPT_WORKER, OPT_FROM, OPT_FORMAT, OPT_WITH_REQ,
         OPT_STATS, OPT_EXIT_AT_END, OPT_METRICS, OPT_RES_TOPIC,
-        OPT_DLQ_TOPIC, OPT_REQ_TOPIC, OPT_VERSION,
+        OPT_DLQ_TOPIC, OPT_REQ_TOPIC, OPT_VERSION, OPT_KAFKA_CONFIG,
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, OPT_BROKERS},
@@ -201,6 +204,7 @@ rp_tail_parse_t rp_tail_parse_args(rp_tail_conf_t *c, int argc, char **argv,
         {"results-topic", required_argument, NULL, OPT_RES_TOPIC},
         {"dlq-topic", required_argument, NULL, OPT_DLQ_TOPIC},
         {"requests-topic", required_argument, NULL, OPT_REQ_TOPIC},
+        {"kafka-config", required_argument, NULL, OPT_KAFKA_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -302,6 +306,9 @@ rp_tail_parse_t rp_tail_parse_args(rp_tail_conf_t *c, int argc, char **argv,
             break;
         case OPT_REQ_TOPIC:
             c->requests_topic = optarg;
+            break;
+        case OPT_KAFKA_CONFIG:
+            c->kafka_config = optarg;
             break;
         case 'X':
             if (c->n_props >= RP_KAFKA_PROPS_MAX) {

@@ -74,6 +74,7 @@ typedef struct rp_tail_conf {
     int stats_s; /* 0 = print records */
     bool exit_at_end;
     const char *metrics_listen; /* NULL = off */
+    const char *kafka_config;   /* --kafka-config; NULL: $RUNPOOL_KAFKA_CONFIG */
     const char *props[RP_KAFKA_PROPS_MAX];
     size_t n_props;
     char **strs; /* owned copies the filters point into */

@@ -12,6 +12,7 @@
 
 #include "rp_httpd.h"
 #include "rp_kafka.h"
+#include "rp_log.h"
 #include "rp_metrics.h"
 #include "rp_result.h"
 #include "rp_tail.h"
@@ -479,43 +480,23 @@ static bool note_eof(tail_t *t, rd_kafka_message_t *m)
     return t->n_eof >= t->n_assigned;
 }
 
+/* The settings of every source (--kafka-config or $RUNPOOL_KAFKA_CONFIG,
+ * RUNPOOL_KAFKA_*, -X), then the reader (rp_kafka_reader_new). */
 static rd_kafka_t *make_consumer(const rp_tail_conf_t *c)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rp_kafka_props_t kp = {0};
     char errstr[512];
-    rd_kafka_t *rk;
+    rd_kafka_t *rk = NULL;
 
-    /* assign() only: no group is joined and nothing is committed, but
-     * librdkafka's consumer wants a group.id; a unique one is never seen
-     * by the workers' group. */
-    char group[128];
-
-    snprintf(group, sizeof(group), "runpool-tail-%ld", (long)getpid());
-    if (rp_kafka_set(conf, "bootstrap.servers", c->brokers, errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
-        rp_kafka_set(conf, "enable.auto.commit", "false", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "enable.auto.offset.store", "false", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "isolation.level", "read_committed", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "enable.partition.eof", "true", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_unique_client_id(conf, "runpool-tail", errstr,
-                                  sizeof(errstr)) ||
-        rp_kafka_set_props(conf, c->props, c->n_props, errstr,
-                           sizeof(errstr))) {
+    if (rp_kafka_props_load(&kp, c->kafka_config, c->props, c->n_props, NULL,
+                            errstr, sizeof(errstr)) ||
+        rp_kafka_reader_new(c->brokers, "runpool-tail", NULL,
+                            (const char *const *)kp.kv, kp.n, &rk, errstr,
+                            sizeof(errstr)))
         fprintf(stderr, "%s: %s\n", prog, errstr);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "%s: %s\n", prog, errstr);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
+    else
+        rd_kafka_poll_set_consumer(rk);
+    rp_kafka_props_clear(&kp);
     return rk;
 }
 
@@ -546,6 +527,7 @@ int main(int argc, char **argv)
         rp_tail_conf_free(&t.conf);
         return EXIT_USAGE;
     }
+    rp_log_init("tail", RP_LOG_WARN); /* librdkafka's warnings, as JSON */
     t.json = t.conf.format == RP_TAIL_FMT_JSON ||
              (t.conf.format == RP_TAIL_FMT_AUTO && !isatty(STDOUT_FILENO));
     t.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
