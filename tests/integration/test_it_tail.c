@@ -200,8 +200,9 @@ static char *wait_lines(pid_t pid, const char *path, size_t n)
 }
 
 /* SIGINT, then it must exit 0 within 20 s. */
-/* Wait (up to 20 s) for a following tail to end by itself; its status. */
-static int wait_tail_exit(pid_t pid, const char *what)
+/* Wait (up to 20 s) for a tail to exit; its status. why: what should
+ * have ended it, for the failure message. */
+static int wait_tail_exit(pid_t pid, const char *what, const char *why)
 {
     int64_t deadline = rp_te_now_ms() + 20000;
     int status = 0;
@@ -210,8 +211,8 @@ static int wait_tail_exit(pid_t pid, const char *what)
         if (rp_te_now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
-            fail_msg("runpool-tail %s kept running with its stdout gone",
-                     what);
+            fail_msg("runpool-tail %s did not exit within 20 s of %s", what,
+                     why);
         }
         rp_te_sleep_ms(20);
     }
@@ -220,21 +221,8 @@ static int wait_tail_exit(pid_t pid, const char *what)
 
 static void stop_tail(pid_t pid, const char *what)
 {
-    int64_t deadline;
-    int status = 0;
-
     kill(pid, SIGINT);
-    deadline = rp_te_now_ms() + 20000;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (rp_te_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("runpool-tail %s did not exit within 20 s of SIGINT",
-                     what);
-        }
-        rp_te_sleep_ms(20);
-    }
-    expect_exit(status, 0, what);
+    expect_exit(wait_tail_exit(pid, what, "SIGINT"), 0, what);
     print_message("[tail] %s: SIGINT -> exit 0\n", what);
 }
 
@@ -510,7 +498,8 @@ static void test_tail(void **state)
         rp_te_format(bin, sizeof(bin), "%s/runpool-tail", te->bin_dir);
         rp_te_path(te, errp, sizeof(errp), "tail-full.err");
         pid = spawn_tail(te, argv, "/dev/full", errp);
-        expect_exit(wait_tail_exit(pid, "> /dev/full"), 1, "> /dev/full");
+        expect_exit(wait_tail_exit(pid, "> /dev/full", "its stdout failing"), 1,
+                    "> /dev/full");
         err_text = rp_te_read_file(errp, NULL);
         assert_non_null(err_text);
         if (!strstr(err_text, "writing to stdout: No space left on device"))
@@ -531,7 +520,7 @@ static void test_tail(void **state)
         }
         close(fds[0]); /* no reader: the first write gets EPIPE */
         close(fds[1]);
-        status = wait_tail_exit(pid, "| (closed)");
+        status = wait_tail_exit(pid, "| (closed)", "its reader closing");
         expect_exit(status, 0, "| (closed)");
     }
     /* The stream exporter: scraped counts match what the worker wrote. */
