@@ -38,6 +38,13 @@
  * session and the execution_id, are signed), so a replay gets the first
  * run's recorded result again, never a second run.
  *
+ * A refused request still gets a "rejected" result when its execution_id
+ * and session_id are readable (the worker's rule for all bad input, so a
+ * requester waiting on it learns why). The cost: whoever can write to the
+ * requests topic can make the worker publish a "rejected" result under an
+ * execution_id of their choosing. They cannot make anything run; a reader
+ * that must not trust such results can tell them by their error.code.
+ *
  * Key file: one key a line, "kid:base64" (standard base64 with padding),
  * kid 1..RP_SIGN_KID_MAX bytes of [A-Za-z0-9._-], the key
  * RP_SIGN_KEY_MIN..RP_SIGN_KEY_MAX bytes once decoded; lines that are
