@@ -1,6 +1,7 @@
 #include "rp_kafka.h"
 
 #include "rp_log.h"
+#include "rp_secfile.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -262,13 +263,10 @@ static rp_err_t rp_kafka_props_file(rp_kafka_props_t *p, const char *path,
         goto out;
     }
     /* A password readable by others is a leak waiting to happen. */
-    if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-        err = rp_errf(errstr, es, RP_ERR_INVALID,
-                      "kafka config %s holds a password or secret but group "
-                      "or others may read it (mode %03o); chmod 600 it",
-                      path, (unsigned)(st.st_mode & 0777));
+    if (secret &&
+        (err = rp_secfile_check("kafka config", path, &st, geteuid(), errstr,
+                                es)))
         goto out;
-    }
 out:
     fclose(f);
     if (err) {

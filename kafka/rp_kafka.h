@@ -62,9 +62,9 @@ int rp_kafka_prop_is_secret(const char *name);
  *      sasl.password); matched against librdkafka's table, an unknown
  *      NAME is an error;
  *   3. cli: the -X key=value strings (borrowed, copied).
- * A file that group or others can read and that holds a secret
- * (rp_kafka_prop_is_secret, "key" names aside: only password/secret) is
- * refused. Logs one "kafka_config" line naming each setting and where it
+ * A file that holds a secret (rp_kafka_prop_is_secret, "key" names
+ * aside: only password/secret) must pass rp_secfile_check (ours and
+ * 0600, or root's and at most 0640), else RP_ERR_PERMISSION. Logs one "kafka_config" line naming each setting and where it
  * came from, secrets' values redacted. envp: NULL for environ.
  * On success p owns the strings (free with rp_kafka_props_clear). */
 typedef struct rp_kafka_props {

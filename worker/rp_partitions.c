@@ -370,7 +370,8 @@ void rp_partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             n = now->cnt;
         if (now)
             rd_kafka_topic_partition_list_destroy(now);
-        rp_wmetrics_rebalance(w, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, n);
+        rp_wmetrics_rebalance(w, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS,
+                              parts, n);
     }
     if (kerr) {
         rp_log(RP_LOG_ERROR, "rebalance_failed", NULL, NULL, "%s",

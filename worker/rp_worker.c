@@ -40,8 +40,15 @@ int rp_worker_call_ms(const rp_worker_t *w, int cap)
 {
     int64_t left;
 
-    if (!w->shutdown_deadline)
+    if (!w->shutdown_deadline) {
+        /* Draining: the loop must keep turning so the drain and abandon
+         * timers fire on time even when the broker is gone; a call that
+         * times out is resumed on the next turn (librdkafka's
+         * "retry call to resume"). */
+        if (w->draining && (cap < 0 || cap > RP_WORKER_DRAIN_CALL_MS))
+            return RP_WORKER_DRAIN_CALL_MS;
         return cap;
+    }
     left = w->shutdown_deadline - rp_time_mono_ms();
     if (left < 1)
         left = 1;

@@ -115,7 +115,7 @@ static const rp_worker_opt_t rp_worker_opts[] = {
     {"http-listen", "ADDR:PORT", "RUNPOOL_HTTP_LISTEN", RP_OPT_STR,
      RP_OFF(http_listen), NULL, 0, 0, 0, 0, "– (off)",
      "serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this "
-     "address (`0.0.0.0:9090` in a pod; port 0: any free port, logged); "
+     "address (`0.0.0.0:9464` in a pod; port 0: any free port, logged); "
      "see docs/metrics.md"},
     {"kafka-config", "FILE", "RUNPOOL_KAFKA_CONFIG", RP_OPT_STR,
      RP_OFF(kafka_config), NULL, 0, 0, 0, 0, "–",
@@ -337,7 +337,9 @@ void rp_worker_conf_usage(FILE *f)
             "not given), SANDBOX_JOB_TIMEOUT,\nSANDBOX_JOB_MEMORY, "
             "SANDBOX_JOB_CPU, RUNPOOL_CLOUD_RUN_* (endpoint, job mode,\nAPI "
             "calls per second, polling, service account, job-name prefix, "
-            "...).\n");
+            "...).\n"
+            "Logs: one JSON object a line on stderr; RUNPOOL_LOG_LEVEL=debug|"
+            "info|warn|error\n(default info).\n");
 }
 
 void rp_worker_conf_markdown(FILE *f)

@@ -4,6 +4,7 @@
  * group never sees it) and read_committed, stopping at the range end,
  * and an idempotent murmur2_random producer like runpool's own. */
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,7 +299,7 @@ static void progress(replay_t *r, bool final)
 static bool print_json(const rp_replay_rec_t *rec)
 {
     char *line = rp_replay_rec_json(rec);
-    bool ok = line && printf("%s\n", line) >= 0;
+    bool ok = line && printf("%s\n", line) >= 0 && !ferror(stdout);
 
     free(line);
     return ok;
@@ -384,17 +385,18 @@ static bool send_rec(replay_t *r, const char *topic, const char *key,
     return true;
 }
 
-/* Copy of rec's headers without those named by a prefix (may be NULL). */
+/* rec's headers, less those whose name starts with drop (NULL: none) and,
+ * with drop_dlq, the worker's DLQ annotations. */
 static rd_kafka_headers_t *copy_headers(const rp_replay_rec_t *rec,
-                                        const char *drop1, const char *drop2)
+                                        const char *drop, bool drop_dlq)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(rec->n_hdrs + 2);
 
     for (size_t i = 0; i < rec->n_hdrs; i++) {
         const char *n = rec->hdrs[i].name;
 
-        if ((drop1 && !strncmp(n, drop1, strlen(drop1))) ||
-            (drop2 && !strncmp(n, drop2, strlen(drop2))))
+        if ((drop && !strncmp(n, drop, strlen(drop))) ||
+            (drop_dlq && rp_replay_is_dlq_annotation(n)))
             continue;
         rd_kafka_header_add(h, n, -1, rec->hdrs[i].value,
                             rec->hdrs[i].value ? (ssize_t)rec->hdrs[i].len : 0);
@@ -430,14 +432,12 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
     r->st.matched++;
     switch (r->conf.mode) {
     case RP_REPLAY_PRINT:
-        if (!print_json(&rec)) {
-            fprintf(stderr, "%s: writing to stdout failed\n", prog);
+        if (!print_json(&rec))
             return false;
-        }
         break;
     case RP_REPLAY_COPY:
-        send_rec(r, r->conf.copy_to, rec.key, rec.keylen, rec.value, rec.len,
-                 copy_headers(&rec, NULL, NULL), rec.ts_ms);
+        (void)send_rec(r, r->conf.copy_to, rec.key, rec.keylen, rec.value, rec.len,
+                 copy_headers(&rec, NULL, false), rec.ts_ms);
         break;
     case RP_REPLAY_REEXEC: {
         char sess[RP_ID_MAX + 1], exec[RP_ID_MAX + 1], orig[RP_ID_MAX + 1];
@@ -452,7 +452,7 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
             break;
         }
         /* Earlier replay headers are replaced by this replay's. */
-        h = copy_headers(&rec, "runpool-replay-", NULL);
+        h = copy_headers(&rec, "runpool-replay-", false);
         rd_kafka_header_add(h, RP_REPLAY_HEADER_OF, -1, orig, -1);
         add_source(h, &rec);
         send_rec(r, r->conf.requests_topic, sess, strlen(sess), json,
@@ -468,15 +468,17 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
             r->st.skipped[RP_REPLAY_SKIP_TRUNCATED]++;
             break;
         }
-        /* The worker's runpool.* annotations go; it adds fresh ones if it
-         * rejects the record again. */
-        h = copy_headers(&rec, "runpool.", "runpool-replay-");
+        /* The worker's annotations go; it adds fresh ones if it rejects
+         * the record again. */
+        h = copy_headers(&rec, "runpool-replay-", true);
         add_source(h, &rec);
         send_rec(r, r->conf.requests_topic, rec.key, rec.keylen, rec.value,
                  rec.len, h, 0);
         break;
     }
-    return true;
+    /* A --dry-run line that could not be written (full disk) stops the
+     * run like a failed print does. */
+    return !ferror(stdout);
 }
 
 static part_t *find_part(replay_t *r, int32_t id)
@@ -568,7 +570,9 @@ static rp_err_t run(replay_t *r, char *es, size_t esz)
             if (m->offset <= p->end) {
                 if (!handle(r, m)) {
                     rd_kafka_message_destroy(m);
-                    return rp_errf(es, esz, RP_ERR_IO, "stdout failed");
+                    return rp_errf(es, esz, RP_ERR_IO,
+                                   "writing to stdout failed: %s",
+                                   strerror(errno));
                 }
             }
             if (m->offset >= p->end)
@@ -613,6 +617,10 @@ int main(int argc, char **argv)
         status = RP_REPLAY_EXIT_OK;
         goto out;
     }
+    if (r->conf.mode == RP_REPLAY_REEXEC)
+        fprintf(stderr, "%s: replay tag %s: new execution ids end in .r%s "
+                "(--replay-tag %s resumes this run)\n", prog, r->conf.tag,
+                r->conf.tag, r->conf.tag);
     r->progress = r->conf.progress < 0 ? isatty(STDERR_FILENO) != 0
                                        : r->conf.progress == 1;
     signal(SIGINT, on_signal);
@@ -638,7 +646,9 @@ int main(int argc, char **argv)
     }
     err = run(r, es, sizeof(es));
     progress(r, true);
-    fflush(stdout);
+    if ((fflush(stdout) == EOF || ferror(stdout)) && !err)
+        err = rp_errf(es, sizeof(es), RP_ERR_IO, "writing to stdout failed: %s",
+                      strerror(errno));
     if (err)
         fprintf(stderr, "%s: %s\n", prog, es);
     if (r->producer) {

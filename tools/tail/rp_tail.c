@@ -38,7 +38,8 @@ void rp_tail_usage(FILE *out)
 "                         TIME: RFC 3339 (2026-12-03T10:00:00Z) or\n"
 "                               @UNIX_SECONDS (@1764756000),\n"
 "                         N: absolute offset N, -N: the last N records\n"
-"                            (N up to %d)\n"
+"                            (N up to %d, and at most %u MiB of\n"
+"                            them in all)\n"
 "  --format F           json (one object per line, for jq) or table\n"
 "                       (default: table on a terminal, json otherwise)\n"
 "  --with-requests      join each result with its request (read from the\n"
@@ -59,9 +60,11 @@ void rp_tail_usage(FILE *out)
 "  --version            show the version\n"
 "\n"
 "Colours only when stdout is a terminal and NO_COLOR is unset.\n"
-"Exits 0 on Ctrl-C or SIGTERM after closing the consumer, 2 on bad usage,\n"
-"1 on a Kafka error.\n",
-            RP_TAIL_LAST_MAX, RP_TAIL_REQUESTS_MAX, RP_TAIL_STATS_DEFAULT_S,
+"Exits 0 on Ctrl-C or SIGTERM after closing the consumer, and when the\n"
+"reader of stdout goes away (| head); 2 on bad usage, 1 on a Kafka error\n"
+"or when stdout cannot be written (a full disk).\n",
+            RP_TAIL_LAST_MAX, RP_TAIL_LAST_BYTES_MAX / (1024u * 1024u),
+            RP_TAIL_REQUESTS_MAX, RP_TAIL_STATS_DEFAULT_S,
             RP_TOPIC_RESULTS_DEFAULT, RP_TOPIC_DLQ_DEFAULT,
             RP_TOPIC_REQUESTS_DEFAULT);
 }
