@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "rp_secfile.h"
 #include "rp_text.h"
 
 /* The whole key file, at most: every line at its maximum. */
@@ -220,14 +221,10 @@ rp_err_t rp_sign_keys_load(const char *path, rp_sign_keys_t **out,
                       "signing key file %s: not a regular file", path);
         goto out;
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        err = rp_errf(errstr, es, RP_ERR_PERMISSION,
-                      "signing key file %s has mode %04o: group or others may "
-                      "access it; make it readable by its owner only "
-                      "(chmod 600 %s)",
-                      path, (unsigned)(st.st_mode & 07777), path);
+    /* The rule every secret file of runpool follows (base/rp_secfile.h). */
+    if ((err = rp_secfile_check("signing key file", path, &st, geteuid(),
+                                errstr, es)))
         goto out;
-    }
     if ((size_t)st.st_size > RP_SIGN_FILE_MAX) {
         err = rp_errf(errstr, es, RP_ERR_TOO_LARGE,
                       "signing key file %s: larger than %zu bytes", path,

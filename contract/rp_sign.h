@@ -50,9 +50,11 @@
  * RP_SIGN_KEY_MIN..RP_SIGN_KEY_MAX bytes once decoded; lines that are
  * blank or start with '#' are skipped; at most RP_SIGN_KEYS_MAX keys and
  * RP_SIGN_LINE_MAX bytes a line; a kid may appear once. The file must be
- * a regular file with no permission bits for group or others (mode 0600
- * or 0400): anything else is refused with its mode in the message. The
- * first key is the one a producer signs with unless told otherwise.
+ * a regular file that passes runpool's rule for secret files
+ * (base/rp_secfile.h: owned by us, 0600 or 0400; or owned by root, at most
+ * 0640, as a Kubernetes Secret mounts): anything else is refused with its
+ * mode in the message. The first key is the one a producer signs with
+ * unless told otherwise.
  *
  * Thread-safety: a loaded rp_sign_keys_t is read-only; any thread may sign
  * and verify with it at once. Everything else is pure.
@@ -90,8 +92,8 @@
 
 typedef struct rp_sign_keys rp_sign_keys_t;
 
-/* Load the key file at path (borrowed). Refuses a file that group or
- * others may access (RP_ERR_PERMISSION, the message names the mode), one
+/* Load the key file at path (borrowed). Refuses a file that fails
+ * rp_secfile_check (RP_ERR_PERMISSION, the message names the mode), one
  * that is not a regular file, and any malformed line (RP_ERR_INVALID,
  * naming the line number, never the key). *out is the caller's; free with
  * rp_sign_keys_destroy. Any thread. */

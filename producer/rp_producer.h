@@ -50,10 +50,10 @@ typedef struct rp_producer_conf {
     /* Held-results bound; 0 = RP_PRODUCER_PENDING_MAX. */
     size_t pending_max;
     /* Sign every request (contract/rp_sign.h: header runpool-signature)
-     * with a key of this file (lines KID:BASE64-KEY, mode 0600 or 0400);
+     * with a key of this file (lines KID:BASE64-KEY; owned by the process
+     * and 0600/0400, or by root and at most 0640: base/rp_secfile.h);
      * NULL: send unsigned. signing_kid names the key (NULL: the first).
-     * Loaded by rp_producer_new, which refuses a group/world-accessible
-     * file. */
+     * Loaded by rp_producer_new, which refuses any other file. */
     const char *signing_keys;
     const char *signing_kid;
 } rp_producer_conf_t;

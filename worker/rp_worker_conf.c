@@ -125,7 +125,8 @@ static const rp_worker_opt_t rp_worker_opts[] = {
     {"signing-keys", "FILE", "RUNPOOL_SIGNING_KEYS", RP_OPT_STR,
      RP_OFF(signing_keys), NULL, 0, 0, 0, 0, "– (off: a warning at start)",
      "run only requests signed with one of these keys (lines "
-     "`KID:BASE64-KEY`; mode 0600 or 0400, else refused); anything else "
+     "`KID:BASE64-KEY`; owned by the worker and 0600, or by root and at "
+     "most 0640, else refused); anything else "
      "goes to the DLQ and gets a `rejected` result (see Signed requests)"},
     {"signature-max-age", "S", "RUNPOOL_SIGNATURE_MAX_AGE", RP_OPT_INT,
      RP_OFF(signature_max_age_s), NULL, RP_SIGN_MAX_AGE_DEFAULT, 1,

@@ -28,7 +28,8 @@ requests"). Give the client the same key file and it signs each request:
 
     client = RunpoolClient("kafka:9092", signing_keys="/etc/runpool/keys")
 
-(lines KID:BASE64-KEY, readable by its owner only; it signs with the first
+(lines KID:BASE64-KEY, readable by its owner only (or a root-owned 0440
+Secret); it signs with the first
 key, or signing_kid=). sign() is the whole algorithm, to copy elsewhere.
 
 Run as a program it submits one command and prints the result as JSON:
@@ -74,11 +75,21 @@ def sign(key, kid, t, kafka_key, value):
 def load_signing_keys(path):
     """[(kid, key bytes), ...] from a key file (lines KID:BASE64-KEY; blank
     lines and # comments skipped). Like runpool's own loader it refuses a
-    file that group or others may access."""
-    mode = os.stat(path).st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ValueError("signing key file %s has mode %04o: group or others may "
-                         "access it; chmod 600 it" % (path, stat.S_IMODE(mode)))
+    file others may read: it must be yours and 0600/0400, or root's and at
+    most 0640 (a Kubernetes Secret)."""
+    st = os.stat(path)
+    mode = stat.S_IMODE(st.st_mode)
+    euid = os.geteuid()
+    if st.st_uid == euid and euid != 0:
+        bad = mode & (stat.S_IRWXG | stat.S_IRWXO)
+    elif st.st_uid == 0:
+        bad = mode & (stat.S_IWGRP | stat.S_IXGRP | stat.S_IRWXO)
+    else:
+        raise ValueError("signing key file %s is owned by uid %d, neither yours nor root"
+                         % (path, st.st_uid))
+    if bad:
+        raise ValueError("signing key file %s is mode %04o: others may read it; "
+                         "chmod 600 it" % (path, mode))
     keys = []
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):

@@ -454,7 +454,7 @@ static void test_send_lands_keyed_with_headers(void **state)
 }
 
 /* With signing keys every request carries runpool-signature over its
- * exact key and value, under the chosen kid; key files open to others,
+ * exact key and value, under the chosen kid; key files others may read,
  * and unknown kids, are refused at creation. */
 static void test_send_signed(void **state)
 {
@@ -509,11 +509,11 @@ static void test_send_signed(void **state)
     assert_null(p);
     assert_non_null(strstr(err, "k9"));
     conf.signing_kid = NULL;
-    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(chmod(path, 0644), 0);
     assert_int_equal(rp_producer_new(&conf, &p, err, sizeof(err)),
                      RP_ERR_PERMISSION);
     assert_null(p);
-    assert_non_null(strstr(err, "mode 0640"));
+    assert_non_null(strstr(err, "mode 0644"));
     req.command = NULL;
     rp_request_clear(&req);
     rp_sign_keys_destroy(k);

@@ -392,28 +392,56 @@ static void write_file(const char *path, const char *text, mode_t mode)
     assert_int_equal(chmod(path, mode), 0);
 }
 
+/* base/rp_secfile.h's rule: our own file 0600/0400; a root-owned one at
+ * most 0640 (a mounted Secret); any other owner refused. The message names
+ * the mode and the file. The test runs as whoever runs it, so "ours" is
+ * root's when that is root. */
 static void test_key_file_mode(void **state)
 {
     char dir[] = "/tmp/rp-sign-XXXXXX";
     char path[512], link[512], err[512];
     rp_sign_keys_t *k = NULL;
-    static const mode_t refused[] = {0640, 0604, 0644, 0660, 0606, 0610, 0601};
+    bool root = geteuid() == 0;
+    static const mode_t refused_any[] = {0644, 0604, 0660, 0606, 0620,
+                                         0610, 0601, 0666};
+    const mode_t accepted_root[] = {0640, 0440};
 
     (void)state;
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/keys", dir);
     snprintf(link, sizeof(link), "%s/keys-link", dir);
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    for (size_t i = 0; i <= sizeof(refused_any) / sizeof(refused_any[0]); i++) {
+        /* Group read: refused for our own file unless we are root. */
+        mode_t m = i < sizeof(refused_any) / sizeof(refused_any[0])
+                       ? refused_any[i]
+                       : 0640;
         char want[16];
 
-        write_file(path, V_KEYFILE, refused[i]);
+        if (m == 0640 && root)
+            continue;
+        write_file(path, V_KEYFILE, m);
         assert_int_equal(rp_sign_keys_load(path, &k, err, sizeof(err)),
                          RP_ERR_PERMISSION);
         assert_null(k);
-        snprintf(want, sizeof(want), "mode %04o", (unsigned)refused[i]);
+        snprintf(want, sizeof(want), "mode %04o", (unsigned)m);
         if (!strstr(err, want) || !strstr(err, path))
             fail_msg("message does not name the mode %s and file: %s", want,
                      err);
+    }
+    if (root) {
+        for (size_t i = 0; i < 2; i++) {
+            write_file(path, V_KEYFILE, accepted_root[i]);
+            assert_int_equal(rp_sign_keys_load(path, &k, err, sizeof(err)),
+                             RP_OK);
+            rp_sign_keys_destroy(k);
+        }
+        /* Owned by someone else: refused whatever its mode. */
+        write_file(path, V_KEYFILE, 0600);
+        assert_int_equal(chown(path, 4242, (gid_t)-1), 0);
+        assert_int_equal(rp_sign_keys_load(path, &k, err, sizeof(err)),
+                         RP_ERR_PERMISSION);
+        assert_non_null(strstr(err, "4242"));
+        unlink(path);
     }
     write_file(path, V_KEYFILE, 0600);
     assert_int_equal(rp_sign_keys_load(path, &k, err, sizeof(err)), RP_OK);
