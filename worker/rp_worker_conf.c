@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "rp_contract.h"
+#include "rp_sign.h"
 
 typedef enum { RP_OPT_STR, RP_OPT_INT, RP_OPT_SIZE } rp_opt_type_t;
 
@@ -121,6 +122,17 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "librdkafka settings, one `key=value` a line (kcat's `-F` format); "
      "then `RUNPOOL_KAFKA_*` variables, then `-X`, win (see Kafka "
      "settings)"},
+    {"signing-keys", "FILE", "RUNPOOL_SIGNING_KEYS", RP_OPT_STR,
+     RP_OFF(signing_keys), NULL, 0, 0, 0, 0, "– (off: a warning at start)",
+     "run only requests signed with one of these keys (lines "
+     "`KID:BASE64-KEY`; owned by the worker and 0600, or by root and at "
+     "most 0640, else refused); anything else "
+     "goes to the DLQ and gets a `rejected` result (see Signed requests)"},
+    {"signature-max-age", "S", "RUNPOOL_SIGNATURE_MAX_AGE", RP_OPT_INT,
+     RP_OFF(signature_max_age_s), NULL, RP_SIGN_MAX_AGE_DEFAULT, 1,
+     RP_SIGN_MAX_AGE_LIMIT, 0, "300",
+     "with `--signing-keys`: how far a signature's time may be from the "
+     "worker's clock, either way (seconds)"},
     {"executor", "PATH", "RUNPOOL_EXECUTOR", RP_OPT_STR,
      RP_OFF(backend_conf.executor_path), NULL, 0, 0, 0, 0,
      "next to `runpool-worker`", "local backend: the executor binary"},
@@ -297,6 +309,8 @@ rp_err_t rp_worker_conf_check(rp_worker_conf_t *c, char *errstr, size_t es)
                        c->delivery);
     if (c->instance_id && !*c->instance_id)
         c->instance_id = NULL;
+    if (c->signing_keys && !*c->signing_keys)
+        c->signing_keys = NULL;
     return RP_OK;
 }
 

@@ -37,6 +37,7 @@
 #include "rp_msg.h"
 #include "rp_offsets.h"
 #include "rp_sched.h"
+#include "rp_sign.h"
 #include "rp_state.h"
 #include "rp_timerq.h"
 #include "rp_worker.h"
@@ -103,6 +104,11 @@ typedef struct rp_record {
     size_t keylen;
     const char *payload;
     size_t len;
+    /* Its runpool-signature headers (contract/rp_sign.h): how many, and
+     * the value of the last ("" for a null value; NULL when none). */
+    int nsig;
+    const char *sig;
+    size_t siglen;
 } rp_record_t;
 
 struct rp_job {
@@ -250,6 +256,7 @@ struct rp_worker {
     rp_timer_t drain_timer;
 
     rp_wmetrics_t *mx; /* --http-listen: metrics and endpoint; else NULL */
+    rp_sign_keys_t *sign_keys; /* --signing-keys; NULL: requests unsigned */
 
     bool ever_assigned; /* the rebalance callback assigned at least once */
     bool ran;           /* rp_worker_run reached its shutdown */
