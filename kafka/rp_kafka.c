@@ -175,19 +175,23 @@ rp_err_t rp_kafka_reader_new(const char *brokers, const char *prefix,
     snprintf(group, sizeof(group), "%s-%ld-%lld", prefix, (long)getpid(),
              (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     rp_kafka_log_via_rp(conf);
+    /* The user's settings first, then ours: a worker's RUNPOOL_KAFKA_GROUP_ID
+     * or ENABLE_AUTO_COMMIT in the environment (kubectl exec into a pod)
+     * must not make a tool commit into the workers' group, nor
+     * enable.partition.eof=false make --exit-at-end wait for ever. */
     if ((err = rp_kafka_set(conf, "bootstrap.servers", brokers, errstr,
                             errstr_size)) ||
-        (err = rp_kafka_set(conf, "group.id", group, errstr, errstr_size)) ||
         (err = rp_kafka_unique_client_id(conf, prefix, errstr,
                                          errstr_size)) ||
+        (err = rp_kafka_set_props_for(conf, RP_KAFKA_CONSUMER, props, n_props,
+                                      errstr, errstr_size)) ||
+        (err = rp_kafka_set(conf, "group.id", group, errstr, errstr_size)) ||
         (err = rp_kafka_set_props(conf, fixed,
                                   sizeof(fixed) / sizeof(fixed[0]), errstr,
                                   errstr_size)) ||
         (auto_reset &&
          (err = rp_kafka_set(conf, "auto.offset.reset", auto_reset, errstr,
-                             errstr_size))) ||
-        (err = rp_kafka_set_props_for(conf, RP_KAFKA_CONSUMER, props, n_props,
-                                      errstr, errstr_size)))
+                             errstr_size))))
         goto out;
     if (!(*out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
         err = RP_ERR_KAFKA;

@@ -101,9 +101,10 @@ void rp_kafka_log_via_rp(rd_kafka_conf_t *conf);
  * unique client.id "PREFIX-..." and a private group.id
  * "PREFIX-PID-MS" (assign() wants one; nothing is ever committed to it,
  * so the workers' group is never touched); librdkafka's log through
- * rp_log. Then props ("key=value", borrowed; rp_kafka_props_load's, so a
- * --kafka-config file and RUNPOOL_KAFKA_* reach the tools too), applied
- * last so they win. *out: the handle (caller rd_kafka_destroys it).
+ * rp_log. props ("key=value", borrowed; rp_kafka_props_load's, so a
+ * --kafka-config file and RUNPOOL_KAFKA_* reach the tools too) go in
+ * before the fixed settings above, which win: no setting can make a tool
+ * commit into a group or stop seeing partition ends. *out: the handle (caller rd_kafka_destroys it).
  * RP_ERR_INVALID for a setting librdkafka refuses, RP_ERR_KAFKA when the
  * client cannot be made. Any thread. */
 rp_err_t rp_kafka_reader_new(const char *brokers, const char *prefix,

@@ -184,8 +184,8 @@ static void rp_partitions_restore(rp_worker_t *w,
 {
     rd_kafka_topic_partition_list_t *list =
         rd_kafka_topic_partition_list_copy(parts);
-    rd_kafka_resp_err_t kerr =
-        rd_kafka_committed(w->consumer, list, RP_WORKER_COMMIT_WAIT_MS);
+    rd_kafka_resp_err_t kerr = rd_kafka_committed(
+        w->consumer, list, rp_worker_call_ms(w, RP_WORKER_COMMIT_WAIT_MS));
 
     if (kerr) {
         rp_log(RP_LOG_WARN, "committed_unknown", NULL, NULL,
@@ -331,8 +331,10 @@ static void rp_partitions_assign(rp_worker_t *w,
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
 
-        if (rp_partitions_grow(w, p) == RP_OK)
+        if (rp_partitions_grow(w, p) == RP_OK) {
             rp_partitions_forget(w, p);
+            w->part[p].assigned = true;
+        }
         rp_offsets_reset(w->offsets, p);
     }
     rp_partitions_restore(w, parts);

@@ -420,9 +420,17 @@ int rp_wmetrics_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         const cJSON *fetch = cJSON_GetObjectItemCaseSensitive(p, "fetch_state");
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(p, "ls_offset");
         const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
-        /* Only partitions we fetch: the others carry stale numbers. */
-        if (!cJSON_IsString(fetch) || strcmp(fetch->valuestring, "active") != 0)
+        /* Only partitions we own and fetch: the others carry stale numbers
+         * (a snapshot taken between a revoke and the fetcher stopping
+         * still says "active"). One we do not own reads -1, once it has a
+         * series, so a stale value never outlives the revoke. */
+        if (!cJSON_IsString(fetch) || strcmp(fetch->valuestring, "active") != 0 ||
+            id >= w->npart || !w->part[id].assigned) {
+            if (id < w->npart && !w->part[id].assigned &&
+                w->part[id].epoch > 0)
+                rp_metrics_set(w->mx->lag, RP_LV(p->string), -1);
             continue;
+        }
         /* librdkafka's consumer_lag is -1 with exactly-once: the offsets
          * are committed by the producer's transactions, which the
          * consumer does not see. The group's committed offset is ours

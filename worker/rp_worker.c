@@ -41,13 +41,16 @@ int rp_worker_call_ms(const rp_worker_t *w, int cap)
     int64_t left;
 
     if (!w->shutdown_deadline) {
-        /* Draining: the loop must keep turning so the drain and abandon
-         * timers fire on time even when the broker is gone; a call that
-         * times out is resumed on the next turn (librdkafka's
-         * "retry call to resume"). */
-        if (w->draining && (cap < 0 || cap > RP_WORKER_DRAIN_CALL_MS))
-            return RP_WORKER_DRAIN_CALL_MS;
-        return cap;
+        /* Draining: no call may hold the loop past the drain or abandon
+         * deadline, so those timers fire on time even when the broker is
+         * gone; a call that times out is resumed on the next turn
+         * (librdkafka's "retry call to resume"). */
+        if (!w->draining || !w->drain_deadline)
+            return cap;
+        left = w->drain_deadline - rp_time_mono_ms();
+        if (left < RP_WORKER_DRAIN_CALL_MIN_MS)
+            left = RP_WORKER_DRAIN_CALL_MIN_MS;
+        return cap >= 0 && cap < left ? cap : (int)left;
     }
     left = w->shutdown_deadline - rp_time_mono_ms();
     if (left < 1)
@@ -252,8 +255,9 @@ static void rp_worker_start_drain(rp_worker_t *w, unsigned signo)
     if (w->draining)
         return;
     w->draining = true;
-    rp_worker_arm(w, &w->drain_timer,
-                  rp_time_mono_ms() + (int64_t)w->conf.drain_timeout_s * 1000);
+    w->drain_deadline =
+        rp_time_mono_ms() + (int64_t)w->conf.drain_timeout_s * 1000;
+    rp_worker_arm(w, &w->drain_timer, w->drain_deadline);
     rp_log(RP_LOG_INFO, "draining", NULL, NULL,
            "signal %u: taking no new work; waiting up to %d s for %zu "
            "running execution(s)",
@@ -283,8 +287,8 @@ static void rp_worker_abandon_all(rp_worker_t *w)
             rp_backend_detach(w->backend, job->run);
     }
     w->abandoned = true;
-    rp_worker_arm(w, &w->drain_timer,
-                  rp_time_mono_ms() + RP_WORKER_ABANDON_WAIT_MS);
+    w->drain_deadline = rp_time_mono_ms() + RP_WORKER_ABANDON_WAIT_MS;
+    rp_worker_arm(w, &w->drain_timer, w->drain_deadline);
 }
 
 void rp_worker_fire_timers(rp_worker_t *w, int64_t now)

@@ -55,17 +55,21 @@
 #define RP_WORKER_TXN_TIMEOUT_MS 10000  /* transaction.timeout.ms default */
 #define RP_WORKER_TXN_INIT_MS 5000      /* init_transactions, per try */
 #define RP_WORKER_FIRST_ASSIGN_MS 5000  /* at exit, for a first assignment */
-/* Shutdown is bounded whatever the broker does: while draining each Kafka
- * call waits at most RP_WORKER_DRAIN_CALL_MS (so timers fire on time);
+/* Shutdown is bounded whatever the broker does: while draining no Kafka
+ * call waits past the drain deadline (then past the abandon deadline) by
+ * more than RP_WORKER_DRAIN_CALL_MIN_MS, so those timers fire on time;
  * --drain-timeout, then RP_WORKER_ABANDON_WAIT_MS for what is publishing;
  * then the final flush and commits (transactional or not) share
  * RP_WORKER_SHUTDOWN_MS, and leaving the group gets RP_WORKER_CLOSE_MS
- * more. In all: --drain-timeout + RP_WORKER_STOP_SLACK_S at most
- * (docs/worker.md, Stopping; deploy/k8s's grace period covers it). */
-#define RP_WORKER_DRAIN_CALL_MS 1000
+ * more. In all: --drain-timeout + RP_WORKER_STOP_SLACK_S at most for the
+ * loop and the Kafka clients (docs/worker.md, Stopping; deploy/k8s's grace
+ * period covers it). */
+#define RP_WORKER_DRAIN_CALL_MIN_MS 100
 #define RP_WORKER_SHUTDOWN_MS 10000
 #define RP_WORKER_CLOSE_MS 5000
-#define RP_WORKER_STOP_SLACK_S 21 /* 5 + 10 + 5, and a turn's 1 s call */
+/* 5 + 10 + 5, and up to a second of calls at their floor in the turns
+ * that cross the two deadlines. */
+#define RP_WORKER_STOP_SLACK_S 21
 
 /* Room left in a message for the key and runpool's headers. */
 #define RP_WORKER_MSG_HEADROOM (16 * 1024)
@@ -204,6 +208,7 @@ typedef struct rp_part {
     uint64_t meta_hash; /* of the last committed metadata */
     bool win_paused;    /* paused for its offset window (--max-window) */
     bool meta_full;     /* its commit metadata nears RP_OFFSETS_META_MAX */
+    bool assigned;      /* ours now (metrics: lag only for these) */
 } rp_part_t;
 
 struct rp_worker {
@@ -261,6 +266,8 @@ struct rp_worker {
     bool ever_assigned; /* the rebalance callback assigned at least once */
     bool ran;           /* rp_worker_run reached its shutdown */
     int64_t shutdown_deadline; /* mono ms; 0 until the loop has ended */
+    int64_t drain_deadline;    /* mono ms the drain (then abandon) timer is
+                                  due; 0 until draining */
     bool consumer_closed;      /* rd_kafka_consumer_close finished */
     bool consumer_more; /* the last turn left consumer events waiting */
     bool draining;
@@ -279,7 +286,8 @@ void rp_worker_set_fatal(rp_worker_t *w, const char *what);
  * stops (a lost timer would leave a job waiting for ever). */
 void rp_worker_arm(rp_worker_t *w, rp_timer_t *t, int64_t due_ms);
 /* A blocking Kafka call's timeout: cap (-1: librdkafka's own default);
- * while draining at most RP_WORKER_DRAIN_CALL_MS; once the loop has
+ * while draining at most what is left before the drain (then abandon)
+ * deadline, RP_WORKER_DRAIN_CALL_MIN_MS at least; once the loop has
  * ended, what is left of the shutdown budget (at least 1). Main thread
  * only. */
 int rp_worker_call_ms(const rp_worker_t *w, int cap);

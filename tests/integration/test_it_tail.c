@@ -199,7 +199,6 @@ static char *wait_lines(pid_t pid, const char *path, size_t n)
     }
 }
 
-/* SIGINT, then it must exit 0 within 20 s. */
 /* Wait (up to 20 s) for a tail to exit; its status. why: what should
  * have ended it, for the failure message. */
 static int wait_tail_exit(pid_t pid, const char *what, const char *why)
@@ -219,6 +218,7 @@ static int wait_tail_exit(pid_t pid, const char *what, const char *why)
     return status;
 }
 
+/* SIGINT, then it must exit 0 within 20 s. */
 static void stop_tail(pid_t pid, const char *what)
 {
     kill(pid, SIGINT);

@@ -262,11 +262,17 @@ static void progress(replay_t *r, bool final)
 }
 
 /* Write one JSON line (stdout). false on a write error. */
+static int out_errno; /* why stdout failed (ENOMEM: a line not made) */
+
 static bool print_json(const rp_replay_rec_t *rec)
 {
     char *line = rp_replay_rec_json(rec);
-    bool ok = line && printf("%s\n", line) >= 0 && !ferror(stdout);
+    bool ok;
 
+    errno = 0;
+    ok = line && printf("%s\n", line) >= 0 && !ferror(stdout);
+    if (!ok && !out_errno)
+        out_errno = !line ? ENOMEM : errno ? errno : EIO;
     free(line);
     return ok;
 }
@@ -538,7 +544,7 @@ static rp_err_t run(replay_t *r, char *es, size_t esz)
                     rd_kafka_message_destroy(m);
                     return rp_errf(es, esz, RP_ERR_IO,
                                    "writing to stdout failed: %s",
-                                   strerror(errno));
+                                   strerror(out_errno ? out_errno : EIO));
                 }
             }
             if (m->offset >= p->end)
@@ -591,6 +597,7 @@ int main(int argc, char **argv)
                                        : r->conf.progress == 1;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE, handled */
     if ((err = rp_kafka_props_load(&r->kprops, r->conf.kafka_config,
                                    r->conf.props, r->conf.n_props, NULL, es,
                                    sizeof(es)))) {
@@ -619,9 +626,16 @@ int main(int argc, char **argv)
     }
     err = run(r, es, sizeof(es));
     progress(r, true);
-    if ((fflush(stdout) == EOF || ferror(stdout)) && !err)
+    errno = 0;
+    if (fflush(stdout) == EOF && !out_errno)
+        out_errno = errno ? errno : EIO;
+    if ((out_errno || ferror(stdout)) && !err)
         err = rp_errf(es, sizeof(es), RP_ERR_IO, "writing to stdout failed: %s",
-                      strerror(errno));
+                      strerror(out_errno ? out_errno : EIO));
+    /* The reader went away (| head): an end, not a failure; the summary
+     * still goes to stderr. */
+    if (out_errno == EPIPE)
+        err = RP_OK;
     if (err)
         fprintf(stderr, "%s: %s\n", prog, es);
     if (r->producer) {

@@ -283,10 +283,14 @@ static const char *header_str(rd_kafka_headers_t *h, const char *name,
  * tail reading forever with its output going nowhere. */
 static void check_stdout(tail_t *t)
 {
+    int e = errno; /* callers zero errno before their writes */
+
     if (t->out_errno)
         return;
-    if (fflush(stdout) == EOF || ferror(stdout))
-        t->out_errno = errno ? errno : EIO;
+    if (fflush(stdout) == EOF)
+        e = errno;
+    if (ferror(stdout))
+        t->out_errno = e ? e : EIO;
 }
 
 /* Print (or count) one record that passed the filters. */
@@ -303,6 +307,7 @@ static void emit(tail_t *t, const rp_tail_rec_t *r)
         rp_tail_stats_add(&t->stats, r);
         return;
     }
+    errno = 0;
     if (with_req)
         req = rp_tail_reqs_get(t->reqs, r->execution);
     if (t->json) {
@@ -442,7 +447,9 @@ static void handle_record(tail_t *t, rd_kafka_message_t *m)
                 topic, (int)m->partition, (long long)m->offset);
         return;
     }
-    if (t->rings && src_ring_keep(t, topic, &rec, m->len + m->key_len))
+    /* A kept record holds its key, its raw value and the parsed tree
+     * (about twice the text again): count 3x the value. */
+    if (t->rings && src_ring_keep(t, topic, &rec, 3 * m->len + m->key_len))
         return;
     if (rp_tail_match(&t->conf, &rec))
         handle_filtered(t, &rec);
@@ -482,20 +489,24 @@ static bool note_eof(tail_t *t, rd_kafka_message_t *m)
 
 /* The settings of every source (--kafka-config or $RUNPOOL_KAFKA_CONFIG,
  * RUNPOOL_KAFKA_*, -X), then the reader (rp_kafka_reader_new). */
-static rd_kafka_t *make_consumer(const rp_tail_conf_t *c)
+static rd_kafka_t *make_consumer(const rp_tail_conf_t *c, int *rc)
 {
     rp_kafka_props_t kp = {0};
     char errstr[512];
     rd_kafka_t *rk = NULL;
+    rp_err_t err;
 
-    if (rp_kafka_props_load(&kp, c->kafka_config, c->props, c->n_props, NULL,
-                            errstr, sizeof(errstr)) ||
-        rp_kafka_reader_new(c->brokers, "runpool-tail", NULL,
-                            (const char *const *)kp.kv, kp.n, &rk, errstr,
-                            sizeof(errstr)))
+    if ((err = rp_kafka_props_load(&kp, c->kafka_config, c->props, c->n_props,
+                                   NULL, errstr, sizeof(errstr))) ||
+        (err = rp_kafka_reader_new(c->brokers, "runpool-tail", NULL,
+                                   (const char *const *)kp.kv, kp.n, &rk,
+                                   errstr, sizeof(errstr)))) {
         fprintf(stderr, "%s: %s\n", prog, errstr);
-    else
+        /* A setting refused (bad file, unknown name) is bad usage. */
+        *rc = err == RP_ERR_KAFKA ? EXIT_KAFKA : EXIT_USAGE;
+    } else {
         rd_kafka_poll_set_consumer(rk);
+    }
     rp_kafka_props_clear(&kp);
     return rk;
 }
@@ -539,7 +550,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (!(t.rk = make_consumer(&t.conf)))
+    if (!(t.rk = make_consumer(&t.conf, &rc)))
         goto out;
     if (t.conf.metrics_listen && start_exporter(&t))
         goto out;
@@ -591,12 +602,19 @@ int main(int argc, char **argv)
             if (!t.rings[i].recs || !t.rings[i].sizes)
                 goto nomem;
         }
-        t.ring_budget = RP_TAIL_LAST_BYTES_MAX / (size_t)list->cnt;
+        {
+            size_t n_rings = 0;
+
+            for (int i = 0; i < list->cnt; i++)
+                n_rings += !t.rings[i].done;
+            t.ring_budget = RP_TAIL_LAST_BYTES_MAX / (n_rings ? n_rings : 1);
+        }
     }
     if ((err = rd_kafka_assign(t.rk, list))) {
         fprintf(stderr, "%s: assign: %s\n", prog, rd_kafka_err2str(err));
         goto out;
     }
+    errno = 0;
     if (!t.json && !t.conf.stats_s && !t.metrics)
         rp_tail_table_header(stdout, t.conf.with_requests, t.color);
     check_stdout(&t);
@@ -624,6 +642,7 @@ int main(int argc, char **argv)
         }
         flush_pending(&t, false);
         if (t.conf.stats_s && rp_time_mono_ms() >= next_stats) {
+            errno = 0;
             rp_tail_stats_print(&t.stats, stdout, t.json, rp_time_mono_ms());
             check_stdout(&t);
             next_stats = rp_time_mono_ms() + (int64_t)t.conf.stats_s * 1000;
@@ -634,6 +653,7 @@ int main(int argc, char **argv)
     if (!t.out_errno)
         flush_pending(&t, true);
     if (t.conf.stats_s && !t.out_errno) {
+        errno = 0;
         rp_tail_stats_print(&t.stats, stdout, t.json, rp_time_mono_ms());
         check_stdout(&t);
     }
