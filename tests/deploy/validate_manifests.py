@@ -172,6 +172,13 @@ def workload_rules(path, doc, dev, configmaps):
             errs.append("no serviceAccountName (Workload Identity)")
         if "$(POD_NAME)" not in a.get("instance-id", ""):
             errs.append("--instance-id is not the pod name")
+        # Anyone who can write the topic must not be able to run commands.
+        keys = a.get("signing-keys", "")
+        mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+        if not keys:
+            errs.append("no --signing-keys: unsigned requests would run")
+        elif not any(keys.startswith(mp.rstrip("/") + "/") for mp in mounts):
+            errs.append(f"--signing-keys {keys} is on no mounted volume")
     return [f"{path}: {doc['kind']}/{doc['metadata']['name']}: {e}"
             for e in errs]
 
@@ -344,6 +351,10 @@ def main():
     def unknown_env(d):
         d["data"]["RUNPOOL_MAX_RUNING"] = "5"
 
+    def no_signing(d):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        c["args"] = [x for x in c["args"] if "signing-keys" not in x]
+
     def prefix_flag(d):  # --max is a prefix of --max-running, no option
         c = d["spec"]["template"]["spec"]["containers"][0]
         c["args"] = c["args"] + ["--max=5"]
@@ -386,6 +397,7 @@ def main():
         broken("Deployment", unknown_flag, "--max-runing is not an option"),
         broken("ConfigMap", unknown_env, "RUNPOOL_MAX_RUNING is a variable"),
         broken("Deployment", prefix_flag, "--max is not an option"),
+        broken("Deployment", no_signing, "unsigned requests would run"),
         broken("ConfigMap", kafka_env_bad, "security.protocl is not a librdkafka"),
         broken("Deployment", uid_name, "runAsUser"),
         broken("Deployment", probe_path, "readinessProbe"),

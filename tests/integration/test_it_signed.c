@@ -423,6 +423,50 @@ static void test_signed(void **state)
                          sample(text, counts[i].series), counts[i].want);
         free(text);
     }
+    /* runpool-replay re-drives the unsigned request from the DLQ: with
+     * --signing-keys it signs it afresh and the worker runs it now; a
+     * --reexecute of a signed one without keys goes unsigned (its old
+     * signature cannot hold for the new id) and is rejected. */
+    {
+        char rbin[PATH_MAX], range[64], errp[PATH_MAX];
+        const rp_te_msg_t *d = NULL, *res[4];
+        char *argv[16];
+        int rst, a = 0;
+        int64_t deadline;
+
+        for (size_t k = 0; k < rp_te_dlq_count(te); k++)
+            if (strstr(rp_te_dlq_at(te, k)->value,
+                       "\"execution_id\":\"sig-unsigned\""))
+                d = rp_te_dlq_at(te, k);
+        assert_non_null(d);
+        rp_te_format(rbin, sizeof rbin, "%s/runpool-replay", te->bin_dir);
+        rp_te_format(range, sizeof range, "%d:%lld-%lld", (int)d->partition,
+                     (long long)d->offset, (long long)d->offset);
+        rp_te_path(te, errp, sizeof errp, "replay.err");
+        argv[a++] = rbin;
+        argv[a++] = "--brokers";
+        argv[a++] = te->brokers;
+        argv[a++] = "--topic";
+        argv[a++] = "runpool.dlq";
+        argv[a++] = "--range";
+        argv[a++] = range;
+        argv[a++] = "--from-dlq";
+        argv[a++] = "--reason";
+        argv[a++] = "unsigned";
+        argv[a++] = "--signing-keys";
+        argv[a++] = keys;
+        argv[a] = NULL;
+        rst = rp_te_run(te, argv, NULL, NULL, errp, WAIT_MS);
+        if (!WIFEXITED(rst) || WEXITSTATUS(rst) != 0)
+            fail_msg("runpool-replay --from-dlq --signing-keys failed");
+        deadline = rp_te_now_ms() + WAIT_MS;
+        while (rp_te_results_for(te, "sig-unsigned", res, 4) < 2) {
+            if (rp_te_now_ms() > deadline)
+                fail_msg("the re-driven, re-signed request got no result");
+            rp_te_sleep_ms(50);
+        }
+        rp_te_expect(te, res[1], "succeeded", "ran-sig-unsigned\n");
+    }
     /* The keys themselves are never logged. */
     text = rp_te_read_file(te->procs[w].log_path, NULL);
     assert_non_null(text);

@@ -15,6 +15,8 @@
 #include "rp_kafka.h"
 #include "rp_log.h"
 #include "rp_replay.h"
+#include "rp_sign.h"
+#include "rp_time.h"
 #include "rp_time.h"
 
 #ifndef RP_REPLAY_VERSION
@@ -41,6 +43,7 @@ typedef struct replay {
     rp_replay_conf_t conf;
     rd_kafka_t *consumer, *producer;
     rp_kafka_props_t kprops; /* every source of settings, for both clients */
+    rp_sign_keys_t *keys;    /* --signing-keys; NULL: sends are not signed */
     part_t *parts;
     size_t n_parts;
     uint64_t total; /* records in range (offsets; control records count) */
@@ -357,6 +360,27 @@ static bool send_rec(replay_t *r, const char *topic, const char *key,
     return true;
 }
 
+/* A request about to go to the requests topic: with keys, any signature
+ * it carries is replaced by a fresh one over its key and value (t now);
+ * without, drop_old removes a signature the new value would fail. */
+static bool sign_headers(replay_t *r, rd_kafka_headers_t *h, const char *key,
+                         size_t keylen, const char *value, size_t len,
+                         bool drop_old, char *es, size_t esz)
+{
+    char hv[RP_SIGN_HEADER_MAX + 1];
+
+    if (r->keys || drop_old)
+        rd_kafka_header_remove(h, RP_SIGN_HEADER_NAME);
+    if (!r->keys)
+        return true;
+    if (rp_sign_header(r->keys, r->conf.signing_kid,
+                       rp_time_wall_ms() / 1000, key, keylen, value, len, hv,
+                       es, esz))
+        return false;
+    rd_kafka_header_add(h, RP_SIGN_HEADER_NAME, -1, hv, -1);
+    return true;
+}
+
 /* rec's headers, less those whose name starts with drop (NULL: none) and,
  * with drop_dlq, the worker's DLQ annotations. */
 static rd_kafka_headers_t *copy_headers(const rp_replay_rec_t *rec,
@@ -427,6 +451,15 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
         h = copy_headers(&rec, "runpool-replay-", false);
         rd_kafka_header_add(h, RP_REPLAY_HEADER_OF, -1, orig, -1);
         add_source(h, &rec);
+        /* A new id and session: the old signature cannot hold. */
+        if (!sign_headers(r, h, sess, strlen(sess), json, strlen(json), true,
+                          es, sizeof(es))) {
+            fprintf(stderr, "%s: %s\n", prog, es);
+            rd_kafka_headers_destroy(h);
+            free(json);
+            r->st.failed++;
+            break;
+        }
         send_rec(r, r->conf.requests_topic, sess, strlen(sess), json,
                  strlen(json), h, 0);
         free(json);
@@ -444,6 +477,13 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
          * the record again. */
         h = copy_headers(&rec, "runpool-replay-", true);
         add_source(h, &rec);
+        if (!sign_headers(r, h, rec.key, rec.keylen, rec.value, rec.len, false,
+                          es, sizeof(es))) {
+            fprintf(stderr, "%s: %s\n", prog, es);
+            rd_kafka_headers_destroy(h);
+            r->st.failed++;
+            break;
+        }
         send_rec(r, r->conf.requests_topic, rec.key, rec.keylen, rec.value,
                  rec.len, h, 0);
         break;
@@ -605,6 +645,27 @@ int main(int argc, char **argv)
         status = RP_REPLAY_EXIT_USAGE;
         goto out;
     }
+    if ((r->conf.mode == RP_REPLAY_REEXEC ||
+         r->conf.mode == RP_REPLAY_FROM_DLQ) && !r->conf.signing_keys &&
+        getenv("RUNPOOL_SIGNING_KEYS") && *getenv("RUNPOOL_SIGNING_KEYS"))
+        r->conf.signing_keys = getenv("RUNPOOL_SIGNING_KEYS");
+    if (r->conf.signing_keys &&
+        (err = rp_sign_keys_load(r->conf.signing_keys, &r->keys, es,
+                                 sizeof(es)))) {
+        fprintf(stderr, "%s: --signing-keys: %s\n", prog, es);
+        status = RP_REPLAY_EXIT_USAGE;
+        goto out;
+    }
+    if (r->keys && r->conf.signing_kid) {
+        char hv[RP_SIGN_HEADER_MAX + 1];
+
+        if (rp_sign_header(r->keys, r->conf.signing_kid, 0, NULL, 0, NULL, 0,
+                           hv, es, sizeof(es))) {
+            fprintf(stderr, "%s: --signing-kid: %s\n", prog, es);
+            status = RP_REPLAY_EXIT_USAGE;
+            goto out;
+        }
+    }
     if ((err = make_consumer(r, es, sizeof(es)))) {
         fprintf(stderr, "%s: %s\n", prog, es);
         status = err == RP_ERR_INVALID ? RP_REPLAY_EXIT_USAGE
@@ -659,6 +720,7 @@ out:
         rd_kafka_destroy(r->producer);
     free(r->parts);
     rp_kafka_props_clear(&r->kprops);
+    rp_sign_keys_destroy(r->keys);
     free(r);
     return status;
 }

@@ -76,6 +76,13 @@ void rp_replay_usage(FILE *out, const char *prog)
 "  --dry-run            print what would be sent (JSON lines), send nothing\n"
 "  --progress / --no-progress  progress bar on stderr (default: on a TTY)\n"
 "  --idle-timeout-s N   give up when no record came for N s (default %d)\n"
+"  --signing-keys FILE  with --reexecute / --from-dlq: sign what is sent\n"
+"                       (header runpool-signature, a fresh t) with a key\n"
+"                       of FILE (default $RUNPOOL_SIGNING_KEYS; README,\n"
+"                       Signed requests). Without keys a re-executed\n"
+"                       request goes unsigned and a re-driven one keeps\n"
+"                       its original signature, if it had one\n"
+"  --signing-kid KID    the key to sign with (default: the file's first)\n"
 "  --kafka-config FILE  librdkafka settings, key=value lines (default\n"
 "                       $RUNPOOL_KAFKA_CONFIG); RUNPOOL_KAFKA_<NAME> variables\n"
 "                       override it, -X overrides both (docs/kafka.md)\n"
@@ -236,6 +243,14 @@ static rp_err_t check_conf(rp_replay_conf_t *c, char *errstr,
                        "--session-prefix, --same-session and --replay-tag "
                        "only go with --reexecute");
     }
+    if (c->signing_keys && c->mode != RP_REPLAY_REEXEC &&
+        c->mode != RP_REPLAY_FROM_DLQ)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "--signing-keys only goes with --reexecute or "
+                       "--from-dlq (--copy-to copies records as they are)");
+    if (c->signing_kid && !c->signing_keys)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "--signing-kid needs --signing-keys");
     if (c->all && c->mode != RP_REPLAY_FROM_DLQ)
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                        "--all only goes with --from-dlq");
@@ -268,7 +283,7 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
         O_BROKERS = 256, O_TOPIC, O_REQ, O_DLQ, O_PART, O_START, O_END,
         O_RANGE, O_SINCE, O_UNTIL, O_SESSION, O_EXEC, O_STATUS, O_REASON,
         O_COPY, O_REEXEC, O_FROMDLQ, O_ALL, O_PREFIX, O_SAME, O_DRY,
-        O_PROG, O_NOPROG, O_IDLE, O_TAG, O_KCONF,
+        O_PROG, O_NOPROG, O_IDLE, O_TAG, O_KCONF, O_SKEYS, O_SKID,
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
@@ -293,6 +308,8 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
         {"same-session", no_argument, NULL, O_SAME},
         {"replay-tag", required_argument, NULL, O_TAG},
         {"kafka-config", required_argument, NULL, O_KCONF},
+        {"signing-keys", required_argument, NULL, O_SKEYS},
+        {"signing-kid", required_argument, NULL, O_SKID},
         {"dry-run", no_argument, NULL, O_DRY},
         {"progress", no_argument, NULL, O_PROG},
         {"no-progress", no_argument, NULL, O_NOPROG},
@@ -398,6 +415,8 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
             break;
         case O_SAME: c->same_session = true; break;
         case O_KCONF: c->kafka_config = optarg; break;
+        case O_SKEYS: c->signing_keys = optarg; break;
+        case O_SKID: c->signing_kid = optarg; break;
         case O_TAG:
             if (!rp_replay_tag_valid(optarg))
                 return rp_errf(errstr, errstr_size, RP_ERR_INVALID,

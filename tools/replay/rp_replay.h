@@ -74,6 +74,10 @@ typedef struct rp_replay_conf {
     int progress;        /* 1 on, 0 off, -1 auto (on when stderr is a TTY) */
     int idle_timeout_s;  /* stop waiting for records after this */
     const char *kafka_config; /* --kafka-config; NULL: $RUNPOOL_KAFKA_CONFIG */
+    /* --signing-keys (default $RUNPOOL_SIGNING_KEYS) and --signing-kid:
+     * what --reexecute and --from-dlq sign their sends with (a worker with
+     * keys rejects a request whose signature is stale or missing). */
+    const char *signing_keys, *signing_kid;
     const char *props[RP_KAFKA_PROPS_MAX];
     size_t n_props;
     bool help, version;
