@@ -4,7 +4,12 @@
  * executor contract (rp_jobenv_build) plus a base of PATH, HOME and TMPDIR
  * and the deployment's Google settings (rp_local_passthrough: what a job
  * template would set) — not the worker's own environment, so nothing of
- * the worker leaks into sessions and the two backends behave alike.
+ * the worker leaks into sessions and the two backends behave alike. The
+ * command and its per-request env are not in that environment: they come
+ * as the request document on the executor's stdin, a memfd
+ * (RUNPOOL_REQUEST_REF=-, rp_jobenv.h), so a 256 KiB command is not cut
+ * by the kernel's 128 KiB limit on one environ string and does not show
+ * in /proc/PID/environ.
  *
  * Children are watched through pidfds on an epoll set served by one reaper
  * thread, so thousands of executions cost one thread, not thousands.
@@ -31,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -121,7 +127,7 @@ static void rp_local_free_envp(char **envp)
 /* The child side of vfork(): it runs on the parent's memory until execve,
  * so it only makes async-signal-safe system calls and never returns. */
 static void __attribute__((noreturn))
-rp_local_child(const char *path, char **envp)
+rp_local_child(const char *path, char **envp, int request_fd)
 {
     sigset_t none;
     struct sigaction dfl;
@@ -138,12 +144,17 @@ rp_local_child(const char *path, char **envp)
     /* Own session, own process group, no parent-death signal: the
      * executor survives the worker (see the top of this file). */
     setsid();
+    /* The request document is the executor's stdin (RUNPOOL_REQUEST_REF=-);
+     * dup2 clears the memfd's close-on-exec on the copy. */
+    if (request_fd >= 0 && dup2(request_fd, STDIN_FILENO) < 0)
+        _exit(127);
     /* Nothing of the worker's (librdkafka's pipes and sockets, the
      * epoll set) is inherited by the executor. */
     close_range(3, ~0U, 0);
     devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) {
-        dup2(devnull, STDIN_FILENO);
+        if (request_fd < 0)
+            dup2(devnull, STDIN_FILENO);
         dup2(devnull, STDOUT_FILENO); /* executor logs go to stderr */
         if (devnull > STDERR_FILENO)
             close(devnull);
@@ -157,13 +168,60 @@ rp_local_child(const char *path, char **envp)
  * borrows the parent's memory until the child's execve. Kept apart and
  * not inlined so that nothing of the caller's frame is live across it. */
 static pid_t __attribute__((noinline))
-rp_local_spawn(const char *path, char **envp)
+rp_local_spawn(const char *path, char **envp, int request_fd)
 {
     pid_t pid = vfork();
 
     if (pid == 0)
-        rp_local_child(path, envp);
+        rp_local_child(path, envp, request_fd);
     return pid;
+}
+
+/* The request document in an anonymous memory file, positioned at its
+ * start, for the executor's stdin: a pipe would hold only 64 KiB and make
+ * the worker's thread wait for the executor to read; a memfd never
+ * blocks, is never on disk and goes away with its last descriptor.
+ * *fd_out: the fd (close-on-exec), or -1 on error (errstr says). */
+static rp_err_t rp_local_request_fd(const rp_jobspec_t *spec, int *fd_out,
+                                    char *errstr, size_t errstr_size)
+{
+    char *doc = NULL;
+    size_t len, off = 0;
+    rp_err_t err;
+    int fd = -1;
+
+    *fd_out = -1;
+    if ((err = rp_jobenv_request_json(spec, &doc, errstr, errstr_size)))
+        return err;
+    err = RP_ERR_IO;
+    if ((fd = memfd_create("runpool-request", MFD_CLOEXEC)) < 0) {
+        rp_errf(errstr, errstr_size, err, "memfd_create: %s", strerror(errno));
+        goto out;
+    }
+    for (len = strlen(doc); off < len;) {
+        ssize_t n = write(fd, doc + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rp_errf(errstr, errstr_size, err,
+                    "writing the request document: %s", strerror(errno));
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        rp_errf(errstr, errstr_size, err, "lseek: %s", strerror(errno));
+        goto out;
+    }
+    *fd_out = fd;
+    fd = -1;
+    err = RP_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(doc);
+    return err;
 }
 
 /* Put run (its pidfd set) on the live list and register its pidfd with
@@ -203,6 +261,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     const char *v;
     rp_backend_run_t *run = NULL;
     rp_err_t err;
+    int request_fd = -1;
     pid_t pid;
 
     *out = NULL;
@@ -211,6 +270,12 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
         s.default_cwd = cwd;
     }
     if ((err = rp_jobenv_build(&s, &env, errstr, errstr_size)))
+        goto out;
+    /* The command and its env go on stdin, never in environ: see
+     * rp_jobenv.h (128 KiB per string, visible in /proc/PID/environ). */
+    if ((err = rp_jobenv_use_request_stdin(&env, errstr, errstr_size)))
+        goto out;
+    if ((err = rp_local_request_fd(&s, &request_fd, errstr, errstr_size)))
         goto out;
     err = rp_env_set(&env, "PATH", RP_LOCAL_PATH_DEFAULT);
     for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
@@ -225,7 +290,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     }
     run->job = job;
 
-    pid = rp_local_spawn(lb->executor_path, envp);
+    pid = rp_local_spawn(lb->executor_path, envp, request_fd);
     if (pid < 0) {
         err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "vfork: %s",
                       strerror(errno));
@@ -258,6 +323,8 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     *out = run;
     run = NULL;
 out:
+    if (request_fd >= 0)
+        close(request_fd); /* the executor has its own copy */
     free(run);
     rp_local_free_envp(envp);
     rp_env_clear(&env);

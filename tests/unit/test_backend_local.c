@@ -25,6 +25,7 @@
 #include "rp_test_dir.h"
 #include "rp_backend.h"
 #include "rp_claim.h"
+#include "rp_jobenv.h"
 
 /* Records each done callback; the test waits on it. */
 typedef struct done_box {
@@ -71,7 +72,8 @@ typedef struct fixture {
 } fixture_t;
 
 /* The fake executor: records its environment, process group and blocked
- * signal mask, then behaves as COMMAND says. */
+ * signal mask and the request document of its stdin, then behaves as the
+ * document's command says. */
 static const char *const script_text =
     "#!/bin/sh\n"
     "dir=${RUNPOOL_STATE_URL#file://}\n"
@@ -80,6 +82,10 @@ static const char *const script_text =
     "while read k v; do [ \"$k\" = SigBlk: ] && echo \"SigBlk: $v\" > "
     "\"$dir/sigblk.$EXECUTION_ID\"; done < /proc/$$/status\n"
     "env > \"$dir/env.$EXECUTION_ID\"\n"
+    /* The request document comes on stdin (RUNPOOL_REQUEST_REF=-). */
+    "cat > \"$dir/request.$EXECUTION_ID\"\n"
+    "COMMAND=$(sed 's/^{\"command\":\"\\([^\"]*\\)\".*/\\1/' "
+    "\"$dir/request.$EXECUTION_ID\")\n"
     "set -- $(cat /proc/$$/stat | sed 's/^.*) //')\n"
     "echo \"$3\" > \"$dir/pgid.$EXECUTION_ID\"\n"
     "echo \"$4\" > \"$dir/sid.$EXECUTION_ID\"\n"
@@ -197,7 +203,16 @@ static void test_exit_code_and_contract_env(void **state)
     assert_non_null(env);
     assert_non_null(strstr(env, "EXECUTION_ID=e1\n"));
     assert_non_null(strstr(env, "SESSION_ID=sess-1\n"));
-    assert_non_null(strstr(env, "COMMAND=exit 5\n"));
+    /* The command travels on stdin, never in the environment. */
+    assert_null(strstr(env, "COMMAND="));
+    assert_null(strstr(env, "COMMAND_ENV="));
+    assert_non_null(strstr(env, "RUNPOOL_REQUEST_REF=-\n"));
+    free(env);
+    env = slurp(f, "request", "e1");
+    assert_non_null(env);
+    assert_string_equal(env, "{\"command\":\"exit 5\",\"env\":{}}");
+    free(env);
+    env = slurp(f, "env", "e1");
     assert_non_null(strstr(env, "TIMEOUT=30\n"));
     assert_non_null(strstr(env, "PATH="));
     snprintf(expect, sizeof(expect), "RUNPOOL_DEFAULT_CWD=%s/sess-1\n",
@@ -210,6 +225,69 @@ static void test_exit_code_and_contract_env(void **state)
     assert_non_null(strstr(env, "STORAGE_EMULATOR_HOST=http://127.0.0.1:9\n"));
     unsetenv("STORAGE_EMULATOR_HOST");
     free(env);
+}
+
+/* A 256 KiB command and per-request values of 30 KiB reach the executor
+ * whole, as the request document on its stdin: before, they travelled in
+ * one environment string and execve refused anything over 128 KiB
+ * (exit 127). */
+static void test_large_request_on_stdin(void **state)
+{
+    fixture_t *f = *state;
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512], path[256], *cmd, *want = NULL, *got;
+    char *val;
+    size_t cap = 4 * 1024 * 1024, n;
+    FILE *fp;
+
+    cmd = malloc(RP_COMMAND_MAX + 1);
+    val = malloc(30 * 1024 + 1);
+    assert_non_null(cmd);
+    assert_non_null(val);
+    /* A long comment, then the command proper; exactly the limit. */
+    memset(cmd, 'c', RP_COMMAND_MAX);
+    cmd[0] = '#';
+    memcpy(cmd + RP_COMMAND_MAX - 8, "\nexit 7\n", 8);
+    cmd[RP_COMMAND_MAX] = '\0';
+    memset(val, 'v', 30 * 1024);
+    val[30 * 1024] = '\0';
+    spec_init(&spec, f, "e-big", cmd);
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "BIG%d", i);
+        assert_int_equal(rp_env_set(&spec.env, name, val), RP_OK);
+    }
+    assert_int_equal(rp_backend_start(f->be, &spec, NULL, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 1, 20));
+    assert_int_equal(f->box.done.err, RP_OK);
+    assert_int_equal(f->box.done.exit_code, 0); /* the fake ran, no 127 */
+    rp_backend_release(f->be, run);
+
+    assert_int_equal(rp_jobenv_request_json(&spec, &want, es, sizeof(es)),
+                     RP_OK);
+    snprintf(path, sizeof(path), "%s/request.e-big", f->dir);
+    assert_non_null(fp = fopen(path, "r"));
+    assert_non_null(got = malloc(cap));
+    n = fread(got, 1, cap - 1, fp);
+    got[n] = '\0';
+    fclose(fp);
+    assert_int_equal(n, strlen(want));
+    assert_string_equal(got, want);
+    free(got);
+    /* Nothing of it in the environment. */
+    got = slurp(f, "env", "e-big");
+    assert_non_null(got);
+    assert_null(strstr(got, "vvvv"));
+    assert_null(strstr(got, "cccc"));
+    free(got);
+    free(want);
+    rp_env_clear(&spec.env);
+    free(cmd);
+    free(val);
 }
 
 static void test_own_group_and_unblocked_signals(void **state)
@@ -509,6 +587,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exit_code_and_contract_env, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_large_request_on_stdin, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_own_group_and_unblocked_signals,
                                         setup, teardown),
