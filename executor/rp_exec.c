@@ -654,7 +654,7 @@ static rp_err_t rp_exec_parse_env(char *data, size_t len, rp_env_t *env,
  * know. Quoting as dash, bash and busybox print it: '…', "…" (backslash
  * before $ ` " \ and newline), $'…' (bash's ANSI-C form) and \x. */
 static const char *rp_exec_unquote_word(const char *p, const char *end,
-                                        rp_buf_t *out)
+                                        rp_buf_t *out, bool *full)
 {
     while (p < end && *p != ' ' && *p != '\t' && *p != '\n') {
         char c = *p++;
@@ -731,8 +731,10 @@ static const char *rp_exec_unquote_word(const char *p, const char *end,
         } else {
             err = rp_buf_append(out, &c, 1);
         }
-        if (err != RP_OK)
+        if (err != RP_OK) {
+            *full = true;
             return NULL;
+        }
     }
     return p;
 }
@@ -740,6 +742,7 @@ static const char *rp_exec_unquote_word(const char *p, const char *end,
 rp_err_t rp_exec_exports_to_dump(const char *text, size_t len, rp_buf_t *out)
 {
     const char *p = text, *end = text + len;
+    bool full = false;
 
     while (p < end) {
         const char *name;
@@ -775,8 +778,8 @@ rp_err_t rp_exec_exports_to_dump(const char *text, size_t len, rp_buf_t *out)
         if (rp_buf_append(out, name, nlen) != RP_OK ||
             rp_buf_append(out, "=", 1) != RP_OK)
             return RP_ERR_TOO_LARGE;
-        if (!(p = rp_exec_unquote_word(p, end, out)))
-            return RP_ERR_INVALID;
+        if (!(p = rp_exec_unquote_word(p, end, out, &full)))
+            return full ? RP_ERR_TOO_LARGE : RP_ERR_INVALID;
         if (p < end && *p != '\n')
             return RP_ERR_INVALID;
         if (rp_buf_append(out, "", 1) != RP_OK)
