@@ -6,7 +6,9 @@
  *   2. claims the execution: executions/{execution_id}/claim.json,
  *      create-only, naming this run (rp_claim.h); a claim that is already
  *      there means another run owns the command: exit 3, write nothing,
- *   3. runs COMMAND in the session's cwd and environment (rp_exec),
+ *   3. runs the command (from the request document RUNPOOL_REQUEST_REF
+ *      names: stdin or the store; COMMAND still works) in the session's
+ *      cwd and environment (rp_exec),
  *   4. writes executions/{execution_id}/result.json, create-only: the
  *      result plus the session env after the command. Once the command
  *      has exited this always happens, whatever signal comes later.
@@ -628,9 +630,10 @@ int main(int argc, char **argv)
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: runpool-executor [--dump-env | --help | --version]\n"
                "Runs the command described by the job environment "
-               "(EXECUTION_ID, SESSION_ID,\nCOMMAND, TIMEOUT, "
+               "(EXECUTION_ID, SESSION_ID,\nRUNPOOL_REQUEST_REF, TIMEOUT, "
                "RUNPOOL_STATE_URL, ...; docs/executor.md) and records\n"
-               "its result in the state store.\n\n"
+               "its result in the state store. RUNPOOL_REQUEST_REF=- reads "
+               "the request\ndocument (command and env) from stdin.\n\n"
                "  --dump-env   write the environment NUL-separated to stdout "
                "and exit\n"
                "  -h, --help   show this help\n"

@@ -68,7 +68,7 @@
 #define RP_CLOUDRUN_DONE (-1)
 
 typedef enum rp_cloudrun_phase {
-    RP_CR_PREPARE, /* open the store; write request.json when needed */
+    RP_CR_PREPARE, /* open the store; write request.json (always) */
     RP_CR_ATTEMPT, /* read the attempt records or make claim 1; decide */
     RP_CR_JOB,     /* a ready job to run on */
     RP_CR_CLAIM,   /* claim n+1 if needed, jobs.run, record the name */
@@ -100,7 +100,7 @@ struct rp_backend_run {
     char sid[RP_ID_MAX + 1];
     int timeout_s;
     rp_env_t env;      /* the contract, as sent to the job */
-    char *request_doc; /* non-NULL: write request.json first */
+    char *request_doc; /* until PREPARE wrote it as request.json */
     rp_cloudrun_phase_t phase;
     char job_id[RP_CLOUDRUN_JOB_ID_MAX + 1]; /* per-execution mode */
     char job_name[RP_CLOUDRUN_NAME_MAX];     /* job to run on */
