@@ -146,7 +146,9 @@ rp_local_child(const char *path, char **envp, int request_fd)
     setsid();
     /* The request document is the executor's stdin (RUNPOOL_REQUEST_REF=-);
      * dup2 clears the memfd's close-on-exec on the copy. */
-    if (request_fd >= 0 && dup2(request_fd, STDIN_FILENO) < 0)
+    if (request_fd == STDIN_FILENO) /* the worker had no stdin open */
+        fcntl(STDIN_FILENO, F_SETFD, 0);
+    else if (request_fd >= 0 && dup2(request_fd, STDIN_FILENO) < 0)
         _exit(127);
     /* Nothing of the worker's (librdkafka's pipes and sockets, the
      * epoll set) is inherited by the executor. */
