@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,7 @@ static const char *const script_text =
     "while read k v; do [ \"$k\" = SigBlk: ] && echo \"SigBlk: $v\" > "
     "\"$dir/sigblk.$EXECUTION_ID\"; done < /proc/$$/status\n"
     "env > \"$dir/env.$EXECUTION_ID\"\n"
+    "cat /proc/$$/limits > \"$dir/limits.$EXECUTION_ID\"\n"
     /* The request document comes on stdin (RUNPOOL_REQUEST_REF=-). */
     "cat > \"$dir/request.$EXECUTION_ID\"\n"
     "COMMAND=$(sed 's/^{\"command\":\"\\([^\"]*\\)\".*/\\1/' "
@@ -290,6 +292,114 @@ static void test_large_request_on_stdin(void **state)
     free(val);
 }
 
+/* Soft and hard value of one line of /proc/PID/limits ("unlimited" = -1). */
+static void limit_of(const char *text, const char *label, long long *soft,
+                     long long *hard)
+{
+    const char *p = strstr(text, label);
+    char a[32], b[32];
+
+    assert_non_null(p);
+    assert_int_equal(sscanf(p + strlen(label), "%31s %31s", a, b), 2);
+    *soft = strcmp(a, "unlimited") ? atoll(a) : -1;
+    *hard = strcmp(b, "unlimited") ? atoll(b) : -1;
+}
+
+/* The configured limits bind the executor (hard and soft, so its command
+ * cannot raise them); a new session's directory is 0700, and one an
+ * older version left wider is made so. */
+static void test_limits_and_session_dir(void **state)
+{
+    fixture_t *f = *state;
+    rp_backend_conf_t conf = {0};
+    rp_backend_t *be = NULL;
+    rp_backend_run_t *run = NULL;
+    rp_jobspec_t spec;
+    struct rlimit np;
+    struct stat st;
+    char es[512], path[256], *lim;
+    long long soft, hard, nproc;
+
+    assert_int_equal(getrlimit(RLIMIT_NPROC, &np), 0);
+    /* High enough for everything this user runs, within our hard limit. */
+    nproc = np.rlim_max == RLIM_INFINITY || np.rlim_max > 200000
+                ? 200000 : (long long)np.rlim_max;
+    conf.executor_path = f->script;
+    conf.workdir = f->workdir;
+    conf.kill_grace_ms = 300;
+    conf.limits.address_space = (size_t)1 << 30;
+    conf.limits.processes = (size_t)nproc;
+    conf.limits.file_size = (size_t)64 << 20;
+    conf.limits.open_files = 100;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_OK);
+    assert_int_equal(mkdir(f->workdir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/sess-old", f->workdir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(chmod(path, 0755), 0);
+
+    spec_init(&spec, f, "e-lim", "exit 0");
+    assert_int_equal(rp_backend_start(be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 1, 20));
+    assert_int_equal(f->box.done.exit_code, 0);
+    rp_backend_release(be, run);
+    assert_non_null(lim = slurp(f, "limits", "e-lim"));
+    limit_of(lim, "Max address space", &soft, &hard);
+    assert_true(soft == 1LL << 30 && hard == 1LL << 30);
+    limit_of(lim, "Max processes", &soft, &hard);
+    assert_true(soft == nproc && hard == nproc);
+    limit_of(lim, "Max file size", &soft, &hard);
+    assert_true(soft == 64LL << 20 && hard == 64LL << 20);
+    limit_of(lim, "Max open files", &soft, &hard);
+    assert_true(soft == 100 && hard == 100);
+    free(lim);
+    snprintf(path, sizeof(path), "%s/sess-1", f->workdir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    snprintf(spec.session_id, sizeof(spec.session_id), "sess-old");
+    snprintf(spec.execution_id, sizeof(spec.execution_id), "e-lim2");
+    assert_int_equal(rp_backend_start(be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 2, 20));
+    rp_backend_release(be, run);
+    snprintf(path, sizeof(path), "%s/sess-old", f->workdir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    rp_backend_destroy(be);
+
+    /* Limits the executor could not live with are refused at start. */
+    memset(&conf.limits, 0, sizeof(conf.limits));
+    conf.limits.file_size = RP_LOCAL_FSIZE_MIN - 1;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--exec-max-file-size"));
+    memset(&conf.limits, 0, sizeof(conf.limits));
+    conf.limits.open_files = 8;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--exec-max-open-files"));
+    memset(&conf.limits, 0, sizeof(conf.limits));
+    conf.limits.address_space = 1 << 20;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--exec-max-address-space"));
+    if (geteuid() != 0 && getrlimit(RLIMIT_NOFILE, &np) == 0 &&
+        np.rlim_max != RLIM_INFINITY) {
+        memset(&conf.limits, 0, sizeof(conf.limits));
+        conf.limits.open_files = (size_t)np.rlim_max + 1;
+        assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be,
+                                        es, sizeof(es)),
+                         RP_ERR_INVALID);
+        assert_non_null(strstr(es, "hard limit"));
+    }
+}
+
 static void test_own_group_and_unblocked_signals(void **state)
 {
     fixture_t *f = *state;
@@ -379,8 +489,14 @@ static pid_t wait_pid_file(fixture_t *f, const char *eid)
     char *s = NULL;
     pid_t pid;
 
-    for (int i = 0; i < 500 && !(s = slurp(f, "pid", eid)); i++)
+    /* Until the line is complete: `echo $$ > file` creates it first. */
+    for (int i = 0; i < 500; i++) {
+        if ((s = slurp(f, "pid", eid)) && strchr(s, '\n'))
+            break;
+        free(s);
+        s = NULL;
         usleep(10000);
+    }
     assert_non_null(s);
     pid = (pid_t)atol(s);
     free(s);
@@ -589,6 +705,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_code_and_contract_env, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_request_on_stdin, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_limits_and_session_dir, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_own_group_and_unblocked_signals,
                                         setup, teardown),
