@@ -11,7 +11,8 @@
  *     of 30 KiB, sees all of it whole;
  *   - a session exports 80 values of 30 KiB (2.4 MB, over the kernel's
  *     2 MiB exec limit); the next command finds all 80 with builtins, and
- *     the worker's state document holds them. */
+ *     the worker's state document holds them.
+ * And (section 3) per-execution limits and 0700 session directories. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rp_testenv.h"
 
@@ -133,10 +135,40 @@ static void test_large(void **state)
     rp_te_finish(te);
 }
 
+/* Per-execution limits (issue 12, section 3) on a real executor: with
+ * --exec-max-file-size 32 MiB and --exec-max-open-files 64 the command
+ * sees them and cannot raise them, a write past the size is stopped
+ * (SIGXFSZ: status 153), and the executor still writes its record; a new
+ * session's directory is 0700. */
+static void test_limits(void **state)
+{
+    rp_te_t *te = *state;
+    const char *const extra[] = {"--exec-max-file-size", "33554432",
+                                 "--exec-max-open-files", "64", NULL};
+    char path[PATH_MAX];
+    const rp_te_msg_t *m;
+    struct stat st;
+    int workers[1];
+
+    workers[0] = rp_te_start_worker_args(te, extra);
+    rp_te_wait_group(te, workers, 1, 30000);
+    m = run(te, "lim-s", "lim-1",
+            "ulimit -f; ulimit -n; ulimit -n 65 2>/dev/null || echo no-raise; "
+            "head -c 40000000 /dev/zero > big; echo \"rc=$?\"; wc -c < big",
+            NULL);
+    rp_te_expect(te, m, "succeeded", "65536\n64\nno-raise\nrc=153\n33554432\n");
+    rp_te_path(te, path, sizeof(path), "work/lim-s");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    rp_te_finish(te);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_large, rp_te_setup,
+                                        rp_te_teardown),
+        cmocka_unit_test_setup_teardown(test_limits, rp_te_setup,
                                         rp_te_teardown),
     };
 
