@@ -47,7 +47,9 @@
 #define RP_EXEC_KILL_GRACE_DEFAULT_MS 2000 /* SIGTERM -> SIGKILL */
 #define RP_EXEC_LINGER_DEFAULT_MS 200      /* drain after the shell exits */
 #define RP_EXEC_REAP_WAIT_MS 2000          /* wait for SIGKILLed group */
-/* The env dump cannot exceed what execve accepted; this caps our read. */
+/* A capture (the dumper's NUL dump, or export -p's text when the dumper
+ * could not be exec'd) is read up to this; a larger one is not saved, and
+ * a "runpool: not saving the environment" line says so. */
 #define RP_EXEC_ENV_DUMP_MAX (8 * 1024 * 1024)
 /* The `sh -c` string: traps and quoted paths (the command is in a file). */
 #define RP_EXEC_SCRIPT_MAX (16 * 4096)
@@ -75,7 +77,9 @@ typedef struct rp_exec_opts {
     int64_t linger_ms;        /* 0 = RP_EXEC_LINGER_DEFAULT_MS */
     /* borrowed; absolute path of a runpool-executor binary, run as
      * `DUMPER --dump-env` by the EXIT trap. NULL = this process's own
-     * binary (/proc/self/exe), which is right inside runpool-executor. */
+     * binary (/proc/self/exe), which is right inside runpool-executor.
+     * When it cannot be exec'd (E2BIG: an environment over the kernel's
+     * limit; or missing), the shell's builtin `export -p` captures. */
     const char *env_dumper;
     /* When readable, the run is cancelled like a timeout (SIGTERM, grace,
      * SIGKILL) and outcome.cancelled is set. -1 = none. Borrowed. */
