@@ -170,9 +170,11 @@ static rp_err_t rp_jobenv_parse_ref(rp_jobspec_t *spec, const char *ref,
     char want[RP_STATE_KEY_MAX + 1];
 
     rp_jobenv_request_key(spec->execution_id, want, sizeof(want));
-    if (!want[0] || strcmp(ref, want) != 0)
+    if (strcmp(ref, RP_JOBENV_REQUEST_STDIN) != 0 &&
+        (!want[0] || strcmp(ref, want) != 0))
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                       RP_JOBENV_REQUEST_REF ": must be %s", want);
+                       RP_JOBENV_REQUEST_REF ": must be %s or "
+                       RP_JOBENV_REQUEST_STDIN " (standard input)", want);
     if (command_env && command_env[0])
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                        "COMMAND_ENV: must not be set with "
@@ -319,6 +321,17 @@ rp_err_t rp_jobenv_use_request_ref(rp_env_t *env, const char *execution_id,
     rp_env_unset(env, "COMMAND");
     rp_env_unset(env, "COMMAND_ENV");
     if (rp_env_set(env, RP_JOBENV_REQUEST_REF, key) != RP_OK)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    return RP_OK;
+}
+
+rp_err_t rp_jobenv_use_request_stdin(rp_env_t *env, char *errstr,
+                                     size_t errstr_size)
+{
+    rp_env_unset(env, "COMMAND");
+    rp_env_unset(env, "COMMAND_ENV");
+    if (rp_env_set(env, RP_JOBENV_REQUEST_REF, RP_JOBENV_REQUEST_STDIN) !=
+        RP_OK)
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     return RP_OK;
 }

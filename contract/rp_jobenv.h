@@ -5,14 +5,18 @@
  *
  *   EXECUTION_ID        the request's execution_id
  *   SESSION_ID          the request's session_id
- *   COMMAND             the shell command (run with /bin/sh -c)
+ *   COMMAND             the shell command (read for compatibility; no
+ *                       backend sends it, see below)
  *   TIMEOUT             seconds, integer 1..86400
  *   RUNPOOL_STATE_URL   file:///dir or gs://bucket[/prefix]
  *   COMMAND_ENV         optional: JSON object of per-command variables
+ *                       (the same)
  *   RUNPOOL_OUTPUT_MAX  optional: stdout/stderr cap in bytes each
  *   RUNPOOL_DEFAULT_CWD optional: working directory of a new session
- *   RUNPOOL_REQUEST_REF instead of COMMAND / COMMAND_ENV: the state-store
- *                       key of a request document holding both
+ *   RUNPOOL_REQUEST_REF instead of COMMAND / COMMAND_ENV: where the
+ *                       request document holding both is: the state-store
+ *                       key executions/{id}/request.json, or "-" for the
+ *                       executor's standard input
  *   RUNPOOL_ATTEMPT     optional: which start of the execution this is
  *                       (1..RP_JOBENV_ATTEMPT_MAX, default 1); written
  *                       into the claim (rp_claim.h), so a re-run after an
@@ -27,12 +31,25 @@
  *                             command was not run and nothing was written
  *                             (the claim's run writes the record)
  *
- * A job environment has limits (Cloud Run: 32 KiB a value), a request
- * does not: a backend that cannot pass the command or COMMAND_ENV inline
- * writes executions/{execution_id}/request.json (rp_jobenv_request_json,
- * create-only) and replaces both variables by RUNPOOL_REQUEST_REF
- * (rp_jobenv_use_request_ref). Nothing is ever truncated. The executor
- * reads the document from its store (rp_jobenv_load_request).
+ * The command and COMMAND_ENV never travel in environment strings: no
+ * backend sends COMMAND or COMMAND_ENV (the executor still reads them, for
+ * compatibility). An environment has limits a request does not have —
+ * Linux refuses any single environ string over 128 KiB (MAX_ARG_STRLEN)
+ * and the whole of argv + environ past ARG_MAX, Cloud Run caps a value at
+ * 32 KiB — and it is visible where a command may not be: anyone with
+ * Viewer on the project reads a Cloud Run execution's overrides, and
+ * /proc/PID/environ shows a process's. So every backend writes the
+ * request document {"command": ..., "env": {...}}
+ * (rp_jobenv_request_json) and replaces both variables by
+ * RUNPOOL_REQUEST_REF:
+ *   - Cloud Run: executions/{execution_id}/request.json in the state
+ *     store, create-only (rp_jobenv_use_request_ref): one more object
+ *     write per execution;
+ *   - local: "-", the document on the executor's standard input (a
+ *     memfd: no store write, nothing left on disk;
+ *     rp_jobenv_use_request_stdin).
+ * Nothing is ever truncated. The executor reads the document
+ * (rp_jobenv_load_request) before it runs anything.
  *
  * An optional variable set to "" counts as absent (a Cloud Run override
  * can blank a variable of the job definition but not remove it).
@@ -51,6 +68,8 @@
 /* COMMAND_ENV is at most this many bytes (it came from one request). */
 #define RP_JOBENV_COMMAND_ENV_MAX RP_REQUEST_MAX
 #define RP_JOBENV_REQUEST_REF "RUNPOOL_REQUEST_REF"
+/* RUNPOOL_REQUEST_REF's value for "the document is on standard input". */
+#define RP_JOBENV_REQUEST_STDIN "-"
 /* A request document: a command (JSON-escaped, up to 6 bytes a byte) plus
  * a COMMAND_ENV, with room to spare. */
 #define RP_JOBENV_REQUEST_DOC_MAX (4 * 1024 * 1024)
@@ -92,7 +111,8 @@ rp_err_t rp_jobenv_build(const rp_jobspec_t *spec, rp_env_t *out,
  * even then execution_id / session_id are filled when they were valid, so
  * the executor can still record an "error" result for the worker.
  * When COMMAND is absent and RUNPOOL_REQUEST_REF is set (it must name
- * this execution's request.json, and COMMAND_ENV must then be absent),
+ * this execution's request.json or be RP_JOBENV_REQUEST_STDIN, and
+ * COMMAND_ENV must then be absent),
  * spec->request_ref is set and spec->command stays NULL: the caller loads
  * the document (rp_jobenv_load_request). */
 rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
@@ -113,6 +133,11 @@ rp_err_t rp_jobenv_request_json(const rp_jobspec_t *spec, char **out,
  * and COMMAND_ENV by RUNPOOL_REQUEST_REF=rp_jobenv_request_key(id). */
 rp_err_t rp_jobenv_use_request_ref(rp_env_t *env, const char *execution_id,
                                    char *errstr, size_t errstr_size);
+
+/* The same for the local backend: RUNPOOL_REQUEST_REF=- (the document
+ * comes on the executor's standard input). RP_ERR_NOMEM only. */
+rp_err_t rp_jobenv_use_request_stdin(rp_env_t *env, char *errstr,
+                                     size_t errstr_size);
 
 /* Fill spec->command and spec->env from a request document (json, len
  * bytes, borrowed), checked with the rules of COMMAND and COMMAND_ENV.

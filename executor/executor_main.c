@@ -6,7 +6,9 @@
  *   2. claims the execution: executions/{execution_id}/claim.json,
  *      create-only, naming this run (rp_claim.h); a claim that is already
  *      there means another run owns the command: exit 3, write nothing,
- *   3. runs COMMAND in the session's cwd and environment (rp_exec),
+ *   3. runs the command (from the request document RUNPOOL_REQUEST_REF
+ *      names: stdin or the store; COMMAND still works) in the session's
+ *      cwd and environment (rp_exec),
  *   4. writes executions/{execution_id}/result.json, create-only: the
  *      result plus the session env after the command. Once the command
  *      has exited this always happens, whatever signal comes later.
@@ -434,8 +436,47 @@ static void rp_main_contract_record(rp_main_t *m, rp_err_t cause,
     rp_main_fail(m, cause, message);
 }
 
-/* A command too large for the job environment came by reference
- * (RUNPOOL_REQUEST_REF): read it from the store. On failure *rc is the
+/* RUNPOOL_REQUEST_REF=-: the request document is our standard input (the
+ * local backend's memfd). Read it whole, then put /dev/null in its place:
+ * nothing after us needs it. Main thread. */
+static rp_err_t rp_main_read_stdin(rp_buf_t *doc, char *errstr,
+                                   size_t errstr_size)
+{
+    char chunk[65536];
+    rp_err_t err = RP_OK;
+    int fd;
+
+    for (;;) {
+        ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_IO,
+                          "standard input: %s", strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        if (rp_buf_append(doc, chunk, (size_t)n) != RP_OK) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                          "standard input: document longer than %d bytes",
+                          RP_JOBENV_REQUEST_DOC_MAX);
+            break;
+        }
+    }
+    if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        dup2(fd, STDIN_FILENO);
+        close(fd);
+    }
+    if (err == RP_OK && doc->len == 0)
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "standard input: empty, no request document");
+    return err;
+}
+
+/* The command and COMMAND_ENV came by reference (RUNPOOL_REQUEST_REF):
+ * read the document from standard input or from the store. On failure *rc is the
  * exit status: a missing or malformed document is a contract error (2,
  * with an "error" record), a store that cannot be read our failure (1). */
 static rp_err_t rp_main_load_request(rp_main_t *m, int *rc)
@@ -446,8 +487,11 @@ static rp_err_t rp_main_load_request(rp_main_t *m, int *rc)
     rp_err_t err;
 
     rp_buf_init(&doc, RP_JOBENV_REQUEST_DOC_MAX);
-    err = rp_state_get(m->st, m->spec.request_ref, &doc, NULL, errstr,
-                       sizeof(errstr));
+    if (!strcmp(m->spec.request_ref, RP_JOBENV_REQUEST_STDIN))
+        err = rp_main_read_stdin(&doc, errstr, sizeof(errstr));
+    else
+        err = rp_state_get(m->st, m->spec.request_ref, &doc, NULL, errstr,
+                           sizeof(errstr));
     if (err == RP_OK)
         err = rp_jobenv_load_request(&m->spec, doc.data, doc.len, errstr,
                                      sizeof(errstr));
@@ -591,9 +635,10 @@ int main(int argc, char **argv)
         printf("usage: runpool-executor [--dump-env | --exec-as UID:GID -- PROG "
                "ARGS... |\n                        --help | --version]\n"
                "Runs the command described by the job environment "
-               "(EXECUTION_ID, SESSION_ID,\nCOMMAND, TIMEOUT, "
+               "(EXECUTION_ID, SESSION_ID,\nRUNPOOL_REQUEST_REF, TIMEOUT, "
                "RUNPOOL_STATE_URL, ...; docs/executor.md) and records\n"
-               "its result in the state store.\n\n"
+               "its result in the state store. RUNPOOL_REQUEST_REF=- reads "
+               "the request\ndocument (command and env) from stdin.\n\n"
                "  --dump-env   write the environment NUL-separated to stdout "
                "and exit\n"
                "  --exec-as UID:GID -- PROG ARGS...\n"

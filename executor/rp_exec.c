@@ -2,6 +2,7 @@
  * docs/executor.md for the design). */
 #include "rp_exec.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -52,6 +53,16 @@ typedef struct rp_exec_paths {
      * the shell's EXIT trap (the command is over, its record must be
      * written) or our stop (timeout or cancel: the command is cut). */
     char over[RP_EXEC_PATH_MAX + 16];
+    /* The user's command, which the shell sources (`. FILE`): a command
+     * never travels in argv, where Linux caps one string at 128 KiB. */
+    char command[RP_EXEC_PATH_MAX + 16];
+    /* `export NAME='value'` lines for the variables that did not fit in
+     * the shell's environ (opts.envp_max); sourced before the command. */
+    char env_in[RP_EXEC_PATH_MAX + 16];
+    /* `export -p` output, the capture's fallback when the dumper cannot
+     * be exec'd (an environment over the exec limit: E2BIG). */
+    char env_sh[RP_EXEC_PATH_MAX + 16];
+    char env_sh_ok[RP_EXEC_PATH_MAX + 16];
 } rp_exec_paths_t;
 
 void rp_exec_opts_init(rp_exec_opts_t *opts)
@@ -212,6 +223,10 @@ static rp_err_t rp_exec_make_paths(rp_exec_paths_t *p, char *errstr,
     snprintf(p->env, sizeof(p->env), "%s/env", p->dir);
     snprintf(p->env_ok, sizeof(p->env_ok), "%s/env.ok", p->dir);
     snprintf(p->over, sizeof(p->over), "%s/over", p->dir);
+    snprintf(p->command, sizeof(p->command), "%s/command", p->dir);
+    snprintf(p->env_in, sizeof(p->env_in), "%s/env.in", p->dir);
+    snprintf(p->env_sh, sizeof(p->env_sh), "%s/env.sh", p->dir);
+    snprintf(p->env_sh_ok, sizeof(p->env_sh_ok), "%s/env.sh.ok", p->dir);
     return RP_OK;
 }
 
@@ -223,24 +238,39 @@ static void rp_exec_remove_paths(const rp_exec_paths_t *p)
     unlink(p->env);
     unlink(p->env_ok);
     unlink(p->over);
+    unlink(p->command);
+    unlink(p->env_in);
+    unlink(p->env_sh);
+    unlink(p->env_sh_ok);
     rmdir(p->dir);
 }
 
-/* SCRIPT = one prologue line, then the user's command verbatim.
+/* SCRIPT = the `sh -c` string: two trap lines, then `. ENV_IN` (only
+ * when some variables did not fit in environ) and `. COMMAND`, which
+ * sources the user's command verbatim from its file. Nothing the user
+ * sent travels in argv: Linux refuses any single argv or environ string
+ * over 128 KiB (MAX_ARG_STRLEN), and a command may be 256 KiB. Sourcing
+ * keeps `sh -c` semantics where they matter: $0 is "sh", $# is 0, `exit N`
+ * ends the shell with N and the status of the last command is the
+ * shell's; shell messages name the file and the user's own line numbers.
  *
  * The trap first ignores TERM (nothing may cut our own tail short) and
  * creates the `over` file: from then on the user's command has exited and
  * a stop that comes later does not count (rp_exec_stop_first).
  *
- * The EXIT trap records `pwd` and the exported environment (via
- * `DUMPER --dump-env`, an absolute path so a changed PATH cannot break it)
- * into files of our private directory, then `exit` without an argument,
- * which keeps the status the shell was exiting with. `set +ex` is silenced
+ * The EXIT trap records `pwd` and the exported environment into files of
+ * our private directory, then `exit` without an argument, which keeps the
+ * status the shell was exiting with. The environment is dumped by
+ * `DUMPER --dump-env` (an absolute path so a changed PATH cannot break
+ * it; exact NUL-separated bytes, whatever the shell); when that exec
+ * fails — an environment over the kernel's exec limit gets E2BIG — the
+ * builtin `export -p` (no exec, so no limit) writes the same variables in
+ * shell syntax, which rp_exec_exports_to_dump reads. `set +ex` is silenced
  * so a user's `set -x` does not trace our trap and `set -e` cannot cut it
- * short; `>|` defeats `set -C`. The TERM trap turns our timeout SIGTERM into
- * a normal exit, so the capture also runs for a timed-out command. */
+ * short; `>|` defeats `set -C`. The TERM trap turns our timeout SIGTERM
+ * into a normal exit, so the capture also runs for a timed-out command. */
 static rp_err_t rp_exec_build_script(const rp_exec_paths_t *p,
-                                     const char *dumper, const char *command,
+                                     const char *dumper, bool has_env_in,
                                      rp_buf_t *script)
 {
     rp_buf_t action;
@@ -257,7 +287,7 @@ static rp_err_t rp_exec_build_script(const rp_exec_paths_t *p,
     if (err == RP_OK)
         err = rp_exec_shell_quote(&action, p->cwd);
     if (err == RP_OK)
-        err = rp_buf_append_str(&action, "; ");
+        err = rp_buf_append_str(&action, "; { ");
     if (err == RP_OK)
         err = rp_exec_shell_quote(&action, dumper);
     if (err == RP_OK)
@@ -269,7 +299,16 @@ static rp_err_t rp_exec_build_script(const rp_exec_paths_t *p,
     if (err == RP_OK)
         err = rp_exec_shell_quote(&action, p->env_ok);
     if (err == RP_OK)
-        err = rp_buf_append_str(&action, "; exit");
+        err = rp_buf_append_str(&action,
+                                "; } 2>/dev/null || { command export -p >|");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(&action, p->env_sh);
+    if (err == RP_OK)
+        err = rp_buf_append_str(&action, " && : >|");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(&action, p->env_sh_ok);
+    if (err == RP_OK)
+        err = rp_buf_append_str(&action, "; } 2>/dev/null; exit");
 
     if (err == RP_OK)
         err = rp_buf_append_str(script, "trap ");
@@ -277,38 +316,113 @@ static rp_err_t rp_exec_build_script(const rp_exec_paths_t *p,
         err = rp_exec_shell_quote(script, action.data);
     if (err == RP_OK)
         err = rp_buf_append_str(script, " EXIT; trap 'exit 143' TERM\n");
+    if (err == RP_OK && has_env_in) {
+        err = rp_buf_append_str(script, ". ");
+        if (err == RP_OK)
+            err = rp_exec_shell_quote(script, p->env_in);
+        if (err == RP_OK)
+            err = rp_buf_append_str(script, "\n");
+    }
     if (err == RP_OK)
-        err = rp_buf_append_str(script, command);
+        err = rp_buf_append_str(script, ". ");
+    if (err == RP_OK)
+        err = rp_exec_shell_quote(script, p->command);
+    if (err == RP_OK)
+        err = rp_buf_append_str(script, "\n");
     rp_buf_free(&action);
     return err;
 }
 
+/* Write n bytes to a new private file (0600, in our 0700 directory). */
+static rp_err_t rp_exec_write_file(const char *path, const char *data,
+                                   size_t n, char *errstr, size_t errstr_size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc;
+
+    if (fd < 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_IO, "creating %s: %s",
+                       path, strerror(errno));
+    rc = rp_exec_write_all(fd, data, n);
+    if (close(fd) != 0)
+        rc = -1;
+    if (rc != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_IO, "writing %s: %s",
+                       path, strerror(errno));
+    return RP_OK;
+}
+
+/* What execve charges for one environ entry: the string, its NUL and its
+ * pointer. */
+static size_t rp_exec_envp_cost(const rp_env_var_t *v)
+{
+    return strlen(v->name) + 1 + strlen(v->value) + 1 + sizeof(char *);
+}
+
+/* The environ budget when opts.envp_max is 0: half the kernel's exec limit
+ * (the rest stays for what the user's command adds for its own children),
+ * at most RP_EXEC_ENVP_MAX_DEFAULT. */
+static size_t rp_exec_envp_budget(const rp_exec_opts_t *opts)
+{
+    long arg_max;
+
+    if (opts->envp_max > 0)
+        return opts->envp_max;
+    arg_max = sysconf(_SC_ARG_MAX);
+    if (arg_max <= 0)
+        arg_max = 128 * 1024; /* the floor Linux guarantees */
+    if ((size_t)arg_max / 2 < RP_EXEC_ENVP_MAX_DEFAULT)
+        return (size_t)arg_max / 2;
+    return RP_EXEC_ENVP_MAX_DEFAULT;
+}
+
 /* NULL-terminated "NAME=VALUE" array for posix_spawn (caller frees with
  * rp_exec_envp_free). PWD is set to the start directory so the shell keeps
- * a logical path (symlinks) instead of recomputing a physical one. */
-static char **rp_exec_envp(const rp_env_t *env, const char *cwd)
+ * a logical path (symlinks) instead of recomputing a physical one.
+ * Variables go into the array while it stays within budget bytes; the
+ * others are appended to env_in as `export NAME='value'` lines for the
+ * shell to source (a session may hold more than exec accepts). NULL with
+ * *err set (RP_ERR_NOMEM, or RP_ERR_TOO_LARGE past env_in->max). */
+static char **rp_exec_envp(const rp_env_t *env, const char *cwd,
+                           size_t budget, rp_buf_t *env_in, rp_err_t *err)
 {
     size_t n = env ? env->n : 0, k = 0;
     char **envp = calloc(n + 2, sizeof(*envp));
-    size_t len;
+    size_t len, used = sizeof("PWD=") + strlen(cwd) + 2 * sizeof(char *);
 
+    *err = RP_ERR_NOMEM;
     if (!envp)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         const rp_env_var_t *v = &env->vars[i];
+        size_t cost;
 
         if (!v->name[0] || strchr(v->name, '=') || !strcmp(v->name, "PWD"))
             continue;
+        cost = rp_exec_envp_cost(v);
+        if (used + cost > budget && rp_env_name_valid(v->name)) {
+            if ((*err = rp_buf_append_str(env_in, "export ")) != RP_OK ||
+                (*err = rp_buf_append_str(env_in, v->name)) != RP_OK ||
+                (*err = rp_buf_append_str(env_in, "=")) != RP_OK ||
+                (*err = rp_exec_shell_quote(env_in, v->value)) != RP_OK ||
+                (*err = rp_buf_append_str(env_in, "\n")) != RP_OK)
+                goto fail;
+            continue;
+        }
+        *err = RP_ERR_NOMEM;
         len = strlen(v->name) + 1 + strlen(v->value) + 1;
         if (!(envp[k] = malloc(len)))
             goto fail;
         snprintf(envp[k], len, "%s=%s", v->name, v->value);
+        used += cost;
         k++;
     }
+    *err = RP_ERR_NOMEM;
     len = sizeof("PWD=") + strlen(cwd);
     if (!(envp[k] = malloc(len)))
         goto fail;
     snprintf(envp[k], len, "PWD=%s", cwd);
+    *err = RP_OK;
     return envp;
 fail:
     for (size_t i = 0; i < k; i++)
@@ -535,6 +649,145 @@ static rp_err_t rp_exec_parse_env(char *data, size_t len, rp_env_t *env,
     return RP_OK;
 }
 
+/* One shell word of `export -p` output, unquoted into out (bytes and no
+ * NUL). Returns the position after the word, or NULL on syntax we do not
+ * know. Quoting as dash, bash and busybox print it: '…', "…" (backslash
+ * before $ ` " \ and newline), $'…' (bash's ANSI-C form) and \x. */
+static const char *rp_exec_unquote_word(const char *p, const char *end,
+                                        rp_buf_t *out, bool *full)
+{
+    while (p < end && *p != ' ' && *p != '\t' && *p != '\n') {
+        char c = *p++;
+        rp_err_t err = RP_OK;
+
+        if (c == '\'') {
+            const char *q = memchr(p, '\'', (size_t)(end - p));
+
+            if (!q)
+                return NULL;
+            err = rp_buf_append(out, p, (size_t)(q - p));
+            p = q + 1;
+        } else if (c == '"') {
+            while (p < end && *p != '"' && err == RP_OK) {
+                if (*p == '\\' && p + 1 < end &&
+                    strchr("$`\"\\\n", p[1])) {
+                    if (p[1] != '\n')
+                        err = rp_buf_append(out, p + 1, 1);
+                    p += 2;
+                } else {
+                    err = rp_buf_append(out, p++, 1);
+                }
+            }
+            if (p >= end)
+                return NULL;
+            p++;
+        } else if (c == '$' && p < end && *p == '\'') {
+            for (p++; p < end && *p != '\'' && err == RP_OK;) {
+                static const char from[] = "abeEfnrtv\\'\"?";
+                static const char to[] = "\a\b\033\033\f\n\r\t\v\\'\"?";
+                const char *f;
+                unsigned v = 0;
+                int nd = 0;
+                char b;
+
+                if (*p != '\\') {
+                    err = rp_buf_append(out, p++, 1);
+                    continue;
+                }
+                if (++p >= end)
+                    return NULL;
+                if ((f = strchr(from, *p)) && *p) {
+                    b = to[f - from];
+                    p++;
+                } else if (*p >= '0' && *p <= '7') {
+                    for (; nd < 3 && p < end && *p >= '0' && *p <= '7'; nd++)
+                        v = v * 8 + (unsigned)(*p++ - '0');
+                    b = (char)v;
+                } else if (*p == 'x') {
+                    for (p++; nd < 2 && p < end && isxdigit((unsigned char)*p);
+                         nd++, p++)
+                        v = v * 16 + (unsigned)(isdigit((unsigned char)*p)
+                                                    ? *p - '0'
+                                                    : (tolower((unsigned char)*p) - 'a' + 10));
+                    if (!nd)
+                        return NULL;
+                    b = (char)v;
+                } else {
+                    return NULL;
+                }
+                if (b == '\0')
+                    return NULL;
+                err = rp_buf_append(out, &b, 1);
+            }
+            if (p >= end)
+                return NULL;
+            p++;
+        } else if (c == '\\') {
+            if (p >= end)
+                return NULL;
+            if (*p != '\n')
+                err = rp_buf_append(out, p, 1);
+            p++;
+        } else {
+            err = rp_buf_append(out, &c, 1);
+        }
+        if (err != RP_OK) {
+            *full = true;
+            return NULL;
+        }
+    }
+    return p;
+}
+
+rp_err_t rp_exec_exports_to_dump(const char *text, size_t len, rp_buf_t *out)
+{
+    const char *p = text, *end = text + len;
+    bool full = false;
+
+    while (p < end) {
+        const char *name;
+        size_t nlen;
+
+        while (p < end && (*p == '\n' || *p == ' ' || *p == '\t'))
+            p++;
+        if (p >= end)
+            break;
+        if ((size_t)(end - p) > 7 && !memcmp(p, "export ", 7)) {
+            p += 7;
+        } else if ((size_t)(end - p) > 9 && !memcmp(p, "declare -", 9)) {
+            /* bash outside POSIX mode: declare -x, -rx, -ix ... */
+            for (p += 9; p < end && isalpha((unsigned char)*p); p++) {
+            }
+            if (p >= end || *p != ' ')
+                return RP_ERR_INVALID;
+            p++;
+        } else {
+            return RP_ERR_INVALID;
+        }
+        name = p;
+        while (p < end && (isalnum((unsigned char)*p) || *p == '_'))
+            p++;
+        nlen = (size_t)(p - name);
+        if (nlen == 0)
+            return RP_ERR_INVALID;
+        if (p >= end || *p == '\n') /* exported, never set: no value */
+            continue;
+        if (*p != '=')
+            return RP_ERR_INVALID;
+        p++;
+        if (rp_buf_append(out, name, nlen) != RP_OK ||
+            rp_buf_append(out, "=", 1) != RP_OK)
+            return RP_ERR_TOO_LARGE;
+        if (!(p = rp_exec_unquote_word(p, end, out, &full)))
+            return full ? RP_ERR_TOO_LARGE : RP_ERR_INVALID;
+        if (p < end && *p != '\n')
+            return RP_ERR_INVALID;
+        if (rp_buf_append(out, "", 1) != RP_OK)
+            return RP_ERR_TOO_LARGE;
+    }
+    return RP_OK;
+}
+
 /* Fill cwd_after/env_after from the capture files, or from what the
  * command started with when the capture did not happen. */
 static rp_err_t rp_exec_read_capture(const rp_exec_paths_t *p,
@@ -568,22 +821,41 @@ static rp_err_t rp_exec_read_capture(const rp_exec_paths_t *p,
         goto out;
     }
 
-    /* env.ok exists only when the dumper finished: never trust half a dump. */
+    /* env.ok exists only when the dumper finished: never trust half a dump.
+     * Without it, env.sh.ok says the builtin `export -p` wrote env.sh. */
     rp_buf_init(&buf, RP_EXEC_ENV_DUMP_MAX);
     if (stat(p->env_ok, &st) == 0) {
         err = rp_exec_read_file(p->env, &buf);
-        if (err == RP_OK) {
-            err = buf.len ? rp_exec_parse_env(buf.data, buf.len,
-                                              &out->env_after, err_stream)
-                          : RP_OK;
-            if (err != RP_OK)
-                goto out;
-            have_env = true;
-        } else {
-            rp_exec_note(err_stream, "runpool: not saving the environment: %s\n",
-                         rp_err_str(err));
+    } else if (stat(p->env_sh_ok, &st) == 0) {
+        rp_buf_t sh;
+
+        rp_buf_init(&sh, RP_EXEC_ENV_DUMP_MAX);
+        err = rp_exec_read_file(p->env_sh, &sh);
+        if (err == RP_OK && sh.len)
+            err = rp_exec_exports_to_dump(sh.data, sh.len, &buf);
+        rp_buf_free(&sh);
+        if (err == RP_ERR_INVALID) {
+            rp_exec_note(err_stream, "runpool: not saving the environment: "
+                                     "cannot read the shell's export -p "
+                                     "output\n");
+            err = RP_OK;
+            goto no_env;
         }
+    } else {
+        goto no_env;
     }
+    if (err == RP_OK) {
+        err = buf.len ? rp_exec_parse_env(buf.data, buf.len, &out->env_after,
+                                          err_stream)
+                      : RP_OK;
+        if (err != RP_OK)
+            goto out;
+        have_env = true;
+    } else {
+        rp_exec_note(err_stream, "runpool: not saving the environment: %s\n",
+                     rp_err_str(err));
+    }
+no_env:
     err = RP_OK;
     if (!have_env && opts->env) {
         rp_env_clear(&out->env_after);
@@ -776,7 +1048,7 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
     rp_exec_child_t child = {.pid = -1, .pidfd = -1};
     /* child.over_path is set once the paths exist. */
     rp_exec_paths_t paths = {{0}};
-    rp_buf_t script;
+    rp_buf_t script, env_in;
     char self[RP_EXEC_PATH_MAX];
     const char *dumper, *cwd;
     char **envp = NULL;
@@ -787,6 +1059,7 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
 
     memset(out, 0, sizeof(*out));
     rp_buf_init(&script, RP_EXEC_SCRIPT_MAX);
+    rp_buf_init(&env_in, RP_EXEC_ENV_IN_MAX);
     if (!opts || !opts->command)
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID, "no command");
     if (strlen(opts->command) > RP_COMMAND_MAX)
@@ -822,13 +1095,23 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
     cwd = rp_exec_pick_cwd(opts, &se);
     if ((err = rp_exec_make_paths(&paths, errstr, errstr_size)) != RP_OK)
         goto out;
-    if (rp_exec_build_script(&paths, dumper, opts->command, &script) != RP_OK) {
-        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                      "script over %d bytes", RP_EXEC_SCRIPT_MAX);
+    if ((err = rp_exec_write_file(paths.command, opts->command,
+                                  strlen(opts->command), errstr,
+                                  errstr_size)) != RP_OK)
+        goto out;
+    if (!(envp = rp_exec_envp(opts->env, cwd, rp_exec_envp_budget(opts),
+                              &env_in, &err))) {
+        rp_errf(errstr, errstr_size, err, "environment: %s", rp_err_str(err));
         goto out;
     }
-    if (!(envp = rp_exec_envp(opts->env, cwd))) {
-        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "environment");
+    if (env_in.len &&
+        (err = rp_exec_write_file(paths.env_in, env_in.data, env_in.len,
+                                  errstr, errstr_size)) != RP_OK)
+        goto out;
+    if (rp_exec_build_script(&paths, dumper, env_in.len > 0, &script) !=
+        RP_OK) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      "script over %d bytes", RP_EXEC_SCRIPT_MAX);
         goto out;
     }
     if (rp_exec_pipe(out_pipe) != 0 || rp_exec_pipe(err_pipe) != 0) {
@@ -924,6 +1207,7 @@ out:
     rp_buf_free(&so.buf);
     rp_buf_free(&se.buf);
     rp_buf_free(&script);
+    rp_buf_free(&env_in);
     rp_exec_envp_free(envp);
     rp_exec_remove_paths(&paths);
     return err;

@@ -3,10 +3,15 @@
  * rp_exec_run() starts `/bin/sh -c SCRIPT` in a new process group, with
  * stdin from /dev/null, stdout and stderr captured on two pipes, the given
  * working directory and exactly the given environment. SCRIPT is a short
- * prologue followed by the user's command verbatim; the prologue installs
- * an EXIT trap that records the shell's final working directory and its
- * exported environment, so `cd /tmp` and `export X=1` carry over to the
- * next command of the session (see docs/executor.md).
+ * prologue that installs an EXIT trap, then sources the user's command
+ * verbatim from a private file (`. FILE`: argv never carries it, so the
+ * 256 KiB command limit is not cut to the kernel's 128 KiB per string).
+ * The trap records the shell's final working directory and its exported
+ * environment, so `cd /tmp` and `export X=1` carry over to the next
+ * command of the session (see docs/executor.md). An environment larger
+ * than exec accepts is partly exported by the shell from a sourced file,
+ * and captured with the builtin `export -p` when the dumper cannot be
+ * exec'd.
  *
  * Guarantees when rp_exec_run() returns:
  *  - a stop (timeout, cancel_fd) counts only if it came while the user's
@@ -42,10 +47,19 @@
 #define RP_EXEC_KILL_GRACE_DEFAULT_MS 2000 /* SIGTERM -> SIGKILL */
 #define RP_EXEC_LINGER_DEFAULT_MS 200      /* drain after the shell exits */
 #define RP_EXEC_REAP_WAIT_MS 2000          /* wait for SIGKILLed group */
-/* The env dump cannot exceed what execve accepted; this caps our read. */
+/* A capture (the dumper's NUL dump, or export -p's text when the dumper
+ * could not be exec'd) is read up to this; a larger one is not saved, and
+ * a "runpool: not saving the environment" line says so. */
 #define RP_EXEC_ENV_DUMP_MAX (8 * 1024 * 1024)
-/* Prologue + quoted paths + the user's command. */
-#define RP_EXEC_SCRIPT_MAX (RP_COMMAND_MAX + 3 * 4096 + 1024)
+/* The `sh -c` string: traps and quoted paths (the command is in a file). */
+#define RP_EXEC_SCRIPT_MAX (16 * 4096)
+/* Environ gets the command's variables up to this many bytes (or half the
+ * kernel's exec limit, if lower); the rest is sourced from a file. */
+#define RP_EXEC_ENVP_MAX_DEFAULT (1024 * 1024)
+/* The sourced `export NAME='value'` lines: every variable of a full
+ * session, each value quoted ('\'' per quote: 4 bytes a byte at worst). */
+#define RP_EXEC_ENV_IN_MAX \
+    ((size_t)RP_ENV_MAX_VARS * (4 * RP_ENV_VALUE_MAX + 512))
 /* Private capture directory path, including the file names in it. */
 #define RP_EXEC_PATH_MAX 4096
 
@@ -63,11 +77,18 @@ typedef struct rp_exec_opts {
     int64_t linger_ms;        /* 0 = RP_EXEC_LINGER_DEFAULT_MS */
     /* borrowed; absolute path of a runpool-executor binary, run as
      * `DUMPER --dump-env` by the EXIT trap. NULL = this process's own
-     * binary (/proc/self/exe), which is right inside runpool-executor. */
+     * binary (/proc/self/exe), which is right inside runpool-executor.
+     * When it cannot be exec'd (E2BIG: an environment over the kernel's
+     * limit; or missing), the shell's builtin `export -p` captures. */
     const char *env_dumper;
     /* When readable, the run is cancelled like a timeout (SIGTERM, grace,
      * SIGKILL) and outcome.cancelled is set. -1 = none. Borrowed. */
     int cancel_fd;
+    /* Bytes of the shell's environ (strings, NULs and pointers, as execve
+     * counts them); variables past it are exported by the shell from a
+     * sourced file instead, so a session larger than exec accepts still
+     * starts. 0 = min(RP_EXEC_ENVP_MAX_DEFAULT, ARG_MAX / 2). */
+    size_t envp_max;
     /* Make this process a child subreaper (prctl) so that orphans of the
      * command are reparented to us and reaped here, not left as zombies.
      * Only for a process that owns no other children (runpool-executor). */
@@ -132,6 +153,13 @@ void rp_exec_outcome_clear(rp_exec_outcome_t *out);
  * NAME=VALUE entries each followed by a NUL byte. Returns 0 or -1 (errno).
  * Main thread of runpool-executor. */
 int rp_exec_dump_env(int fd);
+
+/* The capture's fallback: turn `export -p` output (text, len bytes, as
+ * dash, bash or busybox print it) into the --dump-env format, NAME=VALUE
+ * entries each followed by a NUL, appended to out. Exported variables
+ * without a value are skipped. RP_ERR_INVALID on syntax it does not know,
+ * RP_ERR_TOO_LARGE past out->max. Any thread. */
+rp_err_t rp_exec_exports_to_dump(const char *text, size_t len, rp_buf_t *out);
 
 /* Single-quote s for /bin/sh into out ('…' with ' as '\''), appending to
  * the buffer. RP_ERR_TOO_LARGE past out->max. Any thread. */

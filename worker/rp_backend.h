@@ -93,11 +93,32 @@ struct rp_backend {
     void *impl;
 };
 
+/* local: resource limits of each execution, set (soft and hard) on the
+ * executor process before it starts, so its command inherits them and
+ * cannot raise them. 0 = not set: the worker's own. They bound the
+ * executor too, hence the minimums (rp_backend_local.c checks them). */
+typedef struct rp_backend_limits {
+    size_t address_space; /* RLIMIT_AS, bytes; >= RP_LOCAL_AS_MIN */
+    size_t processes;     /* RLIMIT_NPROC: processes and threads of the
+                           * worker's user, all executions together, as the
+                           * kernel counts it (root is exempt) */
+    size_t file_size;     /* RLIMIT_FSIZE, bytes; >= RP_LOCAL_FSIZE_MIN */
+    size_t open_files;    /* RLIMIT_NOFILE; >= RP_LOCAL_NOFILE_MIN */
+} rp_backend_limits_t;
+
+/* A result record must stay writable, the executor must load. */
+#define RP_LOCAL_AS_MIN ((size_t)64 * 1024 * 1024)
+#define RP_LOCAL_FSIZE_MIN ((size_t)RP_RESULT_MAX + 1024 * 1024)
+#define RP_LOCAL_NOFILE_MIN 32
+#define RP_LOCAL_NPROC_MIN 16
+
 /* Configuration for every backend; each reads what it needs. */
 typedef struct rp_backend_conf {
     const char *executor_path; /* local: runpool-executor to spawn */
-    const char *workdir;       /* local: sessions start in workdir/{session} */
+    const char *workdir;       /* local: sessions start in workdir/{session},
+                                * created mode 0700 */
     int kill_grace_ms;         /* local: SIGTERM -> SIGKILL on cancel */
+    rp_backend_limits_t limits; /* local: per execution */
     /* cloudrun: its settings (GCP_*, SANDBOX_*, RUNPOOL_CLOUD_RUN_*) are
      * read through lookup, getenv-like; NULL = getenv. Borrowed for the
      * call to rp_backend_new. */

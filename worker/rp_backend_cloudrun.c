@@ -68,7 +68,7 @@
 #define RP_CLOUDRUN_DONE (-1)
 
 typedef enum rp_cloudrun_phase {
-    RP_CR_PREPARE, /* open the store; write request.json when needed */
+    RP_CR_PREPARE, /* open the store; write request.json (always) */
     RP_CR_ATTEMPT, /* read the attempt records or make claim 1; decide */
     RP_CR_JOB,     /* a ready job to run on */
     RP_CR_CLAIM,   /* claim n+1 if needed, jobs.run, record the name */
@@ -100,7 +100,7 @@ struct rp_backend_run {
     char sid[RP_ID_MAX + 1];
     int timeout_s;
     rp_env_t env;      /* the contract, as sent to the job */
-    char *request_doc; /* non-NULL: write request.json first */
+    char *request_doc; /* until PREPARE wrote it as request.json */
     rp_cloudrun_phase_t phase;
     char job_id[RP_CLOUDRUN_JOB_ID_MAX + 1]; /* per-execution mode */
     char job_name[RP_CLOUDRUN_NAME_MAX];     /* job to run on */
@@ -1299,20 +1299,6 @@ static rp_err_t rp_cloudrun_set_state_url(rp_cloudrun_t *cr, const char *url)
     return err;
 }
 
-static bool rp_cloudrun_too_big(const rp_env_t *env)
-{
-    size_t total = 0;
-
-    for (size_t i = 0; i < env->n; i++) {
-        size_t n = strlen(env->vars[i].value);
-
-        if (n > RP_CLOUDRUN_ENV_VALUE_MAX)
-            return true;
-        total += n + strlen(env->vars[i].name);
-    }
-    return total > RP_CLOUDRUN_INLINE_MAX;
-}
-
 static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
                                   void *job, rp_backend_run_t **out,
                                   char *errstr, size_t errstr_size)
@@ -1327,11 +1313,15 @@ static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
     /* Building the environment checks the spec like the executor will. */
     if ((err = rp_jobenv_build(spec, &run->env, errstr, errstr_size)))
         goto out;
-    if (rp_cloudrun_too_big(&run->env) &&
-        ((err = rp_jobenv_request_json(spec, &run->request_doc, errstr,
-                                       errstr_size)) ||
-         (err = rp_jobenv_use_request_ref(&run->env, spec->execution_id, errstr,
-                                          errstr_size))))
+    /* The command and its env always go through the store, whatever
+     * their size: an execution's overrides are readable by anyone with
+     * Viewer on the project, and a value is capped at 32 KiB there
+     * (rp_jobenv.h). The price is one object write per execution
+     * (PREPARE). */
+    if ((err = rp_jobenv_request_json(spec, &run->request_doc, errstr,
+                                      errstr_size)) ||
+        (err = rp_jobenv_use_request_ref(&run->env, spec->execution_id, errstr,
+                                         errstr_size)))
         goto out;
     run->job = job;
     memcpy(run->eid, spec->execution_id, sizeof(run->eid));

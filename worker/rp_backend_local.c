@@ -4,7 +4,17 @@
  * executor contract (rp_jobenv_build) plus a base of PATH, HOME and TMPDIR
  * and the deployment's Google settings (rp_local_passthrough: what a job
  * template would set) — not the worker's own environment, so nothing of
- * the worker leaks into sessions and the two backends behave alike.
+ * the worker leaks into sessions and the two backends behave alike. The
+ * command and its per-request env are not in that environment: they come
+ * as the request document on the executor's stdin, a memfd
+ * (RUNPOOL_REQUEST_REF=-, rp_jobenv.h), so a 256 KiB command is not cut
+ * by the kernel's 128 KiB limit on one environ string and does not show
+ * in /proc/PID/environ.
+ *
+ * Each execution runs under the configured resource limits (address
+ * space, processes, file size, open files: setrlimit in the child before
+ * execve, hard and soft, so the command cannot raise them), and a new
+ * session's directory workdir/{session} is created mode 0700.
  *
  * Children are watched through pidfds on an epoll set served by one reaper
  * thread, so thousands of executions cost one thread, not thousands.
@@ -31,6 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -68,10 +81,20 @@ struct rp_backend_run {
     bool released; /* the worker is finished with it */
 };
 
+/* One resource limit to set in each executor before its execve. */
+typedef struct rp_local_limit {
+    int resource;
+    struct rlimit value;
+} rp_local_limit_t;
+
+#define RP_LOCAL_LIMITS_MAX 4
+
 typedef struct rp_local {
     char *executor_path;
     char *workdir;
     int kill_grace_ms;
+    rp_local_limit_t limits[RP_LOCAL_LIMITS_MAX];
+    int nlimits;
     int epfd;
     int wake_fd; /* wakes the reaper to re-read kill deadlines / stop */
     pthread_t reaper;
@@ -121,7 +144,8 @@ static void rp_local_free_envp(char **envp)
 /* The child side of vfork(): it runs on the parent's memory until execve,
  * so it only makes async-signal-safe system calls and never returns. */
 static void __attribute__((noreturn))
-rp_local_child(const char *path, char **envp)
+rp_local_child(const char *path, char **envp, int request_fd,
+               const rp_local_limit_t *limits, int nlimits)
 {
     sigset_t none;
     struct sigaction dfl;
@@ -138,12 +162,25 @@ rp_local_child(const char *path, char **envp)
     /* Own session, own process group, no parent-death signal: the
      * executor survives the worker (see the top of this file). */
     setsid();
+    /* The execution's limits, hard as well as soft: the command inherits
+     * them and cannot raise them. Checked against ours at start, so a
+     * failure here is unexpected; it must not run unbounded. */
+    for (int i = 0; i < nlimits; i++)
+        if (setrlimit(limits[i].resource, &limits[i].value) != 0)
+            _exit(127);
+    /* The request document is the executor's stdin (RUNPOOL_REQUEST_REF=-);
+     * dup2 clears the memfd's close-on-exec on the copy. */
+    if (request_fd == STDIN_FILENO) /* the worker had no stdin open */
+        fcntl(STDIN_FILENO, F_SETFD, 0);
+    else if (request_fd >= 0 && dup2(request_fd, STDIN_FILENO) < 0)
+        _exit(127);
     /* Nothing of the worker's (librdkafka's pipes and sockets, the
      * epoll set) is inherited by the executor. */
     close_range(3, ~0U, 0);
     devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) {
-        dup2(devnull, STDIN_FILENO);
+        if (request_fd < 0)
+            dup2(devnull, STDIN_FILENO);
         dup2(devnull, STDOUT_FILENO); /* executor logs go to stderr */
         if (devnull > STDERR_FILENO)
             close(devnull);
@@ -157,13 +194,127 @@ rp_local_child(const char *path, char **envp)
  * borrows the parent's memory until the child's execve. Kept apart and
  * not inlined so that nothing of the caller's frame is live across it. */
 static pid_t __attribute__((noinline))
-rp_local_spawn(const char *path, char **envp)
+rp_local_spawn(const rp_local_t *lb, char **envp, int request_fd)
 {
     pid_t pid = vfork();
 
     if (pid == 0)
-        rp_local_child(path, envp);
+        rp_local_child(lb->executor_path, envp, request_fd, lb->limits,
+                       lb->nlimits);
     return pid;
+}
+
+/* workdir/{session}, the default cwd of a new session: private to the
+ * worker's user (0700, and made so if an older version left it wider).
+ * Created here rather than by the executor's mkdir -p, whose modes follow
+ * the umask. A failure is left to the executor, which falls back to
+ * another directory and says so on the command's stderr. */
+static void rp_local_session_dir(const rp_local_t *lb, const char *dir)
+{
+    struct stat st;
+
+    if (mkdir(lb->workdir, 0700) != 0 && errno != EEXIST)
+        return;
+    if (mkdir(dir, 0700) == 0 || errno != EEXIST)
+        return;
+    if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+        st.st_uid == geteuid() && (st.st_mode & 077))
+        chmod(dir, 0700);
+}
+
+/* Turn conf->limits into setrlimit calls, refusing what could not work:
+ * below the minimum the executor itself needs, or above the worker's own
+ * hard limit (an unprivileged process cannot raise it). */
+static rp_err_t rp_local_set_limits(rp_local_t *lb,
+                                    const rp_backend_limits_t *l,
+                                    char *errstr, size_t errstr_size)
+{
+    const struct {
+        size_t v;
+        int resource;
+        const char *option;
+        size_t min;
+        const char *why;
+    } want[RP_LOCAL_LIMITS_MAX] = {
+        {l->address_space, RLIMIT_AS, "exec-max-address-space",
+         RP_LOCAL_AS_MIN, "the executor's own memory"},
+        {l->processes, RLIMIT_NPROC, "exec-max-processes", RP_LOCAL_NPROC_MIN,
+         "counted over all of the user's processes"},
+        {l->file_size, RLIMIT_FSIZE, "exec-max-file-size", RP_LOCAL_FSIZE_MIN,
+         "the executor writes result records up to this size"},
+        {l->open_files, RLIMIT_NOFILE, "exec-max-open-files",
+         RP_LOCAL_NOFILE_MIN, "the executor's own files"},
+    };
+
+    for (int i = 0; i < RP_LOCAL_LIMITS_MAX; i++) {
+        struct rlimit cur;
+
+        if (want[i].v == 0)
+            continue;
+        if (want[i].v < want[i].min)
+            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                           "--%s: at least %zu (%s)", want[i].option,
+                           want[i].min, want[i].why);
+        if (getrlimit(want[i].resource, &cur) == 0 &&
+            cur.rlim_max != RLIM_INFINITY && (rlim_t)want[i].v > cur.rlim_max &&
+            geteuid() != 0)
+            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                           "--%s: %zu is above the worker's hard limit %llu",
+                           want[i].option, want[i].v,
+                           (unsigned long long)cur.rlim_max);
+        lb->limits[lb->nlimits].resource = want[i].resource;
+        lb->limits[lb->nlimits].value.rlim_cur = (rlim_t)want[i].v;
+        lb->limits[lb->nlimits].value.rlim_max = (rlim_t)want[i].v;
+        lb->nlimits++;
+    }
+    return RP_OK;
+}
+
+/* The request document in an anonymous memory file, positioned at its
+ * start, for the executor's stdin: a pipe would hold only 64 KiB and make
+ * the worker's thread wait for the executor to read; a memfd never
+ * blocks, is never on disk and goes away with its last descriptor.
+ * *fd_out: the fd (close-on-exec), or -1 on error (errstr says). */
+static rp_err_t rp_local_request_fd(const rp_jobspec_t *spec, int *fd_out,
+                                    char *errstr, size_t errstr_size)
+{
+    char *doc = NULL;
+    size_t len, off = 0;
+    rp_err_t err;
+    int fd = -1;
+
+    *fd_out = -1;
+    if ((err = rp_jobenv_request_json(spec, &doc, errstr, errstr_size)))
+        return err;
+    err = RP_ERR_IO;
+    if ((fd = memfd_create("runpool-request", MFD_CLOEXEC)) < 0) {
+        rp_errf(errstr, errstr_size, err, "memfd_create: %s", strerror(errno));
+        goto out;
+    }
+    for (len = strlen(doc); off < len;) {
+        ssize_t n = write(fd, doc + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rp_errf(errstr, errstr_size, err,
+                    "writing the request document: %s", strerror(errno));
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        rp_errf(errstr, errstr_size, err, "lseek: %s", strerror(errno));
+        goto out;
+    }
+    *fd_out = fd;
+    fd = -1;
+    err = RP_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(doc);
+    return err;
 }
 
 /* Put run (its pidfd set) on the live list and register its pidfd with
@@ -203,14 +354,22 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     const char *v;
     rp_backend_run_t *run = NULL;
     rp_err_t err;
+    int request_fd = -1;
     pid_t pid;
 
     *out = NULL;
     if (lb->workdir) {
         snprintf(cwd, sizeof(cwd), "%s/%s", lb->workdir, spec->session_id);
         s.default_cwd = cwd;
+        rp_local_session_dir(lb, cwd);
     }
     if ((err = rp_jobenv_build(&s, &env, errstr, errstr_size)))
+        goto out;
+    /* The command and its env go on stdin, never in environ: see
+     * rp_jobenv.h (128 KiB per string, visible in /proc/PID/environ). */
+    if ((err = rp_jobenv_use_request_stdin(&env, errstr, errstr_size)))
+        goto out;
+    if ((err = rp_local_request_fd(&s, &request_fd, errstr, errstr_size)))
         goto out;
     err = rp_env_set(&env, "PATH", RP_LOCAL_PATH_DEFAULT);
     for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
@@ -225,7 +384,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     }
     run->job = job;
 
-    pid = rp_local_spawn(lb->executor_path, envp);
+    pid = rp_local_spawn(lb, envp, request_fd);
     if (pid < 0) {
         err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "vfork: %s",
                       strerror(errno));
@@ -258,6 +417,8 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     *out = run;
     run = NULL;
 out:
+    if (request_fd >= 0)
+        close(request_fd); /* the executor has its own copy */
     free(run);
     rp_local_free_envp(envp);
     rp_env_clear(&env);
@@ -647,6 +808,8 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
                                                 : RP_LOCAL_KILL_GRACE_DEFAULT_MS;
     lb->executor_path = strdup(conf->executor_path);
     lb->workdir = conf->workdir ? strdup(conf->workdir) : NULL;
+    if ((err = rp_local_set_limits(lb, &conf->limits, errstr, errstr_size)))
+        goto out;
     lb->epfd = epoll_create1(EPOLL_CLOEXEC);
     lb->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!lb->executor_path || (conf->workdir && !lb->workdir) ||

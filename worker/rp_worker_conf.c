@@ -138,7 +138,30 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "next to `runpool-worker`", "local backend: the executor binary"},
     {"workdir", "DIR", "RUNPOOL_WORKDIR", RP_OPT_STR,
      RP_OFF(backend_conf.workdir), NULL, 0, 0, 0, 0, "–",
-     "local backend: new sessions start in `DIR/SESSION_ID`"},
+     "local backend: new sessions start in `DIR/SESSION_ID` (created mode "
+     "0700)"},
+    /* Per-execution resource limits of the local backend (rp_backend.h). */
+    {"exec-max-address-space", "BYTES", "RUNPOOL_EXEC_MAX_ADDRESS_SPACE",
+     RP_OPT_SIZE, RP_OFF(backend_conf.limits.address_space), NULL, 0, 0,
+     1L << 50, 0, "– (the worker's)",
+     "local backend: each execution's address space (`RLIMIT_AS`, executor "
+     "and command; at least 64 MiB; not with sanitizer builds)"},
+    {"exec-max-processes", "N", "RUNPOOL_EXEC_MAX_PROCESSES", RP_OPT_SIZE,
+     RP_OFF(backend_conf.limits.processes), NULL, 0, 0, 1L << 30, 0,
+     "– (the worker's)",
+     "local backend: `RLIMIT_NPROC` of each execution — the kernel counts "
+     "every process and thread of the worker's user, not one execution's "
+     "(at least 16; root is exempt)"},
+    {"exec-max-file-size", "BYTES", "RUNPOOL_EXEC_MAX_FILE_SIZE", RP_OPT_SIZE,
+     RP_OFF(backend_conf.limits.file_size), NULL, 0, 0, 1L << 50, 0,
+     "– (the worker's)",
+     "local backend: largest file an execution may write (`RLIMIT_FSIZE`; "
+     "at least 29 MiB, the largest result record)"},
+    {"exec-max-open-files", "N", "RUNPOOL_EXEC_MAX_OPEN_FILES", RP_OPT_SIZE,
+     RP_OFF(backend_conf.limits.open_files), NULL, 0, 0, 1L << 20, 0,
+     "– (the worker's)",
+     "local backend: open files per process of an execution "
+     "(`RLIMIT_NOFILE`; at least 32)"},
 };
 
 #define RP_WORKER_NOPTS (sizeof(rp_worker_opts) / sizeof(rp_worker_opts[0]))

@@ -3,8 +3,12 @@
  *
  * 1. worker-1 alone: several sessions at once, each `cd` + `export`
  *    carried across three executions (three containers), results in
- *    per-session order; a 40 KB command (over Cloud Run's 32 KiB per env
- *    value) travels through executions/{id}/request.json; a failing command -> "failed" with its exit code;
+ *    per-session order; a 256 KiB command (the documented limit; over
+ *    Cloud Run's 32 KiB per env value) travels through
+ *    executions/{id}/request.json, as every command does: no execution
+ *    or job resource shows a command (read back over the Admin API, as
+ *    any project Viewer could); a failing command -> "failed" with its
+ *    exit code;
  *    a command past its timeout_s -> "timed_out" (the executor stops it);
  *    an execution that never starts -> cancelled by the worker at its
  *    deadline and "timed_out". The saved state is read back with Google's
@@ -131,18 +135,73 @@ static long long doc_int(const cJSON *doc, const char *name)
     return (long long)v->valuedouble;
 }
 
-/* A command over Cloud Run's 32 KiB limit for one env value:
+/* The largest command, 256 KiB (the documented limit: 8 times Cloud Run's
+ * 32 KiB for one env value, twice the kernel's 128 KiB for one string):
  * X='xxx...' (BIG_X_LEN x); echo ${#X}. */
-#define BIG_X_LEN 40000
+#define BIG_TAIL "'; echo ${#X}"
+#define BIG_X_LEN (256 * 1024 - 3 - (int)(sizeof(BIG_TAIL) - 1))
 static const char *big_command(void)
 {
-    static char cmd[BIG_X_LEN + 64];
+    static char cmd[256 * 1024 + 1];
 
     memcpy(cmd, "X='", 3);
     memset(cmd + 3, 'x', BIG_X_LEN);
-    snprintf(cmd + 3 + BIG_X_LEN, sizeof(cmd) - 3 - BIG_X_LEN,
-             "'; echo ${#X}");
+    snprintf(cmd + 3 + BIG_X_LEN, sizeof(cmd) - 3 - BIG_X_LEN, BIG_TAIL);
+    assert_int_equal(strlen(cmd), 256 * 1024);
     return cmd;
+}
+
+/* What anyone with Viewer on the project sees of the execution the fake
+ * made for execution id eid: its resource (the template with the
+ * overrides applied) and its job, read like a real client does. The
+ * command is in neither; RUNPOOL_REQUEST_REF names the document. */
+static void assert_no_command_visible(rp_te_t *te, const char *eid,
+                                      const char *needle)
+{
+    cJSON *list = rp_te_cloud_call(te, "GET", "/_fake/executions", NULL, NULL);
+    cJSON *e;
+    int found = 0;
+
+    assert_non_null(list);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(list, "executions"))
+    {
+        cJSON *id = cJSON_GetObjectItem(e, "execution_id_env");
+        cJSON *name = cJSON_GetObjectItem(e, "name");
+        char path[1024], want[128];
+        const char *ex;
+
+        if (!cJSON_IsString(id) || strcmp(id->valuestring, eid) ||
+            !cJSON_IsString(name))
+            continue;
+        found++;
+        ex = strstr(name->valuestring, "/executions/");
+        assert_non_null(ex);
+        rp_te_format(want, sizeof(want), "executions/%s/request.json", eid);
+        for (int i = 0; i < 2; i++) {
+            long status = 0;
+            cJSON *r;
+            char *text;
+
+            if (i == 0)
+                rp_te_format(path, sizeof(path), "/v2/%s", name->valuestring);
+            else
+                rp_te_format(path, sizeof(path), "/v2/%.*s",
+                             (int)(ex - name->valuestring), name->valuestring);
+            r = rp_te_cloud_call(te, "GET", path, NULL, &status);
+            if (status != 200)
+                fail_msg("GET %s: HTTP %ld", path, status);
+            assert_non_null(text = cJSON_PrintUnformatted(r));
+            if (strstr(text, "\"COMMAND\"") || strstr(text, needle))
+                fail_msg("%s shows the command: %.300s", path, text);
+            if (i == 0 && !strstr(text, want))
+                fail_msg("%s has no RUNPOOL_REQUEST_REF %s", path, want);
+            free(text);
+            cJSON_Delete(r);
+        }
+    }
+    cJSON_Delete(list);
+    if (found != 1)
+        fail_msg("%d Cloud Run executions for %s, want 1", found, eid);
 }
 
 /* Phase 1: stateful sessions, failing, timed-out and never-starting
@@ -217,7 +276,15 @@ static void phase_sessions(rp_te_t *te)
 
     /* The big command went through the state store, not the env. */
     m = rp_te_need_result(te, "big-1", WAIT_MS);
-    rp_te_expect(te, m, "succeeded", "40000\n");
+    {
+        char want[32];
+
+        rp_te_format(want, sizeof(want), "%d\n", BIG_X_LEN);
+        rp_te_expect(te, m, "succeeded", want);
+    }
+    /* Neither it nor a small one shows in Cloud Run's resources. */
+    assert_no_command_visible(te, "big-1", "xxxxxxxxxx");
+    assert_no_command_visible(te, "s-1-c", "echo $GREETING");
     {
         char *ref = rp_te_cloud_gcs_get(
             te, RP_TE_CLOUD_PREFIX "/executions/big-1/request.json", NULL);

@@ -1225,13 +1225,71 @@ static void test_403(void **state)
     finish(f, &k);
 }
 
-/* 40 KiB of command (over Cloud Run's 32 KiB a value) and a big
- * COMMAND_ENV travel through request.json, whole. */
+/* What Cloud Run shows anyone with Viewer on the project: the execution
+ * resource of eid (its template holds the overrides applied) and its job,
+ * fetched like a real client does, printed as one string (caller frees). */
+static char *viewer_sees(const char *eid)
+{
+    cJSON *d = fake_call("GET", "/_fake/executions", NULL, NULL), *e;
+    char path[1024], *out = NULL;
+    size_t len = 0;
+
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(d, "executions"))
+    {
+        cJSON *id = cJSON_GetObjectItem(e, "execution_id_env");
+        cJSON *name = cJSON_GetObjectItem(e, "name");
+        const char *jobs_end;
+        char *parts[2] = {NULL, NULL};
+
+        if (!cJSON_IsString(id) || strcmp(id->valuestring, eid) ||
+            !cJSON_IsString(name))
+            continue;
+        for (int i = 0; i < 2; i++) {
+            cJSON *r;
+            long status = 0;
+
+            if (i == 0) {
+                snprintf(path, sizeof(path), "/v2/%s", name->valuestring);
+            } else {
+                jobs_end = strstr(name->valuestring, "/executions/");
+                assert_non_null(jobs_end);
+                snprintf(path, sizeof(path), "/v2/%.*s",
+                         (int)(jobs_end - name->valuestring),
+                         name->valuestring);
+            }
+            r = fake_call("GET", path, NULL, &status);
+            assert_non_null(r);
+            /* A per-execution job may be deleted already: then only the
+             * execution is left to see. */
+            if (status == 200)
+                parts[i] = cJSON_PrintUnformatted(r);
+            else
+                assert_true(i == 1 && status == 404);
+            cJSON_Delete(r);
+        }
+        assert_non_null(parts[0]);
+        len = strlen(parts[0]) + (parts[1] ? strlen(parts[1]) : 0) + 2;
+        out = malloc(len);
+        snprintf(out, len, "%s\n%s", parts[0], parts[1] ? parts[1] : "");
+        free(parts[0]);
+        free(parts[1]);
+        break;
+    }
+    cJSON_Delete(d);
+    return out;
+}
+
+/* The largest command (RP_COMMAND_MAX, 256 KiB: 8 times Cloud Run's 32 KiB
+ * a value, twice the kernel's 128 KiB a string) and a big COMMAND_ENV
+ * travel through request.json, whole; a small command too: the execution
+ * resource never shows a command. */
 static void test_large_command(void **state)
 {
     fx_t *f = *state;
-    size_t n = 40 * 1024;
-    char *cmd = malloc(n + 64), *big = malloc(30001), out[64];
+    const char *tail = "'; echo ${#x} ${#BIG}";
+    size_t n = RP_COMMAND_MAX - 3 - strlen(tail);
+    char *cmd = malloc(RP_COMMAND_MAX + 1), *big = malloc(30001), out[64];
+    char *seen;
     rp_jobspec_t spec;
     tjob_t j;
     rp_result_t res;
@@ -1241,16 +1299,17 @@ static void test_large_command(void **state)
     /* x='aaaa...'; echo ${#x} $BIG-length: prints the lengths it got. */
     memcpy(cmd, "x='", 3);
     memset(cmd + 3, 'a', n);
-    snprintf(cmd + 3 + n, 61, "'; echo ${#x} ${#BIG}");
+    memcpy(cmd + 3 + n, tail, strlen(tail) + 1);
+    assert_int_equal(strlen(cmd), RP_COMMAND_MAX);
     memset(big, 'b', 30000);
     big[30000] = '\0';
     spec_init(&spec, f, "large-1", cmd);
     rp_env_set(&spec.env, "BIG", big);
-    rp_env_set(&spec.env, "BIG2", big); /* together over the inline limit */
+    rp_env_set(&spec.env, "BIG2", big);
     memset(&j, 0, sizeof(j));
     assert_int_equal(rp_backend_start(f->be, &spec, &j, &j.run, es, sizeof(es)),
                      RP_OK);
-    assert_true(wait_job(&j, 30));
+    assert_true(wait_job(&j, 60));
     if (j.d.err != RP_OK)
         fail_msg("%s", j.d.detail);
     finish(f, &j);
@@ -1261,6 +1320,36 @@ static void test_large_command(void **state)
     assert_int_equal(res.stdout_len, strlen(out));
     assert_memory_equal(res.stdout_data, out, strlen(out));
     rp_result_clear(&res);
+    assert_non_null(seen = viewer_sees("large-1"));
+    assert_non_null(strstr(seen, "\"RUNPOOL_REQUEST_REF\""));
+    assert_non_null(strstr(seen, "executions/large-1/request.json"));
+    assert_null(strstr(seen, "\"COMMAND\""));
+    assert_null(strstr(seen, "\"COMMAND_ENV\""));
+    assert_null(strstr(seen, "aaaa"));
+    assert_null(strstr(seen, "bbbb"));
+    free(seen);
+    rp_env_clear(&spec.env);
+
+    /* A small command and env: by reference all the same. */
+    spec_init(&spec, f, "small-1", "echo small-secret-$TOKEN");
+    rp_env_set(&spec.env, "TOKEN", "hunter2");
+    memset(&j, 0, sizeof(j));
+    assert_int_equal(rp_backend_start(f->be, &spec, &j, &j.run, es, sizeof(es)),
+                     RP_OK);
+    assert_true(wait_job(&j, 30));
+    if (j.d.err != RP_OK)
+        fail_msg("%s", j.d.detail);
+    finish(f, &j);
+    assert_true(object_exists(f, "executions/small-1/request.json"));
+    assert_true(record(f, "small-1", &res));
+    assert_string_equal(res.stdout_data, "small-secret-hunter2\n");
+    rp_result_clear(&res);
+    assert_non_null(seen = viewer_sees("small-1"));
+    assert_non_null(strstr(seen, "executions/small-1/request.json"));
+    assert_null(strstr(seen, "\"COMMAND\""));
+    assert_null(strstr(seen, "small-secret"));
+    assert_null(strstr(seen, "hunter2"));
+    free(seen);
     rp_env_clear(&spec.env);
     free(cmd);
     free(big);

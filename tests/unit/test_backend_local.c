@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "rp_test_dir.h"
 #include "rp_backend.h"
 #include "rp_claim.h"
+#include "rp_jobenv.h"
 
 /* Records each done callback; the test waits on it. */
 typedef struct done_box {
@@ -71,7 +73,8 @@ typedef struct fixture {
 } fixture_t;
 
 /* The fake executor: records its environment, process group and blocked
- * signal mask, then behaves as COMMAND says. */
+ * signal mask and the request document of its stdin, then behaves as the
+ * document's command says. */
 static const char *const script_text =
     "#!/bin/sh\n"
     "dir=${RUNPOOL_STATE_URL#file://}\n"
@@ -80,6 +83,11 @@ static const char *const script_text =
     "while read k v; do [ \"$k\" = SigBlk: ] && echo \"SigBlk: $v\" > "
     "\"$dir/sigblk.$EXECUTION_ID\"; done < /proc/$$/status\n"
     "env > \"$dir/env.$EXECUTION_ID\"\n"
+    "cat /proc/$$/limits > \"$dir/limits.$EXECUTION_ID\"\n"
+    /* The request document comes on stdin (RUNPOOL_REQUEST_REF=-). */
+    "cat > \"$dir/request.$EXECUTION_ID\"\n"
+    "COMMAND=$(sed 's/^{\"command\":\"\\([^\"]*\\)\".*/\\1/' "
+    "\"$dir/request.$EXECUTION_ID\")\n"
     "set -- $(cat /proc/$$/stat | sed 's/^.*) //')\n"
     "echo \"$3\" > \"$dir/pgid.$EXECUTION_ID\"\n"
     "echo \"$4\" > \"$dir/sid.$EXECUTION_ID\"\n"
@@ -197,7 +205,16 @@ static void test_exit_code_and_contract_env(void **state)
     assert_non_null(env);
     assert_non_null(strstr(env, "EXECUTION_ID=e1\n"));
     assert_non_null(strstr(env, "SESSION_ID=sess-1\n"));
-    assert_non_null(strstr(env, "COMMAND=exit 5\n"));
+    /* The command travels on stdin, never in the environment. */
+    assert_null(strstr(env, "COMMAND="));
+    assert_null(strstr(env, "COMMAND_ENV="));
+    assert_non_null(strstr(env, "RUNPOOL_REQUEST_REF=-\n"));
+    free(env);
+    env = slurp(f, "request", "e1");
+    assert_non_null(env);
+    assert_string_equal(env, "{\"command\":\"exit 5\",\"env\":{}}");
+    free(env);
+    env = slurp(f, "env", "e1");
     assert_non_null(strstr(env, "TIMEOUT=30\n"));
     assert_non_null(strstr(env, "PATH="));
     snprintf(expect, sizeof(expect), "RUNPOOL_DEFAULT_CWD=%s/sess-1\n",
@@ -210,6 +227,177 @@ static void test_exit_code_and_contract_env(void **state)
     assert_non_null(strstr(env, "STORAGE_EMULATOR_HOST=http://127.0.0.1:9\n"));
     unsetenv("STORAGE_EMULATOR_HOST");
     free(env);
+}
+
+/* A 256 KiB command and per-request values of 30 KiB reach the executor
+ * whole, as the request document on its stdin: before, they travelled in
+ * one environment string and execve refused anything over 128 KiB
+ * (exit 127). */
+static void test_large_request_on_stdin(void **state)
+{
+    fixture_t *f = *state;
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512], path[256], *cmd, *want = NULL, *got;
+    char *val;
+    size_t cap = 4 * 1024 * 1024, n;
+    FILE *fp;
+
+    cmd = malloc(RP_COMMAND_MAX + 1);
+    val = malloc(30 * 1024 + 1);
+    assert_non_null(cmd);
+    assert_non_null(val);
+    /* A long comment, then the command proper; exactly the limit. */
+    memset(cmd, 'c', RP_COMMAND_MAX);
+    cmd[0] = '#';
+    memcpy(cmd + RP_COMMAND_MAX - 8, "\nexit 7\n", 8);
+    cmd[RP_COMMAND_MAX] = '\0';
+    memset(val, 'v', 30 * 1024);
+    val[30 * 1024] = '\0';
+    spec_init(&spec, f, "e-big", cmd);
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "BIG%d", i);
+        assert_int_equal(rp_env_set(&spec.env, name, val), RP_OK);
+    }
+    assert_int_equal(rp_backend_start(f->be, &spec, NULL, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 1, 20));
+    assert_int_equal(f->box.done.err, RP_OK);
+    assert_int_equal(f->box.done.exit_code, 0); /* the fake ran, no 127 */
+    rp_backend_release(f->be, run);
+
+    assert_int_equal(rp_jobenv_request_json(&spec, &want, es, sizeof(es)),
+                     RP_OK);
+    snprintf(path, sizeof(path), "%s/request.e-big", f->dir);
+    assert_non_null(fp = fopen(path, "r"));
+    assert_non_null(got = malloc(cap));
+    n = fread(got, 1, cap - 1, fp);
+    got[n] = '\0';
+    fclose(fp);
+    assert_int_equal(n, strlen(want));
+    assert_string_equal(got, want);
+    free(got);
+    /* Nothing of it in the environment. */
+    got = slurp(f, "env", "e-big");
+    assert_non_null(got);
+    assert_null(strstr(got, "vvvv"));
+    assert_null(strstr(got, "cccc"));
+    free(got);
+    free(want);
+    rp_env_clear(&spec.env);
+    free(cmd);
+    free(val);
+}
+
+/* Soft and hard value of one line of /proc/PID/limits ("unlimited" = -1). */
+static void limit_of(const char *text, const char *label, long long *soft,
+                     long long *hard)
+{
+    const char *p = strstr(text, label);
+    char a[32], b[32];
+
+    assert_non_null(p);
+    assert_int_equal(sscanf(p + strlen(label), "%31s %31s", a, b), 2);
+    *soft = strcmp(a, "unlimited") ? atoll(a) : -1;
+    *hard = strcmp(b, "unlimited") ? atoll(b) : -1;
+}
+
+/* The configured limits bind the executor (hard and soft, so its command
+ * cannot raise them); a new session's directory is 0700, and one an
+ * older version left wider is made so. */
+static void test_limits_and_session_dir(void **state)
+{
+    fixture_t *f = *state;
+    rp_backend_conf_t conf = {0};
+    rp_backend_t *be = NULL;
+    rp_backend_run_t *run = NULL;
+    rp_jobspec_t spec;
+    struct rlimit np;
+    struct stat st;
+    char es[512], path[256], *lim;
+    long long soft, hard, nproc;
+
+    assert_int_equal(getrlimit(RLIMIT_NPROC, &np), 0);
+    /* High enough for everything this user runs, within our hard limit. */
+    nproc = np.rlim_max == RLIM_INFINITY || np.rlim_max > 200000
+                ? 200000 : (long long)np.rlim_max;
+    conf.executor_path = f->script;
+    conf.workdir = f->workdir;
+    conf.kill_grace_ms = 300;
+    conf.limits.address_space = (size_t)1 << 30;
+    conf.limits.processes = (size_t)nproc;
+    conf.limits.file_size = (size_t)64 << 20;
+    conf.limits.open_files = 100;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_OK);
+    assert_int_equal(mkdir(f->workdir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/sess-old", f->workdir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(chmod(path, 0755), 0);
+
+    spec_init(&spec, f, "e-lim", "exit 0");
+    assert_int_equal(rp_backend_start(be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 1, 20));
+    assert_int_equal(f->box.done.exit_code, 0);
+    rp_backend_release(be, run);
+    assert_non_null(lim = slurp(f, "limits", "e-lim"));
+    limit_of(lim, "Max address space", &soft, &hard);
+    assert_true(soft == 1LL << 30 && hard == 1LL << 30);
+    limit_of(lim, "Max processes", &soft, &hard);
+    assert_true(soft == nproc && hard == nproc);
+    limit_of(lim, "Max file size", &soft, &hard);
+    assert_true(soft == 64LL << 20 && hard == 64LL << 20);
+    limit_of(lim, "Max open files", &soft, &hard);
+    assert_true(soft == 100 && hard == 100);
+    free(lim);
+    snprintf(path, sizeof(path), "%s/sess-1", f->workdir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    snprintf(spec.session_id, sizeof(spec.session_id), "sess-old");
+    snprintf(spec.execution_id, sizeof(spec.execution_id), "e-lim2");
+    assert_int_equal(rp_backend_start(be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 2, 20));
+    rp_backend_release(be, run);
+    snprintf(path, sizeof(path), "%s/sess-old", f->workdir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    rp_backend_destroy(be);
+
+    /* Limits the executor could not live with are refused at start. */
+    memset(&conf.limits, 0, sizeof(conf.limits));
+    conf.limits.file_size = RP_LOCAL_FSIZE_MIN - 1;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--exec-max-file-size"));
+    memset(&conf.limits, 0, sizeof(conf.limits));
+    conf.limits.open_files = 8;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--exec-max-open-files"));
+    memset(&conf.limits, 0, sizeof(conf.limits));
+    conf.limits.address_space = 1 << 20;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be, es,
+                                    sizeof(es)),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--exec-max-address-space"));
+    if (geteuid() != 0 && getrlimit(RLIMIT_NOFILE, &np) == 0 &&
+        np.rlim_max != RLIM_INFINITY) {
+        memset(&conf.limits, 0, sizeof(conf.limits));
+        conf.limits.open_files = (size_t)np.rlim_max + 1;
+        assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &be,
+                                        es, sizeof(es)),
+                         RP_ERR_INVALID);
+        assert_non_null(strstr(es, "hard limit"));
+    }
 }
 
 static void test_own_group_and_unblocked_signals(void **state)
@@ -301,8 +489,14 @@ static pid_t wait_pid_file(fixture_t *f, const char *eid)
     char *s = NULL;
     pid_t pid;
 
-    for (int i = 0; i < 500 && !(s = slurp(f, "pid", eid)); i++)
+    /* Until the line is complete: `echo $$ > file` creates it first. */
+    for (int i = 0; i < 500; i++) {
+        if ((s = slurp(f, "pid", eid)) && strchr(s, '\n'))
+            break;
+        free(s);
+        s = NULL;
         usleep(10000);
+    }
     assert_non_null(s);
     pid = (pid_t)atol(s);
     free(s);
@@ -509,6 +703,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exit_code_and_contract_env, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_large_request_on_stdin, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_limits_and_session_dir, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_own_group_and_unblocked_signals,
                                         setup, teardown),

@@ -796,6 +796,214 @@ static void test_env_limits(void **state)
     rp_env_clear(&env);
 }
 
+/* A command of RP_COMMAND_MAX bytes (twice the kernel's 128 KiB limit on
+ * one argv string) runs: it is sourced from a file, with $0 "sh", no
+ * positional parameters, and its exit status kept. */
+static void test_command_256k(void **state)
+{
+    const char *tail = "\necho ok \"$0\" $#; exit 3\n";
+    char *cmd = malloc(RP_COMMAND_MAX + 1), want[64];
+    size_t n = RP_COMMAND_MAX - strlen(tail), lit;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    assert_non_null(cmd);
+    test_base_env(&env);
+    memset(cmd, 'c', n);
+    cmd[0] = '#';
+    memcpy(cmd + n, tail, strlen(tail) + 1);
+    assert_int_equal(strlen(cmd), RP_COMMAND_MAX);
+    test_run(cmd, "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_FAILED);
+    assert_int_equal(oc.exit_code, 3);
+    assert_true(oc.captured);
+    assert_string_equal(oc.stdout_data, "ok sh 0\n");
+    rp_exec_outcome_clear(&oc);
+
+    /* A 200 KiB literal reaches the shell whole. */
+    lit = 200 * 1024;
+    memcpy(cmd, "x='", 3);
+    memset(cmd + 3, 'a', lit);
+    memcpy(cmd + 3 + lit, "'; echo ${#x}", 14);
+    test_run(cmd, "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    snprintf(want, sizeof(want), "%zu\n", lit);
+    assert_string_equal(oc.stdout_data, want);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+    free(cmd);
+}
+
+/* Shell messages count the user's own lines; `set -e`, a syntax error and
+ * `exit` inside the sourced command end the shell as they would in
+ * `sh -c`, and the capture still happens. */
+static void test_sourced_semantics(void **state)
+{
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+
+    (void)state;
+    test_base_env(&env);
+    test_run("true\nrp_no_such_command_xyz\necho after", "/", &env, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(oc.stdout_data, "after\n");
+    assert_non_null(strstr(oc.stderr_data, "rp_no_such_command_xyz"));
+    assert_non_null(strstr(oc.stderr_data, "2"));
+    rp_exec_outcome_clear(&oc);
+
+    test_run("export K=1; set -e; false; echo not-reached", "/", &env, &oc);
+    assert_int_equal(oc.exit_code, 1);
+    assert_string_equal(oc.stdout_data, "");
+    assert_true(oc.captured);
+    assert_string_equal(rp_env_get(&oc.env_after, "K"), "1");
+    rp_exec_outcome_clear(&oc);
+
+    test_run("export K=2\nif then", "/", &env, &oc);
+    assert_int_equal(oc.exit_code, 2);
+    assert_non_null(strstr(oc.stderr_data, "then"));
+    rp_exec_outcome_clear(&oc);
+
+    test_run("f() { return 4; }; f; echo $?; exit", "/", &env, &oc);
+    assert_string_equal(oc.stdout_data, "4\n");
+    assert_int_equal(oc.exit_code, 0);
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* Values that stress quoting, exported and then restored through the
+ * sourced file (a tiny envp budget puts every variable there) and
+ * captured by `export -p` (the dumper cannot be exec'd): byte-exact. */
+static void test_env_file_and_export_p(void **state)
+{
+    static const char *const vals[][2] = {
+        {"Q1", "it's"},        {"Q2", "say \"hi\""},  {"Q3", "a\nb\n"},
+        {"Q4", "back\\slash"}, {"Q5", "$HOME `x`"},   {"Q6", ""},
+        {"Q7", "tab\there"},   {"Q8", "caf\xc3\xa9"}, {"Q9", "''\"\"''"},
+    };
+    size_t nv = sizeof(vals) / sizeof(*vals);
+    rp_exec_opts_t o;
+    rp_exec_outcome_t oc;
+    rp_env_t env = {0};
+    char cmd[512];
+
+    (void)state;
+    test_base_env(&env);
+    for (size_t i = 0; i < nv; i++)
+        assert_int_equal(rp_env_set(&env, vals[i][0], vals[i][1]), RP_OK);
+    /* printf shows what the shell got; N is new, U exported unset. */
+    rp_test_format(cmd, sizeof(cmd),
+                   "printf '[%%s]' \"$Q1\" \"$Q3\" \"$Q9\"; "
+                   "export N='x'\\''y' U; unset U; export U");
+    test_opts(&o, cmd, "/", &env);
+    o.envp_max = 1; /* nothing fits: all from the sourced file */
+    o.env_dumper = "/nonexistent/runpool-dump-env";
+    test_run_opts(&o, &oc);
+    assert_int_equal(oc.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(oc.stdout_data, "[it's][a\nb\n][''\"\"'']");
+    assert_true(oc.captured);
+    assert_string_equal(oc.stderr_data, "");
+    for (size_t i = 0; i < nv; i++) {
+        const char *got = rp_env_get(&oc.env_after, vals[i][0]);
+
+        assert_non_null(got);
+        assert_string_equal(got, vals[i][1]);
+    }
+    assert_string_equal(rp_env_get(&oc.env_after, "N"), "x'y");
+    assert_null(rp_env_get(&oc.env_after, "U"));
+    assert_string_equal(rp_env_get(&oc.env_after, "PATH"), TEST_DEFAULT_PATH);
+    assert_int_equal(oc.env_after.n, nv + 2); /* + PATH, N */
+    rp_exec_outcome_clear(&oc);
+    rp_env_clear(&env);
+}
+
+/* 80 exports of 30 KiB (2.4 MB, over the kernel's 2 MiB exec limit): the
+ * dumper's exec gets E2BIG, the builtin export -p saves them all; a 40 KiB
+ * one is dropped with the documented line, the others are not. The next
+ * command starts with all of them (sourced from a file, as environ cannot
+ * hold them) and sees them with builtins. */
+static void test_many_large_exports(void **state)
+{
+    rp_exec_outcome_t a, b;
+    rp_env_t env = {0};
+    char name[16], *val = malloc(30 * 1024 + 1);
+
+    (void)state;
+    test_base_env(&env);
+    test_run("b=$(printf '%30720s' '' | tr ' ' v); i=0; "
+             "while [ $i -lt 80 ]; do export V$i=\"$b\"; i=$((i+1)); done; "
+             "export HUGE=\"$b$b\" SMALL=1",
+             "/", &env, &a);
+    assert_int_equal(a.status, RP_STATUS_SUCCEEDED);
+    assert_true(a.captured);
+    memset(val, 'v', 30 * 1024);
+    val[30 * 1024] = '\0';
+    for (int i = 0; i < 80; i++) {
+        snprintf(name, sizeof(name), "V%d", i);
+        assert_non_null(rp_env_get(&a.env_after, name));
+        assert_string_equal(rp_env_get(&a.env_after, name), val);
+    }
+    assert_string_equal(rp_env_get(&a.env_after, "SMALL"), "1");
+    assert_null(rp_env_get(&a.env_after, "HUGE"));
+    assert_non_null(strstr(a.stderr_data, "runpool: not saving variable HUGE"));
+    assert_null(strstr(a.stderr_data, "not saving variable V"));
+    assert_null(strstr(a.stderr_data, "Argument list too long"));
+
+    test_run("n=0; for v in \"$V0\" \"$V40\" \"$V79\"; do "
+             "[ ${#v} -eq 30720 ] && n=$((n+1)); done; echo $n; "
+             "export MORE=1",
+             "/", &a.env_after, &b);
+    assert_int_equal(b.status, RP_STATUS_SUCCEEDED);
+    assert_string_equal(b.stdout_data, "3\n");
+    assert_true(b.captured);
+    assert_string_equal(rp_env_get(&b.env_after, "MORE"), "1");
+    assert_string_equal(rp_env_get(&b.env_after, "V79"), val);
+    assert_int_equal(b.env_after.n, a.env_after.n + 1);
+    rp_exec_outcome_clear(&a);
+    rp_exec_outcome_clear(&b);
+    rp_env_clear(&env);
+    free(val);
+}
+
+/* The export -p reader on the forms dash, bash and busybox print. */
+static void test_exports_to_dump(void **state)
+{
+    static const char in[] =
+        "export A='x'\"'\"'y'\n"
+        "export B=\"q\\\"\\$\\`\\\\z\"\n"
+        "declare -x C=$'a\\nb\\001\\'\\x41'\n"
+        "declare -rx D=\"1\"\n"
+        "export E\n"
+        "export F='multi\nline'\n"
+        "export G=plain\\ word\n";
+    static const char want[] = "A=x'y\0B=q\"$`\\z\0C=a\nb\001'A\0D=1\0"
+                               "F=multi\nline\0G=plain word\0";
+    static const char *const bad[] = {
+        "garbage\n", "export A='open\n", "export A=\"open\n",
+        "export =x\n", "export A=$'\\q'\n", "export A=x y\n",
+        "export A=$'\\0'\n",
+    };
+    rp_buf_t out;
+
+    (void)state;
+    rp_buf_init(&out, 4096);
+    assert_int_equal(rp_exec_exports_to_dump(in, strlen(in), &out), RP_OK);
+    assert_int_equal(out.len, sizeof(want) - 1);
+    assert_memory_equal(out.data, want, sizeof(want) - 1);
+    rp_buf_free(&out);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        rp_buf_init(&out, 4096);
+        if (rp_exec_exports_to_dump(bad[i], strlen(bad[i]), &out) !=
+            RP_ERR_INVALID)
+            fail_msg("accepted: %s", bad[i]);
+        rp_buf_free(&out);
+    }
+    rp_buf_init(&out, 4);
+    assert_int_equal(rp_exec_exports_to_dump(in, strlen(in), &out),
+                     RP_ERR_TOO_LARGE);
+    rp_buf_free(&out);
+}
+
 static void test_invalid_opts(void **state)
 {
     rp_exec_opts_t o;
@@ -846,6 +1054,11 @@ int main(void)
         cmocka_unit_test(test_cancel_during_tail),
         cmocka_unit_test(test_timeout_during_tail),
         cmocka_unit_test(test_env_limits),
+        cmocka_unit_test(test_command_256k),
+        cmocka_unit_test(test_sourced_semantics),
+        cmocka_unit_test(test_env_file_and_export_p),
+        cmocka_unit_test(test_many_large_exports),
+        cmocka_unit_test(test_exports_to_dump),
         cmocka_unit_test(test_invalid_opts),
     };
 

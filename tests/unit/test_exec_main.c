@@ -109,6 +109,9 @@ static void test_job_env(const rp_jobspec_t *spec, rp_env_t *env)
         fail_msg("rp_jobenv_build: %s", errstr);
 }
 
+/* When set, the executor's stdin is this file instead of /dev/null. */
+static const char *test_stdin;
+
 /* Start the executor with exactly env (and one optional argument); its
  * stdout and stderr go to files in test_dir. */
 static pid_t test_start(const rp_env_t *env, const char *arg)
@@ -131,7 +134,9 @@ static pid_t test_start(const rp_env_t *env, const char *arg)
     rp_test_format(out_path, sizeof(out_path), "%s/exec.out", test_dir);
     rp_test_format(err_path, sizeof(err_path), "%s/exec.err", test_dir);
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 0, test_stdin ? test_stdin
+                                                        : "/dev/null",
+                                     O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, out_path,
                                      O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addopen(&fa, 2, err_path,
@@ -314,6 +319,75 @@ static void test_main_writes_result(void **state)
     rp_buf_free(&doc);
     rp_env_clear(&env);
     rp_jobspec_clear(&spec);
+}
+
+/* RUNPOOL_REQUEST_REF=- (the local backend): the request document comes
+ * on stdin, with the largest command and six 30 KiB per-request values;
+ * neither COMMAND nor COMMAND_ENV is in the environment. An empty stdin
+ * is a contract error with an "error" record that says so. */
+static void test_main_request_stdin(void **state)
+{
+    char path[TEST_PATH_MAX], es[256], want[64], *doc = NULL;
+    char *cmd = malloc(RP_COMMAND_MAX + 1), *val = malloc(30 * 1024 + 1);
+    const char *tail = "'; echo ${#x} ${#E0} ${#E5}";
+    size_t n = RP_COMMAND_MAX - 3 - strlen(tail);
+    rp_jobspec_t spec;
+    rp_env_t env;
+    rp_result_t res;
+    FILE *f;
+
+    (void)state;
+    assert_non_null(cmd);
+    assert_non_null(val);
+    memcpy(cmd, "x='", 3);
+    memset(cmd + 3, 'a', n);
+    memcpy(cmd + 3 + n, tail, strlen(tail) + 1);
+    memset(val, 'e', 30 * 1024);
+    val[30 * 1024] = '\0';
+    test_spec(&spec, "exec-stdin", "sess-stdin", cmd);
+    for (int i = 0; i < 6; i++) {
+        char name[8];
+
+        snprintf(name, sizeof(name), "E%d", i);
+        assert_int_equal(rp_env_set(&spec.env, name, val), RP_OK);
+    }
+    test_job_env(&spec, &env);
+    assert_int_equal(rp_jobenv_use_request_stdin(&env, es, sizeof(es)), RP_OK);
+    assert_null(rp_env_get(&env, "COMMAND"));
+    assert_null(rp_env_get(&env, "COMMAND_ENV"));
+    assert_int_equal(rp_jobenv_request_json(&spec, &doc, es, sizeof(es)),
+                     RP_OK);
+    rp_test_format(path, sizeof(path), "%s/request-stdin.json", test_dir);
+    assert_non_null(f = fopen(path, "w"));
+    assert_int_equal(fwrite(doc, 1, strlen(doc), f), strlen(doc));
+    fclose(f);
+    test_stdin = path;
+    assert_int_equal(test_exec(&env), 0);
+    test_stdin = NULL;
+    test_record("exec-stdin", &res, NULL);
+    assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
+    snprintf(want, sizeof(want), "%zu 30720 30720\n", n);
+    assert_string_equal(res.stdout_data, want);
+    /* Per-request variables apply to one command. */
+    assert_null(rp_env_get(&res.env, "E0"));
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+
+    /* Nothing on stdin. */
+    test_spec(&spec, "exec-stdin-2", "sess-stdin", "echo never");
+    test_job_env(&spec, &env);
+    assert_int_equal(rp_jobenv_use_request_stdin(&env, es, sizeof(es)), RP_OK);
+    assert_int_equal(test_exec(&env), 2);
+    test_record("exec-stdin-2", &res, NULL);
+    assert_int_equal(res.status, RP_STATUS_ERROR);
+    assert_non_null(strstr(res.error_message, "standard input"));
+    rp_result_clear(&res);
+    rp_env_clear(&env);
+    rp_jobspec_clear(&spec);
+    free(doc);
+    free(cmd);
+    free(val);
 }
 
 /* The same EXECUTION_ID again: the record is kept, the command not rerun. */
@@ -863,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_main_timeout),
         cmocka_unit_test(test_main_sigterm),
         cmocka_unit_test(test_main_dump_env),
+        cmocka_unit_test(test_main_request_stdin),
         cmocka_unit_test(test_main_claims),
         cmocka_unit_test(test_main_claimed_elsewhere),
         cmocka_unit_test(test_main_sigterm_in_tail),

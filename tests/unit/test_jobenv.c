@@ -264,6 +264,70 @@ static void test_parse_keeps_ids_on_failure(void **state)
     rp_env_clear(&env);
 }
 
+/* RUNPOOL_REQUEST_REF=- (the local backend): the document comes on
+ * stdin; the command and its env are out of the environment, and the
+ * document round-trips through rp_jobenv_load_request. Large values that
+ * could not be one environ string (a 256 KiB command) are fine there. */
+static void test_request_stdin(void **state)
+{
+    rp_jobspec_t in, out;
+    rp_env_t env = {0};
+    char *doc = NULL, *cmd = malloc(RP_COMMAND_MAX + 1);
+
+    (void)state;
+    assert_non_null(cmd);
+    full_spec(&in);
+    memset(cmd, 'x', RP_COMMAND_MAX);
+    cmd[RP_COMMAND_MAX] = '\0';
+    in.command = cmd;
+    assert_int_equal(rp_jobenv_build(&in, &env, errstr, sizeof(errstr)), RP_OK);
+    assert_int_equal(rp_jobenv_use_request_stdin(&env, errstr, sizeof(errstr)),
+                     RP_OK);
+    assert_null(rp_env_get(&env, "COMMAND"));
+    assert_null(rp_env_get(&env, "COMMAND_ENV"));
+    assert_string_equal(rp_env_get(&env, RP_JOBENV_REQUEST_REF),
+                        RP_JOBENV_REQUEST_STDIN);
+    for (size_t i = 0; i < env.n; i++)
+        assert_true(strlen(env.vars[i].value) < 4096);
+    assert_int_equal(rp_jobenv_parse(lookup, &env, &out, errstr,
+                                     sizeof(errstr)),
+                     RP_OK);
+    assert_null(out.command);
+    assert_string_equal(out.request_ref, "-");
+    assert_int_equal(rp_jobenv_request_json(&in, &doc, errstr, sizeof(errstr)),
+                     RP_OK);
+    assert_int_equal(rp_jobenv_load_request(&out, doc, strlen(doc), errstr,
+                                            sizeof(errstr)),
+                     RP_OK);
+    assert_string_equal(out.command, cmd);
+    assert_string_equal(rp_env_get(&out.env, "NAME"), "w\"orld\n");
+    assert_string_equal(rp_env_get(&out.env, "EMPTY"), "");
+    rp_jobspec_clear(&out);
+
+    /* "-" with COMMAND_ENV beside it is contradictory. */
+    rp_env_set(&env, "COMMAND_ENV", "{\"B\":\"c\"}");
+    assert_int_equal(rp_jobenv_parse(lookup, &env, &out, errstr,
+                                     sizeof(errstr)),
+                     RP_ERR_INVALID);
+    assert_errstr_starts("COMMAND_ENV");
+    rp_jobspec_clear(&out);
+    rp_env_unset(&env, "COMMAND_ENV");
+    /* Anything else than "-" or this execution's document is refused,
+     * and the message names both. */
+    rp_env_set(&env, RP_JOBENV_REQUEST_REF, "--");
+    assert_int_equal(rp_jobenv_parse(lookup, &env, &out, errstr,
+                                     sizeof(errstr)),
+                     RP_ERR_INVALID);
+    assert_errstr_starts(RP_JOBENV_REQUEST_REF);
+    assert_non_null(strstr(errstr, "executions/exec-1/request.json"));
+    assert_non_null(strstr(errstr, "standard input"));
+    rp_jobspec_clear(&out);
+    free(doc);
+    free(cmd);
+    rp_env_clear(&env);
+    rp_env_clear(&in.env);
+}
+
 static void test_build_rejects_bad_spec(void **state)
 {
     rp_jobspec_t s;
@@ -356,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_parse_size_limits),
         cmocka_unit_test(test_parse_keeps_ids_on_failure),
         cmocka_unit_test(test_build_rejects_bad_spec),
+        cmocka_unit_test(test_request_stdin),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
