@@ -72,6 +72,7 @@ typedef struct rp_main {
     char claim_key[RP_STATE_KEY_MAX];
     uint64_t claim_version; /* of our claim, once made */
     rp_gcp_t *gcp;            /* gs:// context, or NULL */
+    rp_runas_t run_as;        /* RUNPOOL_RUN_AS: who runs the command */
 } rp_main_t;
 
 /* Written by the signal handler; rp_exec polls the read end. */
@@ -549,6 +550,7 @@ static int rp_main_run(rp_main_t *m)
     opts.cancel_fd = rp_main_cancel_pipe[0];
     opts.env_dumper = rp_main_dumper();
     opts.subreaper = true; /* we own no other children */
+    opts.run_as = m->run_as;
     err = rp_main_claim(m, errstr, sizeof(errstr));
     if (err == RP_ERR_EXISTS) {
         rp_log(RP_LOG_INFO, "execution_claimed", m->spec.execution_id,
@@ -676,6 +678,18 @@ int main(int argc, char **argv)
     err = rp_jobenv_parse(rp_main_lookup, NULL, &m.spec, errstr,
                           sizeof(errstr));
     if (err != RP_OK) {
+        rp_log(RP_LOG_ERROR, "jobenv_invalid", m.spec.execution_id,
+               m.spec.session_id, "%s", errstr);
+        rp_main_contract_record(&m, err, errstr);
+        rc = RP_EXECUTOR_EXIT_CONTRACT;
+        goto out;
+    }
+    /* Who runs the command: a root executor drops to RUNPOOL_RUN_AS; one
+     * that is not root cannot honour another uid (rp_runas.h). */
+    if ((err = rp_runas_parse(getenv(RP_RUNAS_ENV), &m.run_as, errstr,
+                              sizeof(errstr))) ||
+        (err = rp_runas_check(&m.run_as, geteuid(), errstr,
+                              sizeof(errstr)))) {
         rp_log(RP_LOG_ERROR, "jobenv_invalid", m.spec.execution_id,
                m.spec.session_id, "%s", errstr);
         rp_main_contract_record(&m, err, errstr);

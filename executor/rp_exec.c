@@ -192,8 +192,16 @@ static const char *rp_exec_pick_cwd(const rp_exec_opts_t *opts,
         return cwd;
     if (cwd[0] != '/')
         why = "not an absolute path";
-    else if (rp_exec_mkdir_p(cwd) == 0)
+    else if (rp_exec_mkdir_p(cwd) == 0) {
+        /* Ours: a session's first directory, for the command's user. */
+        if (opts->run_as.set) {
+            char es[256];
+
+            if (rp_runas_prepare_dir(&opts->run_as, cwd, es, sizeof(es)))
+                rp_exec_note(err_stream, "runpool: %s\n", es);
+        }
         return cwd;
+    }
     else
         why = strerror(errno);
     if (cwd == fallback || (fallback[0] != '/' || !rp_exec_is_dir(fallback)))
@@ -440,15 +448,24 @@ static void rp_exec_envp_free(char **envp)
     free(envp);
 }
 
+/* helper NULL: /bin/sh -c script. Else `helper --exec-as U:G -- /bin/sh
+ * -c script`: the helper drops to ra and execs the shell (rp_runas.h). */
 static rp_err_t rp_exec_spawn(const char *script, char **envp,
                               const char *cwd, int out_w, int err_w,
+                              const char *helper, const rp_runas_t *ra,
                               pid_t *pid, char *errstr, size_t errstr_size)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, all;
-    char *argv[] = {"sh", "-c", (char *)script, NULL};
+    char ids[32];
+    char *sh_argv[] = {"sh", "-c", (char *)script, NULL};
+    char *as_argv[] = {"runpool-executor", RP_RUNAS_FLAG, ids, "--", "/bin/sh",
+                       "-c", (char *)script, NULL};
+    char **argv = helper ? as_argv : sh_argv;
     int rc;
+
+    snprintf(ids, sizeof(ids), "%u:%u", (unsigned)ra->uid, (unsigned)ra->gid);
 
     sigemptyset(&none);
     sigfillset(&all);
@@ -473,7 +490,8 @@ static rp_err_t rp_exec_spawn(const char *script, char **envp,
     if (rc == 0)
         rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
     if (rc == 0)
-        rc = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, envp);
+        rc = posix_spawn(pid, helper ? helper : "/bin/sh", &fa, &attr, argv,
+                         envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc == E2BIG)
@@ -1049,8 +1067,9 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
     /* child.over_path is set once the paths exist. */
     rp_exec_paths_t paths = {{0}};
     rp_buf_t script, env_in;
-    char self[RP_EXEC_PATH_MAX];
-    const char *dumper, *cwd;
+    char self[RP_EXEC_PATH_MAX], helper_self[RP_EXEC_PATH_MAX];
+    const char *dumper, *cwd, *helper = NULL;
+    bool drop = false;
     char **envp = NULL;
     int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
     int64_t start_mono;
@@ -1089,6 +1108,30 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
                       "env dumper must be an absolute path: %s", dumper);
         goto out;
     }
+    /* A drop only when it changes anything: we are root and the user is
+     * another (rp_runas_check has refused what cannot be done). */
+    drop = opts->run_as.set && geteuid() == 0 && opts->run_as.uid != 0;
+    if (drop) {
+        helper = opts->run_as_helper;
+        if (!helper) {
+            ssize_t n = readlink("/proc/self/exe", helper_self,
+                                 sizeof(helper_self) - 1);
+
+            if (n <= 0 || (size_t)n >= sizeof(helper_self) - 1) {
+                err = rp_errf(errstr, errstr_size, RP_ERR_IO,
+                              "readlink /proc/self/exe failed");
+                goto out;
+            }
+            helper_self[n] = '\0';
+            helper = helper_self;
+        }
+        if (helper[0] != '/') {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "run-as helper must be an absolute path: %s",
+                          helper);
+            goto out;
+        }
+    }
     if (opts->subreaper)
         prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
@@ -1108,6 +1151,22 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
         (err = rp_exec_write_file(paths.env_in, env_in.data, env_in.len,
                                   errstr, errstr_size)) != RP_OK)
         goto out;
+    if (drop) {
+        /* The shell, as the command's user, reads the command and env
+         * files and writes the capture files; nobody else may look in. */
+        if ((err = rp_runas_prepare_dir(&opts->run_as, paths.dir, errstr,
+                                        errstr_size)))
+            goto out;
+        if (chown(paths.command, opts->run_as.uid, opts->run_as.gid) != 0 ||
+            (env_in.len &&
+             chown(paths.env_in, opts->run_as.uid, opts->run_as.gid) != 0)) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_IO,
+                          "chown the command's files to %u:%u: %s",
+                          (unsigned)opts->run_as.uid,
+                          (unsigned)opts->run_as.gid, strerror(errno));
+            goto out;
+        }
+    }
     if (rp_exec_build_script(&paths, dumper, env_in.len > 0, &script) !=
         RP_OK) {
         err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
@@ -1135,7 +1194,8 @@ rp_err_t rp_exec_run(const rp_exec_opts_t *opts, rp_exec_outcome_t *out,
     start_mono = rp_time_mono_ms();
     out->started_at_ms = rp_time_wall_ms();
     err = rp_exec_spawn(script.data, envp, cwd, out_pipe[1], err_pipe[1],
-                        &child.pid, errstr, errstr_size);
+                        drop ? helper : NULL, &opts->run_as, &child.pid,
+                        errstr, errstr_size);
     if (err != RP_OK)
         goto out;
     out->pgid = child.pid;

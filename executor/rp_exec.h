@@ -43,6 +43,7 @@
 #include "rp_buf.h"
 #include "rp_err.h"
 #include "rp_msg.h"
+#include "rp_runas.h"
 
 #define RP_EXEC_KILL_GRACE_DEFAULT_MS 2000 /* SIGTERM -> SIGKILL */
 #define RP_EXEC_LINGER_DEFAULT_MS 200      /* drain after the shell exits */
@@ -93,6 +94,14 @@ typedef struct rp_exec_opts {
      * command are reparented to us and reaped here, not left as zombies.
      * Only for a process that owns no other children (runpool-executor). */
     bool subreaper;
+    /* Run the shell as this user (rp_runas.h): the private directory and
+     * the command's files are handed to it, a session directory this run
+     * creates is made its own (0700), and the shell starts through
+     * `RUN_AS_HELPER --exec-as UID:GID -- /bin/sh -c ...`. Unset: as we
+     * are. run_as_helper: absolute path of a runpool-executor; NULL = this
+     * process's own binary (/proc/self/exe), right inside the executor. */
+    rp_runas_t run_as;
+    const char *run_as_helper;
 } rp_exec_opts_t;
 
 /* Zero the options and set cancel_fd = -1. Any thread. */

@@ -35,8 +35,10 @@
 #define RP_STATE_FILE_TMP_TRIES 8     /* O_EXCL name clashes before giving up */
 #define RP_STATE_FILE_READ_CHUNK (64 * 1024)
 #define RP_STATE_FILE_STRERR_MAX 128
-#define RP_STATE_FILE_DIR_MODE 0755
-#define RP_STATE_FILE_FILE_MODE 0644
+/* The worker's and executors' own: sessions' env may hold secrets, and
+ * with --run-as the commands run as another user (rp_runas.h). */
+#define RP_STATE_FILE_DIR_MODE 0700
+#define RP_STATE_FILE_FILE_MODE 0600
 #define RP_STATE_FILE_NS 1000000000ULL
 
 typedef struct rp_state_file {

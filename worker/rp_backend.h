@@ -119,6 +119,9 @@ typedef struct rp_backend_conf {
                                 * created mode 0700 */
     int kill_grace_ms;         /* local: SIGTERM -> SIGKILL on cancel */
     rp_backend_limits_t limits; /* local: per execution */
+    /* local: "UID:GID" the commands run as (RUNPOOL_RUN_AS, rp_runas.h);
+     * NULL or "": as the worker's user. Borrowed for rp_backend_new. */
+    const char *run_as;
     /* cloudrun: its settings (GCP_*, SANDBOX_*, RUNPOOL_CLOUD_RUN_*) are
      * read through lookup, getenv-like; NULL = getenv. Borrowed for the
      * call to rp_backend_new. */

@@ -43,6 +43,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -52,6 +53,7 @@
 #include "rp_claim.h"
 #include "rp_list.h"
 #include "rp_log.h"
+#include "rp_runas.h"
 #include "rp_time.h"
 #include "rp_timerq.h"
 
@@ -95,6 +97,8 @@ typedef struct rp_local {
     int kill_grace_ms;
     rp_local_limit_t limits[RP_LOCAL_LIMITS_MAX];
     int nlimits;
+    rp_runas_t run_as;  /* --run-as: who the commands run as */
+    char run_as_str[32]; /* the same as RUNPOOL_RUN_AS for the executor */
     int epfd;
     int wake_fd; /* wakes the reaper to re-read kill deadlines / stop */
     pthread_t reaper;
@@ -213,13 +217,54 @@ static void rp_local_session_dir(const rp_local_t *lb, const char *dir)
 {
     struct stat st;
 
-    if (mkdir(lb->workdir, 0700) != 0 && errno != EEXIST)
+    /* workdir itself: others may pass through (with --run-as the
+     * commands' user must reach its session directory), not list it. */
+    if (mkdir(lb->workdir, lb->run_as.set ? 0711 : 0700) != 0 &&
+        errno != EEXIST)
         return;
-    if (mkdir(dir, 0700) == 0 || errno != EEXIST)
+    if (mkdir(dir, 0700) == 0) {
+        /* --run-as: the session's directory is the commands' user's. */
+        if (lb->run_as.set && chown(dir, lb->run_as.uid, lb->run_as.gid)) {
+            /* left to the executor, which says so on the command's stderr */
+        }
+        return;
+    }
+    if (errno != EEXIST)
         return;
     if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-        st.st_uid == geteuid() && (st.st_mode & 077))
+        st.st_uid == (lb->run_as.set ? lb->run_as.uid : geteuid()) &&
+        (st.st_mode & 077))
         chmod(dir, 0700);
+}
+
+/* --run-as: the commands' user must be able to reach workdir (x on
+ * every directory above it), or every session would start in a directory
+ * it cannot use. Checked once at start, with a message naming the
+ * directory, instead of failing each command. */
+static rp_err_t rp_local_workdir_reachable(const rp_local_t *lb, char *errstr,
+                                           size_t errstr_size)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    char *slash;
+
+    if (snprintf(path, sizeof(path), "%s", lb->workdir) >= (int)sizeof(path))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "--workdir too long");
+    while ((slash = strrchr(path, '/')) && slash != path) {
+        *slash = '\0';
+        if (stat(path, &st) != 0)
+            continue; /* made at the first session, with its modes */
+        if (!(st.st_mode & S_IXOTH) &&
+            !(st.st_uid == lb->run_as.uid && (st.st_mode & S_IXUSR)) &&
+            !(st.st_gid == lb->run_as.gid && (st.st_mode & S_IXGRP)))
+            return rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
+                           "--run-as %u:%u cannot reach --workdir %s: %s is "
+                           "mode %04o (it needs x for that user: chmod o+x)",
+                           (unsigned)lb->run_as.uid, (unsigned)lb->run_as.gid,
+                           lb->workdir, path, (unsigned)(st.st_mode & 07777));
+    }
+    return RP_OK;
 }
 
 /* Turn conf->limits into setrlimit calls, refusing what could not work:
@@ -372,6 +417,8 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     if ((err = rp_local_request_fd(&s, &request_fd, errstr, errstr_size)))
         goto out;
     err = rp_env_set(&env, "PATH", RP_LOCAL_PATH_DEFAULT);
+    if (!err && lb->run_as.set)
+        err = rp_env_set(&env, RP_RUNAS_ENV, lb->run_as_str);
     for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
                                        sizeof(rp_local_passthrough[0]);
          i++)
@@ -808,6 +855,15 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
                                                 : RP_LOCAL_KILL_GRACE_DEFAULT_MS;
     lb->executor_path = strdup(conf->executor_path);
     lb->workdir = conf->workdir ? strdup(conf->workdir) : NULL;
+    if ((err = rp_runas_parse(conf->run_as, &lb->run_as, errstr,
+                              errstr_size)) ||
+        (err = rp_runas_check(&lb->run_as, geteuid(), errstr, errstr_size)))
+        goto out;
+    snprintf(lb->run_as_str, sizeof(lb->run_as_str), "%u:%u",
+             (unsigned)lb->run_as.uid, (unsigned)lb->run_as.gid);
+    if (lb->run_as.set && lb->workdir &&
+        (err = rp_local_workdir_reachable(lb, errstr, errstr_size)))
+        goto out;
     if ((err = rp_local_set_limits(lb, &conf->limits, errstr, errstr_size)))
         goto out;
     lb->epfd = epoll_create1(EPOLL_CLOEXEC);

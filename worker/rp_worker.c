@@ -204,6 +204,12 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
                "it; give the worker a key file to run signed requests only",
                c->requests_topic);
     }
+    if (!strcmp(c->backend, "local") && geteuid() == 0 &&
+        !c->backend_conf.run_as)
+        rp_log(RP_LOG_WARN, "commands_run_as_root", NULL, NULL,
+               "the worker is root and has no --run-as: the sessions' "
+               "commands run as root on this machine; give --run-as "
+               "UID:GID (e.g. 65534:65534)");
     if (c->worker_name && *c->worker_name) {
         snprintf(w->name, sizeof(w->name), "%s", c->worker_name);
     } else {

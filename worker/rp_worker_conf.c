@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "rp_contract.h"
+#include "rp_runas.h"
 #include "rp_sign.h"
 
 typedef enum { RP_OPT_STR, RP_OPT_INT, RP_OPT_SIZE } rp_opt_type_t;
@@ -162,6 +163,12 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "– (the worker's)",
      "local backend: open files per process of an execution "
      "(`RLIMIT_NOFILE`; at least 32)"},
+    {"run-as", "UID:GID", "RUNPOOL_RUN_AS", RP_OPT_STR,
+     RP_OFF(backend_conf.run_as), NULL, 0, 0, 0, 0,
+     "– (the worker's user; a warning when that is root)",
+     "local backend: the user the commands run as (numbers; the executor "
+     "stays root for its own work and drops to it just before the "
+     "command's shell); session directories become its own, mode 0700"},
 };
 
 #define RP_WORKER_NOPTS (sizeof(rp_worker_opts) / sizeof(rp_worker_opts[0]))
@@ -334,6 +341,21 @@ rp_err_t rp_worker_conf_check(rp_worker_conf_t *c, char *errstr, size_t es)
         c->instance_id = NULL;
     if (c->signing_keys && !*c->signing_keys)
         c->signing_keys = NULL;
+    if (c->backend_conf.run_as && !*c->backend_conf.run_as)
+        c->backend_conf.run_as = NULL;
+    if (c->backend_conf.run_as) {
+        rp_runas_t ra;
+        rp_err_t err;
+
+        if ((err = rp_runas_parse(c->backend_conf.run_as, &ra, errstr, es)) ||
+            (err = rp_runas_check(&ra, geteuid(), errstr, es)))
+            return err;
+        if (strcmp(c->backend, "local"))
+            return rp_errf(errstr, es, RP_ERR_INVALID,
+                           "--run-as is for the local backend; on Cloud Run "
+                           "the executor image runs as its own non-root "
+                           "user (deploy/docker)");
+    }
     return RP_OK;
 }
 
