@@ -44,7 +44,6 @@
 #define RP_STATE_GS_REPLY_MAX (64 * 1024) /* Object JSON and error bodies */
 #define RP_STATE_GS_LIST_PAGE_MAX (16 * 1024 * 1024) /* one list page */
 #define RP_STATE_GS_PAGE_TOKEN_MAX 4096
-#define RP_STATE_GS_AUTH_HDR_MAX (32 + RP_STATE_GS_TOKEN_MAX)
 #define RP_STATE_GS_DEFAULT_BASE "https://storage.googleapis.com"
 /* Only the fields list needs from a page: keeps pages small. */
 #define RP_STATE_GS_LIST_FIELDS "items(name,generation),nextPageToken"
@@ -55,8 +54,8 @@ typedef struct rp_state_gs {
     char base[RP_STATE_GS_BASE_MAX + 1];     /* no trailing '/' */
     char shown[RP_STATE_GS_SHOWN_MAX];       /* "gs://B/P" for messages */
     bool emulator;                           /* no Authorization header */
-    rp_auth_t *auth; /* borrowed from the rp_gcp_t; NULL: token, if any */
-    rp_state_token_fn *token; /* rp_state_opts_t.token */
+    rp_auth_t *auth;     /* the rp_gcp_t's (borrowed) or own_auth; NULL: none */
+    rp_auth_t *own_auth; /* owned: wraps rp_state_opts_t.token */
     int attempts;
     int timeout_ms;
     int retry_initial_ms, retry_max_ms, retry_deadline_ms;
@@ -262,38 +261,6 @@ typedef struct rp_state_gs_call {
     const char *what; /* "gs://B/P/KEY": prefix of every error */
 } rp_state_gs_call_t;
 
-/* The Authorization header for one attempt into hdr. */
-static rp_err_t rp_state_gs_auth(const rp_state_gs_t *gs, char *hdr,
-                                 size_t hdr_size, char *errstr,
-                                 size_t errstr_size)
-{
-    rp_state_token_fn *fn = gs->token;
-    char tok[RP_STATE_GS_TOKEN_MAX];
-    rp_err_t err;
-    int n;
-
-    if (!fn && !gs->auth)
-        return rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
-                       "no Google credentials configured (no token source; "
-                       "set STORAGE_EMULATOR_HOST to use an emulator)");
-    tok[0] = '\0';
-    err = gs->auth ? rp_auth_token(gs->auth, tok, sizeof(tok), errstr,
-                                   errstr_size)
-                   : fn(tok, sizeof(tok), errstr, errstr_size);
-    if (err == RP_OK && tok[0] == '\0')
-        err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
-                      "the token source gave an empty access token");
-    if (err == RP_OK) {
-        n = snprintf(hdr, hdr_size, "Authorization: Bearer %s", tok);
-        if (n < 0 || (size_t)n >= hdr_size)
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "access token longer than %d bytes",
-                          RP_STATE_GS_TOKEN_MAX - 1);
-    }
-    explicit_bzero(tok, sizeof(tok));
-    return err;
-}
-
 /* Perform c until a non-retriable answer arrives or attempts run out.
  * RP_OK: resp holds the final response (any status but a retriable one).
  * *maybe_applied tells whether an earlier failed attempt may still have
@@ -304,15 +271,14 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
                                  rp_http_resp_t *resp, bool *maybe_applied,
                                  char *errstr, size_t errstr_size)
 {
-    char auth[RP_STATE_GS_AUTH_HDR_MAX];
     char last[RP_STATE_GS_ERR_MAX + 32]; /* herr or a status line */
     char herr[RP_STATE_GS_ERR_MAX];
     char msg[RP_STATE_GS_MSG_MAX];
-    const char *hdrs[2];
+    const char *hdrs[1];
     rp_http_req_t req = {0};
     rp_err_t err = RP_OK, last_err = RP_ERR_UNAVAILABLE;
     int64_t t0 = rp_state_gs_mono_ms();
-    bool past_deadline = false;
+    bool past_deadline = false, token_failed;
     int attempt;
 
     *maybe_applied = false;
@@ -330,21 +296,13 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
             }
             rp_state_gs_sleep_ms(wait);
         }
-        if (!gs->emulator) {
-            err = rp_state_gs_auth(gs, auth, sizeof(auth), herr,
-                                   sizeof(herr));
-            if (err != RP_OK) {
-                if (!rp_err_retriable(err)) {
-                    rp_errf(errstr, errstr_size, err, "%s: %s", c->what, herr);
-                    goto out;
-                }
-                last_err = err;
-                snprintf(last, sizeof(last), "access token: %s", herr);
-                if (attempt >= gs->attempts)
-                    break;
-                continue;
-            }
-            hdrs[nh++] = auth;
+        if (!gs->emulator && !gs->auth) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
+                          "%s: no Google credentials configured (no token "
+                          "source; set STORAGE_EMULATOR_HOST to use an "
+                          "emulator)",
+                          c->what);
+            goto out;
         }
         if (c->body)
             hdrs[nh++] = "Content-Type: application/octet-stream";
@@ -357,9 +315,21 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
         req.timeout_ms = gs->timeout_ms;
         req.response_max = c->response_max;
         req.want_header = c->want_header;
-        err = rp_http_request(&req, resp, herr, sizeof(herr));
-        if (!gs->emulator)
-            explicit_bzero(auth, sizeof(auth));
+        /* The token and its refresh-and-retry on 401 live in rp_auth. */
+        err = rp_auth_request(gs->emulator ? NULL : gs->auth, &req, resp,
+                              &token_failed, herr, sizeof(herr));
+        if (err != RP_OK && token_failed) {
+            if (!rp_err_retriable(err)) {
+                rp_errf(errstr, errstr_size, err, "%s: access token: %s",
+                        c->what, herr);
+                goto out;
+            }
+            last_err = err;
+            snprintf(last, sizeof(last), "access token: %s", herr);
+            if (attempt >= gs->attempts)
+                break;
+            continue;
+        }
         if (err == RP_OK && !rp_http_status_retriable(resp->status))
             goto out;
         if (err != RP_OK && err != RP_ERR_TIMEOUT &&
@@ -395,7 +365,6 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
                       "%s: giving up after %d attempts: %s", c->what,
                       attempt, last);
 out:
-    explicit_bzero(auth, sizeof(auth));
     return err;
 }
 
@@ -1038,7 +1007,13 @@ static rp_err_t rp_state_gs_open(rp_state_t *st, const char *url,
         goto out;
     }
     gs->auth = rp_gcp_auth(opts->gcp);
-    gs->token = opts->token;
+    if (!gs->auth && opts->token) {
+        err = rp_auth_new_callback(opts->token, &gs->own_auth, errstr,
+                                   errstr_size);
+        if (err != RP_OK)
+            goto out;
+        gs->auth = gs->own_auth;
+    }
     st->impl = gs;
 out:
     if (err != RP_OK)
@@ -1048,6 +1023,10 @@ out:
 
 static void rp_state_gs_close(rp_state_t *st)
 {
+    rp_state_gs_t *gs = st->impl;
+
+    if (gs)
+        rp_auth_destroy(gs->own_auth);
     free(st->impl);
     st->impl = NULL;
 }

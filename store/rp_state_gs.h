@@ -30,7 +30,8 @@
  * credentials of the rp_gcp_t in the open options (rp_state_open_opts), or,
  * without one, from the token source set below; with neither every
  * operation fails with RP_ERR_PERMISSION "no Google credentials
- * configured".
+ * configured". A 401 drops the token and retries once with a fresh one
+ * (rp_auth_request); a second 401 is RP_ERR_PERMISSION.
  *
  * Use it only through rp_state.h; this header exists for the backend table
  * and the token hook. Thread-safety: every op may run from several threads

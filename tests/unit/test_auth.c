@@ -39,6 +39,8 @@
 #include "rp_http.h"
 #include "rp_state_gs.h"
 
+#include "../fakes/fake_http.h"
+
 #define TA_PATH_MAX 1024
 #define TA_ERR_MAX 1024
 #define TA_URL_MAX 256
@@ -1128,6 +1130,164 @@ static void test_none(void **state)
     rp_auth_destroy(none);
 }
 
+/* ---- rp_auth_request: the token on every call, refresh on 401 ---- */
+
+#define TA_401_BODY                                                          \
+    "{\"error\":{\"code\":401,\"message\":\"Request had invalid "            \
+    "authentication credentials.\",\"status\":\"UNAUTHENTICATED\"}}"
+
+/* GET s/api through rp_auth_request with one header of our own. */
+static rp_err_t ta_api_get(rp_auth_t *a, fh_server_t *s, rp_http_resp_t *resp,
+                           bool *token_failed, char *err, size_t err_size)
+{
+    char url[TA_URL_MAX];
+    const char *hdrs[] = {"X-Test: kept"};
+    rp_http_req_t req = {0};
+
+    snprintf(url, sizeof(url), "%s/api?x=1", s->base);
+    req.method = "GET";
+    req.url = url;
+    req.headers = hdrs;
+    req.n_headers = 1;
+    req.timeout_ms = 10000;
+    return rp_auth_request(a, &req, resp, token_failed, err, err_size);
+}
+
+static void ta_expect_bearer(fh_server_t *s, size_t i, const char *want)
+{
+    fh_request_t r;
+    char v[RP_AUTH_TOKEN_MAX + 16];
+
+    assert_int_equal(fh_request(s, i, &r), 0);
+    assert_int_equal(fh_header(&r, "X-Test", v, sizeof(v)), 0);
+    assert_string_equal(v, "kept");
+    if (!want) {
+        assert_int_equal(fh_header(&r, "Authorization", v, sizeof(v)), -1);
+        return;
+    }
+    assert_int_equal(fh_header(&r, "Authorization", v, sizeof(v)), 0);
+    assert_string_equal(v, want);
+}
+
+static void test_request_401_once(void **state)
+{
+    static const fh_reply_t replies[] = {
+        {.status = 401, .body = TA_401_BODY},
+        {.status = 200, .body = "ok"},
+    };
+    fh_server_t *s = fh_start(replies, 2);
+    rp_http_resp_t resp = {0};
+    char err[TA_ERR_MAX] = "";
+    bool token_failed = true;
+    rp_auth_t *a;
+
+    (void)state;
+    assert_non_null(s);
+    ta_reset();
+    a = ta_new_key_auth(ta.key_a);
+    /* tok-1 is refused (revoked before its expiry): dropped, tok-2
+     * fetched, the call made again and answered. */
+    assert_int_equal(ta_api_get(a, s, &resp, &token_failed, err, sizeof(err)),
+                     RP_OK);
+    assert_false(token_failed);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.body.data, "ok");
+    assert_int_equal(fh_count(s), 2);
+    assert_int_equal(ta_count("token"), 2);
+    ta_expect_bearer(s, 0, "Bearer tok-1");
+    ta_expect_bearer(s, 1, "Bearer tok-2");
+    /* The fresh token is the cached one now. */
+    assert_int_equal(ta_api_get(a, s, &resp, NULL, err, sizeof(err)), RP_OK);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(ta_count("token"), 2);
+    ta_expect_bearer(s, 2, "Bearer tok-2");
+    rp_http_resp_clear(&resp);
+    rp_auth_destroy(a);
+    fh_stop(s);
+}
+
+static void test_request_401_twice(void **state)
+{
+    static const fh_reply_t replies[] = {{.status = 401, .body = TA_401_BODY}};
+    fh_server_t *s = fh_start(replies, 1);
+    rp_http_resp_t resp = {0};
+    char err[TA_ERR_MAX] = "";
+    bool token_failed = true;
+    rp_auth_t *a;
+    rp_err_t rc;
+
+    (void)state;
+    assert_non_null(s);
+    ta_reset();
+    a = ta_new_key_auth(ta.key_a);
+    rc = ta_api_get(a, s, &resp, &token_failed, err, sizeof(err));
+    assert_int_equal(rc, RP_ERR_PERMISSION);
+    assert_false(rp_err_retriable(rc));
+    assert_false(token_failed);
+    assert_int_equal(resp.status, 401);
+    assert_non_null(strstr(err, "HTTP 401 twice"));
+    assert_non_null(strstr(err, "freshly fetched"));
+    assert_non_null(strstr(err, "Request had invalid authentication"));
+    assert_null(strstr(err, "tok-")); /* the tokens stay out of it */
+    /* Exactly one retry: two requests, two token fetches. */
+    assert_int_equal(fh_count(s), 2);
+    assert_int_equal(ta_count("token"), 2);
+    ta_expect_bearer(s, 0, "Bearer tok-1");
+    ta_expect_bearer(s, 1, "Bearer tok-2");
+    rp_http_resp_clear(&resp);
+    rp_auth_destroy(a);
+    fh_stop(s);
+}
+
+static void test_request_token_errors(void **state)
+{
+    static const fh_reply_t ok = {.status = 200, .body = "ok"};
+    fh_server_t *s = fh_start(&ok, 1);
+    rp_http_resp_t resp = {0};
+    char err[TA_ERR_MAX] = "";
+    bool token_failed = false;
+    rp_auth_t *a, *none = NULL;
+
+    (void)state;
+    assert_non_null(s);
+    ta_reset();
+    /* No token to be had: nothing is sent, and the caller is told. */
+    ta_control("fail_status=503");
+    a = ta_new_key_auth(ta.key_a);
+    assert_int_equal(ta_api_get(a, s, &resp, &token_failed, err, sizeof(err)),
+                     RP_ERR_UNAVAILABLE);
+    assert_true(token_failed);
+    assert_int_equal(fh_count(s), 0);
+    ta_control("fail_status=0");
+
+    /* invalidate drops only the token that was refused. */
+    ta_expect_token(a, "tok-1");
+    rp_auth_invalidate(a, "tok-0");
+    ta_expect_token(a, "tok-1");
+    rp_auth_invalidate(a, "tok-1");
+    ta_expect_token(a, "tok-2");
+    assert_int_equal(ta_count("token"), 3); /* the 503 counts too */
+    rp_auth_invalidate(NULL, "tok-2");
+    rp_auth_invalidate(a, NULL);
+    ta_expect_token(a, "tok-2");
+    rp_auth_destroy(a);
+
+    /* No credentials (NULL or none): the request goes out bare. */
+    assert_int_equal(ta_api_get(NULL, s, &resp, &token_failed, err,
+                                sizeof(err)),
+                     RP_OK);
+    assert_false(token_failed);
+    assert_int_equal(rp_auth_new_none(&none, err, sizeof(err)), RP_OK);
+    assert_int_equal(ta_api_get(none, s, &resp, NULL, err, sizeof(err)),
+                     RP_OK);
+    assert_int_equal(fh_count(s), 2);
+    ta_expect_bearer(s, 0, NULL);
+    ta_expect_bearer(s, 1, NULL);
+    rp_auth_destroy(none);
+    rp_http_resp_clear(&resp);
+    fh_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1148,6 +1308,9 @@ int main(void)
         cmocka_unit_test(test_metadata_from_env),
         cmocka_unit_test(test_key_file_from_env),
         cmocka_unit_test(test_none),
+        cmocka_unit_test(test_request_401_once),
+        cmocka_unit_test(test_request_401_twice),
+        cmocka_unit_test(test_request_token_errors),
     };
     char err[TA_ERR_MAX] = "";
 
