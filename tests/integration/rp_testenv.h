@@ -32,6 +32,9 @@
  * errors; call them from the test's thread only. Environment: RP_BIN_DIR
  * (binaries) and RP_SOURCE_DIR (for tests/schema/validate.js), both set by
  * CTest; RP_IT_KEEP=1 keeps the directory of a passing test too;
+ * RP_IT_LOG_DIR (set by CTest) makes teardown copy every process log to
+ * RP_IT_LOG_DIR/NAME.BROKER/ for the suite-wide secrets.logs check
+ * (rp_te_secrets.h, docs/testing.md);
  * RP_TEST_BROKER=kafka runs the test against a real Apache Kafka
  * (tests/kafka/start: single-node KRaft on 127.0.0.1, data in TMP/kafka/,
  * log TMP/kafka.log) instead of runpool-devbroker (the default).
@@ -50,6 +53,8 @@
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
+
+#include "rp_te_secrets.h"
 
 #define RP_TE_PARTITIONS 4      /* devbroker --partitions */
 /* devbroker + workers started by one test (a fault test starts a
@@ -156,11 +161,18 @@ typedef struct rp_te {
     char died[256]; /* a process exited though nobody signalled it */
 
     bool passed; /* set by rp_te_finish */
+    unsigned planted; /* bit 1 << rp_te_secret_t: secrets given to runpool */
 
     /* rp_te_restart_broker: how many restarts began; from the first on,
      * the collector takes "broker down" errors as expected. */
     atomic_int broker_restarts;
 } rp_te_t;
+
+/* ---- planted secrets (rp_te_secrets.h) ---- */
+/* The value of a planted secret (static). */
+const char *rp_te_secret(rp_te_secret_t s);
+/* Record that this test gave secret s to runpool (for secrets.logs). */
+void rp_te_planted(rp_te_t *te, rp_te_secret_t s);
 
 /* ---- fixture ---- */
 
@@ -195,7 +207,9 @@ void rp_te_validate(rp_te_t *te, const char *schema, const char *file);
 /* ---- processes ---- */
 
 /* Start a runpool-worker on the test's broker, group, backend, state and
- * workdir; returns its index in te->procs. */
+ * workdir, with --kafka-config TMP/kafka-secret.conf (a planted
+ * sasl.password, unused by the PLAINTEXT broker); returns its index in
+ * te->procs. */
 int rp_te_start_worker(rp_te_t *te);
 /* The same with more arguments (NULL-terminated, borrowed) at the end. */
 int rp_te_start_worker_args(rp_te_t *te, const char *const *extra);
@@ -263,7 +277,8 @@ void rp_te_send_raw(rp_te_t *te, const char *key, size_t key_len,
                     const char *payload, size_t len, rp_te_sent_t *sent);
 /* A valid exec request (key = session_id), also appended to
  * requests.jsonl. timeout_s <= 0 omits it (the default); env is NULL or
- * a NULL-terminated list of name, value, name, value, ... */
+ * a NULL-terminated list of name, value, name, value, ...; the rig adds
+ * RP_IT_PLANTED_SECRET (the planted REQUEST_ENV value) to every one. */
 void rp_te_send_exec(rp_te_t *te, const char *session_id,
                      const char *execution_id, const char *command,
                      int timeout_s, const char *const *env);
