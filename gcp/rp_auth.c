@@ -566,18 +566,26 @@ out:
 static void rp_auth_error_detail(const rp_buf_t *body, char *out,
                                  size_t out_size)
 {
+    rp_auth_error_text(body->data, body->len, out, out_size);
+}
+
+void rp_auth_error_text(const char *body, size_t body_len, char *out,
+                        size_t out_size)
+{
     cJSON *root = NULL;
     const cJSON *e;
     const char *code = NULL, *desc = NULL;
     char a[RP_AUTH_DETAIL_MAX / 4], d[RP_AUTH_DETAIL_MAX / 2]; /* fit out */
     char quote[RP_AUTH_QUOTE_MAX];
 
+    if (out_size == 0)
+        return;
     out[0] = '\0';
-    if (!body->data || body->len == 0) {
+    if (!body || body_len == 0) {
         snprintf(out, out_size, "empty body");
         return;
     }
-    root = cJSON_ParseWithLength(body->data, body->len);
+    root = cJSON_ParseWithLength(body, body_len);
     e = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (cJSON_IsString(e)) {
         code = e->valuestring;
@@ -591,7 +599,7 @@ static void rp_auth_error_detail(const rp_buf_t *body, char *out,
         rp_auth_printable(d, sizeof(d), desc ? desc : "", SIZE_MAX);
         snprintf(out, out_size, "%s%s%s", a, d[0] ? ": " : "", d);
     } else {
-        rp_auth_printable(quote, sizeof(quote), body->data, body->len);
+        rp_auth_printable(quote, sizeof(quote), body, body_len);
         snprintf(out, out_size, "'%s'", quote);
     }
     cJSON_Delete(root);

@@ -187,6 +187,13 @@ rp_err_t rp_auth_parse_token_response(const char *body, size_t len,
                                       int64_t *expires_in_ms, char *errstr,
                                       size_t errstr_size);
 
+/* The endpoint's own words from an error body (len bytes): OAuth's
+ * {"error":"invalid_grant","error_description":"..."}, Google API's
+ * {"error":{"status":...,"message":"..."}}, or the start of a text body
+ * quoted; printable ASCII, always NUL-terminated in out. */
+void rp_auth_error_text(const char *body, size_t len, char *out,
+                        size_t out_size);
+
 /* How long before expiry a token of this lifetime is refreshed:
  * min(RP_AUTH_REFRESH_MARGIN_MS, lifetime / 10). */
 int64_t rp_auth_refresh_margin_ms(int64_t lifetime_ms);

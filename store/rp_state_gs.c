@@ -165,7 +165,7 @@ static rp_err_t rp_state_gs_object_url(const rp_state_gs_t *gs,
 
 /* Parse a generation ("123", int64 as a JSON string or the header value):
  * digits only, never 0, never RP_STATE_ANY. */
-static bool rp_state_gs_parse_gen(const char *s, uint64_t *out)
+bool rp_state_gs_parse_generation(const char *s, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i;
@@ -202,20 +202,27 @@ static void rp_state_gs_printable(char *out, size_t out_size, const char *s,
 
 /* Google's message from an error reply ({"error":{"message":...}}), or
  * the start of the body when it is not JSON (emulators answer text). */
-static void rp_state_gs_message(const rp_http_resp_t *resp, char *out,
-                                size_t out_size)
+void rp_state_gs_error_message(const char *body, size_t body_len, char *out,
+                               size_t out_size)
 {
-    const char *body = resp->body.data ? resp->body.data : "";
-    cJSON *root = cJSON_ParseWithLength(body, resp->body.len);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    cJSON *root;
+    const cJSON *e, *m;
     size_t len;
 
+    if (out_size == 0)
+        return;
+    if (!body) {
+        body = "";
+        body_len = 0;
+    }
+    root = cJSON_ParseWithLength(body, body_len);
+    e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    m = cJSON_GetObjectItemCaseSensitive(e, "message");
     if (cJSON_IsString(m) && m->valuestring) {
         rp_state_gs_printable(out, out_size, m->valuestring,
                               strlen(m->valuestring));
     } else {
-        len = resp->body.len;
+        len = body_len;
         while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r' ||
                            body[len - 1] == ' '))
             len--;
@@ -225,6 +232,12 @@ static void rp_state_gs_message(const rp_http_resp_t *resp, char *out,
             rp_state_gs_printable(out, out_size, body, len);
     }
     cJSON_Delete(root);
+}
+
+static void rp_state_gs_message(const rp_http_resp_t *resp, char *out,
+                                size_t out_size)
+{
+    rp_state_gs_error_message(resp->body.data, resp->body.len, out, out_size);
 }
 
 /* Map a final, non-success HTTP status that the operation did not handle
@@ -418,7 +431,7 @@ static rp_err_t rp_state_gs_download(const rp_state_gs_t *gs, const char *key,
                       out->max);
         goto out;
     }
-    if (!rp_state_gs_parse_gen(resp.header_value, version)) {
+    if (!rp_state_gs_parse_generation(resp.header_value, version)) {
         err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                       "%s: download reply has no valid X-Goog-Generation "
                       "header ('%.40s')",
@@ -490,8 +503,6 @@ static rp_err_t rp_state_gs_put(rp_state_t *st, const char *key,
     char what[RP_STATE_GS_SHOWN_MAX + RP_STATE_KEY_MAX];
     rp_state_gs_call_t c = {0};
     rp_http_resp_t resp = {0};
-    cJSON *root = NULL;
-    const cJSON *g;
     uint64_t v = 0;
     bool maybe = false, ours = false;
     rp_err_t err;
@@ -544,13 +555,7 @@ static rp_err_t rp_state_gs_put(rp_state_t *st, const char *key,
             err = RP_ERR_INVALID;
         goto out;
     }
-    root = cJSON_ParseWithLength(resp.body.data, resp.body.len);
-    g = cJSON_GetObjectItemCaseSensitive(root, "generation");
-    /* int64 travels as a string; accept a bare number from odd servers. */
-    if (!(cJSON_IsString(g) && rp_state_gs_parse_gen(g->valuestring, &v)) &&
-        !(cJSON_IsNumber(g) && g->valuedouble >= 1 &&
-          g->valuedouble < 9007199254740992.0 &&
-          (v = (uint64_t)g->valuedouble) > 0)) {
+    if (!rp_state_gs_parse_object_reply(resp.body.data, resp.body.len, &v)) {
         err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                       "%s: upload reply has no valid \"generation\"", what);
         goto out;
@@ -560,9 +565,28 @@ done:
         *new_version = v;
     err = RP_OK;
 out:
-    cJSON_Delete(root);
     rp_http_resp_clear(&resp);
     return err;
+}
+
+bool rp_state_gs_parse_object_reply(const char *body, size_t len,
+                                    uint64_t *generation)
+{
+    cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "generation");
+    uint64_t v = 0;
+    bool ok;
+
+    /* int64 travels as a string; accept a bare number from odd servers. */
+    ok = (cJSON_IsString(g) && rp_state_gs_parse_generation(g->valuestring,
+                                                            &v)) ||
+         (cJSON_IsNumber(g) && g->valuedouble >= 1 &&
+          g->valuedouble < 9007199254740992.0 &&
+          (v = (uint64_t)g->valuedouble) > 0 && v != RP_STATE_ANY);
+    if (ok)
+        *generation = v;
+    cJSON_Delete(root);
+    return ok;
 }
 
 /* ---- delete ---- */
@@ -645,13 +669,14 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
     const rp_state_gs_t *gs = st->impl;
     char full[RP_STATE_GS_NAME_MAX + 1], enc[RP_STATE_GS_ENC_MAX];
     char fields[128], url[RP_HTTP_URL_MAX];
-    char token[RP_STATE_GS_PAGE_TOKEN_MAX];
+    char token[RP_STATE_GS_PAGE_TOKEN_MAX], next[RP_STATE_GS_PAGE_TOKEN_MAX];
+    char herr[128];
     char tok_enc[3 * RP_STATE_GS_PAGE_TOKEN_MAX];
+    bool stopped = false;
     char what[RP_STATE_GS_SHOWN_MAX + 32];
     size_t strip = gs->prefix[0] ? strlen(gs->prefix) + 1 : 0;
     rp_state_gs_call_t c = {0};
     rp_http_resp_t resp = {0};
-    cJSON *root = NULL;
     bool maybe;
     rp_err_t err = RP_OK;
     int n;
@@ -669,8 +694,6 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
     }
     token[0] = '\0';
     for (;;) {
-        const cJSON *items, *item, *next;
-
         err = rp_state_gs_url(url, sizeof(url), what, errstr, errstr_size,
                               "%s/storage/v1/b/%s/o?fields=%s&maxResults=%d"
                               "%s%s%s%s",
@@ -693,46 +716,23 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
                 err = RP_ERR_INVALID;
             goto out;
         }
-        cJSON_Delete(root);
-        root = cJSON_ParseWithLength(resp.body.data, resp.body.len);
-        if (!cJSON_IsObject(root)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                          "%s: list reply is not a JSON object", what);
+        err = rp_state_gs_parse_list_page(resp.body.data, resp.body.len,
+                                          full, strip, cb, opaque, next,
+                                          sizeof(next), &stopped, herr,
+                                          sizeof(herr));
+        if (err != RP_OK) {
+            rp_errf(errstr, errstr_size, err, "%s: %s", what, herr);
             goto out;
         }
-        items = cJSON_GetObjectItemCaseSensitive(root, "items");
-        cJSON_ArrayForEach(item, items)
-        {
-            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(item, "name");
-            const cJSON *g = cJSON_GetObjectItemCaseSensitive(item,
-                                                              "generation");
-            uint64_t v;
-            const char *key;
-
-            if (!cJSON_IsString(nm) || !cJSON_IsString(g) ||
-                !rp_state_gs_parse_gen(g->valuestring, &v))
-                continue;
-            if (strncmp(nm->valuestring, full, strlen(full)) != 0 ||
-                strlen(nm->valuestring) <= strip)
-                continue;
-            key = nm->valuestring + strip;
-            /* Objects put there by other tools may not be keys at all. */
-            if (!rp_state_key_valid(key))
-                continue;
-            if (cb(opaque, key, v) != 0)
-                goto out; /* the caller has seen enough */
-        }
-        next = cJSON_GetObjectItemCaseSensitive(root, "nextPageToken");
-        if (!cJSON_IsString(next) || next->valuestring[0] == '\0')
+        if (stopped || next[0] == '\0')
             break;
-        if (strlen(next->valuestring) >= sizeof(token) ||
-            strcmp(next->valuestring, token) == 0) {
+        if (strcmp(next, token) == 0) {
             err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                           "%s: bad nextPageToken (too long or repeated)",
                           what);
             goto out;
         }
-        snprintf(token, sizeof(token), "%s", next->valuestring);
+        snprintf(token, sizeof(token), "%s", next);
         if (rp_http_escape(token, tok_enc, sizeof(tok_enc)) != RP_OK) {
             err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                           "%s: nextPageToken too long", what);
@@ -740,8 +740,65 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
         }
     }
 out:
-    cJSON_Delete(root);
     rp_http_resp_clear(&resp);
+    return err;
+}
+
+rp_err_t rp_state_gs_parse_list_page(const char *body, size_t len,
+                                     const char *full, size_t strip,
+                                     rp_state_list_cb *cb, void *opaque,
+                                     char *next, size_t next_size,
+                                     bool *stopped, char *errstr,
+                                     size_t errstr_size)
+{
+    cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *items, *item, *nt;
+    rp_err_t err = RP_OK;
+    size_t full_len = strlen(full);
+
+    *stopped = false;
+    if (next_size)
+        next[0] = '\0';
+    if (!cJSON_IsObject(root)) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                      "list reply is not a JSON object");
+        goto out;
+    }
+    items = cJSON_GetObjectItemCaseSensitive(root, "items");
+    cJSON_ArrayForEach(item, items)
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(item, "name");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(item, "generation");
+        uint64_t v;
+        const char *key;
+
+        if (!cJSON_IsString(nm) || !cJSON_IsString(g) ||
+            !rp_state_gs_parse_generation(g->valuestring, &v))
+            continue;
+        if (strncmp(nm->valuestring, full, full_len) != 0 ||
+            strlen(nm->valuestring) <= strip)
+            continue;
+        key = nm->valuestring + strip;
+        /* Objects put there by other tools may not be keys at all. */
+        if (!rp_state_key_valid(key))
+            continue;
+        if (cb(opaque, key, v) != 0) {
+            *stopped = true; /* the caller has seen enough */
+            goto out;
+        }
+    }
+    nt = cJSON_GetObjectItemCaseSensitive(root, "nextPageToken");
+    if (!cJSON_IsString(nt) || nt->valuestring[0] == '\0')
+        goto out;
+    if (strlen(nt->valuestring) >= next_size) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                      "bad nextPageToken (longer than %zu bytes)",
+                      next_size ? next_size - 1 : 0);
+        goto out;
+    }
+    memcpy(next, nt->valuestring, strlen(nt->valuestring) + 1);
+out:
+    cJSON_Delete(root);
     return err;
 }
 
