@@ -812,6 +812,7 @@ static rp_te_msg_t *rp_te_msg_copy(const rd_kafka_message_t *km, bool result)
     m->has_key = km->key != NULL;
     m->key_len = km->key ? km->key_len : 0;
     m->key = rp_te_memdup(km->key, m->key_len);
+    m->value_null = km->payload == NULL;
     m->value_len = km->payload ? km->len : 0;
     m->value = rp_te_memdup(km->payload, m->value_len);
     if (!m->key || !m->value)
@@ -897,7 +898,10 @@ static void rp_te_log_dlq(FILE *f, const rp_te_msg_t *m)
                 cJSON_AddNullToObject(h, m->headers[i].name);
         }
     }
-    rp_te_json_bytes(o, "payload", m->value, m->value_len);
+    if (m->value_null)
+        cJSON_AddNullToObject(o, "payload"); /* a tombstone */
+    else
+        rp_te_json_bytes(o, "payload", m->value, m->value_len);
     if ((line = cJSON_PrintUnformatted(o))) {
         fprintf(f, "%s\n", line);
         fflush(f);

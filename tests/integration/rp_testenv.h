@@ -24,6 +24,7 @@
  *   results.jsonl     every message of runpool.results, in arrival order
  *   dlq.jsonl         every message of runpool.dlq, as an envelope
  *                     {partition, offset, key, headers, payload|payload_base64}
+ *                     (payload null for a tombstone)
  *
  * The test process is a child subreaper, so executors orphaned by a killed
  * worker are re-parented to it and teardown can kill and reap them too.
@@ -83,7 +84,8 @@ typedef struct rp_te_msg {
     bool has_key;
     char *key; /* NUL-terminated copy ("" when absent) */
     size_t key_len;
-    char *value; /* NUL-terminated copy ("" when empty) */
+    char *value; /* NUL-terminated copy ("" when empty or null) */
+    bool value_null; /* a null value (tombstone), not an empty one */
     size_t value_len;
     rp_te_header_t *headers;
     size_t n_headers;
@@ -271,6 +273,7 @@ int rp_te_worker_by_id(const rp_te_t *te, const char *id);
 /* ---- producing ---- */
 
 /* Produce one message to runpool.requests as is. key NULL = no key;
+ * payload NULL (len 0) = a null value, a tombstone;
  * sent (may be NULL) is filled once rp_te_flush returns. Not logged to
  * requests.jsonl: use it for malformed input. */
 void rp_te_send_raw(rp_te_t *te, const char *key, size_t key_len,
