@@ -37,6 +37,7 @@
 #include "rp_test_dir.h"
 #include "rp_auth.h"
 #include "rp_http.h"
+#include "rp_log.h"
 #include "rp_state_gs.h"
 
 #include "../fakes/fake_http.h"
@@ -1169,6 +1170,42 @@ static void ta_expect_bearer(fh_server_t *s, size_t i, const char *want)
     assert_string_equal(v, want);
 }
 
+/* Capture what rp_log writes (stderr) while fn runs: the log must name
+ * what happened, never the tokens. */
+static int ta_saved_stderr = -1;
+static char ta_log_path[TA_PATH_MAX + 16];
+
+static void ta_capture_stderr(void)
+{
+    int fd;
+
+    snprintf(ta_log_path, sizeof(ta_log_path), "%s/stderr.log", ta.dir);
+    fflush(stderr);
+    ta_saved_stderr = dup(STDERR_FILENO);
+    fd = open(ta_log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(ta_saved_stderr >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    close(fd);
+}
+
+/* Restore stderr; the captured text (caller frees). */
+static char *ta_captured_stderr(void)
+{
+    FILE *f;
+    char *buf = calloc(1, 65536);
+
+    fflush(stderr);
+    assert_int_equal(dup2(ta_saved_stderr, STDERR_FILENO), STDERR_FILENO);
+    close(ta_saved_stderr);
+    ta_saved_stderr = -1;
+    assert_non_null(buf);
+    f = fopen(ta_log_path, "r");
+    assert_non_null(f);
+    buf[fread(buf, 1, 65535, f)] = '\0';
+    fclose(f);
+    return buf;
+}
+
 static void test_request_401_once(void **state)
 {
     static const fh_reply_t replies[] = {
@@ -1215,12 +1252,23 @@ static void test_request_401_twice(void **state)
     bool token_failed = true;
     rp_auth_t *a;
     rp_err_t rc;
+    char *log;
 
     (void)state;
     assert_non_null(s);
     ta_reset();
     a = ta_new_key_auth(ta.key_a);
+    rp_log_init("test_auth", RP_LOG_INFO);
+    ta_capture_stderr();
     rc = ta_api_get(a, s, &resp, &token_failed, err, sizeof(err));
+    log = ta_captured_stderr();
+    /* Logged: the refreshes and both refusals; never a token. */
+    assert_non_null(strstr(log, "auth_token_refreshed"));
+    assert_non_null(strstr(log, "auth_token_rejected"));
+    assert_non_null(strstr(log, "HTTP 401 again"));
+    assert_null(strstr(log, "tok-"));
+    assert_null(strstr(log, "?x=1")); /* nor the query */
+    free(log);
     assert_int_equal(rc, RP_ERR_PERMISSION);
     assert_false(rp_err_retriable(rc));
     assert_false(token_failed);
