@@ -22,7 +22,11 @@
     X(REQUEST_ENV, "rp-planted-request-env-9c41f7d2e8")                     \
     /* sasl.password in the --kafka-config file (mode 0600) of every       \
      * worker the rig starts (rp_te_start_worker) */                        \
-    X(KAFKA_PASSWORD, "rp-planted-kafka-password-5e0b3a86c1")
+    X(KAFKA_PASSWORD, "rp-planted-kafka-password-5e0b3a86c1")              \
+    /* the OAuth access tokens of tests/fakes/token_server.py (VALUE-meta-N) \
+     * when a test authenticates its gs:// store (rp_te_cloud_authenticate, \
+     * e2e.cloudrun): the workers send them to fake-gcs-server */           \
+    X(ACCESS_TOKEN, "rp-planted-access-token-4a7f21c9d0")
 
 typedef enum rp_te_secret {
 #define RP_TE_SECRET_ENUM(name, value) RP_TE_SECRET_##name,

@@ -407,7 +407,7 @@ int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
     char exe[PATH_MAX], state[PATH_MAX + 16], work[PATH_MAX], name[32];
     char host[128] = "host", drain[16], session[64], err[256];
     char kconf[PATH_MAX];
-    char *argv[34];
+    char *argv[37];
     int n = 0, idx;
 
     if (!rp_test_fmt(exe, sizeof(exe), "%s/runpool-worker", te->bin_dir) ||
@@ -418,6 +418,11 @@ int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
     snprintf(drain, sizeof(drain), "%d", RP_TE_DRAIN_TIMEOUT_S);
     snprintf(session, sizeof(session), "session.timeout.ms=%d",
              RP_TE_SESSION_TIMEOUT_MS);
+    if (te->worker_unset[0]) {
+        argv[n++] = "/usr/bin/env"; /* execs the worker: same pid */
+        argv[n++] = "-u";
+        argv[n++] = te->worker_unset;
+    }
     argv[n++] = exe;
     argv[n++] = "--brokers";
     argv[n++] = te->brokers;

@@ -134,6 +134,9 @@ typedef struct rp_te {
      * file://TMP/state unless a test changes them (rp_te_cloud_start). */
     char backend[16];
     char state_url[PATH_MAX + 16];
+    /* A variable the workers must not inherit ("" = none): they are
+     * started through env -u NAME (rp_te_cloud_authenticate). */
+    char worker_unset[64];
     /* Base URLs of the Cloud Run fake and fake-gcs-server, once
      * rp_te_cloud_start started them; "" otherwise. */
     char cloudrun_url[256];
