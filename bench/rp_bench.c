@@ -919,7 +919,9 @@ static void usage(FILE *f)
 "                       the file (repeatable, at most 4)\n"
 "  --requests-topic T   [%s]\n"
 "  --results-topic T    [%s]\n"
-"  -X key=value         librdkafka setting for the bench's own clients\n",
+"  -X key=value         librdkafka setting for the bench's own clients\n"
+"  -h, --help           this text\n"
+"  -V, --version        print \"runpool-bench VERSION\" and exit\n",
             RP_TOPIC_REQUESTS_DEFAULT, RP_TOPIC_RESULTS_DEFAULT);
 }
 
@@ -973,6 +975,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
         {"results-topic", required_argument, NULL, O_RES},
         {"peer", required_argument, NULL, O_PEER},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     bench_opts_t *o = &b->o;
@@ -983,7 +986,8 @@ static void parse_args(bench_t *b, int argc, char **argv)
     o->timeout_s = RP_TIMEOUT_DEFAULT_S;
     o->warmup = 8;
     o->deadline_s = 300;
-    while ((c = getopt_long(argc, argv, "X:h", opts, NULL)) != -1) {
+    opterr = 0; /* one line of our own, not getopt's and the usage */
+    while ((c = getopt_long(argc, argv, ":X:hV", opts, NULL)) != -1) {
         switch (c) {
         case O_BROKERS: o->brokers = optarg; break;
         case O_NAME: o->name = optarg; break;
@@ -1042,12 +1046,27 @@ static void parse_args(bench_t *b, int argc, char **argv)
             o->props[o->n_props++] = optarg;
             break;
         case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
+        case 'V': printf("runpool-bench %s\n", RP_VERSION); exit(0);
+        case ':':
+            fprintf(stderr, "runpool-bench: %s needs a value (see --help)\n",
+                    argv[optind - 1]);
+            exit(2);
+        default:
+            fprintf(stderr, "runpool-bench: unknown option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            exit(2);
         }
     }
-    if (optind < argc || !o->brokers || !o->name || !o->sessions ||
-        !o->per_session || !o->command || !o->out_path) {
-        usage(stderr);
+    if (optind < argc) {
+        fprintf(stderr, "runpool-bench: unexpected argument '%s' (see --help)\n",
+                argv[optind]);
+        exit(2);
+    }
+    if (!o->brokers || !o->name || !o->sessions || !o->per_session ||
+        !o->command || !o->out_path) {
+        fprintf(stderr, "runpool-bench: --brokers, --name, --sessions, "
+                "--per-session, --command and --out are required (see "
+                "--help)\n");
         exit(2);
     }
 }

@@ -83,7 +83,15 @@
     X(NO_RESULT, "no_result", \
       "the executor ended without writing a record") \
     X(INTERRUPTED, "interrupted", \
-      "the run that started the command vanished before it finished (OOM kill, machine loss); the command was not run again")
+      "the run that started the command vanished before it finished (OOM kill, machine loss); the command was not run again") \
+    X(UNSIGNED, "unsigned", \
+      "the worker runs signed requests only and the request has no runpool-signature header") \
+    X(BAD_SIGNATURE, "bad_signature", \
+      "the runpool-signature header is malformed or its HMAC does not match the message") \
+    X(UNKNOWN_KEY, "unknown_key", \
+      "the request is signed with a key id the worker does not know") \
+    X(EXPIRED_SIGNATURE, "expired_signature", \
+      "the signature is genuine but its time t is further from the worker clock than --signature-max-age")
 
 /* The longest wire string (test_codes checks every entry against it). */
 #define RP_CODE_MAX 64

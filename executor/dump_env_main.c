@@ -31,7 +31,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 2 || strcmp(argv[1], "--dump-env") != 0) {
-        fputs("runpool-dump-env: expected --dump-env (see --help)\n", stderr);
+        fprintf(stderr, "runpool-dump-env: %s%s%sexpected --dump-env (see "
+                "--help)\n", argc > 1 ? "unknown argument '" : "",
+                argc > 1 ? argv[1] : "", argc > 1 ? "'; " : "");
         return 2;
     }
     for (char **e = environ; e && *e; e++) {

@@ -46,6 +46,7 @@
 #include "rp_layout.h"
 #include "rp_log.h"
 #include "rp_msg.h"
+#include "rp_runas.h"
 #include "rp_state.h"
 #include "rp_time.h"
 
@@ -583,14 +584,22 @@ int main(int argc, char **argv)
     /* The capture half: keep it tiny, it runs at the end of every command. */
     if (argc == 2 && !strcmp(argv[1], "--dump-env"))
         return rp_exec_dump_env(STDOUT_FILENO) == 0 ? 0 : 1;
+    /* The command's shell, started as RUNPOOL_RUN_AS (rp_runas.h). */
+    if (argc > 1 && !strcmp(argv[1], RP_RUNAS_FLAG))
+        return rp_runas_exec_main(argc, argv);
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: runpool-executor [--dump-env | --help | --version]\n"
+        printf("usage: runpool-executor [--dump-env | --exec-as UID:GID -- PROG "
+               "ARGS... |\n                        --help | --version]\n"
                "Runs the command described by the job environment "
                "(EXECUTION_ID, SESSION_ID,\nCOMMAND, TIMEOUT, "
                "RUNPOOL_STATE_URL, ...; docs/executor.md) and records\n"
                "its result in the state store.\n\n"
                "  --dump-env   write the environment NUL-separated to stdout "
                "and exit\n"
+               "  --exec-as UID:GID -- PROG ARGS...\n"
+               "               become UID:GID for good, then exec PROG (how "
+               "the command's\n               shell starts under "
+               "RUNPOOL_RUN_AS)\n"
                "  -h, --help   show this help\n"
                "  --version    print the version\n");
         return 0;

@@ -320,13 +320,11 @@ static rp_err_t rp_http_check(const rp_http_req_t *req, char *errstr,
     return RP_OK;
 }
 
-static rp_http_observer_fn *_Atomic rp_http_observer;
-static void *_Atomic rp_http_observer_arg;
+static const rp_http_observer_t *_Atomic rp_http_observer;
 
-void rp_http_set_observer(rp_http_observer_fn *fn, void *arg)
+void rp_http_set_observer(const rp_http_observer_t *obs)
 {
-    atomic_store(&rp_http_observer_arg, arg);
-    atomic_store(&rp_http_observer, fn);
+    atomic_store(&rp_http_observer, obs);
 }
 
 rp_err_t rp_http_request(const rp_http_req_t *req, rp_http_resp_t *resp,
@@ -449,10 +447,10 @@ out:
     }
     curl_slist_free_all(hdrs);
     if (observed) {
-        rp_http_observer_fn *obs = atomic_load(&rp_http_observer);
+        const rp_http_observer_t *obs = atomic_load(&rp_http_observer);
         if (obs)
-            obs(req->method, req->url, resp->status, err,
-                rp_time_mono_us() - t0, atomic_load(&rp_http_observer_arg));
+            obs->fn(req->method, req->url, resp->status, err,
+                    rp_time_mono_us() - t0, obs->arg);
     }
     return err;
 }

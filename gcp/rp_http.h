@@ -84,12 +84,20 @@ void rp_http_thread_cleanup(void);
 /* An observer of every completed request (metrics): method and url are
  * the request's (borrowed for the call), status 0 when no response came,
  * err what rp_http_request returns. Called on the requesting thread, so
- * fn must be thread-safe. Process-wide; NULL removes it. Set it before
- * other threads make requests and clear it after they stopped. */
+ * fn must be thread-safe. */
 typedef void(rp_http_observer_fn)(const char *method, const char *url,
                                   long status, rp_err_t err,
                                   int64_t duration_us, void *arg);
-void rp_http_set_observer(rp_http_observer_fn *fn, void *arg);
+typedef struct rp_http_observer {
+    rp_http_observer_fn *fn;
+    void *arg;
+} rp_http_observer_t;
+/* Process-wide; obs borrowed (it must outlive every request made while it
+ * is set), NULL removes it. One pointer, swapped atomically, so a request
+ * never pairs one observer's fn with another's arg. Set it before other
+ * threads make requests and clear it after they stopped: a request
+ * finishing concurrently with the clear may still call the old one. */
+void rp_http_set_observer(const rp_http_observer_t *obs);
 
 /* 429, 500, 502, 503, 504 (and 408). */
 bool rp_http_status_retriable(long status);

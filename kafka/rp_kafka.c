@@ -1,6 +1,7 @@
 #include "rp_kafka.h"
 
 #include "rp_log.h"
+#include "rp_secfile.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -155,6 +156,51 @@ rp_err_t rp_kafka_unique_client_id(rd_kafka_conf_t *conf, const char *prefix,
     return rp_kafka_set(conf, "client.id", id, errstr, errstr_size);
 }
 
+rp_err_t rp_kafka_reader_new(const char *brokers, const char *prefix,
+                             const char *auto_reset, const char *const *props,
+                             size_t n_props, rd_kafka_t **out, char *errstr,
+                             size_t errstr_size)
+{
+    static const char *const fixed[] = {
+        "isolation.level=read_committed", "enable.auto.commit=false",
+        "enable.auto.offset.store=false", "enable.partition.eof=true",
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rp_err_t err;
+    struct timespec ts;
+    char group[160];
+
+    *out = NULL;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(group, sizeof(group), "%s-%ld-%lld", prefix, (long)getpid(),
+             (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    rp_kafka_log_via_rp(conf);
+    /* The user's settings first, then ours: a worker's RUNPOOL_KAFKA_GROUP_ID
+     * or ENABLE_AUTO_COMMIT in the environment (kubectl exec into a pod)
+     * must not make a tool commit into the workers' group, nor
+     * enable.partition.eof=false make --exit-at-end wait for ever. */
+    if ((err = rp_kafka_set(conf, "bootstrap.servers", brokers, errstr,
+                            errstr_size)) ||
+        (err = rp_kafka_unique_client_id(conf, prefix, errstr,
+                                         errstr_size)) ||
+        (err = rp_kafka_set_props_for(conf, RP_KAFKA_CONSUMER, props, n_props,
+                                      errstr, errstr_size)) ||
+        (err = rp_kafka_set(conf, "group.id", group, errstr, errstr_size)) ||
+        (err = rp_kafka_set_props(conf, fixed,
+                                  sizeof(fixed) / sizeof(fixed[0]), errstr,
+                                  errstr_size)) ||
+        (auto_reset &&
+         (err = rp_kafka_set(conf, "auto.offset.reset", auto_reset, errstr,
+                             errstr_size))))
+        goto out;
+    if (!(*out = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size)))
+        err = RP_ERR_KAFKA;
+out:
+    if (!*out)
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new took it on success */
+    return err;
+}
+
 /* Called on librdkafka's threads; rp_log is thread-safe. Syslog levels:
  * 0-3 error, 4 warning, 5-6 info, 7 debug. */
 static void rp_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
@@ -262,13 +308,10 @@ static rp_err_t rp_kafka_props_file(rp_kafka_props_t *p, const char *path,
         goto out;
     }
     /* A password readable by others is a leak waiting to happen. */
-    if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-        err = rp_errf(errstr, es, RP_ERR_INVALID,
-                      "kafka config %s holds a password or secret but group "
-                      "or others may read it (mode %03o); chmod 600 it",
-                      path, (unsigned)(st.st_mode & 0777));
+    if (secret &&
+        (err = rp_secfile_check("kafka config", path, &st, geteuid(), errstr,
+                                es)))
         goto out;
-    }
 out:
     fclose(f);
     if (err) {

@@ -62,9 +62,9 @@ int rp_kafka_prop_is_secret(const char *name);
  *      sasl.password); matched against librdkafka's table, an unknown
  *      NAME is an error;
  *   3. cli: the -X key=value strings (borrowed, copied).
- * A file that group or others can read and that holds a secret
- * (rp_kafka_prop_is_secret, "key" names aside: only password/secret) is
- * refused. Logs one "kafka_config" line naming each setting and where it
+ * A file that holds a secret (rp_kafka_prop_is_secret, "key" names
+ * aside: only password/secret) must pass rp_secfile_check (ours and
+ * 0600, or root's and at most 0640), else RP_ERR_PERMISSION. Logs one "kafka_config" line naming each setting and where it
  * came from, secrets' values redacted. envp: NULL for environ.
  * On success p owns the strings (free with rp_kafka_props_clear). */
 typedef struct rp_kafka_props {
@@ -93,5 +93,23 @@ rp_err_t rp_kafka_unique_client_id(rd_kafka_conf_t *conf, const char *prefix,
 /* Send librdkafka's own log lines through rp_log (JSON lines, event
  * "kafka_log") instead of its plain-text stderr format. */
 void rp_kafka_log_via_rp(rd_kafka_conf_t *conf);
+
+/* A reader of runpool's topics for the tools (runpool-tail,
+ * runpool-replay): a consumer for assign() only, read_committed (the
+ * results are transactional), no auto commit or offset store, partition
+ * EOF events on, auto.offset.reset = auto_reset (NULL: librdkafka's), a
+ * unique client.id "PREFIX-..." and a private group.id
+ * "PREFIX-PID-MS" (assign() wants one; nothing is ever committed to it,
+ * so the workers' group is never touched); librdkafka's log through
+ * rp_log. props ("key=value", borrowed; rp_kafka_props_load's, so a
+ * --kafka-config file and RUNPOOL_KAFKA_* reach the tools too) go in
+ * before the fixed settings above, which win: no setting can make a tool
+ * commit into a group or stop seeing partition ends. *out: the handle (caller rd_kafka_destroys it).
+ * RP_ERR_INVALID for a setting librdkafka refuses, RP_ERR_KAFKA when the
+ * client cannot be made. Any thread. */
+rp_err_t rp_kafka_reader_new(const char *brokers, const char *prefix,
+                             const char *auto_reset, const char *const *props,
+                             size_t n_props, rd_kafka_t **out, char *errstr,
+                             size_t errstr_size);
 
 #endif

@@ -37,6 +37,8 @@ typedef struct produce_opts {
     const char *requests_topic;
     const char *results_topic;
     const char *kafka_config;
+    const char *signing_keys;
+    const char *signing_kid;
     int timeout_s; /* 0 = not given */
     bool close;
     bool use_stdin;
@@ -76,6 +78,12 @@ static void usage(FILE *out)
 "  --kafka-config FILE  librdkafka settings, key=value lines (default\n"
 "                       $RUNPOOL_KAFKA_CONFIG); RUNPOOL_KAFKA_<NAME> variables\n"
 "                       override it, -X overrides both\n"
+"  --signing-keys FILE  sign each request (header runpool-signature) with a\n"
+"                       key of FILE, lines KID:BASE64-KEY (yours and 0600, or\n"
+"                       root's and at most 0640)\n"
+"                       (default $RUNPOOL_SIGNING_KEYS; see the README,\n"
+"                       Signed requests)\n"
+"  --signing-kid KID    the key to sign with (default: the file's first)\n"
 "  -X key=value         librdkafka setting (repeatable)\n"
 "  -h, --help           show this help\n"
 "  --version            print the version\n",
@@ -150,7 +158,7 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
     enum {
         OPT_BROKERS = 256, OPT_SESSION, OPT_EXEC_ID, OPT_TIMEOUT, OPT_ENV,
         OPT_CLOSE, OPT_WAIT, OPT_STDIN, OPT_REQ_TOPIC, OPT_RES_TOPIC,
-        OPT_KAFKA_CONFIG, OPT_VERSION,
+        OPT_KAFKA_CONFIG, OPT_VERSION, OPT_SIGNING_KEYS, OPT_SIGNING_KID,
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, OPT_BROKERS},
@@ -164,6 +172,8 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
         {"requests-topic", required_argument, NULL, OPT_REQ_TOPIC},
         {"results-topic", required_argument, NULL, OPT_RES_TOPIC},
         {"kafka-config", required_argument, NULL, OPT_KAFKA_CONFIG},
+        {"signing-keys", required_argument, NULL, OPT_SIGNING_KEYS},
+        {"signing-kid", required_argument, NULL, OPT_SIGNING_KID},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -243,6 +253,12 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
         case OPT_KAFKA_CONFIG:
             o->kafka_config = optarg;
             break;
+        case OPT_SIGNING_KEYS:
+            o->signing_keys = optarg;
+            break;
+        case OPT_SIGNING_KID:
+            o->signing_kid = optarg;
+            break;
         case OPT_VERSION:
             printf("%s %s\n", prog, RP_VERSION);
             return EXIT_SUCCEEDED;
@@ -266,6 +282,8 @@ static int parse_args(int argc, char **argv, produce_opts_t *o)
 
     if (!o->brokers || !*o->brokers)
         o->brokers = getenv("RUNPOOL_BROKERS");
+    if (!o->signing_keys || !*o->signing_keys)
+        o->signing_keys = getenv("RUNPOOL_SIGNING_KEYS");
     /* The same variables as runpool-worker's. */
     if (!o->requests_topic || !*o->requests_topic)
         o->requests_topic = getenv("RUNPOOL_REQUESTS_TOPIC");
@@ -530,6 +548,8 @@ int main(int argc, char **argv)
     conf.props = (const char *const *)kprops.kv;
     conf.n_props = kprops.n;
     conf.watch_results = o.wait;
+    conf.signing_keys = o.signing_keys;
+    conf.signing_kid = o.signing_kid;
     if (rp_producer_new(&conf, &p, err, sizeof(err))) {
         fprintf(stderr, "%s: %s\n", prog, err);
         status = EXIT_TROUBLE;

@@ -9,6 +9,7 @@
 
 #include "rp_kafka.h"
 #include "rp_log.h"
+#include "rp_sign.h"
 #include "rp_time.h"
 
 /* Hash buckets for the tracked ids; chains stay short up to tens of
@@ -53,6 +54,9 @@ struct rp_producer {
     size_t n_tracked;
     size_t n_pending;
     size_t pending_bytes;
+
+    rp_sign_keys_t *sign_keys; /* NULL: requests go out unsigned */
+    char *sign_kid;            /* NULL: the first key */
 };
 
 /* ---- tracked ids ---- */
@@ -523,6 +527,29 @@ rp_err_t rp_producer_new(const rp_producer_conf_t *conf, rp_producer_t **out,
     }
     p->pending_max = conf->pending_max ? conf->pending_max
                                        : RP_PRODUCER_PENDING_MAX;
+    if (conf->signing_keys && *conf->signing_keys &&
+        (err = rp_sign_keys_load(conf->signing_keys, &p->sign_keys, errstr,
+                                 errstr_size)))
+        goto out;
+    if (conf->signing_kid && *conf->signing_kid) {
+        bool found = false;
+
+        for (size_t i = 0; i < rp_sign_keys_count(p->sign_keys); i++)
+            found |= !strcmp(rp_sign_keys_kid(p->sign_keys, i),
+                             conf->signing_kid);
+        if (!found) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "signing key id '%s' is not in %s",
+                          conf->signing_kid,
+                          p->sign_keys ? conf->signing_keys
+                                       : "the key file (none given)");
+            goto out;
+        }
+        if (!(p->sign_kid = strdup(conf->signing_kid))) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
     if ((err = rp_producer_new_client(p, conf, errstr, errstr_size)))
         goto out;
     if (conf->watch_results &&
@@ -546,17 +573,31 @@ static rp_err_t rp_producer_publish(rp_producer_t *p, const char *execution_id,
     int64_t deadline = rp_producer_deadline(timeout_ms);
     uint64_t seq = ++p->next_seq;
     rd_kafka_resp_err_t kerr;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+    char sig[RP_SIGN_HEADER_MAX + 1];
     rp_err_t err = RP_OK;
 
+    rd_kafka_header_add(h, "execution_id", -1, execution_id, -1);
+    rd_kafka_header_add(h, "session_id", -1, session_id, -1);
+    if (p->sign_keys) {
+        /* Over the exact bytes sent: the key and the payload. */
+        if ((err = rp_sign_header(p->sign_keys, p->sign_kid,
+                                  rp_time_wall_ms() / 1000, session_id,
+                                  strlen(session_id), payload, len, sig,
+                                  errstr, errstr_size)))
+            goto out;
+        rd_kafka_header_add(h, RP_SIGN_HEADER_NAME, -1, sig, -1);
+    }
     for (;;) {
+        /* The headers are taken only on success. */
         kerr = rd_kafka_producev(
             p->rk, RD_KAFKA_V_RKT(p->requests_rkt),
             RD_KAFKA_V_KEY(session_id, strlen(session_id)),
             RD_KAFKA_V_VALUE((void *)payload, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADER("execution_id", execution_id, -1),
-            RD_KAFKA_V_HEADER("session_id", session_id, -1),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
             RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+        if (!kerr)
+            h = NULL;
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         /* Local queue full: serve delivery reports to make room. */
@@ -608,6 +649,8 @@ static rp_err_t rp_producer_publish(rp_producer_t *p, const char *execution_id,
                           p->requests_topic, rd_kafka_err2str(p->dr_err));
     }
 out:
+    if (h)
+        rd_kafka_headers_destroy(h);
     p->dr_seq = 0;
     return err;
 }
@@ -908,5 +951,7 @@ void rp_producer_destroy(rp_producer_t *p)
         rp_producer_forget(p, p->sent_head);
     free(p->requests_topic);
     free(p->results_topic);
+    rp_sign_keys_destroy(p->sign_keys);
+    free(p->sign_kid);
     free(p);
 }

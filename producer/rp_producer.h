@@ -49,6 +49,13 @@ typedef struct rp_producer_conf {
     bool watch_results;
     /* Held-results bound; 0 = RP_PRODUCER_PENDING_MAX. */
     size_t pending_max;
+    /* Sign every request (contract/rp_sign.h: header runpool-signature)
+     * with a key of this file (lines KID:BASE64-KEY; owned by the process
+     * and 0600/0400, or by root and at most 0640: base/rp_secfile.h);
+     * NULL: send unsigned. signing_kid names the key (NULL: the first).
+     * Loaded by rp_producer_new, which refuses any other file. */
+    const char *signing_keys;
+    const char *signing_kid;
 } rp_producer_conf_t;
 
 typedef struct rp_producer rp_producer_t;
@@ -67,7 +74,8 @@ rp_err_t rp_producer_new(const rp_producer_conf_t *conf, rp_producer_t **out,
 
 /* Publish one request (req borrowed). If req->execution_id is empty a fresh
  * UUIDv4 is generated and written back into req. The Kafka key is
- * session_id; headers execution_id and session_id are set. Blocks until the
+ * session_id; headers execution_id and session_id are set, and
+ * runpool-signature when the producer has signing keys. Blocks until the
  * broker acknowledged the message, or timeout_ms passed (-1 = no limit):
  * then RP_ERR_TIMEOUT is returned but the message is still queued and MAY
  * be delivered later (do not blindly resend it under a new execution_id).

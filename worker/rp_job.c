@@ -100,12 +100,34 @@ static void rp_job_reject(rp_job_t *job, rp_code_t code, const char *msg)
 
 static void rp_job_make_ready(rp_worker_t *w, rp_job_t *job);
 
+/* With --signing-keys: does rec carry a signature that verifies? The
+ * bytes are checked as they came, before anything reads them. */
+static rp_sign_status_t rp_job_verify(const rp_worker_t *w,
+                                      const rp_record_t *rec, char *why,
+                                      size_t ws)
+{
+    if (!w->sign_keys)
+        return RP_SIGN_OK;
+    if (rec->nsig > 1) {
+        snprintf(why, ws, "%d %s headers; a request carries one", rec->nsig,
+                 RP_SIGN_HEADER_NAME);
+        return RP_SIGN_BAD;
+    }
+    return rp_sign_verify(w->sign_keys, rec->nsig ? rec->sig : NULL,
+                          rec->nsig ? rec->siglen : 0, rec->key,
+                          rec->key ? rec->keylen : 0, rec->payload,
+                          rec->payload ? rec->len : 0,
+                          rp_time_wall_ms() / 1000,
+                          w->conf.signature_max_age_s, why, ws);
+}
+
 /* Validate the record into job; bad input is marked rejected (with the
  * original kept for the DLQ), never dropped. false: out of memory. */
 static bool rp_job_parse(rp_job_t *job, const rp_record_t *rec,
                          rd_kafka_message_t *m)
 {
-    char es[RP_ERRMSG_MAX];
+    char es[RP_ERRMSG_MAX], why[RP_ERRMSG_MAX];
+    rp_sign_status_t sig = rp_job_verify(job->w, rec, why, sizeof(why));
     rp_err_t err;
 
     job->keylen = rec->key ? rec->keylen : 0;
@@ -121,9 +143,14 @@ static bool rp_job_parse(rp_job_t *job, const rp_record_t *rec,
         memcpy(job->key, rec->key, job->keylen);
     job->key[job->keylen] = '\0';
 
+    /* An unsigned or forged request is parsed only so that its rejected
+     * result can name the execution_id and session_id it claims (the
+     * requester waits for them); it never runs. */
     err = rp_request_parse(rec->payload ? rec->payload : "", rec->len,
                            &job->req, es, sizeof(es));
-    if (job->rejected) {
+    if (sig != RP_SIGN_OK) {
+        rp_job_reject(job, rp_sign_code(sig), why);
+    } else if (job->rejected) {
         /* key_too_large, decided above */
     } else if (!rec->payload) {
         rp_job_reject(job, RP_CODE_INVALID_REQUEST,

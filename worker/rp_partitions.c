@@ -184,8 +184,8 @@ static void rp_partitions_restore(rp_worker_t *w,
 {
     rd_kafka_topic_partition_list_t *list =
         rd_kafka_topic_partition_list_copy(parts);
-    rd_kafka_resp_err_t kerr =
-        rd_kafka_committed(w->consumer, list, RP_WORKER_COMMIT_WAIT_MS);
+    rd_kafka_resp_err_t kerr = rd_kafka_committed(
+        w->consumer, list, rp_worker_call_ms(w, RP_WORKER_COMMIT_WAIT_MS));
 
     if (kerr) {
         rp_log(RP_LOG_WARN, "committed_unknown", NULL, NULL,
@@ -331,8 +331,10 @@ static void rp_partitions_assign(rp_worker_t *w,
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
 
-        if (rp_partitions_grow(w, p) == RP_OK)
+        if (rp_partitions_grow(w, p) == RP_OK) {
             rp_partitions_forget(w, p);
+            w->part[p].assigned = true;
+        }
         rp_offsets_reset(w->offsets, p);
     }
     rp_partitions_restore(w, parts);
@@ -370,7 +372,8 @@ void rp_partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             n = now->cnt;
         if (now)
             rd_kafka_topic_partition_list_destroy(now);
-        rp_wmetrics_rebalance(w, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, n);
+        rp_wmetrics_rebalance(w, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS,
+                              parts, n);
     }
     if (kerr) {
         rp_log(RP_LOG_ERROR, "rebalance_failed", NULL, NULL, "%s",

@@ -42,6 +42,7 @@ struct rp_wmetrics {
     atomic_bool draining, assigned_once, stopping;
     atomic_int nassigned;
     int64_t turn_end_ms; /* main thread: when the last turn's work ended */
+    rp_http_observer_t http_obs; /* rp_http holds a pointer to it */
 };
 
 static rp_err_t wm_metrics(void *arg, rp_buf_t *out)
@@ -249,7 +250,8 @@ rp_err_t rp_wmetrics_start(rp_worker_t *w, char *errstr, size_t es)
     rp_httpd_handlers_t h = {wm_metrics, wm_healthz, wm_readyz, m};
     if ((err = rp_httpd_start(w->conf.http_listen, &h, &m->httpd, errstr, es)))
         return err;
-    rp_http_set_observer(wm_http, m);
+    m->http_obs = (rp_http_observer_t){wm_http, m};
+    rp_http_set_observer(&m->http_obs);
     rp_log(RP_LOG_INFO, "http_listening", NULL, NULL,
            "http: listening on %s", rp_httpd_addr(m->httpd));
     return RP_OK;
@@ -260,7 +262,7 @@ void rp_wmetrics_destroy(rp_worker_t *w)
     rp_wmetrics_t *m = w ? w->mx : NULL;
     if (!m)
         return;
-    rp_http_set_observer(NULL, NULL);
+    rp_http_set_observer(NULL);
     rp_httpd_stop(m->httpd); /* first: the server thread reads m */
     rp_metrics_destroy(m->reg);
     free(m);
@@ -355,13 +357,28 @@ void rp_wmetrics_commit(rp_worker_t *w, const char *kind, bool ok,
                            (double)(rp_time_mono_ms() - start_ms) / 1e3);
 }
 
-void rp_wmetrics_rebalance(rp_worker_t *w, bool assign, int nassigned)
+void rp_wmetrics_rebalance(rp_worker_t *w, bool assign,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           int nassigned)
 {
     rp_wmetrics_t *m = w->mx;
     if (!m)
         return;
     rp_metrics_inc(m->rebalances, RP_LV(assign ? "assign" : "revoke"));
     rp_metrics_set(m->assigned, NULL, nassigned);
+    /* A revoked partition's lag is another worker's to report now: "-1,
+     * unknown here", so max by (partition) (lag >= 0) does not keep our
+     * last, stale value next to the new owner's. */
+    for (int i = 0; !assign && parts && i < parts->cnt; i++) {
+        char id[16];
+
+        if (strcmp(parts->elems[i].topic, w->conf.requests_topic) ||
+            parts->elems[i].partition < 0 ||
+            parts->elems[i].partition >= RP_WMETRICS_PARTITIONS_MAX)
+            continue;
+        snprintf(id, sizeof(id), "%d", (int)parts->elems[i].partition);
+        rp_metrics_set(m->lag, RP_LV(id), -1);
+    }
 }
 
 void rp_wmetrics_state_op(rp_worker_t *w, const char *op, const char *outcome,
@@ -403,9 +420,17 @@ int rp_wmetrics_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         const cJSON *fetch = cJSON_GetObjectItemCaseSensitive(p, "fetch_state");
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(p, "ls_offset");
         const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
-        /* Only partitions we fetch: the others carry stale numbers. */
-        if (!cJSON_IsString(fetch) || strcmp(fetch->valuestring, "active") != 0)
+        /* Only partitions we own and fetch: the others carry stale numbers
+         * (a snapshot taken between a revoke and the fetcher stopping
+         * still says "active"). One we do not own reads -1, once it has a
+         * series, so a stale value never outlives the revoke. */
+        if (!cJSON_IsString(fetch) || strcmp(fetch->valuestring, "active") != 0 ||
+            id >= w->npart || !w->part[id].assigned) {
+            if (id < w->npart && !w->part[id].assigned &&
+                w->part[id].epoch > 0)
+                rp_metrics_set(w->mx->lag, RP_LV(p->string), -1);
             continue;
+        }
         /* librdkafka's consumer_lag is -1 with exactly-once: the offsets
          * are committed by the producer's transactions, which the
          * consumer does not see. The group's committed offset is ours

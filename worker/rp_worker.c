@@ -40,8 +40,18 @@ int rp_worker_call_ms(const rp_worker_t *w, int cap)
 {
     int64_t left;
 
-    if (!w->shutdown_deadline)
-        return cap;
+    if (!w->shutdown_deadline) {
+        /* Draining: no call may hold the loop past the drain or abandon
+         * deadline, so those timers fire on time even when the broker is
+         * gone; a call that times out is resumed on the next turn
+         * (librdkafka's "retry call to resume"). */
+        if (!w->draining || !w->drain_deadline)
+            return cap;
+        left = w->drain_deadline - rp_time_mono_ms();
+        if (left < RP_WORKER_DRAIN_CALL_MIN_MS)
+            left = RP_WORKER_DRAIN_CALL_MIN_MS;
+        return cap >= 0 && cap < left ? cap : (int)left;
+    }
     left = w->shutdown_deadline - rp_time_mono_ms();
     if (left < 1)
         left = 1;
@@ -179,6 +189,21 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
     if ((err = rp_worker_conf_check(c, errstr, es)))
         goto out;
     w->eos = !strcmp(c->delivery, RP_WORKER_DELIVERY_EOS);
+    if (c->signing_keys) {
+        if ((err = rp_sign_keys_load(c->signing_keys, &w->sign_keys, errstr,
+                                     es)))
+            goto out;
+        rp_log(RP_LOG_INFO, "signing_keys_loaded", NULL, NULL,
+               "running signed requests only: %zu key(s) from %s, first "
+               "key id %s; signature max age %d s",
+               rp_sign_keys_count(w->sign_keys), c->signing_keys,
+               rp_sign_keys_kid(w->sign_keys, 0), c->signature_max_age_s);
+    } else {
+        rp_log(RP_LOG_WARN, "requests_not_authenticated", NULL, NULL,
+               "no --signing-keys: any request on %s runs, whoever wrote "
+               "it; give the worker a key file to run signed requests only",
+               c->requests_topic);
+    }
     if (c->worker_name && *c->worker_name) {
         snprintf(w->name, sizeof(w->name), "%s", c->worker_name);
     } else {
@@ -230,8 +255,9 @@ static void rp_worker_start_drain(rp_worker_t *w, unsigned signo)
     if (w->draining)
         return;
     w->draining = true;
-    rp_worker_arm(w, &w->drain_timer,
-                  rp_time_mono_ms() + (int64_t)w->conf.drain_timeout_s * 1000);
+    w->drain_deadline =
+        rp_time_mono_ms() + (int64_t)w->conf.drain_timeout_s * 1000;
+    rp_worker_arm(w, &w->drain_timer, w->drain_deadline);
     rp_log(RP_LOG_INFO, "draining", NULL, NULL,
            "signal %u: taking no new work; waiting up to %d s for %zu "
            "running execution(s)",
@@ -261,8 +287,8 @@ static void rp_worker_abandon_all(rp_worker_t *w)
             rp_backend_detach(w->backend, job->run);
     }
     w->abandoned = true;
-    rp_worker_arm(w, &w->drain_timer,
-                  rp_time_mono_ms() + RP_WORKER_ABANDON_WAIT_MS);
+    w->drain_deadline = rp_time_mono_ms() + RP_WORKER_ABANDON_WAIT_MS;
+    rp_worker_arm(w, &w->drain_timer, w->drain_deadline);
 }
 
 void rp_worker_fire_timers(rp_worker_t *w, int64_t now)
@@ -314,6 +340,26 @@ static void rp_worker_serve_inbox(rp_worker_t *w)
     }
 }
 
+/* The message's runpool-signature headers into rec (borrowed from m). */
+static void rp_worker_record_sig(rd_kafka_message_t *m, rp_record_t *rec)
+{
+    rd_kafka_headers_t *hdrs;
+    const void *v;
+    size_t vlen;
+
+    rec->nsig = 0;
+    rec->sig = NULL;
+    rec->siglen = 0;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    while (rd_kafka_header_get(hdrs, (size_t)rec->nsig, RP_SIGN_HEADER_NAME,
+                               &v, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rec->nsig++;
+        rec->sig = v ? v : "";
+        rec->siglen = v ? vlen : 0;
+    }
+}
+
 /* Serve up to a batch of consumer events; returns true if more may wait. */
 static bool rp_worker_serve_consumer(rp_worker_t *w)
 {
@@ -338,6 +384,7 @@ static bool rp_worker_serve_consumer(rp_worker_t *w)
             rec.keylen = m->key_len;
             rec.payload = m->payload;
             rec.len = m->len;
+            rp_worker_record_sig(m, &rec);
             rp_job_accept(w, &rec, m);
         }
         rd_kafka_message_destroy(m);
@@ -548,6 +595,7 @@ void rp_worker_destroy(rp_worker_t *w)
     rp_sched_destroy(w->sched);
     rp_offsets_destroy(w->offsets);
     free(w->part);
+    rp_sign_keys_destroy(w->sign_keys);
     if (w->txn_offsets)
         rd_kafka_topic_partition_list_destroy(w->txn_offsets);
     if (w->wake_fd >= 0)

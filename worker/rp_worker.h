@@ -76,6 +76,11 @@ typedef struct rp_worker_conf {
     const char *instance_id;    /* static group membership; NULL: none */
     const char *http_listen;    /* ADDR:PORT for /metrics, /healthz,
                                    /readyz; NULL: no HTTP endpoint */
+    const char *signing_keys;   /* key file (contract/rp_sign.h): run
+                                   signed requests only; NULL: run any
+                                   request (a warning at start) */
+    int signature_max_age_s;    /* tolerance of a signature's t either
+                                   way; default 300 */
     size_t output_max;          /* per stream; 0 = executor default */
     size_t result_max_bytes;    /* published result JSON; default 900 KiB */
     rp_backend_conf_t backend_conf;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "rp_contract.h"
+#include "rp_sign.h"
 
 typedef enum { RP_OPT_STR, RP_OPT_INT, RP_OPT_SIZE } rp_opt_type_t;
 
@@ -114,13 +115,24 @@ static const rp_worker_opt_t rp_worker_opts[] = {
     {"http-listen", "ADDR:PORT", "RUNPOOL_HTTP_LISTEN", RP_OPT_STR,
      RP_OFF(http_listen), NULL, 0, 0, 0, 0, "– (off)",
      "serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this "
-     "address (`0.0.0.0:9090` in a pod; port 0: any free port, logged); "
+     "address (`0.0.0.0:9464` in a pod; port 0: any free port, logged); "
      "see docs/metrics.md"},
     {"kafka-config", "FILE", "RUNPOOL_KAFKA_CONFIG", RP_OPT_STR,
      RP_OFF(kafka_config), NULL, 0, 0, 0, 0, "–",
      "librdkafka settings, one `key=value` a line (kcat's `-F` format); "
      "then `RUNPOOL_KAFKA_*` variables, then `-X`, win (see Kafka "
      "settings)"},
+    {"signing-keys", "FILE", "RUNPOOL_SIGNING_KEYS", RP_OPT_STR,
+     RP_OFF(signing_keys), NULL, 0, 0, 0, 0, "– (off: a warning at start)",
+     "run only requests signed with one of these keys (lines "
+     "`KID:BASE64-KEY`; owned by the worker and 0600, or by root and at "
+     "most 0640, else refused); anything else "
+     "goes to the DLQ and gets a `rejected` result (see Signed requests)"},
+    {"signature-max-age", "S", "RUNPOOL_SIGNATURE_MAX_AGE", RP_OPT_INT,
+     RP_OFF(signature_max_age_s), NULL, RP_SIGN_MAX_AGE_DEFAULT, 1,
+     RP_SIGN_MAX_AGE_LIMIT, 0, "300",
+     "with `--signing-keys`: how far a signature's time may be from the "
+     "worker's clock, either way (seconds)"},
     {"executor", "PATH", "RUNPOOL_EXECUTOR", RP_OPT_STR,
      RP_OFF(backend_conf.executor_path), NULL, 0, 0, 0, 0,
      "next to `runpool-worker`", "local backend: the executor binary"},
@@ -297,6 +309,8 @@ rp_err_t rp_worker_conf_check(rp_worker_conf_t *c, char *errstr, size_t es)
                        c->delivery);
     if (c->instance_id && !*c->instance_id)
         c->instance_id = NULL;
+    if (c->signing_keys && !*c->signing_keys)
+        c->signing_keys = NULL;
     return RP_OK;
 }
 
@@ -324,7 +338,9 @@ void rp_worker_conf_usage(FILE *f)
             "not given), SANDBOX_JOB_TIMEOUT,\nSANDBOX_JOB_MEMORY, "
             "SANDBOX_JOB_CPU, RUNPOOL_CLOUD_RUN_* (endpoint, job mode,\nAPI "
             "calls per second, polling, service account, job-name prefix, "
-            "...).\n");
+            "...).\n"
+            "Logs: one JSON object a line on stderr; RUNPOOL_LOG_LEVEL=debug|"
+            "info|warn|error\n(default info).\n");
 }
 
 void rp_worker_conf_markdown(FILE *f)

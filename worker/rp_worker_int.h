@@ -37,6 +37,7 @@
 #include "rp_msg.h"
 #include "rp_offsets.h"
 #include "rp_sched.h"
+#include "rp_sign.h"
 #include "rp_state.h"
 #include "rp_timerq.h"
 #include "rp_worker.h"
@@ -48,17 +49,27 @@
 #define RP_WORKER_PUBLISH_RETRY_MS 1000 /* after a failed delivery */
 #define RP_WORKER_POLL_BATCH 1000       /* events served per wake-up */
 #define RP_WORKER_RESUME_PCT 75         /* resume below this % of max */
-#define RP_WORKER_ABANDON_WAIT_MS 15000 /* after drain timeout, for cancels */
+#define RP_WORKER_ABANDON_WAIT_MS 5000 /* after drain timeout: publishes end */
 #define RP_WORKER_TXN_MS 100            /* a transaction commits this often */
 #define RP_WORKER_TXN_BATCH 500         /* or at this many results */
 #define RP_WORKER_TXN_TIMEOUT_MS 10000  /* transaction.timeout.ms default */
 #define RP_WORKER_TXN_INIT_MS 5000      /* init_transactions, per try */
 #define RP_WORKER_FIRST_ASSIGN_MS 5000  /* at exit, for a first assignment */
-/* Shutdown is bounded whatever the broker does: the final flush and
- * commits (transactional or not) share RP_WORKER_SHUTDOWN_MS, leaving the
- * group gets RP_WORKER_CLOSE_MS more (docs/worker.md, Stopping). */
-#define RP_WORKER_SHUTDOWN_MS 15000
+/* Shutdown is bounded whatever the broker does: while draining no Kafka
+ * call waits past the drain deadline (then past the abandon deadline) by
+ * more than RP_WORKER_DRAIN_CALL_MIN_MS, so those timers fire on time;
+ * --drain-timeout, then RP_WORKER_ABANDON_WAIT_MS for what is publishing;
+ * then the final flush and commits (transactional or not) share
+ * RP_WORKER_SHUTDOWN_MS, and leaving the group gets RP_WORKER_CLOSE_MS
+ * more. In all: --drain-timeout + RP_WORKER_STOP_SLACK_S at most for the
+ * loop and the Kafka clients (docs/worker.md, Stopping; deploy/k8s's grace
+ * period covers it). */
+#define RP_WORKER_DRAIN_CALL_MIN_MS 100
+#define RP_WORKER_SHUTDOWN_MS 10000
 #define RP_WORKER_CLOSE_MS 5000
+/* 5 + 10 + 5, and up to a second of calls at their floor in the turns
+ * that cross the two deadlines. */
+#define RP_WORKER_STOP_SLACK_S 21
 
 /* Room left in a message for the key and runpool's headers. */
 #define RP_WORKER_MSG_HEADROOM (16 * 1024)
@@ -97,6 +108,11 @@ typedef struct rp_record {
     size_t keylen;
     const char *payload;
     size_t len;
+    /* Its runpool-signature headers (contract/rp_sign.h): how many, and
+     * the value of the last ("" for a null value; NULL when none). */
+    int nsig;
+    const char *sig;
+    size_t siglen;
 } rp_record_t;
 
 struct rp_job {
@@ -192,6 +208,7 @@ typedef struct rp_part {
     uint64_t meta_hash; /* of the last committed metadata */
     bool win_paused;    /* paused for its offset window (--max-window) */
     bool meta_full;     /* its commit metadata nears RP_OFFSETS_META_MAX */
+    bool assigned;      /* ours now (metrics: lag only for these) */
 } rp_part_t;
 
 struct rp_worker {
@@ -244,10 +261,13 @@ struct rp_worker {
     rp_timer_t drain_timer;
 
     rp_wmetrics_t *mx; /* --http-listen: metrics and endpoint; else NULL */
+    rp_sign_keys_t *sign_keys; /* --signing-keys; NULL: requests unsigned */
 
     bool ever_assigned; /* the rebalance callback assigned at least once */
     bool ran;           /* rp_worker_run reached its shutdown */
     int64_t shutdown_deadline; /* mono ms; 0 until the loop has ended */
+    int64_t drain_deadline;    /* mono ms the drain (then abandon) timer is
+                                  due; 0 until draining */
     bool consumer_closed;      /* rd_kafka_consumer_close finished */
     bool consumer_more; /* the last turn left consumer events waiting */
     bool draining;
@@ -265,9 +285,11 @@ void rp_worker_set_fatal(rp_worker_t *w, const char *what);
 /* Queue timer t for due_ms (moving it if queued); on no memory the worker
  * stops (a lost timer would leave a job waiting for ever). */
 void rp_worker_arm(rp_worker_t *w, rp_timer_t *t, int64_t due_ms);
-/* A blocking Kafka call's timeout: cap (-1: librdkafka's own default)
- * until shutdown, then what is left of the shutdown budget (at least 1).
- * Main thread only. */
+/* A blocking Kafka call's timeout: cap (-1: librdkafka's own default);
+ * while draining at most what is left before the drain (then abandon)
+ * deadline, RP_WORKER_DRAIN_CALL_MIN_MS at least; once the loop has
+ * ended, what is left of the shutdown budget (at least 1). Main thread
+ * only. */
 int rp_worker_call_ms(const rp_worker_t *w, int cap);
 
 /* One turn of the loop: wait up to the nearest timer (at most timeout_ms;
@@ -440,7 +462,9 @@ void rp_wmetrics_job_done(rp_worker_t *w, const rp_job_t *job);
 /* A commit step of kind (bounded literal) that began at start_ms ended. */
 void rp_wmetrics_commit(rp_worker_t *w, const char *kind, bool ok,
                         int64_t start_ms);
-void rp_wmetrics_rebalance(rp_worker_t *w, bool assign, int nassigned);
+void rp_wmetrics_rebalance(rp_worker_t *w, bool assign,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           int nassigned);
 /* A state-store step: op "load"/"save", outcome "ok"/"conflict"/"error". */
 void rp_wmetrics_state_op(rp_worker_t *w, const char *op, const char *outcome,
                           int64_t ms);

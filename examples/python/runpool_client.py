@@ -22,6 +22,16 @@ What it gets right, because each was a bug somewhere once:
 - The reader uses assign(), never a consumer group subscription, so it
   never joins or disturbs anyone's group, and commits nothing.
 
+Signed requests: a worker started with --signing-keys runs only requests
+that carry a valid runpool-signature header (schemas/README.md, "Signed
+requests"). Give the client the same key file and it signs each request:
+
+    client = RunpoolClient("kafka:9092", signing_keys="/etc/runpool/keys")
+
+(lines KID:BASE64-KEY, readable by its owner only (or a root-owned 0440
+Secret); it signs with the first
+key, or signing_kid=). sign() is the whole algorithm, to copy elsewhere.
+
 Run as a program it submits one command and prints the result as JSON:
 
     python3 runpool_client.py --brokers 127.0.0.1:9092 --session s1 'echo hi'
@@ -31,7 +41,13 @@ timeout, 2 on bad arguments or a Kafka error.
 """
 
 import argparse
+import base64
+import binascii
+import hashlib
+import hmac
 import json
+import os
+import stat
 import sys
 import time
 import uuid
@@ -45,6 +61,55 @@ RESULTS_TOPIC = "runpool.results"
 PENDING_MAX = 10000
 
 
+SIGNATURE_HEADER = "runpool-signature"
+
+
+def sign(key, kid, t, kafka_key, value):
+    """The runpool-signature header value for one message:
+    t=<t>,kid=<kid>,v1=<lowercase hex HMAC-SHA256(key, b"<t>.<kafka key>.<value>")>.
+    key, kafka_key and value are bytes; t is unix seconds (int)."""
+    msg = b"%d." % t + kafka_key + b"." + value
+    return "t=%d,kid=%s,v1=%s" % (t, kid, hmac.new(key, msg, hashlib.sha256).hexdigest())
+
+
+def load_signing_keys(path):
+    """[(kid, key bytes), ...] from a key file (lines KID:BASE64-KEY; blank
+    lines and # comments skipped). Like runpool's own loader it refuses a
+    file others may read: it must be yours and 0600/0400, or root's and at
+    most 0640 (a Kubernetes Secret)."""
+    st = os.stat(path)
+    mode = stat.S_IMODE(st.st_mode)
+    euid = os.geteuid()
+    if st.st_uid == euid and euid != 0:
+        bad = mode & (stat.S_IRWXG | stat.S_IRWXO)
+    elif st.st_uid == 0:
+        bad = mode & (stat.S_IWGRP | stat.S_IXGRP | stat.S_IRWXO)
+    else:
+        raise ValueError("signing key file %s is owned by uid %d, neither yours nor root"
+                         % (path, st.st_uid))
+    if bad:
+        raise ValueError("signing key file %s is mode %04o: others may read it; "
+                         "chmod 600 it" % (path, mode))
+    keys = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            kid, sep, b64 = line.partition(b":")
+            try:
+                key = base64.b64decode(b64, validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if not sep or not kid or len(key) < 16:
+                raise ValueError("%s line %d: expected KID:BASE64-KEY (16 bytes or more)"
+                                 % (path, n))
+            keys.append((kid.decode("ascii"), key))
+    if not keys:
+        raise ValueError("%s: no key" % path)
+    return keys
+
+
 class SendTimeout(Exception):
     """The broker did not acknowledge the request in time; it may still arrive."""
 
@@ -55,7 +120,15 @@ class ResultTimeout(Exception):
 
 class RunpoolClient:
     def __init__(self, brokers, requests_topic=REQUESTS_TOPIC,
-                 results_topic=RESULTS_TOPIC, connect_timeout=10.0, extra=None):
+                 results_topic=RESULTS_TOPIC, connect_timeout=10.0, extra=None,
+                 signing_keys=None, signing_kid=None):
+        self._sign_key = None
+        if signing_keys:
+            keys = load_signing_keys(signing_keys)
+            kid = signing_kid or keys[0][0]
+            if kid not in dict(keys):
+                raise ValueError("no key %s in %s" % (kid, signing_keys))
+            self._sign_key = (kid, dict(keys)[kid])
         common = {"bootstrap.servers": brokers}
         common.update(extra or {})
         self._requests_topic = requests_topic
@@ -103,11 +176,14 @@ class RunpoolClient:
         def delivered(err, _msg):
             outcome["err"] = err
 
-        self._producer.produce(self._requests_topic, key=session_id.encode(),
-                               value=json.dumps(req).encode(),
-                               headers=[("execution_id", eid.encode()),
-                                        ("session_id", session_id.encode())],
-                               on_delivery=delivered)
+        key, value = session_id.encode(), json.dumps(req).encode()
+        headers = [("execution_id", eid.encode()), ("session_id", key)]
+        if self._sign_key:
+            kid, secret = self._sign_key
+            headers.append((SIGNATURE_HEADER,
+                            sign(secret, kid, int(time.time()), key, value).encode()))
+        self._producer.produce(self._requests_topic, key=key, value=value,
+                               headers=headers, on_delivery=delivered)
         self._producer.flush(send_timeout)
         if "err" not in outcome:
             raise SendTimeout("request %s not acknowledged within %.1f s" % (eid, send_timeout))
@@ -162,11 +238,14 @@ def main(argv=None):
                     help="seconds to wait for the result (default 300)")
     ap.add_argument("--requests-topic", default=REQUESTS_TOPIC)
     ap.add_argument("--results-topic", default=RESULTS_TOPIC)
+    ap.add_argument("--signing-keys", default=os.environ.get("RUNPOOL_SIGNING_KEYS"),
+                    help="sign with a key of this file (default $RUNPOOL_SIGNING_KEYS)")
     ap.add_argument("command")
     args = ap.parse_args(argv)
     try:
-        client = RunpoolClient(args.brokers, args.requests_topic, args.results_topic)
-    except KafkaException as e:
+        client = RunpoolClient(args.brokers, args.requests_topic, args.results_topic,
+                               signing_keys=args.signing_keys)
+    except (KafkaException, ValueError, OSError) as e:
         print("runpool_client: %s" % e, file=sys.stderr)
         return 2
     try:

@@ -20,7 +20,7 @@ Then proves the validator bites: broken copies (a wrong field type for
 Kubernetes, for KEDA, and a broken cross-field rule) must be rejected.
 Exit 0 only when every manifest passes and every broken copy fails.
 
-Usage: validate_manifests.py REPO_ROOT CRD_DIR
+Usage: validate_manifests.py REPO_ROOT CRD_DIR WORKER_HELP_FILE
 """
 import copy
 import glob
@@ -34,6 +34,17 @@ import yaml
 
 K8S_VERSION = "1.37.0"  # the schemas kubernetes-validate 1.37.0 bundles
 HTTP_PORT = 9464
+# The worker's longest stop past --drain-timeout (worker/rp_worker_int.h,
+# RP_WORKER_STOP_SLACK_S); read from the source by main().
+STOP_SLACK_S = None
+# `runpool-worker --help` and docs/cloudrun.md (RUNPOOL_CLOUD_RUN_*, which
+# the help names as a family); read by main(). Every worker flag and every
+# ConfigMap key of the manifests must be one the worker knows: a renamed
+# option would otherwise be found only when a pod refuses to start (or, for
+# a variable, silently ignored).
+WORKER_HELP = None
+CLOUDRUN_DOC = None
+KAFKA_PROPS = None  # librdkafka's property names (kafka/rp_kafka_props.inc)
 CRDS = {  # (apiVersion, kind) -> CRD file in CRD_DIR
     ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
     ("keda.sh/v1alpha1", "TriggerAuthentication"):
@@ -115,11 +126,23 @@ def workload_rules(path, doc, dev, configmaps):
         errs.append("readOnlyRootFilesystem is not true")
     if "ALL" not in csc.get("capabilities", {}).get("drop", []):
         errs.append("capabilities do not drop ALL")
+    args = c.get("args", [])
+    for i, arg in enumerate(args):
+        if arg.startswith("-X") or (i > 0 and args[i - 1] == "-X"):
+            continue  # -X key=value, one arg or two
+        m = re.match(r"^(--[a-z-]+)(=|$)", arg)
+        if not m:
+            errs.append(f"argument {arg!r} is not --option=value")
+        elif not re.search(r"^  " + re.escape(m.group(1)) + r"(?=[\s=])",
+                           WORKER_HELP, re.M):
+            errs.append(f"{m.group(1)} is not an option of runpool-worker "
+                        "(its --help)")
     drain = int(a.get("drain-timeout", "30"))  # the worker's default
     grace = spec.get("terminationGracePeriodSeconds", 30)
-    if not grace > drain:
+    if not grace > drain + STOP_SLACK_S:
         errs.append(f"terminationGracePeriodSeconds {grace} is not > "
-                    f"--drain-timeout {drain}")
+                    f"--drain-timeout {drain} + {STOP_SLACK_S} s, the "
+                    f"worker's longest stop")
     listen = a.get("http-listen", "")
     if not listen.endswith(f":{HTTP_PORT}"):
         errs.append(f"--http-listen {listen!r} is not on port {HTTP_PORT}")
@@ -201,6 +224,25 @@ def check(docs, crd_dir):
     for path, d in docs:
         if d["kind"] == "ConfigMap" and "/dev/" not in path:
             cm.update(d.get("data", {}))
+        if d["kind"] == "ConfigMap":
+            for key in d.get("data", {}):
+                if key.startswith("RUNPOOL_KAFKA_") and \
+                        key != "RUNPOOL_KAFKA_CONFIG":
+                    # RUNPOOL_KAFKA_<NAME>: a librdkafka property
+                    # (kafka/rp_kafka.h), checked against its table.
+                    prop = key[len("RUNPOOL_KAFKA_"):].lower().replace("_", ".")
+                    if prop not in KAFKA_PROPS:
+                        errs.append(f"{path}: ConfigMap/"
+                                    f"{d['metadata']['name']}: {key}: "
+                                    f"{prop} is not a librdkafka property")
+                    continue
+                known = CLOUDRUN_DOC if key.startswith(
+                    "RUNPOOL_CLOUD_RUN_") else WORKER_HELP
+                if not re.search(r"(?<![A-Z0-9_])" + re.escape(key) +
+                                 r"(?![A-Z0-9_])", known):
+                    errs.append(f"{path}: ConfigMap/{d['metadata']['name']}: "
+                                f"{key} is a variable the worker does not "
+                                "read (not in its --help or docs/cloudrun.md)")
     for path, d in docs:
         if d["kind"] in ("Deployment", "StatefulSet"):
             errs += workload_rules(path, d, "/dev/" in path, cm)
@@ -220,8 +262,28 @@ def dockerfile_errors(root):
     return errs
 
 
+def stop_slack(root):
+    with open(os.path.join(root, "worker/rp_worker_int.h")) as f:
+        m = re.search(r"#define RP_WORKER_STOP_SLACK_S (\d+)", f.read())
+    if not m:
+        sys.exit("RP_WORKER_STOP_SLACK_S not found in worker/rp_worker_int.h")
+    return int(m.group(1))
+
+
 def main():
-    root, crd_dir = sys.argv[1], sys.argv[2]
+    global STOP_SLACK_S, WORKER_HELP, CLOUDRUN_DOC, KAFKA_PROPS
+    root, crd_dir, help_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    STOP_SLACK_S = stop_slack(root)
+    with open(help_file) as f:
+        WORKER_HELP = f.read()
+    if "--drain-timeout" not in WORKER_HELP:
+        sys.exit(f"{help_file} is not runpool-worker --help")
+    with open(os.path.join(root, "docs/cloudrun.md")) as f:
+        CLOUDRUN_DOC = f.read()
+    with open(os.path.join(root, "kafka/rp_kafka_props.inc")) as f:
+        KAFKA_PROPS = set(re.findall(r'^\{"([a-z0-9.]+)"', f.read(), re.M))
+    if "sasl.password" not in KAFKA_PROPS:
+        sys.exit("kafka/rp_kafka_props.inc: no property table found")
     for f in CRDS.values():
         if not os.path.isfile(os.path.join(crd_dir, f)):
             sys.exit(f"FAIL: {crd_dir}/{f} missing: run "
@@ -279,6 +341,23 @@ def main():
     def grace_short(d):
         d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 30
 
+    def unknown_env(d):
+        d["data"]["RUNPOOL_MAX_RUNING"] = "5"
+
+    def prefix_flag(d):  # --max is a prefix of --max-running, no option
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        c["args"] = c["args"] + ["--max=5"]
+
+    def kafka_env_bad(d):
+        d["data"]["RUNPOOL_KAFKA_SECURITY_PROTOCL"] = "SASL_SSL"
+
+    def unknown_flag(d):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        c["args"] = c["args"] + ["--max-runing=5"]
+
+    def grace_tight(d):  # above the drain, below drain + the stop's slack
+        d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 45
+
     def uid_name(d):
         d["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = 0
 
@@ -303,6 +382,11 @@ def main():
         broken("ScaledObject", so_type, "maxReplicaCount"),
         broken("ScaledObject", so_too_many, "partitions"),
         broken("Deployment", grace_short, "not > --drain-timeout"),
+        broken("Deployment", grace_tight, "the worker's longest stop"),
+        broken("Deployment", unknown_flag, "--max-runing is not an option"),
+        broken("ConfigMap", unknown_env, "RUNPOOL_MAX_RUNING is a variable"),
+        broken("Deployment", prefix_flag, "--max is not an option"),
+        broken("ConfigMap", kafka_env_bad, "security.protocl is not a librdkafka"),
         broken("Deployment", uid_name, "runAsUser"),
         broken("Deployment", probe_path, "readinessProbe"),
         broken("Deployment", state_bucket, "SANDBOX_STATE_BUCKET"),
@@ -312,6 +396,27 @@ def main():
     if not all(results):
         print("FAIL: a broken manifest was accepted")
         return 1
+
+    # Positive: what the worker does accept must pass the same rules.
+    def fine(d):
+        if d["kind"] == "ConfigMap":
+            d["data"]["RUNPOOL_KAFKA_SECURITY_PROTOCOL"] = "SASL_SSL"
+        else:
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            c["args"] = c["args"] + ["-X", "fetch.wait.max.ms=50",
+                                     "-Xacks=all"]
+    for kind in ("ConfigMap", "Deployment"):
+        out = []
+        for p, d in docs:
+            d = copy.deepcopy(d)
+            if d["kind"] == kind and "/dev/" not in p:
+                fine(d)
+            out.append((p, d))
+        e = check(out, crd_dir)
+        print(f"positive: {kind} with valid extra settings: "
+              f"{'accepted' if not e else 'REJECTED: ' + e[0]}")
+        if e:
+            return 1
     print(f"ok: {len(docs)} objects valid (Kubernetes {K8S_VERSION} strict, "
           f"KEDA and ServiceMonitor CRD schemas); {len(results)} broken "
           "copies rejected")

@@ -205,3 +205,98 @@ def test_c_package_installed_copy(pool, tmp_path):
         assert out.returncode == 0, out.stderr
         r = json.loads(out.stdout)
         assert r["status"] == "succeeded" and r["stdout"] == "built-%d\n" % n
+
+
+# ---- signed requests (schemas/README.md, "Signed requests") ----
+
+SIGN_TOOL = os.environ.get("RP_SIGN_TOOL", "")
+K1 = bytes(range(32))
+K2 = b"runpool-second-key-0123456789abc"
+VECTOR_VALUE = (b'{"v":1,"execution_id":"e-1","session_id":"user-42",'
+                b'"command":"echo hi"}')
+VECTOR_HEADER = ("t=1764770000,kid=k1,v1="
+                 "dc907c6ef6f80e60ecbf385a17adbe72d78bdb24fd7bbd682a254fc36eec3937")
+
+
+def _key_file(tmp_path, mode=0o600):
+    import base64
+    path = tmp_path / "signing.keys"
+    path.write_text("# test keys\nk1:%s\nk2:%s\n" % (base64.b64encode(K1).decode(),
+                                                     base64.b64encode(K2).decode()))
+    os.chmod(path, mode)
+    return str(path)
+
+
+def _c_sign(keyfile, kid, t, key, value):
+    assert SIGN_TOOL and os.access(SIGN_TOOL, os.X_OK), "RP_SIGN_TOOL is not built"
+    out = subprocess.run([SIGN_TOOL, keyfile, kid, str(t), key.decode()], input=value,
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.decode().strip()
+
+
+def test_signature_vector_is_the_documented_one():
+    got = runpool_client.sign(K1, "k1", 1764770000, b"user-42", VECTOR_VALUE)
+    assert got == VECTOR_HEADER
+    doc = open(os.path.join(ROOT, "schemas", "README.md")).read()
+    assert VECTOR_HEADER in doc and VECTOR_VALUE.decode() in doc
+
+
+def test_c_and_python_signers_agree(tmp_path):
+    keyfile = _key_file(tmp_path)
+    cases = [
+        ("k1", 1764770000, b"user-42", VECTOR_VALUE),
+        ("k2", 1764770000, b"user-42", VECTOR_VALUE),
+        ("k1", 0, b"", b""),
+        ("k2", 999999999999, b"a.b:c-d_e", b"."),
+        ("k1", 1700000000, b"s1", '{"command":"echo h\u00e9 \u2603"}'.encode()),
+        ("k2", 1700000001, b"s2", bytes(range(256)) * 3),  # not UTF-8, NULs
+        ("k1", 1700000002, b"s3", b"x" * (300 * 1024)),
+    ]
+    for kid, t, key, value in cases:
+        key_bytes = K1 if kid == "k1" else K2
+        py = runpool_client.sign(key_bytes, kid, t, key, value)
+        assert _c_sign(keyfile, kid, t, key, value) == py, (kid, t, key)
+    assert _c_sign(keyfile, "k1", *cases[0][1:]) == VECTOR_HEADER
+
+
+def test_key_file_open_to_others_is_refused(tmp_path):
+    keyfile = _key_file(tmp_path, 0o644)
+    with pytest.raises(ValueError, match="mode 0644"):
+        runpool_client.load_signing_keys(keyfile)
+    out = subprocess.run([SIGN_TOOL, keyfile, "k1", "1", "k"], input=b"",
+                         capture_output=True, timeout=30)
+    assert out.returncode == 2 and b"mode 0644" in out.stderr
+
+
+def test_signed_submit_carries_the_c_signature(pool, tmp_path):
+    """The client signs what it sends: the header on the message in the
+    requests topic is what the C signer computes for that message's t, key
+    and value bytes."""
+    keyfile = _key_file(tmp_path)
+    c = runpool_client.RunpoolClient(pool["brokers"], signing_keys=keyfile,
+                                     signing_kid="k2")
+    try:
+        eid = c.submit("py-signed", "echo signed")
+        assert c.wait(eid, timeout=60)["status"] == "succeeded"
+    finally:
+        c.close()
+    cons = Consumer({"bootstrap.servers": pool["brokers"], "group.id": "rp-pyclient-sig",
+                     "enable.auto.commit": False})
+    found = None
+    try:
+        md = cons.list_topics("runpool.requests", timeout=10)
+        cons.assign([TopicPartition("runpool.requests", p, 0)
+                     for p in md.topics["runpool.requests"].partitions])
+        deadline = time.monotonic() + 30
+        while found is None and time.monotonic() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and not m.error() and b'"%s"' % eid.encode() in m.value():
+                found = m
+    finally:
+        cons.close()
+    assert found is not None
+    hdr = dict(found.headers())["runpool-signature"].decode()
+    t = int(hdr.split(",")[0][2:])
+    assert abs(t - time.time()) < 120 and ",kid=k2," in hdr
+    assert _c_sign(keyfile, "k2", t, found.key(), found.value()) == hdr

@@ -144,6 +144,11 @@ static void test_bad_input(void **state)
     workers[0] = rp_te_start_worker_args(te, cap);
     workers[1] = rp_te_start_worker_args(te, cap);
     rp_te_wait_group(te, workers, 2, 30000);
+    /* No --signing-keys: each worker says once that anyone may run. */
+    assert_int_equal(rp_te_log_events(te, workers[0],
+                                      "requests_not_authenticated", NULL), 1);
+    assert_int_equal(rp_te_log_events(te, workers[1],
+                                      "requests_not_authenticated", NULL), 1);
 
     for (size_t i = 0; i < n; i++) {
         bad_case_t *c = &cases[i];

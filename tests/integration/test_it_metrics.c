@@ -257,6 +257,44 @@ static void test_metrics(void **state)
             rp_te_sleep_ms(200);
     }
 
+    /* A second worker joins: the partitions the first gives up read -1
+     * there (their lag is the new owner's to report), the ones it keeps
+     * their real lag. Then it leaves and the first gets all back. */
+    {
+        int both[2] = {w, rp_te_start_worker(te)};
+        double held = -1;
+        int unknown = 0;
+
+        if (rp_te_wait_group(te, both, 2, 30000) != 2)
+            fail_msg("the second worker got no partitions");
+        deadline = rp_te_now_ms() + 20000;
+        for (;;) {
+            assert_int_equal(http_get(port, "/metrics", &text, NULL, 0), 200);
+            held = sample(text, "runpool_partitions_assigned");
+            unknown = 0;
+            for (int p = 0; p < RP_TE_PARTITIONS; p++) {
+                rp_te_format(series, sizeof series,
+                             "runpool_consumer_lag{partition=\"%d\"}", p);
+                unknown += sample(text, series) == -1;
+            }
+            if (held > 0 && held < RP_TE_PARTITIONS &&
+                unknown == RP_TE_PARTITIONS - (int)held)
+                break;
+            if (rp_te_now_ms() > deadline)
+                fail_msg("after the rebalance: %g partitions held, %d lag "
+                         "series at -1 (want %g):\n%s", held, unknown,
+                         RP_TE_PARTITIONS - held, text);
+            free(text);
+            rp_te_sleep_ms(200);
+        }
+        free(text);
+        rp_te_signal(te, both[1], SIGTERM);
+        assert_true(rp_te_wait_exit(te, both[1], 30000));
+        text = scrape_until(port, "runpool_partitions_assigned", RP_TE_PARTITIONS);
+        assert_true(sample(text, "runpool_partitions_assigned") == RP_TE_PARTITIONS);
+        free(text);
+    }
+
     /* Drain: a running job holds the worker after SIGTERM; not ready. */
     rp_te_send_exec(te, "met-s7", "met-sleep", "sleep 4", 0, NULL);
     rp_te_flush(te);

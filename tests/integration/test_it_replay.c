@@ -172,6 +172,22 @@ static const char *line_header(const cJSON *line, const char *name)
     return NULL;
 }
 
+/* The tag a --reexecute run printed on stderr ("replay tag T: ..."). */
+static void tag_of(const run_out_t *r, char *tag, size_t size)
+{
+    const char *p = r->err ? strstr(r->err, "replay tag ") : NULL;
+    size_t n;
+
+    if (!p)
+        fail_msg("runpool-replay --reexecute printed no tag: %s",
+                 r->err ? r->err : "");
+    p += strlen("replay tag ");
+    n = strcspn(p, ":");
+    assert_true(n > 0 && n < size);
+    memcpy(tag, p, n);
+    tag[n] = '\0';
+}
+
 static void expect_value_id(const cJSON *line, const char *eid)
 {
     char *got = value_field(line, "execution_id");
@@ -232,6 +248,7 @@ static void test_replay(void **state)
     const char *eids[] = {"rp-e1", "rp-e2", "rp-e3"};
     const char *reids[] = {"rp-e1.r1", "rp-e2.r1"};
     char range[64], range_all[64], end_beyond[32], part[16];
+    char tag[32], dry_id[64];
     char *live_before, *live_after;
     const rp_te_msg_t *m;
     int w;
@@ -325,15 +342,18 @@ static void test_replay(void **state)
            "dry-", "--dry-run", NULL);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.n, 1);
-    expect_value_id(r.lines[0], "rp-e3.r1");
+    tag_of(&r, tag, sizeof(tag));
+    rp_te_format(dry_id, sizeof(dry_id), "rp-e3.r%s", tag);
+    expect_value_id(r.lines[0], dry_id);
     assert_string_equal(jstr(r.lines[0], "key"), "dry-rp-s2");
     assert_string_equal(line_header(r.lines[0], "runpool-replay-of"), "rp-e3");
     expect_in(r.err, "would send 1");
     run_clear(&r);
 
-    /* 4. Re-execute rp-s1's two requests into a scratch session. */
+    /* 4. Re-execute rp-s1's two requests into a scratch session (tag "1":
+     * ids rp-e1.r1, rp-e2.r1). */
     replay_in(te, &r, NULL, "--range", range, "--reexecute", "--session-prefix",
-           "scratch-", NULL);
+           "scratch-", "--replay-tag", "1", NULL);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.n, 0);
     expect_in(r.err, "read 2, matched 2, sent 2, failed 0");
@@ -355,6 +375,26 @@ static void test_replay(void **state)
     assert_string_equal(line_header(r.lines[1], "runpool-replay-of"), "rp-e2");
     assert_non_null(line_header(r.lines[1], "runpool-replay-source"));
     run_clear(&r);
+    /* The same replay again, untagged: new ids that run again (a
+     * repeated id would only get the first run's result back, reused). */
+    replay_in(te, &r, NULL, "--range", range, "--reexecute", "--session-prefix",
+           "again-", NULL);
+    assert_int_equal(r.status, 0);
+    expect_in(r.err, "sent 2, failed 0");
+    tag_of(&r, tag, sizeof(tag));
+    assert_string_not_equal(tag, "1");
+    run_clear(&r);
+    {
+        char id1[64], id2[64];
+        const char *ids[2] = {id1, id2};
+
+        rp_te_format(id1, sizeof(id1), "rp-e1.r%s", tag);
+        rp_te_format(id2, sizeof(id2), "rp-e2.r%s", tag);
+        rp_te_wait_results_for(te, ids, 2, WAIT_MS);
+        m = rp_te_need_result(te, id2, 1);
+        rp_te_expect(te, m, "succeeded", "two one\n");
+        assert_null(cJSON_GetObjectItem(m->json, "reused"));
+    }
     /* The live session: state unchanged, no new results for its ids. */
     live_after = state_of(te, "rp-s1");
     assert_non_null(live_after);
@@ -364,7 +404,7 @@ static void test_replay(void **state)
     free(live_before);
     free(live_after);
     /* Nothing of the dry run ran. */
-    assert_null(rp_te_wait_result(te, "rp-e3.r1", QUIET_MS));
+    assert_null(rp_te_wait_result(te, dry_id, QUIET_MS));
 
     /* 5. DLQ re-drive: invalid_request is not retriable by default. */
     replay_in(te, &r, "runpool.dlq", "--from-dlq", NULL);

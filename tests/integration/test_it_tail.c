@@ -199,24 +199,30 @@ static char *wait_lines(pid_t pid, const char *path, size_t n)
     }
 }
 
-/* SIGINT, then it must exit 0 within 20 s. */
-static void stop_tail(pid_t pid, const char *what)
+/* Wait (up to 20 s) for a tail to exit; its status. why: what should
+ * have ended it, for the failure message. */
+static int wait_tail_exit(pid_t pid, const char *what, const char *why)
 {
-    int64_t deadline;
+    int64_t deadline = rp_te_now_ms() + 20000;
     int status = 0;
 
-    kill(pid, SIGINT);
-    deadline = rp_te_now_ms() + 20000;
     while (waitpid(pid, &status, WNOHANG) == 0) {
         if (rp_te_now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
-            fail_msg("runpool-tail %s did not exit within 20 s of SIGINT",
-                     what);
+            fail_msg("runpool-tail %s did not exit within 20 s of %s", what,
+                     why);
         }
         rp_te_sleep_ms(20);
     }
-    expect_exit(status, 0, what);
+    return status;
+}
+
+/* SIGINT, then it must exit 0 within 20 s. */
+static void stop_tail(pid_t pid, const char *what)
+{
+    kill(pid, SIGINT);
+    expect_exit(wait_tail_exit(pid, what, "SIGINT"), 0, what);
     print_message("[tail] %s: SIGINT -> exit 0\n", what);
 }
 
@@ -478,6 +484,44 @@ static void test_tail(void **state)
         pid = spawn_tail(te, argv, outp, errp);
         free(wait_lines(pid, outp, 3)); /* it is in its loop */
         stop_tail(pid, "following");
+    }
+    /* Its stdout gone: a following tail must stop, not read on with its
+     * output going nowhere. A full disk (/dev/full) is an error (exit 1,
+     * said on stderr); a reader that went away (| head) a normal end. */
+    {
+        char bin[PATH_MAX], errp[PATH_MAX], *err_text;
+        char *argv[] = {bin, "--brokers", te->brokers, "--from", "beginning",
+                        "--format", "json", NULL};
+        int fds[2], status;
+        pid_t pid;
+
+        rp_te_format(bin, sizeof(bin), "%s/runpool-tail", te->bin_dir);
+        rp_te_path(te, errp, sizeof(errp), "tail-full.err");
+        pid = spawn_tail(te, argv, "/dev/full", errp);
+        expect_exit(wait_tail_exit(pid, "> /dev/full", "its stdout failing"), 1,
+                    "> /dev/full");
+        err_text = rp_te_read_file(errp, NULL);
+        assert_non_null(err_text);
+        if (!strstr(err_text, "writing to stdout: No space left on device"))
+            fail_msg("runpool-tail > /dev/full said: %s", err_text);
+        free(err_text);
+
+        assert_int_equal(pipe(fds), 0);
+        fflush(stdout);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            if (dup2(fds[1], 1) < 0)
+                _exit(127);
+            close(fds[0]);
+            close(fds[1]);
+            execve(argv[0], argv, te->child_env);
+            _exit(127);
+        }
+        close(fds[0]); /* no reader: the first write gets EPIPE */
+        close(fds[1]);
+        status = wait_tail_exit(pid, "| (closed)", "its reader closing");
+        expect_exit(status, 0, "| (closed)");
     }
     /* The stream exporter: scraped counts match what the worker wrote. */
     {

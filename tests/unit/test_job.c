@@ -462,6 +462,75 @@ static void test_rejected(void **state)
     assert_int_equal(rp_offsets_committable(w->offsets, 0), 1);
 }
 
+/* With signing keys: an unsigned, a forged and a doubly signed request are
+ * rejected with their code and a result addressed to them, and never
+ * start; a signed one runs. */
+static void test_signed_only(void **state)
+{
+    static const char keys[] =
+        "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+    static const char json[] =
+        "{\"v\":1,\"execution_id\":\"e%d\",\"session_id\":\"s1\","
+        "\"command\":\"true\",\"timeout_s\":5}";
+    static const char *const want[] = {"unsigned", "bad_signature",
+                                       "bad_signature", "unknown_key",
+                                       "expired_signature"};
+    fixture_t *fx = *state;
+    rp_worker_t *w = fx->w;
+    char err[256], hdr[RP_SIGN_HEADER_MAX + 1], body[256];
+    int64_t now = rp_time_wall_ms() / 1000;
+    rp_job_t *job;
+
+    assert_int_equal(rp_sign_keys_parse(keys, strlen(keys), &w->sign_keys,
+                                        err, sizeof(err)),
+                     RP_OK);
+    w->conf.signature_max_age_s = 300;
+    for (int i = 0; i <= 5; i++) {
+        rp_record_t rec = {.partition = 0, .offset = i, .key = "s1",
+                           .keylen = 2, .ts_ms = rp_time_wall_ms()};
+
+        snprintf(body, sizeof(body), json, i);
+        rec.payload = body;
+        rec.len = strlen(body);
+        assert_int_equal(rp_sign_header(w->sign_keys, NULL,
+                                        i == 4 ? now - 301 : now, "s1", 2,
+                                        body, strlen(body), hdr, err,
+                                        sizeof(err)),
+                         RP_OK);
+        rec.nsig = i == 0 ? 0 : i == 2 ? 2 : 1;
+        rec.sig = hdr;
+        rec.siglen = strlen(hdr);
+        if (i == 1)
+            rec.len--; /* the value is not what was signed */
+        if (i == 3)
+            memcpy(strstr(hdr, "kid=k1"), "kid=k9", 6);
+        rp_job_accept(w, &rec, NULL);
+        if (i == 5)
+            break;
+        job = step_until(w, i, RP_JOB_PUBLISHING);
+        assert_true(job->rejected);
+        assert_string_equal(job->reject_code, want[i]);
+        assert_true(job->d_dlq.pending);
+        /* Addressed to the requester when its ids are readable. */
+        if (i != 1) {
+            snprintf(body, sizeof(body), "e%d", i);
+            assert_true(job->d_result.pending);
+            assert_string_equal(job->result.execution_id, body);
+            assert_string_equal(job->result.error_code, want[i]);
+        }
+        /* The last delivery ends (frees) the job. */
+        if (job->d_result.pending)
+            rp_publish_on_delivery(w, &job->d_result,
+                                   RD_KAFKA_RESP_ERR_NO_ERROR);
+        rp_publish_on_delivery(w, &job->d_dlq, RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_null(find_job(w, i));
+    }
+    assert_int_equal(fake.starts, 0);
+    step_until(w, 5, RP_JOB_RUNNING);
+    assert_int_equal(fake.starts, 1);
+    assert_false(find_job(w, 5)->rejected);
+}
+
 /* A backend that cannot start the run: an "error" result naming it. */
 static void test_backend_fails(void **state)
 {
@@ -737,6 +806,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signed_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backend_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reused_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers, setup, teardown),

@@ -21,11 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "rp_msg.h"
 #include "rp_producer.h"
+#include "rp_sign.h"
 #include "rp_time.h"
 
 #define PARTITIONS 4
@@ -449,6 +451,73 @@ static void test_send_lands_keyed_with_headers(void **state)
     rp_request_clear(&req);
     rp_producer_destroy(p);
     assert_int_equal(topic_count(t.req), 2);
+}
+
+/* With signing keys every request carries runpool-signature over its
+ * exact key and value, under the chosen kid; key files others may read,
+ * and unknown kids, are refused at creation. */
+static void test_send_signed(void **state)
+{
+    static const char keys[] =
+        "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+        "k2:cnVucG9vbC1zZWNvbmQta2V5LTAxMjM0NTY3ODlhYmM=\n";
+    char path[] = "/tmp/rp-prod-keys-XXXXXX";
+    rp_producer_conf_t conf = {0};
+    rp_sign_keys_t *k = NULL;
+    rp_producer_t *p = NULL;
+    rp_request_t req = {0};
+    topics_t t;
+    consumed_t c;
+    char err[512] = "", hv[RP_SIGN_HEADER_MAX + 1];
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, keys, strlen(keys)), (ssize_t)strlen(keys));
+    close(fd);
+    assert_int_equal(rp_sign_keys_parse(keys, strlen(keys), &k, err,
+                                        sizeof(err)),
+                     RP_OK);
+    new_topics(&t);
+    conf.brokers = bootstraps;
+    conf.requests_topic = t.req;
+    conf.results_topic = t.res;
+    conf.signing_keys = path;
+    conf.signing_kid = "k2";
+    assert_int_equal(rp_producer_new(&conf, &p, err, sizeof(err)), RP_OK);
+    snprintf(req.session_id, sizeof(req.session_id), "sess-signed");
+    req.command = (char *)"echo signed";
+    req.timeout_s = 5;
+    assert_int_equal(rp_producer_send(p, &req, SEND_TIMEOUT_MS, err,
+                                      sizeof(err)),
+                     RP_OK);
+    rp_producer_destroy(p);
+    consume(t.req, 1, 10000, &c);
+    assert_int_equal(c.n, 1);
+    assert_non_null(header(&c.msgs[0], "runpool-signature", hv, sizeof(hv)));
+    assert_non_null(strstr(hv, ",kid=k2,v1="));
+    assert_int_equal(rp_sign_verify(k, hv, strlen(hv), c.msgs[0].key,
+                                    c.msgs[0].key_len, c.msgs[0].payload,
+                                    c.msgs[0].len, rp_time_wall_ms() / 1000,
+                                    60, err, sizeof(err)),
+                     RP_SIGN_OK);
+    consumed_free(&c);
+
+    conf.signing_kid = "k9";
+    assert_int_equal(rp_producer_new(&conf, &p, err, sizeof(err)),
+                     RP_ERR_INVALID);
+    assert_null(p);
+    assert_non_null(strstr(err, "k9"));
+    conf.signing_kid = NULL;
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(rp_producer_new(&conf, &p, err, sizeof(err)),
+                     RP_ERR_PERMISSION);
+    assert_null(p);
+    assert_non_null(strstr(err, "mode 0644"));
+    req.command = NULL;
+    rp_request_clear(&req);
+    rp_sign_keys_destroy(k);
+    unlink(path);
 }
 
 static void test_same_session_same_partition(void **state)
@@ -1203,6 +1272,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_lands_keyed_with_headers),
+        cmocka_unit_test(test_send_signed),
         cmocka_unit_test(test_same_session_same_partition),
         cmocka_unit_test(test_send_json_adds_v_and_id),
         cmocka_unit_test(test_send_json_rejects_unaddressable),

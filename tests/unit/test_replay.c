@@ -301,27 +301,70 @@ static void test_new_id(void **state)
     char out[RP_ID_MAX + 1], longid[RP_ID_MAX + 1];
 
     (void)state;
-    assert_int_equal(rp_replay_new_id("abc", out, sizeof(out)), RP_OK);
-    assert_string_equal(out, "abc.r1");
-    assert_int_equal(rp_replay_new_id("abc.r1", out, sizeof(out)), RP_OK);
-    assert_string_equal(out, "abc.r2");
-    assert_int_equal(rp_replay_new_id("abc.r9", out, sizeof(out)), RP_OK);
-    assert_string_equal(out, "abc.r10");
-    /* Not a replay suffix: appended to. */
-    assert_int_equal(rp_replay_new_id("v1.r0", out, sizeof(out)), RP_OK);
-    assert_string_equal(out, "v1.r0.r1");
-    assert_int_equal(rp_replay_new_id("a.rx", out, sizeof(out)), RP_OK);
-    assert_string_equal(out, "a.rx.r1");
+    assert_int_equal(rp_replay_new_id("abc", "5f3a9c01", out, sizeof(out)),
+                     RP_OK);
+    assert_string_equal(out, "abc.r5f3a9c01");
+    /* A replay of a replay appends: the id names its whole line. */
+    assert_int_equal(rp_replay_new_id("abc.r5f3a9c01", "t2", out, sizeof(out)),
+                     RP_OK);
+    assert_string_equal(out, "abc.r5f3a9c01.rt2");
+    assert_true(rp_id_valid(out, strlen(out)));
+    memset(longid, 'a', RP_ID_MAX - 4);
+    longid[RP_ID_MAX - 4] = '\0';
+    assert_int_equal(rp_replay_new_id(longid, "xy", out, sizeof(out)), RP_OK);
+    assert_int_equal(strlen(out), RP_ID_MAX);
     assert_true(rp_id_valid(out, strlen(out)));
     memset(longid, 'a', RP_ID_MAX - 3);
     longid[RP_ID_MAX - 3] = '\0';
-    assert_int_equal(rp_replay_new_id(longid, out, sizeof(out)), RP_OK);
-    assert_int_equal(strlen(out), RP_ID_MAX);
-    assert_true(rp_id_valid(out, strlen(out)));
-    memset(longid, 'a', RP_ID_MAX - 2);
-    longid[RP_ID_MAX - 2] = '\0';
-    assert_int_equal(rp_replay_new_id(longid, out, sizeof(out)),
+    assert_int_equal(rp_replay_new_id(longid, "xy", out, sizeof(out)),
                      RP_ERR_TOO_LARGE);
+}
+
+/* --from-dlq drops what the worker added, and nothing the producer sent. */
+static void test_dlq_annotation(void **state)
+{
+    (void)state;
+    assert_true(rp_replay_is_dlq_annotation("runpool.error.code"));
+    assert_true(rp_replay_is_dlq_annotation("runpool.error.message"));
+    assert_true(rp_replay_is_dlq_annotation("runpool.source.offset"));
+    assert_true(rp_replay_is_dlq_annotation("runpool.worker"));
+    assert_true(rp_replay_is_dlq_annotation("runpool.payload.truncated_from"));
+    assert_false(rp_replay_is_dlq_annotation("runpool.trace"));
+    assert_false(rp_replay_is_dlq_annotation("runpool.workers"));
+    assert_false(rp_replay_is_dlq_annotation("runpool-signature"));
+    assert_false(rp_replay_is_dlq_annotation("traceparent"));
+}
+
+/* Two runs of one --reexecute get different tags (the worker would answer
+ * a repeated execution_id with the first run's result); --replay-tag
+ * gives a chosen one, and is refused when malformed or without
+ * --reexecute. */
+static void test_replay_tag(void **state)
+{
+    char first[RP_REPLAY_TAG_MAX + 1];
+
+    (void)state;
+    assert_int_equal(PARSE("--range", "0:0-1", "--reexecute",
+                           "--same-session"), RP_OK);
+    assert_int_equal(strlen(conf.tag), RP_REPLAY_TAG_DEFAULT_LEN);
+    assert_true(rp_replay_tag_valid(conf.tag));
+    memcpy(first, conf.tag, sizeof(first));
+    assert_int_equal(PARSE("--range", "0:0-1", "--reexecute",
+                           "--same-session"), RP_OK);
+    assert_string_not_equal(conf.tag, first);
+    assert_int_equal(PARSE("--range", "0:0-1", "--reexecute",
+                           "--same-session", "--replay-tag", "fix42"), RP_OK);
+    assert_string_equal(conf.tag, "fix42");
+    assert_int_equal(PARSE("--range", "0:0-1", "--reexecute",
+                           "--same-session", "--replay-tag", "Bad!"),
+                     RP_ERR_INVALID);
+    assert_non_null(strstr(es, "--replay-tag"));
+    assert_int_equal(PARSE("--range", "0:0-1", "--reexecute",
+                           "--same-session", "--replay-tag",
+                           "abcdefghijklmnopq"), RP_ERR_INVALID);
+    assert_int_equal(PARSE("--range", "0:0-1", "--replay-tag", "t1"),
+                     RP_ERR_INVALID);
+    assert_false(rp_replay_tag_valid(""));
 }
 
 static void test_rewrite(void **state)
@@ -334,17 +377,18 @@ static void test_rewrite(void **state)
 
     (void)state;
     assert_int_equal(PARSE("--range", "0:0-1", "--reexecute",
-                           "--session-prefix", "replay-"), RP_OK);
+                           "--session-prefix", "replay-", "--replay-tag",
+                           "t1"), RP_OK);
     assert_int_equal(rp_replay_rewrite(&conf, &r, &json, sess, exec, orig,
                                        &why, es, sizeof(es)), RP_OK);
     assert_string_equal(sess, "replay-s1");
-    assert_string_equal(exec, "e1.r1");
+    assert_string_equal(exec, "e1.rt1");
     assert_string_equal(orig, "e1");
     /* The result is a valid request with the new ids, same command. */
     memset(&req, 0, sizeof(req));
     assert_int_equal(rp_request_parse(json, strlen(json), &req, es, sizeof(es)),
                      RP_OK);
-    assert_string_equal(req.execution_id, "e1.r1");
+    assert_string_equal(req.execution_id, "e1.rt1");
     assert_string_equal(req.session_id, "replay-s1");
     assert_string_equal(req.command, "echo hi");
     rp_request_clear(&req);
@@ -436,6 +480,8 @@ int main(void)
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_new_id),
+        cmocka_unit_test(test_replay_tag),
+        cmocka_unit_test(test_dlq_annotation),
         cmocka_unit_test(test_rewrite),
         cmocka_unit_test(test_rec_json),
         cmocka_unit_test(test_summary),

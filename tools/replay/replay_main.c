@@ -4,6 +4,7 @@
  * group never sees it) and read_committed, stopping at the range end,
  * and an idempotent murmur2_random producer like runpool's own. */
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ typedef struct part {
 typedef struct replay {
     rp_replay_conf_t conf;
     rd_kafka_t *consumer, *producer;
+    rp_kafka_props_t kprops; /* every source of settings, for both clients */
     part_t *parts;
     size_t n_parts;
     uint64_t total; /* records in range (offsets; control records count) */
@@ -70,61 +72,26 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
     }
 }
 
-static rd_kafka_conf_t *base_conf(replay_t *r, const char *role, char *es,
-                                  size_t esz)
-{
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char prefix[64];
-
-    snprintf(prefix, sizeof(prefix), "runpool-replay-%s", role);
-    rp_kafka_log_via_rp(kc);
-    if (rp_kafka_set(kc, "bootstrap.servers", r->conf.brokers, es, esz) ||
-        rp_kafka_unique_client_id(kc, prefix, es, esz)) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
-    }
-    return kc;
-}
-
 static rp_err_t make_consumer(replay_t *r, char *es, size_t esz)
 {
-    /* assign() only: no group is joined and nothing committed. librdkafka
-     * still wants a group.id for assign(); a private one per run, so even
-     * a stray commit could never touch the workers' group. */
-    static const char *const props[] = {
-        "isolation.level=read_committed", "enable.auto.commit=false",
-        "enable.auto.offset.store=false", "enable.partition.eof=true",
-        "auto.offset.reset=error",
-    };
-    rd_kafka_conf_t *kc = base_conf(r, "consumer", es, esz);
-    char group[96];
-
-    if (!kc)
-        return RP_ERR_KAFKA;
-    snprintf(group, sizeof(group), "runpool-replay-%ld-%lld", (long)getpid(),
-             (long long)rp_time_wall_ms());
-    if (rp_kafka_set(kc, "group.id", group, es, esz) ||
-        rp_kafka_set_props(kc, props, sizeof(props) / sizeof(props[0]), es,
-                           esz) ||
-        rp_kafka_set_props(kc, r->conf.props, r->conf.n_props, es, esz)) {
-        rd_kafka_conf_destroy(kc);
-        return RP_ERR_INVALID;
-    }
-    if (!(r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, es, esz))) {
-        rd_kafka_conf_destroy(kc);
-        return RP_ERR_KAFKA;
-    }
-    return RP_OK;
+    /* auto.offset.reset=error: a range is checked against the watermarks
+     * first, so an offset out of range is a bug to report, not a jump. */
+    return rp_kafka_reader_new(r->conf.brokers, "runpool-replay", "error",
+                               (const char *const *)r->kprops.kv,
+                               r->kprops.n, &r->consumer, es, esz);
 }
 
 static rp_err_t make_producer(replay_t *r, char *es, size_t esz)
 {
-    rd_kafka_conf_t *kc = base_conf(r, "producer", es, esz);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
 
-    if (!kc)
-        return RP_ERR_KAFKA;
-    if (rp_kafka_producer_defaults(kc, es, esz) ||
-        rp_kafka_set_props(kc, r->conf.props, r->conf.n_props, es, esz)) {
+    rp_kafka_log_via_rp(kc);
+    if (rp_kafka_set(kc, "bootstrap.servers", r->conf.brokers, es, esz) ||
+        rp_kafka_unique_client_id(kc, "runpool-replay-producer", es, esz) ||
+        rp_kafka_producer_defaults(kc, es, esz) ||
+        rp_kafka_set_props_for(kc, RP_KAFKA_PRODUCER,
+                               (const char *const *)r->kprops.kv,
+                               r->kprops.n, es, esz)) {
         rd_kafka_conf_destroy(kc);
         return RP_ERR_INVALID;
     }
@@ -295,11 +262,17 @@ static void progress(replay_t *r, bool final)
 }
 
 /* Write one JSON line (stdout). false on a write error. */
+static int out_errno; /* why stdout failed (ENOMEM: a line not made) */
+
 static bool print_json(const rp_replay_rec_t *rec)
 {
     char *line = rp_replay_rec_json(rec);
-    bool ok = line && printf("%s\n", line) >= 0;
+    bool ok;
 
+    errno = 0;
+    ok = line && printf("%s\n", line) >= 0 && !ferror(stdout);
+    if (!ok && !out_errno)
+        out_errno = !line ? ENOMEM : errno ? errno : EIO;
     free(line);
     return ok;
 }
@@ -384,17 +357,18 @@ static bool send_rec(replay_t *r, const char *topic, const char *key,
     return true;
 }
 
-/* Copy of rec's headers without those named by a prefix (may be NULL). */
+/* rec's headers, less those whose name starts with drop (NULL: none) and,
+ * with drop_dlq, the worker's DLQ annotations. */
 static rd_kafka_headers_t *copy_headers(const rp_replay_rec_t *rec,
-                                        const char *drop1, const char *drop2)
+                                        const char *drop, bool drop_dlq)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(rec->n_hdrs + 2);
 
     for (size_t i = 0; i < rec->n_hdrs; i++) {
         const char *n = rec->hdrs[i].name;
 
-        if ((drop1 && !strncmp(n, drop1, strlen(drop1))) ||
-            (drop2 && !strncmp(n, drop2, strlen(drop2))))
+        if ((drop && !strncmp(n, drop, strlen(drop))) ||
+            (drop_dlq && rp_replay_is_dlq_annotation(n)))
             continue;
         rd_kafka_header_add(h, n, -1, rec->hdrs[i].value,
                             rec->hdrs[i].value ? (ssize_t)rec->hdrs[i].len : 0);
@@ -430,14 +404,12 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
     r->st.matched++;
     switch (r->conf.mode) {
     case RP_REPLAY_PRINT:
-        if (!print_json(&rec)) {
-            fprintf(stderr, "%s: writing to stdout failed\n", prog);
+        if (!print_json(&rec))
             return false;
-        }
         break;
     case RP_REPLAY_COPY:
-        send_rec(r, r->conf.copy_to, rec.key, rec.keylen, rec.value, rec.len,
-                 copy_headers(&rec, NULL, NULL), rec.ts_ms);
+        (void)send_rec(r, r->conf.copy_to, rec.key, rec.keylen, rec.value, rec.len,
+                 copy_headers(&rec, NULL, false), rec.ts_ms);
         break;
     case RP_REPLAY_REEXEC: {
         char sess[RP_ID_MAX + 1], exec[RP_ID_MAX + 1], orig[RP_ID_MAX + 1];
@@ -452,7 +424,7 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
             break;
         }
         /* Earlier replay headers are replaced by this replay's. */
-        h = copy_headers(&rec, "runpool-replay-", NULL);
+        h = copy_headers(&rec, "runpool-replay-", false);
         rd_kafka_header_add(h, RP_REPLAY_HEADER_OF, -1, orig, -1);
         add_source(h, &rec);
         send_rec(r, r->conf.requests_topic, sess, strlen(sess), json,
@@ -468,15 +440,17 @@ static bool handle(replay_t *r, const rd_kafka_message_t *m)
             r->st.skipped[RP_REPLAY_SKIP_TRUNCATED]++;
             break;
         }
-        /* The worker's runpool.* annotations go; it adds fresh ones if it
-         * rejects the record again. */
-        h = copy_headers(&rec, "runpool.", "runpool-replay-");
+        /* The worker's annotations go; it adds fresh ones if it rejects
+         * the record again. */
+        h = copy_headers(&rec, "runpool-replay-", true);
         add_source(h, &rec);
         send_rec(r, r->conf.requests_topic, rec.key, rec.keylen, rec.value,
                  rec.len, h, 0);
         break;
     }
-    return true;
+    /* A --dry-run line that could not be written (full disk) stops the
+     * run like a failed print does. */
+    return !ferror(stdout);
 }
 
 static part_t *find_part(replay_t *r, int32_t id)
@@ -568,7 +542,9 @@ static rp_err_t run(replay_t *r, char *es, size_t esz)
             if (m->offset <= p->end) {
                 if (!handle(r, m)) {
                     rd_kafka_message_destroy(m);
-                    return rp_errf(es, esz, RP_ERR_IO, "stdout failed");
+                    return rp_errf(es, esz, RP_ERR_IO,
+                                   "writing to stdout failed: %s",
+                                   strerror(out_errno ? out_errno : EIO));
                 }
             }
             if (m->offset >= p->end)
@@ -613,10 +589,22 @@ int main(int argc, char **argv)
         status = RP_REPLAY_EXIT_OK;
         goto out;
     }
+    if (r->conf.mode == RP_REPLAY_REEXEC)
+        fprintf(stderr, "%s: replay tag %s: new execution ids end in .r%s "
+                "(--replay-tag %s resumes this run)\n", prog, r->conf.tag,
+                r->conf.tag, r->conf.tag);
     r->progress = r->conf.progress < 0 ? isatty(STDERR_FILENO) != 0
                                        : r->conf.progress == 1;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE, handled */
+    if ((err = rp_kafka_props_load(&r->kprops, r->conf.kafka_config,
+                                   r->conf.props, r->conf.n_props, NULL, es,
+                                   sizeof(es)))) {
+        fprintf(stderr, "%s: %s\n", prog, es);
+        status = RP_REPLAY_EXIT_USAGE;
+        goto out;
+    }
     if ((err = make_consumer(r, es, sizeof(es)))) {
         fprintf(stderr, "%s: %s\n", prog, es);
         status = err == RP_ERR_INVALID ? RP_REPLAY_EXIT_USAGE
@@ -638,7 +626,16 @@ int main(int argc, char **argv)
     }
     err = run(r, es, sizeof(es));
     progress(r, true);
-    fflush(stdout);
+    errno = 0;
+    if (fflush(stdout) == EOF && !out_errno)
+        out_errno = errno ? errno : EIO;
+    if ((out_errno || ferror(stdout)) && !err)
+        err = rp_errf(es, sizeof(es), RP_ERR_IO, "writing to stdout failed: %s",
+                      strerror(out_errno ? out_errno : EIO));
+    /* The reader went away (| head): an end, not a failure; the summary
+     * still goes to stderr. */
+    if (out_errno == EPIPE)
+        err = RP_OK;
     if (err)
         fprintf(stderr, "%s: %s\n", prog, es);
     if (r->producer) {
@@ -661,6 +658,7 @@ out:
     if (r->producer)
         rd_kafka_destroy(r->producer);
     free(r->parts);
+    rp_kafka_props_clear(&r->kprops);
     free(r);
     return status;
 }

@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,13 +53,17 @@ void rp_replay_usage(FILE *out, const char *prog)
 "Modes (default: print JSON lines on stdout):\n"
 "  --copy-to TOPIC      produce each record to TOPIC, same key and headers\n"
 "  --reexecute          re-submit requests to the requests topic, each with\n"
-"                       execution_id ID.rN and header " RP_REPLAY_HEADER_OF "=ID;\n"
+"                       execution_id ID.rTAG and header " RP_REPLAY_HEADER_OF "=ID;\n"
 "                       needs --session-prefix P (session P+SESSION) or\n"
 "                       --same-session\n"
+"  --replay-tag TAG     with --reexecute: the TAG of the new ids (1-16 of\n"
+"                       a-z 0-9; default: 8 random hex digits, printed).\n"
+"                       Give a run's tag again to resume it without\n"
+"                       running anything twice\n"
 "  --from-dlq           re-drive DLQ records into the requests topic as\n"
 "                       they are (key and headers kept, plus\n"
-"                       " RP_REPLAY_HEADER_OF "); only retriable reasons\n"
-"                       unless --reason or --all\n"
+"                       " RP_REPLAY_HEADER_SOURCE "); only retriable\n"
+"                       reasons unless --reason or --all\n"
 "  --all                with --from-dlq: every reason\n"
 "  --session-prefix P   with --reexecute: the scratch session prefix\n"
 "  --same-session       with --reexecute: run in the original session\n"
@@ -70,6 +76,9 @@ void rp_replay_usage(FILE *out, const char *prog)
 "  --dry-run            print what would be sent (JSON lines), send nothing\n"
 "  --progress / --no-progress  progress bar on stderr (default: on a TTY)\n"
 "  --idle-timeout-s N   give up when no record came for N s (default %d)\n"
+"  --kafka-config FILE  librdkafka settings, key=value lines (default\n"
+"                       $RUNPOOL_KAFKA_CONFIG); RUNPOOL_KAFKA_<NAME> variables\n"
+"                       override it, -X overrides both (docs/kafka.md)\n"
 "  -X key=value         librdkafka setting (repeatable)\n"
 "  -h, --help           show this help\n"
 "  -V, --version        show the version\n"
@@ -212,10 +221,20 @@ static rp_err_t check_conf(rp_replay_conf_t *c, char *errstr,
         if (c->session_prefix && c->same_session)
             return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                            "give --session-prefix or --same-session, not both");
-    } else if (c->session_prefix || c->same_session) {
+        if (!c->tag[0]) {
+            unsigned char rnd[RP_REPLAY_TAG_DEFAULT_LEN / 2];
+
+            if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                return rp_errf(errstr, errstr_size, RP_ERR_IO,
+                               "no random bytes for the replay tag: %s",
+                               strerror(errno));
+            for (size_t i = 0; i < sizeof(rnd); i++)
+                snprintf(c->tag + 2 * i, 3, "%02x", rnd[i]);
+        }
+    } else if (c->session_prefix || c->same_session || c->tag[0]) {
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                       "--session-prefix and --same-session only go with "
-                       "--reexecute");
+                       "--session-prefix, --same-session and --replay-tag "
+                       "only go with --reexecute");
     }
     if (c->all && c->mode != RP_REPLAY_FROM_DLQ)
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
@@ -249,7 +268,7 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
         O_BROKERS = 256, O_TOPIC, O_REQ, O_DLQ, O_PART, O_START, O_END,
         O_RANGE, O_SINCE, O_UNTIL, O_SESSION, O_EXEC, O_STATUS, O_REASON,
         O_COPY, O_REEXEC, O_FROMDLQ, O_ALL, O_PREFIX, O_SAME, O_DRY,
-        O_PROG, O_NOPROG, O_IDLE,
+        O_PROG, O_NOPROG, O_IDLE, O_TAG, O_KCONF,
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
@@ -272,6 +291,8 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
         {"all", no_argument, NULL, O_ALL},
         {"session-prefix", required_argument, NULL, O_PREFIX},
         {"same-session", no_argument, NULL, O_SAME},
+        {"replay-tag", required_argument, NULL, O_TAG},
+        {"kafka-config", required_argument, NULL, O_KCONF},
         {"dry-run", no_argument, NULL, O_DRY},
         {"progress", no_argument, NULL, O_PROG},
         {"no-progress", no_argument, NULL, O_NOPROG},
@@ -376,6 +397,14 @@ rp_err_t rp_replay_conf_parse(rp_replay_conf_t *c, int argc, char **argv,
             c->session_prefix = optarg;
             break;
         case O_SAME: c->same_session = true; break;
+        case O_KCONF: c->kafka_config = optarg; break;
+        case O_TAG:
+            if (!rp_replay_tag_valid(optarg))
+                return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                               "--replay-tag '%s': expected 1 to %d of a-z "
+                               "and 0-9", optarg, RP_REPLAY_TAG_MAX);
+            snprintf(c->tag, sizeof(c->tag), "%s", optarg);
+            break;
         case O_DRY: c->dry_run = true; break;
         case O_PROG: c->progress = 1; break;
         case O_NOPROG: c->progress = 0; break;
@@ -559,25 +588,39 @@ out:
     return ok;
 }
 
-rp_err_t rp_replay_new_id(const char *orig, char *out, size_t out_size)
+bool rp_replay_is_dlq_annotation(const char *name)
 {
-    const char *dot = strrchr(orig, '.');
-    size_t base = strlen(orig);
-    unsigned long n = 1;
-    char suffix[RP_REPLAY_SUFFIX_MAX];
+    static const char *const exact[] = {"runpool.worker"};
+    static const char *const prefix[] = {"runpool.error.", "runpool.source.",
+                                         "runpool.payload."};
 
-    /* An existing ".rN" (N digits, no leading zero) counts up. */
-    if (dot && dot[1] == 'r' && dot[2] >= '1' && dot[2] <= '9' &&
-        strspn(dot + 2, "0123456789") == strlen(dot + 2) &&
-        strlen(dot + 2) <= 9) {
-        n = strtoul(dot + 2, NULL, 10) + 1;
-        base = (size_t)(dot - orig);
-    }
-    snprintf(suffix, sizeof(suffix), ".r%lu", n);
-    if (base + strlen(suffix) > RP_ID_MAX || base + strlen(suffix) >= out_size)
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (!strcmp(name, exact[i]))
+            return true;
+    for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+        if (!strncmp(name, prefix[i], strlen(prefix[i])))
+            return true;
+    return false;
+}
+
+bool rp_replay_tag_valid(const char *tag)
+{
+    size_t n = strlen(tag);
+
+    return n >= 1 && n <= RP_REPLAY_TAG_MAX &&
+           strspn(tag, "abcdefghijklmnopqrstuvwxyz0123456789") == n;
+}
+
+rp_err_t rp_replay_new_id(const char *orig, const char *tag, char *out,
+                          size_t out_size)
+{
+    size_t base = strlen(orig), tl = strlen(tag);
+
+    if (base + 2 + tl > RP_ID_MAX || base + 2 + tl >= out_size)
         return RP_ERR_TOO_LARGE;
     memcpy(out, orig, base);
-    memcpy(out + base, suffix, strlen(suffix) + 1);
+    memcpy(out + base, ".r", 2);
+    memcpy(out + base + 2, tag, tl + 1);
     return RP_OK;
 }
 
@@ -603,7 +646,8 @@ rp_err_t rp_replay_rewrite(const rp_replay_conf_t *conf,
         goto out;
     }
     snprintf(orig_exec, RP_ID_MAX + 1, "%s", req.execution_id);
-    if (rp_replay_new_id(req.execution_id, new_exec, RP_ID_MAX + 1)) {
+    if (rp_replay_new_id(req.execution_id, conf->tag[0] ? conf->tag : "1",
+                          new_exec, RP_ID_MAX + 1)) {
         *why = RP_REPLAY_SKIP_ID_TOO_LONG;
         err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
                       "execution_id '%s' plus the replay suffix is over %d "

@@ -23,7 +23,9 @@
 #define RP_REPLAY_EXIT_USAGE 2   /* bad option or refused (ambiguous) range */
 
 #define RP_REPLAY_RANGES_MAX 1024  /* --range P:A-B entries */
-#define RP_REPLAY_SUFFIX_MAX 16    /* ".r" + a number */
+#define RP_REPLAY_TAG_MAX 16       /* --replay-tag: [a-z0-9], 1..16 chars */
+#define RP_REPLAY_TAG_DEFAULT_LEN 8 /* a random tag: 8 hex digits */
+#define RP_REPLAY_SUFFIX_MAX (2 + RP_REPLAY_TAG_MAX + 1) /* ".r" + tag */
 #define RP_REPLAY_HEADER_OF "runpool-replay-of"
 #define RP_REPLAY_HEADER_SOURCE "runpool-replay-source"
 
@@ -61,9 +63,17 @@ typedef struct rp_replay_conf {
     /* Re-execute. */
     const char *session_prefix;
     bool same_session;
+    /* The run's replay tag: --replay-tag, or (with --reexecute) random,
+     * in tag_buf. Every new id of one run ends in ".r" + tag, so a second
+     * run of the same replay gets new ids (the worker would answer a
+     * repeated id with the first run's result) unless it is given the
+     * same --replay-tag on purpose (a rerun after a crash then sends
+     * nothing twice). */
+    char tag[RP_REPLAY_TAG_MAX + 1]; /* "" unless --reexecute */
     bool dry_run;
     int progress;        /* 1 on, 0 off, -1 auto (on when stderr is a TTY) */
     int idle_timeout_s;  /* stop waiting for records after this */
+    const char *kafka_config; /* --kafka-config; NULL: $RUNPOOL_KAFKA_CONFIG */
     const char *props[RP_KAFKA_PROPS_MAX];
     size_t n_props;
     bool help, version;
@@ -155,10 +165,23 @@ bool rp_replay_reason_retriable(const char *code);
 bool rp_replay_match(const rp_replay_conf_t *conf, const rp_replay_rec_t *rec,
                      rp_replay_skip_t *why);
 
-/* The replay id of orig: "ID.r1", or one more than an existing ".rN"
- * ("ID.r1" -> "ID.r2"), so a replay of a replay stays traceable to the
- * first. RP_ERR_TOO_LARGE when it would exceed RP_ID_MAX. out[RP_ID_MAX+1]. */
-rp_err_t rp_replay_new_id(const char *orig, char *out, size_t out_size);
+/* The replay id of orig: "ID.r" + tag ("e1" -> "e1.r5f3a9c01"). A replay
+ * of a replay appends again ("e1.r5f3a9c01.r0bad7e11"), so each id names
+ * its whole line of ancestors. RP_ERR_TOO_LARGE when it would exceed
+ * RP_ID_MAX (the record is then skipped as id_too_long).
+ * out[RP_ID_MAX+1]. */
+rp_err_t rp_replay_new_id(const char *orig, const char *tag, char *out,
+                          size_t out_size);
+
+/* true when a header of a DLQ record is one the worker added to the
+ * original (worker/rp_publish.c: runpool.error.*, runpool.source.*,
+ * runpool.worker, runpool.payload.*). --from-dlq drops exactly these, so
+ * the producer's own headers, runpool.* ones included, go back as they
+ * came. */
+bool rp_replay_is_dlq_annotation(const char *name);
+
+/* true when tag is 1..RP_REPLAY_TAG_MAX chars of [a-z0-9]. */
+bool rp_replay_tag_valid(const char *tag);
 
 /* Rewrite a request for --reexecute: parse it, give it rp_replay_new_id
  * and the session (prefix + session, or the same with --same-session).

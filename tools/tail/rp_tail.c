@@ -38,7 +38,8 @@ void rp_tail_usage(FILE *out)
 "                         TIME: RFC 3339 (2026-12-03T10:00:00Z) or\n"
 "                               @UNIX_SECONDS (@1764756000),\n"
 "                         N: absolute offset N, -N: the last N records\n"
-"                            (N up to %d)\n"
+"                            (N up to %d, and at most %u MiB of\n"
+"                            them in all)\n"
 "  --format F           json (one object per line, for jq) or table\n"
 "                       (default: table on a terminal, json otherwise)\n"
 "  --with-requests      join each result with its request (read from the\n"
@@ -54,14 +55,19 @@ void rp_tail_usage(FILE *out)
 "  --results-topic T    (default $RUNPOOL_RESULTS_TOPIC or %s)\n"
 "  --dlq-topic T        (default $RUNPOOL_DLQ_TOPIC or %s)\n"
 "  --requests-topic T   (default $RUNPOOL_REQUESTS_TOPIC or %s)\n"
+"  --kafka-config FILE  librdkafka settings, key=value lines (default\n"
+"                       $RUNPOOL_KAFKA_CONFIG); RUNPOOL_KAFKA_<NAME> variables\n"
+"                       override it, -X overrides both (docs/kafka.md)\n"
 "  -X key=value         librdkafka setting (repeatable)\n"
 "  -h, --help           show this help\n"
 "  --version            show the version\n"
 "\n"
 "Colours only when stdout is a terminal and NO_COLOR is unset.\n"
-"Exits 0 on Ctrl-C or SIGTERM after closing the consumer, 2 on bad usage,\n"
-"1 on a Kafka error.\n",
-            RP_TAIL_LAST_MAX, RP_TAIL_REQUESTS_MAX, RP_TAIL_STATS_DEFAULT_S,
+"Exits 0 on Ctrl-C or SIGTERM after closing the consumer, and when the\n"
+"reader of stdout goes away (| head); 2 on bad usage, 1 on a Kafka error\n"
+"or when stdout cannot be written (a full disk).\n",
+            RP_TAIL_LAST_MAX, RP_TAIL_LAST_BYTES_MAX / (1024u * 1024u),
+            RP_TAIL_REQUESTS_MAX, RP_TAIL_STATS_DEFAULT_S,
             RP_TOPIC_RESULTS_DEFAULT, RP_TOPIC_DLQ_DEFAULT,
             RP_TOPIC_REQUESTS_DEFAULT);
 }
@@ -179,7 +185,7 @@ rp_tail_parse_t rp_tail_parse_args(rp_tail_conf_t *c, int argc, char **argv,
         OPT_BROKERS = 256, OPT_DLQ, OPT_BOTH, OPT_SESSION, OPT_EXEC,
         OPT_STATUS, OPT_WORKER, OPT_FROM, OPT_FORMAT, OPT_WITH_REQ,
         OPT_STATS, OPT_EXIT_AT_END, OPT_METRICS, OPT_RES_TOPIC,
-        OPT_DLQ_TOPIC, OPT_REQ_TOPIC, OPT_VERSION,
+        OPT_DLQ_TOPIC, OPT_REQ_TOPIC, OPT_VERSION, OPT_KAFKA_CONFIG,
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, OPT_BROKERS},
@@ -198,6 +204,7 @@ rp_tail_parse_t rp_tail_parse_args(rp_tail_conf_t *c, int argc, char **argv,
         {"results-topic", required_argument, NULL, OPT_RES_TOPIC},
         {"dlq-topic", required_argument, NULL, OPT_DLQ_TOPIC},
         {"requests-topic", required_argument, NULL, OPT_REQ_TOPIC},
+        {"kafka-config", required_argument, NULL, OPT_KAFKA_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -299,6 +306,9 @@ rp_tail_parse_t rp_tail_parse_args(rp_tail_conf_t *c, int argc, char **argv,
             break;
         case OPT_REQ_TOPIC:
             c->requests_topic = optarg;
+            break;
+        case OPT_KAFKA_CONFIG:
+            c->kafka_config = optarg;
             break;
         case 'X':
             if (c->n_props >= RP_KAFKA_PROPS_MAX) {

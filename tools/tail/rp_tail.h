@@ -29,6 +29,10 @@
 /* --from -N: N at most this (each partition keeps N records until its
  * end is reached). */
 #define RP_TAIL_LAST_MAX 100000
+/* ... and at most this many bytes of keys and values in all (shared out
+ * evenly over the partitions): 100,000 records of up to 1 MiB must not
+ * take 100 GB. Past it the oldest go, and the tail says so on stderr. */
+#define RP_TAIL_LAST_BYTES_MAX (64u * 1024 * 1024)
 #define RP_TAIL_STATS_DEFAULT_S 5
 #define RP_TAIL_STATS_MAX_S 86400
 #define RP_TAIL_STATUS_N 6 /* the five result statuses, and "dlq" */
@@ -70,6 +74,7 @@ typedef struct rp_tail_conf {
     int stats_s; /* 0 = print records */
     bool exit_at_end;
     const char *metrics_listen; /* NULL = off */
+    const char *kafka_config;   /* --kafka-config; NULL: $RUNPOOL_KAFKA_CONFIG */
     const char *props[RP_KAFKA_PROPS_MAX];
     size_t n_props;
     char **strs; /* owned copies the filters point into */

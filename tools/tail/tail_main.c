@@ -1,8 +1,10 @@
 /* runpool-tail — follow runpool's results (and DLQ) topics as a person
  * debugging would. The Kafka loop; parsing, filters, formats and stats
  * are rp_tail.c. See rp_tail_usage() and docs/tools.md. */
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +12,13 @@
 
 #include "rp_httpd.h"
 #include "rp_kafka.h"
+#include "rp_log.h"
 #include "rp_metrics.h"
 #include "rp_result.h"
 #include "rp_tail.h"
 #include "rp_time.h"
 
-#define EXIT_KAFKA 1
+#define EXIT_KAFKA 1 /* also: stdout could not be written */
 #define EXIT_USAGE 2
 #define RP_TAIL_POLL_MS 200
 #define RP_TAIL_META_TIMEOUT_MS 10000
@@ -48,7 +51,10 @@ typedef struct pending {
  * partition's first EOF, then printed. */
 typedef struct last_ring {
     rp_tail_rec_t *recs; /* N slots */
+    size_t *sizes;       /* N slots: value + key bytes of each record */
     size_t head, n;
+    size_t bytes;        /* sum of sizes[] held */
+    uint64_t dropped;    /* evicted by the byte bound, said at the end */
     bool done; /* reached EOF once: records go straight out */
 } last_ring_t;
 
@@ -64,6 +70,9 @@ typedef struct tail {
     rd_kafka_topic_partition_list_t *eofs; /* partitions that hit EOF */
     rd_kafka_topic_partition_list_t *list; /* the assignment */
     last_ring_t *rings; /* --from -N: one per entry of list, else NULL */
+    size_t ring_budget; /* bytes each ring may hold: RP_TAIL_LAST_BYTES_MAX
+                           shared out over the rings */
+    int out_errno;      /* stdout failed: stop (EPIPE: quietly) */
     /* --metrics-listen: the registry the HTTP thread renders */
     rp_metrics_t *metrics;
     rp_metric_t *m_results, *m_duration, *m_dlq;
@@ -269,6 +278,21 @@ static const char *header_str(rd_kafka_headers_t *h, const char *name,
     return buf;
 }
 
+/* Flush stdout; on a write error remember it so the loop stops: a
+ * closed pipe (runpool-tail | head) or a full disk must not leave the
+ * tail reading forever with its output going nowhere. */
+static void check_stdout(tail_t *t)
+{
+    int e = errno; /* callers zero errno before their writes */
+
+    if (t->out_errno)
+        return;
+    if (fflush(stdout) == EOF)
+        e = errno;
+    if (ferror(stdout))
+        t->out_errno = e ? e : EIO;
+}
+
 /* Print (or count) one record that passed the filters. */
 static void emit(tail_t *t, const rp_tail_rec_t *r)
 {
@@ -283,6 +307,7 @@ static void emit(tail_t *t, const rp_tail_rec_t *r)
         rp_tail_stats_add(&t->stats, r);
         return;
     }
+    errno = 0;
     if (with_req)
         req = rp_tail_reqs_get(t->reqs, r->execution);
     if (t->json) {
@@ -298,7 +323,7 @@ static void emit(tail_t *t, const rp_tail_rec_t *r)
     } else {
         rp_tail_format_table(stdout, r, with_req, req, t->color);
     }
-    fflush(stdout);
+    check_stdout(t);
 }
 
 /* Print waiting results whose request came, or that waited long enough
@@ -331,23 +356,36 @@ static last_ring_t *ring_of(tail_t *t, const char *topic, int32_t partition)
     return NULL;
 }
 
-/* --from -N before the partition's end: keep rec (taken) in its ring,
- * dropping the oldest. Returns false when rec should go out now. */
-static bool src_ring_keep(tail_t *t, const char *topic, rp_tail_rec_t *rec)
+static void ring_evict(last_ring_t *r, size_t cap)
+{
+    rp_tail_rec_clear(&r->recs[r->head]);
+    r->bytes -= r->sizes[r->head];
+    r->head = (r->head + 1) % cap;
+    r->n--;
+}
+
+/* --from -N before the partition's end: keep rec (taken, size bytes) in
+ * its ring, dropping the oldest past N records or past the ring's byte
+ * budget. Returns false when rec should go out now. */
+static bool src_ring_keep(tail_t *t, const char *topic, rp_tail_rec_t *rec,
+                          size_t size)
 {
     last_ring_t *r = ring_of(t, topic, rec->partition);
-    size_t cap = (size_t)t->conf.from.value;
+    size_t cap = (size_t)t->conf.from.value, slot;
 
     if (!r || r->done)
         return false;
-    if (r->n == cap) {
-        rp_tail_rec_clear(&r->recs[r->head]);
-        r->recs[r->head] = *rec;
-        r->head = (r->head + 1) % cap;
-    } else {
-        r->recs[(r->head + r->n) % cap] = *rec;
-        r->n++;
+    if (r->n == cap)
+        ring_evict(r, cap);
+    while (r->n && r->bytes + size > t->ring_budget) {
+        ring_evict(r, cap);
+        r->dropped++;
     }
+    slot = (r->head + r->n) % cap;
+    r->recs[slot] = *rec;
+    r->sizes[slot] = size;
+    r->bytes += size;
+    r->n++;
     return true;
 }
 
@@ -360,6 +398,11 @@ static void ring_flush(tail_t *t, const char *topic, int32_t partition)
     if (!r || r->done)
         return;
     r->done = true;
+    if (r->dropped)
+        fprintf(stderr,
+                "%s: %s [%d]: only the last %zu of the %zu records asked for "
+                "fit the %zu bytes --from -N may hold for a partition\n",
+                prog, topic, (int)partition, r->n, cap, t->ring_budget);
     for (; r->n; r->n--) {
         rp_tail_rec_t *rec = &r->recs[r->head];
 
@@ -404,7 +447,9 @@ static void handle_record(tail_t *t, rd_kafka_message_t *m)
                 topic, (int)m->partition, (long long)m->offset);
         return;
     }
-    if (t->rings && src_ring_keep(t, topic, &rec))
+    /* A kept record holds its key, its raw value and the parsed tree
+     * (about twice the text again): count 3x the value. */
+    if (t->rings && src_ring_keep(t, topic, &rec, 3 * m->len + m->key_len))
         return;
     if (rp_tail_match(&t->conf, &rec))
         handle_filtered(t, &rec);
@@ -442,43 +487,27 @@ static bool note_eof(tail_t *t, rd_kafka_message_t *m)
     return t->n_eof >= t->n_assigned;
 }
 
-static rd_kafka_t *make_consumer(const rp_tail_conf_t *c)
+/* The settings of every source (--kafka-config or $RUNPOOL_KAFKA_CONFIG,
+ * RUNPOOL_KAFKA_*, -X), then the reader (rp_kafka_reader_new). */
+static rd_kafka_t *make_consumer(const rp_tail_conf_t *c, int *rc)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rp_kafka_props_t kp = {0};
     char errstr[512];
-    rd_kafka_t *rk;
+    rd_kafka_t *rk = NULL;
+    rp_err_t err;
 
-    /* assign() only: no group is joined and nothing is committed, but
-     * librdkafka's consumer wants a group.id; a unique one is never seen
-     * by the workers' group. */
-    char group[128];
-
-    snprintf(group, sizeof(group), "runpool-tail-%ld", (long)getpid());
-    if (rp_kafka_set(conf, "bootstrap.servers", c->brokers, errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
-        rp_kafka_set(conf, "enable.auto.commit", "false", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "enable.auto.offset.store", "false", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "isolation.level", "read_committed", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_set(conf, "enable.partition.eof", "true", errstr,
-                     sizeof(errstr)) ||
-        rp_kafka_unique_client_id(conf, "runpool-tail", errstr,
-                                  sizeof(errstr)) ||
-        rp_kafka_set_props(conf, c->props, c->n_props, errstr,
-                           sizeof(errstr))) {
+    if ((err = rp_kafka_props_load(&kp, c->kafka_config, c->props, c->n_props,
+                                   NULL, errstr, sizeof(errstr))) ||
+        (err = rp_kafka_reader_new(c->brokers, "runpool-tail", NULL,
+                                   (const char *const *)kp.kv, kp.n, &rk,
+                                   errstr, sizeof(errstr)))) {
         fprintf(stderr, "%s: %s\n", prog, errstr);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
+        /* A setting refused (bad file, unknown name) is bad usage. */
+        *rc = err == RP_ERR_KAFKA ? EXIT_KAFKA : EXIT_USAGE;
+    } else {
+        rd_kafka_poll_set_consumer(rk);
     }
-    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "%s: %s\n", prog, errstr);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
+    rp_kafka_props_clear(&kp);
     return rk;
 }
 
@@ -509,6 +538,7 @@ int main(int argc, char **argv)
         rp_tail_conf_free(&t.conf);
         return EXIT_USAGE;
     }
+    rp_log_init("tail", RP_LOG_WARN); /* librdkafka's warnings, as JSON */
     t.json = t.conf.format == RP_TAIL_FMT_JSON ||
              (t.conf.format == RP_TAIL_FMT_AUTO && !isatty(STDOUT_FILENO));
     t.color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
@@ -520,7 +550,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (!(t.rk = make_consumer(&t.conf)))
+    if (!(t.rk = make_consumer(&t.conf, &rc)))
         goto out;
     if (t.conf.metrics_listen && start_exporter(&t))
         goto out;
@@ -567,19 +597,30 @@ int main(int argc, char **argv)
             }
             t.rings[i].recs = calloc((size_t)t.conf.from.value,
                                      sizeof(rp_tail_rec_t));
-            if (!t.rings[i].recs)
+            t.rings[i].sizes = calloc((size_t)t.conf.from.value,
+                                      sizeof(size_t));
+            if (!t.rings[i].recs || !t.rings[i].sizes)
                 goto nomem;
+        }
+        {
+            size_t n_rings = 0;
+
+            for (int i = 0; i < list->cnt; i++)
+                n_rings += !t.rings[i].done;
+            t.ring_budget = RP_TAIL_LAST_BYTES_MAX / (n_rings ? n_rings : 1);
         }
     }
     if ((err = rd_kafka_assign(t.rk, list))) {
         fprintf(stderr, "%s: assign: %s\n", prog, rd_kafka_err2str(err));
         goto out;
     }
+    errno = 0;
     if (!t.json && !t.conf.stats_s && !t.metrics)
         rp_tail_table_header(stdout, t.conf.with_requests, t.color);
+    check_stdout(&t);
     next_stats = rp_time_mono_ms() + (int64_t)t.conf.stats_s * 1000;
     rc = 0;
-    while (!stop_sig) {
+    while (!stop_sig && !t.out_errno) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(t.rk, RP_TAIL_POLL_MS);
         bool at_end = false;
 
@@ -601,15 +642,28 @@ int main(int argc, char **argv)
         }
         flush_pending(&t, false);
         if (t.conf.stats_s && rp_time_mono_ms() >= next_stats) {
+            errno = 0;
             rp_tail_stats_print(&t.stats, stdout, t.json, rp_time_mono_ms());
+            check_stdout(&t);
             next_stats = rp_time_mono_ms() + (int64_t)t.conf.stats_s * 1000;
         }
         if (t.conf.exit_at_end && at_end)
             break;
     }
-    flush_pending(&t, true);
-    if (t.conf.stats_s)
+    if (!t.out_errno)
+        flush_pending(&t, true);
+    if (t.conf.stats_s && !t.out_errno) {
+        errno = 0;
         rp_tail_stats_print(&t.stats, stdout, t.json, rp_time_mono_ms());
+        check_stdout(&t);
+    }
+    if (t.out_errno == EPIPE) {
+        /* The reader went away (| head): a normal end, like cat's. */
+    } else if (t.out_errno) {
+        fprintf(stderr, "%s: writing to stdout: %s\n", prog,
+                strerror(t.out_errno));
+        rc = EXIT_KAFKA;
+    }
     goto out;
 nomem:
     fprintf(stderr, "%s: out of memory\n", prog);
@@ -635,6 +689,7 @@ out:
             r->head = (r->head + 1) % (size_t)t.conf.from.value;
         }
         free(r->recs);
+        free(r->sizes);
     }
     free(t.rings);
     if (list)
