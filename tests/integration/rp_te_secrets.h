@@ -26,7 +26,11 @@
     /* the OAuth access tokens of tests/fakes/token_server.py (VALUE-meta-N) \
      * when a test authenticates its gs:// store (rp_te_cloud_authenticate, \
      * e2e.cloudrun): the workers send them to fake-gcs-server */           \
-    X(ACCESS_TOKEN, "rp-planted-access-token-4a7f21c9d0")
+    X(ACCESS_TOKEN, "rp-planted-access-token-4a7f21c9d0")                  \
+    /* a request-signing key, as integration.signed writes it into its     \
+     * --signing-keys file (base64) and as its bytes (the same key) */      \
+    X(SIGNING_KEY, "cnVucG9vbC1zZWNvbmQta2V5LTAxMjM0NTY3ODlhYmM=")          \
+    X(SIGNING_KEY_BYTES, "runpool-second-key-0123456789abc")
 
 typedef enum rp_te_secret {
 #define RP_TE_SECRET_ENUM(name, value) RP_TE_SECRET_##name,
