@@ -5,6 +5,7 @@
 #include "rp_ids.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@
  * parse it to find its ids, so the requester gets a "rejected" result
  * rather than silence. Beyond it we do not even look. */
 #define RP_REQUEST_SALVAGE_MAX (4 * RP_REQUEST_MAX)
+#define RP_REQUEST_BOM_MSG                                                   \
+    "the request starts with a UTF-8 byte-order mark (EF BB BF): send the "  \
+    "JSON without one (RFC 8259 section 8.1)"
 
 /* ------------------------------------------------------------------ */
 /* request                                                             */
@@ -45,6 +49,7 @@ rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
     cJSON *root = NULL;
     rp_err_t err, fields_err;
     int64_t n = 0;
+    bool bom;
 
     memset(out, 0, sizeof(*out));
     out->timeout_s = RP_TIMEOUT_DEFAULT_S;
@@ -54,8 +59,16 @@ rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
                       RP_REQUEST_MAX);
         goto out;
     }
-    err = rp_json_load(json, len, RP_REQUEST_SALVAGE_MAX, "request", &root, errstr,
-                      errstr_size);
+    /* A UTF-8 byte-order mark is refused (RFC 8259 §8.1: senders must not
+     * add one; Python's json, Go and JavaScript refuse it too), with a
+     * message that names it, not "not a JSON object". The ids behind it
+     * are still read, so the requester gets its "rejected" result. */
+    bom = json && len >= 3 && memcmp(json, "\xEF\xBB\xBF", 3) == 0;
+    err = rp_json_load(bom ? json + 3 : json, bom ? len - 3 : len,
+                       RP_REQUEST_SALVAGE_MAX, "request", &root, errstr,
+                       errstr_size);
+    if (err && bom)
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID, RP_REQUEST_BOM_MSG);
     if (err)
         goto out;
     fields_err = rp_json_fields(root, "", rp_request_fields, RQ__COUNT, f, ferr,
@@ -67,6 +80,10 @@ rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
     if (f[RQ_SESSION_ID])
         rp_json_get_id(f[RQ_SESSION_ID], "", out->session_id, NULL, 0);
 
+    if (bom) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID, RP_REQUEST_BOM_MSG);
+        goto out;
+    }
     if (len > RP_REQUEST_MAX) {
         err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
                       "request of %zu bytes is over the limit of %d bytes", len,

@@ -49,6 +49,8 @@ typedef struct rp_request {
  * fills execution_id / session_id when those two fields were themselves
  * valid, so the caller can address a "rejected" result to the requester.
  * Unknown fields are rejected (additionalProperties: false), `v` must be 1.
+ * A leading UTF-8 byte-order mark is refused (RP_ERR_INVALID, the message
+ * names it), after the ids behind it were read.
  * Always call rp_request_clear() afterwards, on success or failure. */
 rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
                           char *errstr, size_t errstr_size);

@@ -62,6 +62,7 @@ struct rp_auth_key {
 struct rp_auth {
     rp_auth_kind_t kind;
     rp_auth_key_t *key; /* RP_AUTH_KEY_FILE only */
+    rp_auth_token_fn *fn; /* RP_AUTH_CALLBACK only */
     char url[RP_AUTH_URL_MAX];
     char desc[RP_AUTH_DESC_MAX];
     int timeout_ms;
@@ -565,18 +566,26 @@ out:
 static void rp_auth_error_detail(const rp_buf_t *body, char *out,
                                  size_t out_size)
 {
+    rp_auth_error_text(body->data, body->len, out, out_size);
+}
+
+void rp_auth_error_text(const char *body, size_t body_len, char *out,
+                        size_t out_size)
+{
     cJSON *root = NULL;
     const cJSON *e;
     const char *code = NULL, *desc = NULL;
     char a[RP_AUTH_DETAIL_MAX / 4], d[RP_AUTH_DETAIL_MAX / 2]; /* fit out */
     char quote[RP_AUTH_QUOTE_MAX];
 
+    if (out_size == 0)
+        return;
     out[0] = '\0';
-    if (!body->data || body->len == 0) {
+    if (!body || body_len == 0) {
         snprintf(out, out_size, "empty body");
         return;
     }
-    root = cJSON_ParseWithLength(body->data, body->len);
+    root = cJSON_ParseWithLength(body, body_len);
     e = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (cJSON_IsString(e)) {
         code = e->valuestring;
@@ -590,7 +599,7 @@ static void rp_auth_error_detail(const rp_buf_t *body, char *out,
         rp_auth_printable(d, sizeof(d), desc ? desc : "", SIZE_MAX);
         snprintf(out, out_size, "%s%s%s", a, d[0] ? ": " : "", d);
     } else {
-        rp_auth_printable(quote, sizeof(quote), body->data, body->len);
+        rp_auth_printable(quote, sizeof(quote), body, body_len);
         snprintf(out, out_size, "'%s'", quote);
     }
     cJSON_Delete(root);
@@ -709,6 +718,13 @@ rp_err_t rp_auth_token(rp_auth_t *a, char *out, size_t out_size, char *errstr,
     out[0] = '\0';
     if (a->kind == RP_AUTH_NONE)
         return RP_OK;
+    if (a->kind == RP_AUTH_CALLBACK) {
+        err = a->fn(out, out_size, errstr, errstr_size);
+        if (err == RP_OK && !out[0])
+            err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
+                          "the token source gave an empty access token");
+        return err;
+    }
 
     pthread_mutex_lock(&a->mu);
     for (;;) {
@@ -813,6 +829,106 @@ out:
     return err;
 }
 
+void rp_auth_invalidate(rp_auth_t *a, const char *rejected)
+{
+    size_t n;
+
+    if (!a || !rejected || !rejected[0] || a->kind == RP_AUTH_NONE ||
+        a->kind == RP_AUTH_CALLBACK)
+        return;
+    n = strlen(rejected);
+    pthread_mutex_lock(&a->mu);
+    if (strlen(a->token) == n && CRYPTO_memcmp(a->token, rejected, n) == 0) {
+        OPENSSL_cleanse(a->token, sizeof(a->token));
+        a->token[0] = '\0';
+        a->expires_at_ms = 0;
+        a->refresh_at_ms = 0;
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* The request's URL without its query, for a log line. */
+static void rp_auth_url_shown(const char *url, char *out, size_t out_size)
+{
+    size_t n = strcspn(url, "?");
+
+    rp_auth_printable(out, out_size, url, n);
+}
+
+rp_err_t rp_auth_request(rp_auth_t *a, const rp_http_req_t *req,
+                         rp_http_resp_t *resp, bool *token_failed,
+                         char *errstr, size_t errstr_size)
+{
+    const char *hdrs[RP_HTTP_HEADERS_MAX];
+    char hdr[RP_AUTH_TOKEN_MAX + 32];
+    char tok[RP_AUTH_TOKEN_MAX];
+    char detail[RP_AUTH_DETAIL_MAX], shown[RP_AUTH_QUOTE_MAX];
+    rp_http_req_t r;
+    rp_err_t err = RP_OK;
+    int n;
+
+    if (token_failed)
+        *token_failed = false;
+    if (!req || !resp)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "rp_auth_request: NULL argument");
+    if (!a || a->kind == RP_AUTH_NONE)
+        return rp_http_request(req, resp, errstr, errstr_size);
+    if (req->n_headers >= RP_HTTP_HEADERS_MAX ||
+        (req->n_headers && !req->headers))
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "rp_auth_request: %zu headers (max %d with "
+                       "Authorization)",
+                       req->n_headers, RP_HTTP_HEADERS_MAX);
+    for (size_t i = 0; i < req->n_headers; i++)
+        hdrs[i] = req->headers[i];
+    hdrs[req->n_headers] = hdr;
+    r = *req;
+    r.headers = hdrs;
+    r.n_headers = req->n_headers + 1;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        if ((err = rp_auth_token(a, tok, sizeof(tok), errstr,
+                                 errstr_size)) != RP_OK) {
+            if (token_failed)
+                *token_failed = true;
+            goto out;
+        }
+        n = snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+        if (n < 0 || (size_t)n >= sizeof(hdr)) { /* cannot happen */
+            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                          "Authorization header does not fit");
+            goto out;
+        }
+        err = rp_http_request(&r, resp, errstr, errstr_size);
+        OPENSSL_cleanse(hdr, sizeof(hdr));
+        if (err != RP_OK || resp->status != 401)
+            goto out;
+        rp_auth_url_shown(req->url, shown, sizeof(shown));
+        if (attempt == 2) {
+            rp_auth_error_detail(&resp->body, detail, sizeof(detail));
+            err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
+                          "HTTP 401 twice: Google refused the access token "
+                          "from %s and a freshly fetched one: %s",
+                          a->desc, detail);
+            rp_log(RP_LOG_ERROR, "auth_token_rejected", NULL, NULL,
+                   "%s %s: HTTP 401 again with a fresh token from %s",
+                   req->method ? req->method : "?", shown, a->desc);
+            goto out;
+        }
+        /* Revoked or rotated before its expiry: drop it, fetch anew. */
+        rp_log(RP_LOG_WARN, "auth_token_rejected", NULL, NULL,
+               "%s %s: HTTP 401; dropping the cached token from %s and "
+               "retrying once with a fresh one",
+               req->method ? req->method : "?", shown, a->desc);
+        rp_auth_invalidate(a, tok);
+    }
+
+out:
+    OPENSSL_cleanse(hdr, sizeof(hdr));
+    OPENSSL_cleanse(tok, sizeof(tok));
+    return err;
+}
+
 /* ---- construction ---- */
 
 static rp_err_t rp_auth_alloc(rp_auth_kind_t kind, rp_auth_t **out,
@@ -848,6 +964,22 @@ rp_err_t rp_auth_new_none(rp_auth_t **out, char *errstr, size_t errstr_size)
 
     if (err == RP_OK)
         snprintf((*out)->desc, sizeof((*out)->desc), "no credentials");
+    return err;
+}
+
+rp_err_t rp_auth_new_callback(rp_auth_token_fn *fn, rp_auth_t **out,
+                              char *errstr, size_t errstr_size)
+{
+    rp_err_t err;
+
+    if (!fn)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "rp_auth_new_callback: NULL fn");
+    err = rp_auth_alloc(RP_AUTH_CALLBACK, out, errstr, errstr_size);
+    if (err == RP_OK) {
+        (*out)->fn = fn;
+        snprintf((*out)->desc, sizeof((*out)->desc), "token source");
+    }
     return err;
 }
 

@@ -7,7 +7,8 @@
  *   otherwise                           -> the metadata server
  *       (http://metadata.google.internal or http://$GCE_METADATA_HOST).
  * rp_auth_new_none is for emulators: no token, callers send no
- * Authorization header.
+ * Authorization header. rp_auth_new_callback wraps a token function that
+ * caches by itself (tests that serve their own tokens).
  *
  * rp_auth_token caches the token and refreshes it before it expires: when
  * less than min(5 minutes, 10% of its lifetime) remains. One thread
@@ -21,6 +22,16 @@
  * revoked account: not retriable), with the endpoint's `error` and
  * `error_description` in errstr; RP_ERR_PROTOCOL for replies we cannot read.
  *
+ * On a 401 (rp_auth_request, the one place every Google call goes through):
+ * the token that was sent is dropped from the cache, a fresh one fetched
+ * and the request sent once more, as Google's auth libraries do
+ * (google-auth's transports refresh on 401; they allow two refreshes, we
+ * one, as issue 12 asks). A second 401 is RP_ERR_PERMISSION saying that a
+ * freshly fetched token was refused too. A 401 means Google did not act on
+ * the request, so even a request that must not be sent twice (jobs.run)
+ * is safe to resend. A token revoked or rotated before its computed expiry
+ * thus costs one extra request, not every call until it expires.
+ *
  * Tokens and private keys are never logged nor put in errstr.
  *
  * rp_http_global_init must have run before the first rp_auth_token.
@@ -28,10 +39,12 @@
 #ifndef RP_AUTH_H
 #define RP_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "rp_err.h"
+#include "rp_http.h"
 
 #define RP_AUTH_TOKEN_MAX 4096            /* access token incl. NUL */
 #define RP_AUTH_KEY_FILE_MAX (64 * 1024)  /* service-account JSON file */
@@ -54,7 +67,14 @@ typedef enum rp_auth_kind {
     RP_AUTH_NONE,
     RP_AUTH_KEY_FILE,
     RP_AUTH_METADATA,
+    RP_AUTH_CALLBACK,
 } rp_auth_kind_t;
+
+/* A token source of its own (rp_state_token_fn has this shape): writes a
+ * current token (NUL-terminated, without "Bearer ") into out; thread-safe;
+ * caches by itself (rp_auth does not cache its tokens). */
+typedef rp_err_t(rp_auth_token_fn)(char *out, size_t out_size, char *errstr,
+                                   size_t errstr_size);
 
 /* ---- constructors: main thread (or any one thread); *out is owned by the
  * caller and freed with rp_auth_destroy. ---- */
@@ -67,6 +87,11 @@ rp_err_t rp_auth_new_from_env(rp_auth_t **out, char *errstr,
 
 /* No credentials (emulators): rp_auth_token yields "". */
 rp_err_t rp_auth_new_none(rp_auth_t **out, char *errstr, size_t errstr_size);
+
+/* Tokens from fn (borrowed, must outlive auth), asked once per request
+ * and once more after a 401. An empty token is RP_ERR_PERMISSION. */
+rp_err_t rp_auth_new_callback(rp_auth_token_fn *fn, rp_auth_t **out,
+                              char *errstr, size_t errstr_size);
 
 /* Service-account key file at path (borrowed). RP_ERR_INVALID for a file
  * that is not a service-account key, with the reason. */
@@ -110,6 +135,29 @@ rp_err_t rp_auth_token(rp_auth_t *auth, char *out, size_t out_size,
 rp_err_t rp_auth_header(rp_auth_t *auth, char *out, size_t out_size,
                         char *errstr, size_t errstr_size);
 
+/* Drop the cached token if it is still `rejected` (the token a request
+ * carried when Google answered 401), so the next rp_auth_token fetches a
+ * fresh one. A cache already holding another token (a thread refreshed it
+ * meanwhile) is left alone: a wave of 401s costs one fetch. rejected is
+ * borrowed. NULL auth or rejected: no-op. */
+void rp_auth_invalidate(rp_auth_t *auth, const char *rejected);
+
+/* Perform req (rp_http_request) with "Authorization: Bearer <token>" added
+ * after req's own headers (at most RP_HTTP_HEADERS_MAX - 1 of them); auth
+ * NULL or RP_AUTH_NONE sends none. On a 401 the token is invalidated, a
+ * fresh one taken and the request sent once more. Returns what
+ * rp_http_request returns for the last attempt, except:
+ *   - getting a token failed (first, or the fresh one after a 401): that
+ *     error ("access token: ..." is the caller's to add), *token_failed
+ *     set: nothing this call sent can have taken effect;
+ *   - 401 again with the fresh token: RP_ERR_PERMISSION ("HTTP 401 twice
+ *     ... : Google's message"), resp holds that second 401.
+ * token_failed may be NULL. req and resp as for rp_http_request. Any
+ * thread. The token is wiped from every buffer used. */
+rp_err_t rp_auth_request(rp_auth_t *auth, const rp_http_req_t *req,
+                         rp_http_resp_t *resp, bool *token_failed,
+                         char *errstr, size_t errstr_size);
+
 /* ---- pieces, exposed for tests (any thread; pure except the key's
  * loading). ---- */
 
@@ -138,6 +186,13 @@ rp_err_t rp_auth_parse_token_response(const char *body, size_t len,
                                       char *token, size_t token_size,
                                       int64_t *expires_in_ms, char *errstr,
                                       size_t errstr_size);
+
+/* The endpoint's own words from an error body (len bytes): OAuth's
+ * {"error":"invalid_grant","error_description":"..."}, Google API's
+ * {"error":{"status":...,"message":"..."}}, or the start of a text body
+ * quoted; printable ASCII, always NUL-terminated in out. */
+void rp_auth_error_text(const char *body, size_t len, char *out,
+                        size_t out_size);
 
 /* How long before expiry a token of this lifetime is refreshed:
  * min(RP_AUTH_REFRESH_MARGIN_MS, lifetime / 10). */

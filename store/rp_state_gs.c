@@ -44,7 +44,6 @@
 #define RP_STATE_GS_REPLY_MAX (64 * 1024) /* Object JSON and error bodies */
 #define RP_STATE_GS_LIST_PAGE_MAX (16 * 1024 * 1024) /* one list page */
 #define RP_STATE_GS_PAGE_TOKEN_MAX 4096
-#define RP_STATE_GS_AUTH_HDR_MAX (32 + RP_STATE_GS_TOKEN_MAX)
 #define RP_STATE_GS_DEFAULT_BASE "https://storage.googleapis.com"
 /* Only the fields list needs from a page: keeps pages small. */
 #define RP_STATE_GS_LIST_FIELDS "items(name,generation),nextPageToken"
@@ -55,8 +54,8 @@ typedef struct rp_state_gs {
     char base[RP_STATE_GS_BASE_MAX + 1];     /* no trailing '/' */
     char shown[RP_STATE_GS_SHOWN_MAX];       /* "gs://B/P" for messages */
     bool emulator;                           /* no Authorization header */
-    rp_auth_t *auth; /* borrowed from the rp_gcp_t; NULL: token, if any */
-    rp_state_token_fn *token; /* rp_state_opts_t.token */
+    rp_auth_t *auth;     /* the rp_gcp_t's (borrowed) or own_auth; NULL: none */
+    rp_auth_t *own_auth; /* owned: wraps rp_state_opts_t.token */
     int attempts;
     int timeout_ms;
     int retry_initial_ms, retry_max_ms, retry_deadline_ms;
@@ -166,7 +165,7 @@ static rp_err_t rp_state_gs_object_url(const rp_state_gs_t *gs,
 
 /* Parse a generation ("123", int64 as a JSON string or the header value):
  * digits only, never 0, never RP_STATE_ANY. */
-static bool rp_state_gs_parse_gen(const char *s, uint64_t *out)
+bool rp_state_gs_parse_generation(const char *s, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i;
@@ -203,20 +202,27 @@ static void rp_state_gs_printable(char *out, size_t out_size, const char *s,
 
 /* Google's message from an error reply ({"error":{"message":...}}), or
  * the start of the body when it is not JSON (emulators answer text). */
-static void rp_state_gs_message(const rp_http_resp_t *resp, char *out,
-                                size_t out_size)
+void rp_state_gs_error_message(const char *body, size_t body_len, char *out,
+                               size_t out_size)
 {
-    const char *body = resp->body.data ? resp->body.data : "";
-    cJSON *root = cJSON_ParseWithLength(body, resp->body.len);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    cJSON *root;
+    const cJSON *e, *m;
     size_t len;
 
+    if (out_size == 0)
+        return;
+    if (!body) {
+        body = "";
+        body_len = 0;
+    }
+    root = cJSON_ParseWithLength(body, body_len);
+    e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    m = cJSON_GetObjectItemCaseSensitive(e, "message");
     if (cJSON_IsString(m) && m->valuestring) {
         rp_state_gs_printable(out, out_size, m->valuestring,
                               strlen(m->valuestring));
     } else {
-        len = resp->body.len;
+        len = body_len;
         while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r' ||
                            body[len - 1] == ' '))
             len--;
@@ -226,6 +232,12 @@ static void rp_state_gs_message(const rp_http_resp_t *resp, char *out,
             rp_state_gs_printable(out, out_size, body, len);
     }
     cJSON_Delete(root);
+}
+
+static void rp_state_gs_message(const rp_http_resp_t *resp, char *out,
+                                size_t out_size)
+{
+    rp_state_gs_error_message(resp->body.data, resp->body.len, out, out_size);
 }
 
 /* Map a final, non-success HTTP status that the operation did not handle
@@ -262,38 +274,6 @@ typedef struct rp_state_gs_call {
     const char *what; /* "gs://B/P/KEY": prefix of every error */
 } rp_state_gs_call_t;
 
-/* The Authorization header for one attempt into hdr. */
-static rp_err_t rp_state_gs_auth(const rp_state_gs_t *gs, char *hdr,
-                                 size_t hdr_size, char *errstr,
-                                 size_t errstr_size)
-{
-    rp_state_token_fn *fn = gs->token;
-    char tok[RP_STATE_GS_TOKEN_MAX];
-    rp_err_t err;
-    int n;
-
-    if (!fn && !gs->auth)
-        return rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
-                       "no Google credentials configured (no token source; "
-                       "set STORAGE_EMULATOR_HOST to use an emulator)");
-    tok[0] = '\0';
-    err = gs->auth ? rp_auth_token(gs->auth, tok, sizeof(tok), errstr,
-                                   errstr_size)
-                   : fn(tok, sizeof(tok), errstr, errstr_size);
-    if (err == RP_OK && tok[0] == '\0')
-        err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
-                      "the token source gave an empty access token");
-    if (err == RP_OK) {
-        n = snprintf(hdr, hdr_size, "Authorization: Bearer %s", tok);
-        if (n < 0 || (size_t)n >= hdr_size)
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "access token longer than %d bytes",
-                          RP_STATE_GS_TOKEN_MAX - 1);
-    }
-    explicit_bzero(tok, sizeof(tok));
-    return err;
-}
-
 /* Perform c until a non-retriable answer arrives or attempts run out.
  * RP_OK: resp holds the final response (any status but a retriable one).
  * *maybe_applied tells whether an earlier failed attempt may still have
@@ -304,15 +284,14 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
                                  rp_http_resp_t *resp, bool *maybe_applied,
                                  char *errstr, size_t errstr_size)
 {
-    char auth[RP_STATE_GS_AUTH_HDR_MAX];
     char last[RP_STATE_GS_ERR_MAX + 32]; /* herr or a status line */
     char herr[RP_STATE_GS_ERR_MAX];
     char msg[RP_STATE_GS_MSG_MAX];
-    const char *hdrs[2];
+    const char *hdrs[1];
     rp_http_req_t req = {0};
     rp_err_t err = RP_OK, last_err = RP_ERR_UNAVAILABLE;
     int64_t t0 = rp_state_gs_mono_ms();
-    bool past_deadline = false;
+    bool past_deadline = false, token_failed;
     int attempt;
 
     *maybe_applied = false;
@@ -330,21 +309,13 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
             }
             rp_state_gs_sleep_ms(wait);
         }
-        if (!gs->emulator) {
-            err = rp_state_gs_auth(gs, auth, sizeof(auth), herr,
-                                   sizeof(herr));
-            if (err != RP_OK) {
-                if (!rp_err_retriable(err)) {
-                    rp_errf(errstr, errstr_size, err, "%s: %s", c->what, herr);
-                    goto out;
-                }
-                last_err = err;
-                snprintf(last, sizeof(last), "access token: %s", herr);
-                if (attempt >= gs->attempts)
-                    break;
-                continue;
-            }
-            hdrs[nh++] = auth;
+        if (!gs->emulator && !gs->auth) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
+                          "%s: no Google credentials configured (no token "
+                          "source; set STORAGE_EMULATOR_HOST to use an "
+                          "emulator)",
+                          c->what);
+            goto out;
         }
         if (c->body)
             hdrs[nh++] = "Content-Type: application/octet-stream";
@@ -357,9 +328,21 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
         req.timeout_ms = gs->timeout_ms;
         req.response_max = c->response_max;
         req.want_header = c->want_header;
-        err = rp_http_request(&req, resp, herr, sizeof(herr));
-        if (!gs->emulator)
-            explicit_bzero(auth, sizeof(auth));
+        /* The token and its refresh-and-retry on 401 live in rp_auth. */
+        err = rp_auth_request(gs->emulator ? NULL : gs->auth, &req, resp,
+                              &token_failed, herr, sizeof(herr));
+        if (err != RP_OK && token_failed) {
+            if (!rp_err_retriable(err)) {
+                rp_errf(errstr, errstr_size, err, "%s: access token: %s",
+                        c->what, herr);
+                goto out;
+            }
+            last_err = err;
+            snprintf(last, sizeof(last), "access token: %s", herr);
+            if (attempt >= gs->attempts)
+                break;
+            continue;
+        }
         if (err == RP_OK && !rp_http_status_retriable(resp->status))
             goto out;
         if (err != RP_OK && err != RP_ERR_TIMEOUT &&
@@ -395,7 +378,6 @@ static rp_err_t rp_state_gs_send(const rp_state_gs_t *gs,
                       "%s: giving up after %d attempts: %s", c->what,
                       attempt, last);
 out:
-    explicit_bzero(auth, sizeof(auth));
     return err;
 }
 
@@ -449,7 +431,7 @@ static rp_err_t rp_state_gs_download(const rp_state_gs_t *gs, const char *key,
                       out->max);
         goto out;
     }
-    if (!rp_state_gs_parse_gen(resp.header_value, version)) {
+    if (!rp_state_gs_parse_generation(resp.header_value, version)) {
         err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                       "%s: download reply has no valid X-Goog-Generation "
                       "header ('%.40s')",
@@ -521,8 +503,6 @@ static rp_err_t rp_state_gs_put(rp_state_t *st, const char *key,
     char what[RP_STATE_GS_SHOWN_MAX + RP_STATE_KEY_MAX];
     rp_state_gs_call_t c = {0};
     rp_http_resp_t resp = {0};
-    cJSON *root = NULL;
-    const cJSON *g;
     uint64_t v = 0;
     bool maybe = false, ours = false;
     rp_err_t err;
@@ -575,13 +555,7 @@ static rp_err_t rp_state_gs_put(rp_state_t *st, const char *key,
             err = RP_ERR_INVALID;
         goto out;
     }
-    root = cJSON_ParseWithLength(resp.body.data, resp.body.len);
-    g = cJSON_GetObjectItemCaseSensitive(root, "generation");
-    /* int64 travels as a string; accept a bare number from odd servers. */
-    if (!(cJSON_IsString(g) && rp_state_gs_parse_gen(g->valuestring, &v)) &&
-        !(cJSON_IsNumber(g) && g->valuedouble >= 1 &&
-          g->valuedouble < 9007199254740992.0 &&
-          (v = (uint64_t)g->valuedouble) > 0)) {
+    if (!rp_state_gs_parse_object_reply(resp.body.data, resp.body.len, &v)) {
         err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                       "%s: upload reply has no valid \"generation\"", what);
         goto out;
@@ -591,9 +565,28 @@ done:
         *new_version = v;
     err = RP_OK;
 out:
-    cJSON_Delete(root);
     rp_http_resp_clear(&resp);
     return err;
+}
+
+bool rp_state_gs_parse_object_reply(const char *body, size_t len,
+                                    uint64_t *generation)
+{
+    cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "generation");
+    uint64_t v = 0;
+    bool ok;
+
+    /* int64 travels as a string; accept a bare number from odd servers. */
+    ok = (cJSON_IsString(g) && rp_state_gs_parse_generation(g->valuestring,
+                                                            &v)) ||
+         (cJSON_IsNumber(g) && g->valuedouble >= 1 &&
+          g->valuedouble < 9007199254740992.0 &&
+          (v = (uint64_t)g->valuedouble) > 0 && v != RP_STATE_ANY);
+    if (ok)
+        *generation = v;
+    cJSON_Delete(root);
+    return ok;
 }
 
 /* ---- delete ---- */
@@ -676,13 +669,14 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
     const rp_state_gs_t *gs = st->impl;
     char full[RP_STATE_GS_NAME_MAX + 1], enc[RP_STATE_GS_ENC_MAX];
     char fields[128], url[RP_HTTP_URL_MAX];
-    char token[RP_STATE_GS_PAGE_TOKEN_MAX];
+    char token[RP_STATE_GS_PAGE_TOKEN_MAX], next[RP_STATE_GS_PAGE_TOKEN_MAX];
+    char herr[128];
     char tok_enc[3 * RP_STATE_GS_PAGE_TOKEN_MAX];
+    bool stopped = false;
     char what[RP_STATE_GS_SHOWN_MAX + 32];
     size_t strip = gs->prefix[0] ? strlen(gs->prefix) + 1 : 0;
     rp_state_gs_call_t c = {0};
     rp_http_resp_t resp = {0};
-    cJSON *root = NULL;
     bool maybe;
     rp_err_t err = RP_OK;
     int n;
@@ -700,8 +694,6 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
     }
     token[0] = '\0';
     for (;;) {
-        const cJSON *items, *item, *next;
-
         err = rp_state_gs_url(url, sizeof(url), what, errstr, errstr_size,
                               "%s/storage/v1/b/%s/o?fields=%s&maxResults=%d"
                               "%s%s%s%s",
@@ -724,46 +716,23 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
                 err = RP_ERR_INVALID;
             goto out;
         }
-        cJSON_Delete(root);
-        root = cJSON_ParseWithLength(resp.body.data, resp.body.len);
-        if (!cJSON_IsObject(root)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                          "%s: list reply is not a JSON object", what);
+        err = rp_state_gs_parse_list_page(resp.body.data, resp.body.len,
+                                          full, strip, cb, opaque, next,
+                                          sizeof(next), &stopped, herr,
+                                          sizeof(herr));
+        if (err != RP_OK) {
+            rp_errf(errstr, errstr_size, err, "%s: %s", what, herr);
             goto out;
         }
-        items = cJSON_GetObjectItemCaseSensitive(root, "items");
-        cJSON_ArrayForEach(item, items)
-        {
-            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(item, "name");
-            const cJSON *g = cJSON_GetObjectItemCaseSensitive(item,
-                                                              "generation");
-            uint64_t v;
-            const char *key;
-
-            if (!cJSON_IsString(nm) || !cJSON_IsString(g) ||
-                !rp_state_gs_parse_gen(g->valuestring, &v))
-                continue;
-            if (strncmp(nm->valuestring, full, strlen(full)) != 0 ||
-                strlen(nm->valuestring) <= strip)
-                continue;
-            key = nm->valuestring + strip;
-            /* Objects put there by other tools may not be keys at all. */
-            if (!rp_state_key_valid(key))
-                continue;
-            if (cb(opaque, key, v) != 0)
-                goto out; /* the caller has seen enough */
-        }
-        next = cJSON_GetObjectItemCaseSensitive(root, "nextPageToken");
-        if (!cJSON_IsString(next) || next->valuestring[0] == '\0')
+        if (stopped || next[0] == '\0')
             break;
-        if (strlen(next->valuestring) >= sizeof(token) ||
-            strcmp(next->valuestring, token) == 0) {
+        if (strcmp(next, token) == 0) {
             err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                           "%s: bad nextPageToken (too long or repeated)",
                           what);
             goto out;
         }
-        snprintf(token, sizeof(token), "%s", next->valuestring);
+        snprintf(token, sizeof(token), "%s", next);
         if (rp_http_escape(token, tok_enc, sizeof(tok_enc)) != RP_OK) {
             err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                           "%s: nextPageToken too long", what);
@@ -771,8 +740,65 @@ static rp_err_t rp_state_gs_list(rp_state_t *st, const char *prefix,
         }
     }
 out:
-    cJSON_Delete(root);
     rp_http_resp_clear(&resp);
+    return err;
+}
+
+rp_err_t rp_state_gs_parse_list_page(const char *body, size_t len,
+                                     const char *full, size_t strip,
+                                     rp_state_list_cb *cb, void *opaque,
+                                     char *next, size_t next_size,
+                                     bool *stopped, char *errstr,
+                                     size_t errstr_size)
+{
+    cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *items, *item, *nt;
+    rp_err_t err = RP_OK;
+    size_t full_len = strlen(full);
+
+    *stopped = false;
+    if (next_size)
+        next[0] = '\0';
+    if (!cJSON_IsObject(root)) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                      "list reply is not a JSON object");
+        goto out;
+    }
+    items = cJSON_GetObjectItemCaseSensitive(root, "items");
+    cJSON_ArrayForEach(item, items)
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(item, "name");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(item, "generation");
+        uint64_t v;
+        const char *key;
+
+        if (!cJSON_IsString(nm) || !cJSON_IsString(g) ||
+            !rp_state_gs_parse_generation(g->valuestring, &v))
+            continue;
+        if (strncmp(nm->valuestring, full, full_len) != 0 ||
+            strlen(nm->valuestring) <= strip)
+            continue;
+        key = nm->valuestring + strip;
+        /* Objects put there by other tools may not be keys at all. */
+        if (!rp_state_key_valid(key))
+            continue;
+        if (cb(opaque, key, v) != 0) {
+            *stopped = true; /* the caller has seen enough */
+            goto out;
+        }
+    }
+    nt = cJSON_GetObjectItemCaseSensitive(root, "nextPageToken");
+    if (!cJSON_IsString(nt) || nt->valuestring[0] == '\0')
+        goto out;
+    if (strlen(nt->valuestring) >= next_size) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                      "bad nextPageToken (longer than %zu bytes)",
+                      next_size ? next_size - 1 : 0);
+        goto out;
+    }
+    memcpy(next, nt->valuestring, strlen(nt->valuestring) + 1);
+out:
+    cJSON_Delete(root);
     return err;
 }
 
@@ -1038,7 +1064,13 @@ static rp_err_t rp_state_gs_open(rp_state_t *st, const char *url,
         goto out;
     }
     gs->auth = rp_gcp_auth(opts->gcp);
-    gs->token = opts->token;
+    if (!gs->auth && opts->token) {
+        err = rp_auth_new_callback(opts->token, &gs->own_auth, errstr,
+                                   errstr_size);
+        if (err != RP_OK)
+            goto out;
+        gs->auth = gs->own_auth;
+    }
     st->impl = gs;
 out:
     if (err != RP_OK)
@@ -1048,6 +1080,10 @@ out:
 
 static void rp_state_gs_close(rp_state_t *st)
 {
+    rp_state_gs_t *gs = st->impl;
+
+    if (gs)
+        rp_auth_destroy(gs->own_auth);
     free(st->impl);
     st->impl = NULL;
 }

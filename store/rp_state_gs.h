@@ -30,7 +30,8 @@
  * credentials of the rp_gcp_t in the open options (rp_state_open_opts), or,
  * without one, from the token source set below; with neither every
  * operation fails with RP_ERR_PERMISSION "no Google credentials
- * configured".
+ * configured". A 401 drops the token and retries once with a fresh one
+ * (rp_auth_request); a second 401 is RP_ERR_PERMISSION.
  *
  * Use it only through rp_state.h; this header exists for the backend table
  * and the token hook. Thread-safety: every op may run from several threads
@@ -39,7 +40,9 @@
 #ifndef RP_STATE_GS_H
 #define RP_STATE_GS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rp_err.h"
 #include "rp_state.h"
@@ -66,5 +69,35 @@
 #define RP_STATE_GS_RETRY_OPT_MAX 3600000    /* any retry_*_ms option */
 
 extern const rp_state_ops_t rp_state_gs_ops;
+
+/* ---- Cloud Storage's replies, exposed for tests and tests/fuzz
+ * (pure, any thread; bodies are len bytes, NUL not needed). ---- */
+
+/* A generation ("123": the X-Goog-Generation header, an int64 JSON
+ * string): digits only, never 0, never RP_STATE_ANY. */
+bool rp_state_gs_parse_generation(const char *s, uint64_t *out);
+
+/* The Object JSON of an upload reply: its "generation" (a string, or a
+ * number from odd servers) into *generation; false without a valid one. */
+bool rp_state_gs_parse_object_reply(const char *body, size_t len,
+                                    uint64_t *generation);
+
+/* One objects.list page: cb(opaque, key, generation) for every item whose
+ * name starts with full (PREFIX/ + the listed prefix) and, past its first
+ * strip bytes, is a valid key (others are skipped); *stopped when cb
+ * returned non-zero. The nextPageToken into next ("" on the last page).
+ * RP_ERR_PROTOCOL (why in errstr) when the body is not a JSON object or
+ * the token does not fit next_size. */
+rp_err_t rp_state_gs_parse_list_page(const char *body, size_t len,
+                                     const char *full, size_t strip,
+                                     rp_state_list_cb *cb, void *opaque,
+                                     char *next, size_t next_size,
+                                     bool *stopped, char *errstr,
+                                     size_t errstr_size);
+
+/* Google's message of an error reply ({"error":{"message":...}}), or the
+ * start of a text body, printable, into out (always NUL-terminated). */
+void rp_state_gs_error_message(const char *body, size_t len, char *out,
+                               size_t out_size);
 
 #endif

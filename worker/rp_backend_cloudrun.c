@@ -221,12 +221,13 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
                                         const char *body,
                                         rp_cloudrun_call_t *call)
 {
-    char auth[RP_AUTH_TOKEN_MAX + 32], es[RP_CLOUDRUN_ES_MAX];
+    char es[RP_CLOUDRUN_ES_MAX];
     char gmsg[RP_BACKEND_DETAIL_MAX];
-    const char *hdrs[2];
+    const char *hdrs[1];
     size_t nh = 0;
     rp_http_req_t req;
     rp_err_t err;
+    bool no_token;
 
     rp_http_resp_clear(&call->resp);
     call->status = 0;
@@ -236,14 +237,6 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
         return RP_CR_STOP;
     if (call->wait_ms > 0)
         return RP_CR_WAIT;
-    auth[0] = '\0';
-    if (cr->auth &&
-        (err = rp_auth_header(cr->auth, auth, sizeof(auth), es, sizeof(es)))) {
-        rp_cloudrun_msg(call->msg, sizeof(call->msg), "%s: credentials: %s", what, es);
-        return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
-    }
-    if (auth[0])
-        hdrs[nh++] = auth;
     if (body)
         hdrs[nh++] = "Content-Type: application/json";
     memset(&req, 0, sizeof(req));
@@ -256,10 +249,18 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
     req.timeout_ms = cr->conf.http_timeout_ms;
     req.response_max = RP_CLOUDRUN_RESPONSE_MAX;
     req.fresh_connection = call->fresh_connection;
-    err = rp_http_request(&req, &call->resp, es, sizeof(es));
-    explicit_bzero(auth, sizeof(auth));
+    /* rp_auth adds the token, and on a 401 retries once with a fresh one. */
+    err = rp_auth_request(cr->auth, &req, &call->resp, &no_token, es,
+                          sizeof(es));
     if (err) {
-        rp_cloudrun_msg(call->msg, sizeof(call->msg), "Cloud Run %s: %s", what, es);
+        if (no_token)
+            rp_cloudrun_msg(call->msg, sizeof(call->msg),
+                            "%s: credentials: %s", what, es);
+        else
+            rp_cloudrun_msg(call->msg, sizeof(call->msg), "Cloud Run %s: %s",
+                            what, es);
+        if (call->resp.status == 401) /* refused twice: a refusal */
+            call->status = 401;
         return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
     }
     call->status = call->resp.status;

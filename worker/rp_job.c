@@ -152,6 +152,9 @@ static bool rp_job_parse(rp_job_t *job, const rp_record_t *rec,
         rp_job_reject(job, rp_sign_code(sig), why);
     } else if (job->rejected) {
         /* key_too_large, decided above */
+    } else if (!rec->payload) {
+        rp_job_reject(job, RP_CODE_INVALID_REQUEST,
+                      "a null value (tombstone) is not a request");
     } else if (err) {
         rp_job_reject(job, err == RP_ERR_TOO_LARGE ? RP_CODE_TOO_LARGE
                                                    : RP_CODE_INVALID_REQUEST, es);
@@ -163,11 +166,14 @@ static bool rp_job_parse(rp_job_t *job, const rp_record_t *rec,
     }
     if (!job->rejected)
         return true;
-    job->payload_len = rec->len;
-    if (!(job->payload = malloc(rec->len + 1)))
-        return false;
-    if (rec->len)
-        memcpy(job->payload, rec->payload, rec->len);
+    job->payload_len = rec->payload ? rec->len : 0;
+    /* A tombstone keeps payload NULL: its DLQ copy is a tombstone too. */
+    if (rec->payload) {
+        if (!(job->payload = malloc(rec->len + 1)))
+            return false;
+        if (rec->len)
+            memcpy(job->payload, rec->payload, rec->len);
+    }
     if (m)
         rd_kafka_message_detach_headers(m, &job->headers);
     rp_log(RP_LOG_WARN, "request_rejected", job->req.execution_id,

@@ -109,6 +109,7 @@ static void rp_publish_produce(rp_worker_t *w, rp_job_t *job, rp_delivery_t *d)
             rd_kafka_header_add(h, "runpool.payload.truncated_from", -1, orig,
                                 -1);
         }
+        /* A tombstone's payload is NULL: its copy is a tombstone too. */
         kerr = rd_kafka_producev(
             w->producer, RD_KAFKA_V_TOPIC(w->conf.dlq_topic),
             RD_KAFKA_V_KEY(dlq_key ? job->key : NULL, dlq_key),

@@ -29,6 +29,9 @@ Endpoints:
                 Answers the current settings.
 
 Usage: token_server.py --pubkey pub.pem --email sa@x --port-file F [--kid K]
+                       [--token-prefix P]
+--token-prefix puts P- before every token (P-tok-N, P-meta-N): the
+integration rig plants such tokens as secrets no log may show.
 The chosen port is written to F (atomically) once the server listens.
 The server exits by itself when its parent process goes away.
 """
@@ -159,6 +162,8 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.issued += 1
             tok = "%s-%d" % (prefix, st.issued)
+            if self.server.cfg.token_prefix:
+                tok = "%s-%s" % (self.server.cfg.token_prefix, tok)
             if st.token_len > len(tok):
                 tok += "x" * (st.token_len - len(tok))
             return tok, st.expires_in
@@ -254,6 +259,8 @@ def main():
     ap.add_argument("--kid", help="expected kid (unchecked when absent)")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--token-prefix", default="",
+                    help="put PREFIX- before every token issued")
     cfg = ap.parse_args()
 
     threading.Thread(target=exit_with_parent, args=(os.getppid(),),

@@ -9,12 +9,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
 
-    if (size < 1)
-        return 0;
-    const char *body = (const char *)data + 1;
-    size_t len = size - 1;
+    const char *body;
+    size_t len;
 
-    switch (data[0] % 4) {
+    switch (fuzz_pick(data, size, 4, &body, &len)) {
+    case -1:
+        return 0;
     case 0: {
         rp_claim_t c;
         char *j = NULL;

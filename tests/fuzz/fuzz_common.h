@@ -34,4 +34,18 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size)
     return s;
 }
 
+/* For harnesses that fuzz several parsers: the first byte picks one of n
+ * (byte % n), the rest is the input (*body, *len). Returns the choice, or
+ * -1 for an empty input (nothing to do). Seeds start with an ASCII digit:
+ * '0' % n == 0 for n = 2, 3, 4, 6, 8, 12, 16, 24 (48 = 2^4 * 3). */
+static inline int fuzz_pick(const uint8_t *data, size_t size, int n,
+                            const char **body, size_t *len)
+{
+    if (size < 1 || n < 1)
+        return -1;
+    *body = (const char *)data + 1;
+    *len = size - 1;
+    return data[0] % n;
+}
+
 #endif

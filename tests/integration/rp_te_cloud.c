@@ -190,6 +190,35 @@ static void rp_te_cloud_start_with(rp_te_t *te, const char *job_mode,
     snprintf(te->backend, sizeof(te->backend), "cloudrun");
 }
 
+void rp_te_cloud_authenticate(rp_te_t *te)
+{
+    char script[PATH_MAX], port_file[PATH_MAX], pub[PATH_MAX], port[32];
+    char host[64], state[sizeof(te->state_url)];
+    char *argv[] = {"/usr/bin/env", "python3", script, "--pubkey", pub,
+                    "--email", "runner@" RP_TE_CLOUD_PROJECT
+                               ".iam.gserviceaccount.com",
+                    "--port-file", port_file, "--token-prefix",
+                    (char *)rp_te_secret(RP_TE_SECRET_ACCESS_TOKEN), NULL};
+
+    if (!te->gcs_url[0])
+        fail_msg("rp_te_cloud_authenticate before rp_te_cloud_start");
+    rp_te_format(script, sizeof(script), "%s/tests/fakes/token_server.py",
+                 te->src_dir);
+    rp_te_path(te, port_file, sizeof(port_file), "token-server.port");
+    /* Only the metadata endpoint is used: no key is ever checked. */
+    rp_te_path(te, pub, sizeof(pub), "token-server.unused.pem");
+    rp_te_start_service(te, "token-server", argv, NULL, port_file, port,
+                        sizeof(port), RP_TE_CLOUD_START_MS);
+    rp_te_format(host, sizeof(host), "127.0.0.1:%s", port);
+    rp_te_setenv(te, "GCE_METADATA_HOST", host);
+    snprintf(te->worker_unset, sizeof(te->worker_unset),
+             "STORAGE_EMULATOR_HOST");
+    rp_te_format(state, sizeof(state), "%s?endpoint=%s", te->state_url,
+                 te->gcs_url);
+    memcpy(te->state_url, state, sizeof(te->state_url));
+    rp_te_planted(te, RP_TE_SECRET_ACCESS_TOKEN);
+}
+
 /* ---- the Cloud Run fake over HTTP ------------------------------------ */
 
 typedef struct rp_te_cloud_body {

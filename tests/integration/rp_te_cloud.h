@@ -56,6 +56,14 @@
  * "template" or "per-execution". Call before rp_te_start_worker. */
 void rp_te_cloud_start(rp_te_t *te, const char *job_mode);
 
+/* After rp_te_cloud_start: the workers' gs:// store is authenticated, as
+ * on Google: it names fake-gcs-server with ?endpoint= instead of their
+ * STORAGE_EMULATOR_HOST (unset for them), and their credentials are the
+ * metadata server of tests/fakes/token_server.py (GCE_METADATA_HOST),
+ * whose tokens are the planted secret ACCESS_TOKEN. Executors keep their
+ * emulator (the image's ENV). */
+void rp_te_cloud_authenticate(rp_te_t *te);
+
 /* The same with tests/fakes/gcs_fault_proxy.py between everything and
  * fake-gcs-server (workers, executors, the test's own reads), started with
  * these flags (NULL-terminated, borrowed; see the script's --help):

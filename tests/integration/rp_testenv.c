@@ -382,11 +382,32 @@ int rp_te_start_worker(rp_te_t *te)
     return rp_te_start_worker_args(te, NULL);
 }
 
+/* TMP/kafka-secret.conf: a planted sasl.password (librdkafka keeps it
+ * unused on a PLAINTEXT connection), mode 0600 as runpool demands of a
+ * config file holding a password. */
+static void rp_te_kafka_secret_conf(rp_te_t *te, char *path, size_t size)
+{
+    FILE *f;
+    int fd;
+
+    rp_te_path(te, path, size, "kafka-secret.conf");
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || !(f = fdopen(fd, "w")))
+        fail_msg("cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "# planted by the rig: must never show in a log\n"
+               "sasl.password=%s\n",
+            rp_te_secret(RP_TE_SECRET_KAFKA_PASSWORD));
+    if (fclose(f) != 0)
+        fail_msg("cannot write %s", path);
+    rp_te_planted(te, RP_TE_SECRET_KAFKA_PASSWORD);
+}
+
 int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
 {
     char exe[PATH_MAX], state[PATH_MAX + 16], work[PATH_MAX], name[32];
     char host[128] = "host", drain[16], session[64], err[256];
-    char *argv[32];
+    char kconf[PATH_MAX];
+    char *argv[37];
     int n = 0, idx;
 
     if (!rp_test_fmt(exe, sizeof(exe), "%s/runpool-worker", te->bin_dir) ||
@@ -397,6 +418,11 @@ int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
     snprintf(drain, sizeof(drain), "%d", RP_TE_DRAIN_TIMEOUT_S);
     snprintf(session, sizeof(session), "session.timeout.ms=%d",
              RP_TE_SESSION_TIMEOUT_MS);
+    if (te->worker_unset[0]) {
+        argv[n++] = "/usr/bin/env"; /* execs the worker: same pid */
+        argv[n++] = "-u";
+        argv[n++] = te->worker_unset;
+    }
     argv[n++] = exe;
     argv[n++] = "--brokers";
     argv[n++] = te->brokers;
@@ -416,6 +442,9 @@ int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
     argv[n++] = "heartbeat.interval.ms=500";
     argv[n++] = "-X";
     argv[n++] = "fetch.wait.max.ms=100";
+    argv[n++] = "--kafka-config";
+    argv[n++] = kconf;
+    rp_te_kafka_secret_conf(te, kconf, sizeof(kconf));
     for (size_t i = 0; extra && extra[i]; i++) {
         if (n >= (int)(sizeof(argv) / sizeof(argv[0])) - 1)
             fail_msg("too many worker arguments");
@@ -788,6 +817,7 @@ static rp_te_msg_t *rp_te_msg_copy(const rd_kafka_message_t *km, bool result)
     m->has_key = km->key != NULL;
     m->key_len = km->key ? km->key_len : 0;
     m->key = rp_te_memdup(km->key, m->key_len);
+    m->value_null = km->payload == NULL;
     m->value_len = km->payload ? km->len : 0;
     m->value = rp_te_memdup(km->payload, m->value_len);
     if (!m->key || !m->value)
@@ -873,7 +903,10 @@ static void rp_te_log_dlq(FILE *f, const rp_te_msg_t *m)
                 cJSON_AddNullToObject(h, m->headers[i].name);
         }
     }
-    rp_te_json_bytes(o, "payload", m->value, m->value_len);
+    if (m->value_null)
+        cJSON_AddNullToObject(o, "payload"); /* a tombstone */
+    else
+        rp_te_json_bytes(o, "payload", m->value, m->value_len);
     if ((line = cJSON_PrintUnformatted(o))) {
         fprintf(f, "%s\n", line);
         fflush(f);
@@ -1118,9 +1151,13 @@ void rp_te_send_exec_sent(rp_te_t *te, const char *session_id,
     cJSON_AddStringToObject(doc, "command", command);
     if (timeout_s > 0)
         cJSON_AddNumberToObject(doc, "timeout_s", timeout_s);
-    if (env && (e = cJSON_AddObjectToObject(doc, "env")))
-        for (size_t i = 0; env[i] && env[i + 1]; i += 2)
-            cJSON_AddStringToObject(e, env[i], env[i + 1]);
+    e = cJSON_AddObjectToObject(doc, "env");
+    assert_non_null(e);
+    for (size_t i = 0; env && env[i] && env[i + 1]; i += 2)
+        cJSON_AddStringToObject(e, env[i], env[i + 1]);
+    cJSON_AddStringToObject(e, RP_TE_SECRET_ENV_NAME,
+                            rp_te_secret(RP_TE_SECRET_REQUEST_ENV));
+    rp_te_planted(te, RP_TE_SECRET_REQUEST_ENV);
     rp_te_send_doc(te, session_id, doc, sent);
 }
 
@@ -1598,6 +1635,130 @@ static void rp_te_print_tail(const rp_te_proc_t *p)
 }
 
 /* Everything teardown does; also undoes a half-finished setup. */
+/* ---- the suite-wide log directory (secrets.logs) ---- */
+
+static const char *const rp_te_secret_values[RP_TE_SECRETS_N] = {
+#define RP_TE_SECRET_VALUE(name, value) value,
+    RP_TE_SECRETS(RP_TE_SECRET_VALUE)
+#undef RP_TE_SECRET_VALUE
+};
+static const char *const rp_te_secret_names[RP_TE_SECRETS_N] = {
+#define RP_TE_SECRET_NAME(name, value) #name,
+    RP_TE_SECRETS(RP_TE_SECRET_NAME)
+#undef RP_TE_SECRET_NAME
+};
+
+const char *rp_te_secret(rp_te_secret_t s)
+{
+    return s < RP_TE_SECRETS_N ? rp_te_secret_values[s] : "";
+}
+
+void rp_te_planted(rp_te_t *te, rp_te_secret_t s)
+{
+    if (s < RP_TE_SECRETS_N)
+        te->planted |= 1u << s;
+}
+
+/* Copy src to dst; false when src cannot be read or dst written. */
+static bool rp_te_copy_file(const char *src, const char *dst)
+{
+    size_t len;
+    char *data = rp_te_read_file(src, &len);
+    FILE *f;
+    bool ok;
+
+    if (!data)
+        return false;
+    f = fopen(dst, "we");
+    ok = f && fwrite(data, 1, len, f) == len;
+    if (f && fclose(f) != 0)
+        ok = false;
+    free(data);
+    return ok;
+}
+
+/* nftw has no user pointer: the copy in progress (test thread only). */
+static const char *rp_te_keep_root, *rp_te_keep_dest;
+static int rp_te_keep_n;
+
+/* Every *.log under the Cloud Run fake's task logs (executors' output). */
+static int rp_te_keep_one(const char *path, const struct stat *st, int type,
+                          struct FTW *ftw)
+{
+    char dst[PATH_MAX], flat[PATH_MAX];
+    size_t n = strlen(path);
+    const char *rel = path + strlen(rp_te_keep_root);
+
+    (void)st;
+    (void)ftw;
+    if (type != FTW_F || n < 4 || strcmp(path + n - 4, ".log") != 0)
+        return 0;
+    snprintf(flat, sizeof(flat), "%s", *rel == '/' ? rel + 1 : rel);
+    for (char *c = flat; *c; c++)
+        if (*c == '/')
+            *c = '_';
+    if (rp_test_fmt(dst, sizeof(dst), "%s/cloudrun-%s", rp_te_keep_dest,
+                    flat) &&
+        rp_te_copy_file(path, dst))
+        rp_te_keep_n++;
+    return 0;
+}
+
+/* RP_IT_LOG_DIR/NAME.BROKER/: every process log of this test, its
+ * requests.jsonl (where the planted request env must be found: the
+ * check's proof that it can see it) and MANIFEST ("logs N", "planted
+ * NAME..."), so secrets.logs can tell a missing log from a clean one. */
+static void rp_te_keep_logs(rp_te_t *te)
+{
+    const char *root = getenv("RP_IT_LOG_DIR");
+    char dest[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
+    struct stat st;
+    FILE *f;
+    int n = 0;
+
+    if (!root || !*root || !te->dir[0])
+        return;
+    if (!rp_test_fmt(dest, sizeof(dest), "%s/%s.%s", root, te->name,
+                     te->real_kafka ? "kafka" : "devbroker")) {
+        print_message("[rig] RP_IT_LOG_DIR too long: logs not kept\n");
+        return;
+    }
+    mkdir(root, 0755);
+    rp_test_rmtree(dest);
+    if (mkdir(dest, 0755) != 0) {
+        print_message("[rig] cannot create %s: %s\n", dest, strerror(errno));
+        return;
+    }
+    for (int i = 0; i < te->n_procs; i++) {
+        if (!rp_test_fmt(dst, sizeof(dst), "%s/%02d-%s.log", dest, i,
+                         te->procs[i].name) ||
+            !rp_te_copy_file(te->procs[i].log_path, dst))
+            print_message("[rig] could not keep %s\n", te->procs[i].log_path);
+        else
+            n++;
+    }
+    rp_te_path(te, src, sizeof(src), "cloudrun/logs");
+    if (stat(src, &st) == 0) {
+        rp_te_keep_root = src;
+        rp_te_keep_dest = dest;
+        rp_te_keep_n = 0;
+        nftw(src, rp_te_keep_one, 16, FTW_PHYS);
+        n += rp_te_keep_n;
+    }
+    rp_te_path(te, src, sizeof(src), "requests.jsonl");
+    if (rp_test_fmt(dst, sizeof(dst), "%s/requests.jsonl", dest))
+        rp_te_copy_file(src, dst);
+    if (rp_test_fmt(dst, sizeof(dst), "%s/MANIFEST", dest) &&
+        (f = fopen(dst, "we"))) {
+        fprintf(f, "logs %d\nplanted", n);
+        for (int s = 0; s < RP_TE_SECRETS_N; s++)
+            if (te->planted & (1u << s))
+                fprintf(f, " %s", rp_te_secret_names[s]);
+        fprintf(f, "\n");
+        fclose(f);
+    }
+}
+
 static void rp_te_cleanup(rp_te_t *te)
 {
     const char *keep = getenv("RP_IT_KEEP");
@@ -1635,6 +1796,8 @@ static void rp_te_cleanup(rp_te_t *te)
     }
     if (te->requests_log)
         fclose(te->requests_log);
+    te->requests_log = NULL;
+    rp_te_keep_logs(te);
     if (te->results_log)
         fclose(te->results_log);
     if (te->dlq_log)

@@ -24,6 +24,7 @@
  *   results.jsonl     every message of runpool.results, in arrival order
  *   dlq.jsonl         every message of runpool.dlq, as an envelope
  *                     {partition, offset, key, headers, payload|payload_base64}
+ *                     (payload null for a tombstone)
  *
  * The test process is a child subreaper, so executors orphaned by a killed
  * worker are re-parented to it and teardown can kill and reap them too.
@@ -32,6 +33,9 @@
  * errors; call them from the test's thread only. Environment: RP_BIN_DIR
  * (binaries) and RP_SOURCE_DIR (for tests/schema/validate.js), both set by
  * CTest; RP_IT_KEEP=1 keeps the directory of a passing test too;
+ * RP_IT_LOG_DIR (set by CTest) makes teardown copy every process log to
+ * RP_IT_LOG_DIR/NAME.BROKER/ for the suite-wide secrets.logs check
+ * (rp_te_secrets.h, docs/testing.md);
  * RP_TEST_BROKER=kafka runs the test against a real Apache Kafka
  * (tests/kafka/start: single-node KRaft on 127.0.0.1, data in TMP/kafka/,
  * log TMP/kafka.log) instead of runpool-devbroker (the default).
@@ -50,6 +54,8 @@
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
+
+#include "rp_te_secrets.h"
 
 #define RP_TE_PARTITIONS 4      /* devbroker --partitions */
 /* devbroker + workers started by one test (a fault test starts a
@@ -78,7 +84,8 @@ typedef struct rp_te_msg {
     bool has_key;
     char *key; /* NUL-terminated copy ("" when absent) */
     size_t key_len;
-    char *value; /* NUL-terminated copy ("" when empty) */
+    char *value; /* NUL-terminated copy ("" when empty or null) */
+    bool value_null; /* a null value (tombstone), not an empty one */
     size_t value_len;
     rp_te_header_t *headers;
     size_t n_headers;
@@ -127,6 +134,9 @@ typedef struct rp_te {
      * file://TMP/state unless a test changes them (rp_te_cloud_start). */
     char backend[16];
     char state_url[PATH_MAX + 16];
+    /* A variable the workers must not inherit ("" = none): they are
+     * started through env -u NAME (rp_te_cloud_authenticate). */
+    char worker_unset[64];
     /* Base URLs of the Cloud Run fake and fake-gcs-server, once
      * rp_te_cloud_start started them; "" otherwise. */
     char cloudrun_url[256];
@@ -156,11 +166,18 @@ typedef struct rp_te {
     char died[256]; /* a process exited though nobody signalled it */
 
     bool passed; /* set by rp_te_finish */
+    unsigned planted; /* bit 1 << rp_te_secret_t: secrets given to runpool */
 
     /* rp_te_restart_broker: how many restarts began; from the first on,
      * the collector takes "broker down" errors as expected. */
     atomic_int broker_restarts;
 } rp_te_t;
+
+/* ---- planted secrets (rp_te_secrets.h) ---- */
+/* The value of a planted secret (static). */
+const char *rp_te_secret(rp_te_secret_t s);
+/* Record that this test gave secret s to runpool (for secrets.logs). */
+void rp_te_planted(rp_te_t *te, rp_te_secret_t s);
 
 /* ---- fixture ---- */
 
@@ -195,7 +212,9 @@ void rp_te_validate(rp_te_t *te, const char *schema, const char *file);
 /* ---- processes ---- */
 
 /* Start a runpool-worker on the test's broker, group, backend, state and
- * workdir; returns its index in te->procs. */
+ * workdir, with --kafka-config TMP/kafka-secret.conf (a planted
+ * sasl.password, unused by the PLAINTEXT broker); returns its index in
+ * te->procs. */
 int rp_te_start_worker(rp_te_t *te);
 /* The same with more arguments (NULL-terminated, borrowed) at the end. */
 int rp_te_start_worker_args(rp_te_t *te, const char *const *extra);
@@ -257,13 +276,15 @@ int rp_te_worker_by_id(const rp_te_t *te, const char *id);
 /* ---- producing ---- */
 
 /* Produce one message to runpool.requests as is. key NULL = no key;
+ * payload NULL (len 0) = a null value, a tombstone;
  * sent (may be NULL) is filled once rp_te_flush returns. Not logged to
  * requests.jsonl: use it for malformed input. */
 void rp_te_send_raw(rp_te_t *te, const char *key, size_t key_len,
                     const char *payload, size_t len, rp_te_sent_t *sent);
 /* A valid exec request (key = session_id), also appended to
  * requests.jsonl. timeout_s <= 0 omits it (the default); env is NULL or
- * a NULL-terminated list of name, value, name, value, ... */
+ * a NULL-terminated list of name, value, name, value, ...; the rig adds
+ * RP_IT_PLANTED_SECRET (the planted REQUEST_ENV value) to every one. */
 void rp_te_send_exec(rp_te_t *te, const char *session_id,
                      const char *execution_id, const char *command,
                      int timeout_s, const char *const *env);

@@ -446,6 +446,9 @@ static void test_cloudrun(void **state)
     size_t w2_results = 0;
 
     rp_te_cloud_start(te, "template");
+    /* Real credentials on the store's side: tokens from a metadata server
+     * (planted secrets: secrets.logs checks no log shows one). */
+    rp_te_cloud_authenticate(te);
     w1 = rp_te_start_worker(te);
     rp_te_wait_group(te, &w1, 1, 60000);
     phase_sessions(te);
@@ -483,6 +486,9 @@ static void test_cloudrun(void **state)
             fail_msg("%s ran %ld times on Cloud Run (want %ld)",
                      g_sent.eids[i], runs, want);
     }
+    /* The store really was authenticated: both workers got tokens. */
+    assert_true(rp_te_log_events(te, w1, "auth_token_refreshed", NULL) >= 1);
+    assert_true(rp_te_log_events(te, w2, "auth_token_refreshed", NULL) >= 1);
     rp_te_finish(te);
 }
 

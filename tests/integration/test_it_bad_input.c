@@ -24,11 +24,16 @@
  * the worker produces both together. */
 #define SETTLE_MS 3000
 #define BIG_COMMAND (256 * 1024 + 1) /* one byte over RP_COMMAND_MAX */
+/* The workers' --result-max-bytes, which also caps a DLQ copy; HUGE_COMMAND
+ * makes a request over it (and over RP_REQUEST_MAX, but under the size up
+ * to which the ids are still read). */
+#define DLQ_CAP 300000
+#define HUGE_COMMAND 400000
 
 typedef struct bad_case {
     const char *name;
     const char *key;     /* NULL: the message has no key */
-    char *payload;       /* owned */
+    char *payload;       /* owned; NULL: a null value (tombstone) */
     const char *code;    /* expected runpool.error.code */
     const char *mention; /* the error message names this, or NULL */
     const char *eid;     /* readable ids: a rejected result is expected */
@@ -44,19 +49,31 @@ static char *dup_str(const char *s)
     return c;
 }
 
-/* {"v":1,"execution_id":"bad-big","session_id":"bad-s5","command":"aaa..."} */
-static char *big_command_request(void)
+/* {"v":1,"execution_id":EID,"session_id":SID,"command":"aaa..."} with a
+ * command of n bytes. */
+static char *big_command_request(const char *eid, const char *sid, size_t n)
 {
-    const char *head = "{\"v\":1,\"execution_id\":\"bad-big\","
-                       "\"session_id\":\"bad-s5\",\"command\":\"";
-    size_t hl = strlen(head), len = hl + BIG_COMMAND + 2;
-    char *p = malloc(len + 1);
+    char head[160];
+    size_t hl, len;
+    char *p;
 
+    snprintf(head, sizeof(head),
+             "{\"v\":1,\"execution_id\":\"%s\",\"session_id\":\"%s\","
+             "\"command\":\"",
+             eid, sid);
+    hl = strlen(head);
+    len = hl + n + 2;
+    p = malloc(len + 1);
     assert_non_null(p);
     memcpy(p, head, hl);
-    memset(p + hl, 'a', BIG_COMMAND);
-    memcpy(p + hl + BIG_COMMAND, "\"}", 3);
+    memset(p + hl, 'a', n);
+    memcpy(p + hl + n, "\"}", 3);
     return p;
+}
+
+static size_t case_len(const bad_case_t *c)
+{
+    return c->payload ? strlen(c->payload) : 0;
 }
 
 static void test_bad_input(void **state)
@@ -81,8 +98,22 @@ static void test_bad_input(void **state)
          dup_str("{\"v\":1,\"execution_id\":\"bad-sid\","
                  "\"session_id\":\"bad s4b\",\"command\":\"true\"}"),
          "invalid_request", "session_id", NULL, NULL, {0}},
-        {"command over 256 KiB", "bad-s5", big_command_request(), "too_large",
+        {"command over 256 KiB", "bad-s5",
+         big_command_request("bad-big", "bad-s5", BIG_COMMAND), "too_large",
          "command", "bad-big", "bad-s5", {0}},
+        /* Over the DLQ's size limit: its copy is cut, and says so. */
+        {"request over the DLQ's limit", "bad-s11",
+         big_command_request("bad-huge", "bad-s11", HUGE_COMMAND),
+         "too_large", "command", "bad-huge", "bad-s11", {0}},
+        /* A tombstone is not a request; its DLQ copy is a tombstone. */
+        {"null value (tombstone)", "bad-s12", NULL, "invalid_request",
+         "tombstone", NULL, NULL, {0}},
+        /* A UTF-8 byte-order mark is refused, and said to be the reason;
+         * the ids behind it are read for the rejected result. */
+        {"UTF-8 byte-order mark", "bad-s10",
+         dup_str("\xEF\xBB\xBF{\"v\":1,\"execution_id\":\"bad-bom\","
+                 "\"session_id\":\"bad-s10\",\"command\":\"true\"}"),
+         "invalid_request", "byte-order mark", "bad-bom", "bad-s10", {0}},
         {"timeout_s 0", "bad-s6",
          dup_str("{\"v\":1,\"execution_id\":\"bad-t0\",\"session_id\":"
                  "\"bad-s6\",\"command\":\"true\",\"timeout_s\":0}"),
@@ -105,8 +136,13 @@ static void test_bad_input(void **state)
     int workers[2];
     const rp_te_msg_t *m;
 
-    workers[0] = rp_te_start_worker(te);
-    workers[1] = rp_te_start_worker(te);
+    static const char *const cap[] = {"--result-max-bytes", "300000", NULL};
+
+    _Static_assert(DLQ_CAP == 300000, "cap[] spells DLQ_CAP");
+    _Static_assert(DLQ_CAP > BIG_COMMAND + 200 && HUGE_COMMAND > DLQ_CAP,
+                   "the 256 KiB case fits the DLQ, the huge one does not");
+    workers[0] = rp_te_start_worker_args(te, cap);
+    workers[1] = rp_te_start_worker_args(te, cap);
     rp_te_wait_group(te, workers, 2, 30000);
     /* No --signing-keys: each worker says once that anyone may run. */
     assert_int_equal(rp_te_log_events(te, workers[0],
@@ -118,7 +154,7 @@ static void test_bad_input(void **state)
         bad_case_t *c = &cases[i];
 
         rp_te_send_raw(te, c->key, c->key ? strlen(c->key) : 0, c->payload,
-                       strlen(c->payload), &c->sent);
+                       case_len(c), &c->sent);
         expected_rejections += c->eid != NULL;
     }
     rp_te_flush(te);
@@ -154,9 +190,27 @@ static void test_bad_input(void **state)
         print_message("%-28s -> DLQ %s: %s\n", c->name,
                       rp_te_header(d, "runpool.error.code"),
                       rp_te_header(d, "runpool.error.message"));
-        /* The original bytes and key, untouched. */
-        assert_int_equal(d->value_len, strlen(c->payload));
-        assert_memory_equal(d->value, c->payload, d->value_len);
+        /* The original bytes and key, untouched; a tombstone stays one
+         * (not an empty value, nor an empty value a tombstone); a copy over
+         * the DLQ's limit is its start, with the original length. */
+        assert_int_equal(d->value_null, c->payload == NULL);
+        if (case_len(c) + strlen(c->key ? c->key : "") > DLQ_CAP) {
+            const char *from = rp_te_header(d, "runpool.payload.truncated_from");
+            char want[32];
+
+            rp_te_format(want, sizeof(want), "%zu", case_len(c));
+            if (!from)
+                fail_msg("%s: a cut DLQ copy without "
+                         "runpool.payload.truncated_from", c->name);
+            assert_string_equal(from, want);
+            assert_int_equal(d->value_len, DLQ_CAP - strlen(c->key));
+            assert_memory_equal(d->value, c->payload, d->value_len);
+        } else {
+            assert_null(rp_te_header(d, "runpool.payload.truncated_from"));
+            assert_int_equal(d->value_len, case_len(c));
+            if (c->payload)
+                assert_memory_equal(d->value, c->payload, d->value_len);
+        }
         assert_int_equal(d->has_key, c->key != NULL);
         if (c->key)
             assert_string_equal(d->key, c->key);

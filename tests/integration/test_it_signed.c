@@ -274,6 +274,11 @@ static void test_signed(void **state)
     }
     rp_te_wait_group(te, &w, 1, 30000);
     port = worker_port(te, w);
+    /* k2 is a planted secret: secrets.logs checks every log for it. */
+    assert_string_equal(rp_te_secret(RP_TE_SECRET_SIGNING_KEY), K2_B64);
+    assert_string_equal(rp_te_secret(RP_TE_SECRET_SIGNING_KEY_BYTES), k2);
+    rp_te_planted(te, RP_TE_SECRET_SIGNING_KEY);
+    rp_te_planted(te, RP_TE_SECRET_SIGNING_KEY_BYTES);
     assert_int_equal(rp_te_log_events(te, w, "signing_keys_loaded", NULL), 1);
     assert_int_equal(
         rp_te_log_events(te, w, "requests_not_authenticated", NULL), 0);

@@ -37,7 +37,10 @@
 #include "rp_test_dir.h"
 #include "rp_auth.h"
 #include "rp_http.h"
+#include "rp_log.h"
 #include "rp_state_gs.h"
+
+#include "../fakes/fake_http.h"
 
 #define TA_PATH_MAX 1024
 #define TA_ERR_MAX 1024
@@ -1128,6 +1131,211 @@ static void test_none(void **state)
     rp_auth_destroy(none);
 }
 
+/* ---- rp_auth_request: the token on every call, refresh on 401 ---- */
+
+#define TA_401_BODY                                                          \
+    "{\"error\":{\"code\":401,\"message\":\"Request had invalid "            \
+    "authentication credentials.\",\"status\":\"UNAUTHENTICATED\"}}"
+
+/* GET s/api through rp_auth_request with one header of our own. */
+static rp_err_t ta_api_get(rp_auth_t *a, fh_server_t *s, rp_http_resp_t *resp,
+                           bool *token_failed, char *err, size_t err_size)
+{
+    char url[TA_URL_MAX];
+    const char *hdrs[] = {"X-Test: kept"};
+    rp_http_req_t req = {0};
+
+    snprintf(url, sizeof(url), "%s/api?x=1", s->base);
+    req.method = "GET";
+    req.url = url;
+    req.headers = hdrs;
+    req.n_headers = 1;
+    req.timeout_ms = 10000;
+    return rp_auth_request(a, &req, resp, token_failed, err, err_size);
+}
+
+static void ta_expect_bearer(fh_server_t *s, size_t i, const char *want)
+{
+    fh_request_t r;
+    char v[RP_AUTH_TOKEN_MAX + 16];
+
+    assert_int_equal(fh_request(s, i, &r), 0);
+    assert_int_equal(fh_header(&r, "X-Test", v, sizeof(v)), 0);
+    assert_string_equal(v, "kept");
+    if (!want) {
+        assert_int_equal(fh_header(&r, "Authorization", v, sizeof(v)), -1);
+        return;
+    }
+    assert_int_equal(fh_header(&r, "Authorization", v, sizeof(v)), 0);
+    assert_string_equal(v, want);
+}
+
+/* Capture what rp_log writes (stderr) while fn runs: the log must name
+ * what happened, never the tokens. */
+static int ta_saved_stderr = -1;
+static char ta_log_path[TA_PATH_MAX + 16];
+
+static void ta_capture_stderr(void)
+{
+    int fd;
+
+    snprintf(ta_log_path, sizeof(ta_log_path), "%s/stderr.log", ta.dir);
+    fflush(stderr);
+    ta_saved_stderr = dup(STDERR_FILENO);
+    fd = open(ta_log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(ta_saved_stderr >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    close(fd);
+}
+
+/* Restore stderr; the captured text (caller frees). */
+static char *ta_captured_stderr(void)
+{
+    FILE *f;
+    char *buf = calloc(1, 65536);
+
+    fflush(stderr);
+    assert_int_equal(dup2(ta_saved_stderr, STDERR_FILENO), STDERR_FILENO);
+    close(ta_saved_stderr);
+    ta_saved_stderr = -1;
+    assert_non_null(buf);
+    f = fopen(ta_log_path, "r");
+    assert_non_null(f);
+    buf[fread(buf, 1, 65535, f)] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void test_request_401_once(void **state)
+{
+    static const fh_reply_t replies[] = {
+        {.status = 401, .body = TA_401_BODY},
+        {.status = 200, .body = "ok"},
+    };
+    fh_server_t *s = fh_start(replies, 2);
+    rp_http_resp_t resp = {0};
+    char err[TA_ERR_MAX] = "";
+    bool token_failed = true;
+    rp_auth_t *a;
+
+    (void)state;
+    assert_non_null(s);
+    ta_reset();
+    a = ta_new_key_auth(ta.key_a);
+    /* tok-1 is refused (revoked before its expiry): dropped, tok-2
+     * fetched, the call made again and answered. */
+    assert_int_equal(ta_api_get(a, s, &resp, &token_failed, err, sizeof(err)),
+                     RP_OK);
+    assert_false(token_failed);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.body.data, "ok");
+    assert_int_equal(fh_count(s), 2);
+    assert_int_equal(ta_count("token"), 2);
+    ta_expect_bearer(s, 0, "Bearer tok-1");
+    ta_expect_bearer(s, 1, "Bearer tok-2");
+    /* The fresh token is the cached one now. */
+    assert_int_equal(ta_api_get(a, s, &resp, NULL, err, sizeof(err)), RP_OK);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(ta_count("token"), 2);
+    ta_expect_bearer(s, 2, "Bearer tok-2");
+    rp_http_resp_clear(&resp);
+    rp_auth_destroy(a);
+    fh_stop(s);
+}
+
+static void test_request_401_twice(void **state)
+{
+    static const fh_reply_t replies[] = {{.status = 401, .body = TA_401_BODY}};
+    fh_server_t *s = fh_start(replies, 1);
+    rp_http_resp_t resp = {0};
+    char err[TA_ERR_MAX] = "";
+    bool token_failed = true;
+    rp_auth_t *a;
+    rp_err_t rc;
+    char *log;
+
+    (void)state;
+    assert_non_null(s);
+    ta_reset();
+    a = ta_new_key_auth(ta.key_a);
+    rp_log_init("test_auth", RP_LOG_INFO);
+    ta_capture_stderr();
+    rc = ta_api_get(a, s, &resp, &token_failed, err, sizeof(err));
+    log = ta_captured_stderr();
+    /* Logged: the refreshes and both refusals; never a token. */
+    assert_non_null(strstr(log, "auth_token_refreshed"));
+    assert_non_null(strstr(log, "auth_token_rejected"));
+    assert_non_null(strstr(log, "HTTP 401 again"));
+    assert_null(strstr(log, "tok-"));
+    assert_null(strstr(log, "?x=1")); /* nor the query */
+    free(log);
+    assert_int_equal(rc, RP_ERR_PERMISSION);
+    assert_false(rp_err_retriable(rc));
+    assert_false(token_failed);
+    assert_int_equal(resp.status, 401);
+    assert_non_null(strstr(err, "HTTP 401 twice"));
+    assert_non_null(strstr(err, "freshly fetched"));
+    assert_non_null(strstr(err, "Request had invalid authentication"));
+    assert_null(strstr(err, "tok-")); /* the tokens stay out of it */
+    /* Exactly one retry: two requests, two token fetches. */
+    assert_int_equal(fh_count(s), 2);
+    assert_int_equal(ta_count("token"), 2);
+    ta_expect_bearer(s, 0, "Bearer tok-1");
+    ta_expect_bearer(s, 1, "Bearer tok-2");
+    rp_http_resp_clear(&resp);
+    rp_auth_destroy(a);
+    fh_stop(s);
+}
+
+static void test_request_token_errors(void **state)
+{
+    static const fh_reply_t ok = {.status = 200, .body = "ok"};
+    fh_server_t *s = fh_start(&ok, 1);
+    rp_http_resp_t resp = {0};
+    char err[TA_ERR_MAX] = "";
+    bool token_failed = false;
+    rp_auth_t *a, *none = NULL;
+
+    (void)state;
+    assert_non_null(s);
+    ta_reset();
+    /* No token to be had: nothing is sent, and the caller is told. */
+    ta_control("fail_status=503");
+    a = ta_new_key_auth(ta.key_a);
+    assert_int_equal(ta_api_get(a, s, &resp, &token_failed, err, sizeof(err)),
+                     RP_ERR_UNAVAILABLE);
+    assert_true(token_failed);
+    assert_int_equal(fh_count(s), 0);
+    ta_control("fail_status=0");
+
+    /* invalidate drops only the token that was refused. */
+    ta_expect_token(a, "tok-1");
+    rp_auth_invalidate(a, "tok-0");
+    ta_expect_token(a, "tok-1");
+    rp_auth_invalidate(a, "tok-1");
+    ta_expect_token(a, "tok-2");
+    assert_int_equal(ta_count("token"), 3); /* the 503 counts too */
+    rp_auth_invalidate(NULL, "tok-2");
+    rp_auth_invalidate(a, NULL);
+    ta_expect_token(a, "tok-2");
+    rp_auth_destroy(a);
+
+    /* No credentials (NULL or none): the request goes out bare. */
+    assert_int_equal(ta_api_get(NULL, s, &resp, &token_failed, err,
+                                sizeof(err)),
+                     RP_OK);
+    assert_false(token_failed);
+    assert_int_equal(rp_auth_new_none(&none, err, sizeof(err)), RP_OK);
+    assert_int_equal(ta_api_get(none, s, &resp, NULL, err, sizeof(err)),
+                     RP_OK);
+    assert_int_equal(fh_count(s), 2);
+    ta_expect_bearer(s, 0, NULL);
+    ta_expect_bearer(s, 1, NULL);
+    rp_auth_destroy(none);
+    rp_http_resp_clear(&resp);
+    fh_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1148,6 +1356,9 @@ int main(void)
         cmocka_unit_test(test_metadata_from_env),
         cmocka_unit_test(test_key_file_from_env),
         cmocka_unit_test(test_none),
+        cmocka_unit_test(test_request_401_once),
+        cmocka_unit_test(test_request_401_twice),
+        cmocka_unit_test(test_request_token_errors),
     };
     char err[TA_ERR_MAX] = "";
 

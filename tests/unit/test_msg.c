@@ -347,6 +347,47 @@ static void test_request_ids_filled_on_failure(void **state)
     rp_request_clear(&r);
 }
 
+/* A UTF-8 byte-order mark before the JSON is refused by name (RFC 8259
+ * §8.1), the ids behind it still read; one anywhere else is just not
+ * JSON. */
+static void test_request_bom(void **state)
+{
+    rp_request_t r;
+
+    (void)state;
+    assert_int_equal(parse_req("\xEF\xBB\xBF{" IDS
+                               ",\"command\":\"x\"}",
+                               &r),
+                     RP_ERR_INVALID);
+    assert_errstr_starts("the request starts with a UTF-8 byte-order mark");
+    assert_string_equal(r.execution_id, "e1");
+    assert_string_equal(r.session_id, "s1");
+    rp_request_clear(&r);
+
+    /* BOM + not JSON: the BOM is still the first thing named. */
+    assert_int_equal(parse_req("\xEF\xBB\xBFnot json", &r), RP_ERR_INVALID);
+    assert_errstr_starts("the request starts with a UTF-8 byte-order mark");
+    assert_string_equal(r.execution_id, "");
+    rp_request_clear(&r);
+    assert_int_equal(parse_req("\xEF\xBB\xBF", &r), RP_ERR_INVALID);
+    assert_errstr_starts("the request starts with a UTF-8 byte-order mark");
+    rp_request_clear(&r);
+
+    /* Not at the very start: not a JSON object, as any stray byte. */
+    assert_int_equal(parse_req(" \xEF\xBB\xBF{" IDS
+                               ",\"command\":\"x\"}",
+                               &r),
+                     RP_ERR_INVALID);
+    assert_errstr_starts("not a JSON object");
+    rp_request_clear(&r);
+    /* Two bytes of one are not one. */
+    assert_int_equal(parse_req("\xEF\xBB{" IDS ",\"command\":\"x\"}",
+                               &r),
+                     RP_ERR_INVALID);
+    assert_errstr_starts("not a JSON object");
+    rp_request_clear(&r);
+}
+
 static void test_request_size_limits(void **state)
 {
     rp_request_t r;
@@ -1279,6 +1320,7 @@ int main(void)
         cmocka_unit_test(test_request_accepts_edge_values),
         cmocka_unit_test(test_request_ids_filled_on_failure),
         cmocka_unit_test(test_request_size_limits),
+        cmocka_unit_test(test_request_bom),
         cmocka_unit_test(test_result_roundtrip_utf8),
         cmocka_unit_test(test_result_roundtrip_binary),
         cmocka_unit_test(test_result_error_member),

@@ -868,6 +868,56 @@ static void test_gs_auth(void **state)
     fh_stop(s);
 }
 
+/* A 401 costs one fresh token and one more request (rp_auth_request), not
+ * a retry loop; a second 401 is a clear, final refusal. */
+static void test_gs_auth_401(void **state)
+{
+    static const char body401[] =
+        "{\"error\":{\"code\":401,\"message\":\"Invalid Credentials\"}}";
+    const fh_reply_t once[] = {
+        {.status = 401, .body = body401},
+        {.status = 200, .headers = "X-Goog-Generation: 7\r\n", .body = "v"},
+    };
+    const fh_reply_t always[] = {{.status = 401, .body = body401}};
+    char url[TG_URL_MAX], err[TG_ERR_MAX] = "";
+    fh_server_t *s;
+    rp_state_t *st;
+
+    (void)state;
+    tg_emulator(NULL);
+    tg_token_rc = RP_OK;
+
+    s = fh_start(once, 2);
+    assert_non_null(s);
+    snprintf(url, sizeof(url), "gs://bkt/p?" TG_FAST "&endpoint=%s", s->base);
+    st = tg_open_token(url, tg_token);
+    tg_token_calls = 0;
+    assert_int_equal(sc_expect(st, "k", "v"), 7);
+    assert_int_equal(tg_token_calls, 2);
+    assert_int_equal(fh_count(s), 2);
+    rp_state_destroy(st);
+    fh_stop(s);
+
+    s = fh_start(always, 1);
+    assert_non_null(s);
+    snprintf(url, sizeof(url), "gs://bkt/p?" TG_FAST "&endpoint=%s", s->base);
+    st = tg_open_token(url, tg_token);
+    tg_token_calls = 0;
+    assert_int_equal(sc_get_rc(st, "k", err, sizeof(err)), RP_ERR_PERMISSION);
+    assert_non_null(strstr(err, "gs://bkt/p/k: "));
+    assert_non_null(strstr(err, "HTTP 401 twice"));
+    assert_non_null(strstr(err, "Invalid Credentials"));
+    assert_null(strstr(err, "ya29"));
+    assert_int_equal(tg_token_calls, 2);
+    assert_int_equal(fh_count(s), 2);
+    /* Writes too: refused, not retried further. */
+    assert_int_equal(rp_state_put(st, "k", "v", 1, 0, NULL, err, sizeof(err)),
+                     RP_ERR_PERMISSION);
+    assert_int_equal(fh_count(s), 4);
+    rp_state_destroy(st);
+    fh_stop(s);
+}
+
 static void test_gs_urls(void **state)
 {
     static const char *const bad[] = {
@@ -966,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_gs_delete_requests),
         cmocka_unit_test(test_gs_list_pages),
         cmocka_unit_test(test_gs_auth),
+        cmocka_unit_test(test_gs_auth_401),
         cmocka_unit_test(test_gs_urls),
     };
     char err[TG_ERR_MAX];
