@@ -39,9 +39,6 @@
 #define RP_CLOUDRUN_NAME_MAX 512    /* a resource name we keep */
 #define RP_CLOUDRUN_MESSAGE_MAX 400 /* Google's message, as we keep it */
 #define RP_CLOUDRUN_ENV_VALUE_MAX 32768 /* Cloud Run: bytes of one value */
-/* Contract values sent inline at most, all together; beyond this (or one
- * value beyond RP_CLOUDRUN_ENV_VALUE_MAX) the command goes by reference. */
-#define RP_CLOUDRUN_INLINE_MAX (64 * 1024)
 #define RP_CLOUDRUN_TIMEOUT_MAX_S (168 * 3600) /* Cloud Run task timeout */
 #define RP_CLOUDRUN_CONTAINER "executor"       /* the job's one container */
 

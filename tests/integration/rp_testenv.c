@@ -1557,6 +1557,37 @@ static void rp_te_check_sanitizers(rp_te_t *te)
     }
 }
 
+int rp_te_http_port(rp_te_t *te, int idx)
+{
+    const char *needle = "http: listening on 127.0.0.1:";
+    int64_t deadline = rp_te_now_ms() + 20000;
+
+    while (rp_te_now_ms() < deadline) {
+        char *log = rp_te_read_file(te->procs[idx].log_path, NULL);
+        const char *p = log ? strstr(log, needle) : NULL;
+        int port = p ? atoi(p + strlen(needle)) : 0;
+
+        free(log);
+        if (port > 0)
+            return port;
+        rp_te_check_procs(te);
+        rp_te_sleep_ms(50);
+    }
+    fail_msg("%s logged no \"%s\"", te->procs[idx].name, needle);
+    return 0;
+}
+
+double rp_te_metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+
+    for (const char *l = text; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, series, n) && l[n] == ' ')
+            return strtod(l + n + 1, NULL);
+    return -1;
+}
+
 void rp_te_finish(rp_te_t *te)
 {
     char results[PATH_MAX], requests[PATH_MAX];

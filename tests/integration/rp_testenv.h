@@ -238,6 +238,13 @@ bool rp_te_alive(rp_te_t *te, int idx);
  * (a crashed worker): waits would otherwise only time out. The rig's own
  * waits call it. */
 void rp_te_check_procs(rp_te_t *te);
+/* The port a worker started with --http-listen 127.0.0.1:0 logged
+ * ("http: listening on ..."), waiting up to 20 s; fails the test when
+ * none came. */
+int rp_te_http_port(rp_te_t *te, int idx);
+/* In Prometheus text, the value of the sample line that starts with
+ * `series ` (exact name and labels, as rendered); -1 when absent. */
+double rp_te_metric(const char *text, const char *series);
 /* Partitions the worker holds according to its own log (assigned minus
  * revoked); *events (may be NULL) = how many assignments it logged. */
 int rp_te_worker_partitions(rp_te_t *te, int idx, int *events);

@@ -78,35 +78,6 @@ static long http_get(int port, const char *path, char **out, char *ctype,
     return code;
 }
 
-/* The value of the sample line that starts with `series ` (exact name and
- * labels, as the worker renders them); -1 when absent. */
-static double sample(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, series, n) && l[n] == ' ')
-            return strtod(l + n + 1, NULL);
-    return -1;
-}
-
-static int worker_port(rp_te_t *te, int idx)
-{
-    const char *needle = "http: listening on 127.0.0.1:";
-    int64_t deadline = rp_te_now_ms() + 20000;
-    while (rp_te_now_ms() < deadline) {
-        char *log = rp_te_read_file(te->procs[idx].log_path, NULL);
-        const char *p = log ? strstr(log, needle) : NULL;
-        int port = p ? atoi(p + strlen(needle)) : 0;
-        free(log);
-        if (port > 0)
-            return port;
-        rp_te_check_procs(te);
-        rp_te_sleep_ms(50);
-    }
-    fail_msg("worker logged no \"%s\"", needle);
-    return 0;
-}
-
 /* Scrape until the series has the wanted value (results are counted
  * when their transaction commits, a moment after the collector sees
  * them); returns the last text (caller frees). */
@@ -117,7 +88,7 @@ static char *scrape_until(int port, const char *series, double want)
     for (;;) {
         free(text);
         assert_int_equal(http_get(port, "/metrics", &text, NULL, 0), 200);
-        if (sample(text, series) == want || rp_te_now_ms() > deadline)
+        if (rp_te_metric(text, series) == want || rp_te_now_ms() > deadline)
             return text;
         rp_te_sleep_ms(100);
     }
@@ -174,7 +145,7 @@ static void test_metrics(void **state)
     char ctype[128], series[256], *text = NULL;
 
     int w = rp_te_start_worker_args(te, extra);
-    int port = worker_port(te, w);
+    int port = rp_te_http_port(te, w);
     print_message("worker serves on port %d\n", port);
     assert_int_equal(http_get(port, "/healthz", NULL, NULL, 0), 200);
     assert_int_equal(http_get(port, "/nope", NULL, NULL, 0), 404);
@@ -216,26 +187,26 @@ static void test_metrics(void **state)
     assert_non_null(strstr(ctype, "text/plain; version=0.0.4"));
     promtool_check(te, text);
 
-    assert_true(sample(text, "runpool_requests_consumed_total") == N_OK + 2);
-    assert_true(sample(text, "runpool_results_total{status=\"succeeded\",code=\"none\"}") == N_OK);
-    assert_true(sample(text, "runpool_results_total{status=\"failed\",code=\"none\"}") == 1);
-    assert_true(sample(text, "runpool_results_total{status=\"rejected\",code=\"invalid_request\"}") == 1);
-    assert_true(sample(text, "runpool_dlq_messages_total{reason=\"invalid_request\"}") == 1);
+    assert_true(rp_te_metric(text, "runpool_requests_consumed_total") == N_OK + 2);
+    assert_true(rp_te_metric(text, "runpool_results_total{status=\"succeeded\",code=\"none\"}") == N_OK);
+    assert_true(rp_te_metric(text, "runpool_results_total{status=\"failed\",code=\"none\"}") == 1);
+    assert_true(rp_te_metric(text, "runpool_results_total{status=\"rejected\",code=\"invalid_request\"}") == 1);
+    assert_true(rp_te_metric(text, "runpool_dlq_messages_total{reason=\"invalid_request\"}") == 1);
     const char *stages[] = {"queue_wait", "state_load", "run", "state_save", "publish"};
     for (size_t i = 0; i < 5; i++) {
         rp_te_format(series, sizeof series,
                      "runpool_stage_duration_seconds_count{stage=\"%s\"}", stages[i]);
-        if (sample(text, series) != N_OK + 1)
-            fail_msg("%s = %g, want %d\n%s", series, sample(text, series), N_OK + 1, text);
+        if (rp_te_metric(text, series) != N_OK + 1)
+            fail_msg("%s = %g, want %d\n%s", series, rp_te_metric(text, series), N_OK + 1, text);
     }
-    assert_true(sample(text, "runpool_end_to_end_seconds_count") == N_OK + 1);
-    assert_true(sample(text, "runpool_state_operations_total{op=\"load\",outcome=\"ok\"}") == N_OK + 1);
-    assert_true(sample(text, "runpool_state_operations_total{op=\"save\",outcome=\"ok\"}") == N_OK + 1);
-    assert_true(sample(text, "runpool_commit_duration_seconds_count{kind=\"commit_transaction\",outcome=\"ok\"}") >= 1);
-    assert_true(sample(text, "runpool_rebalances_total{kind=\"assign\"}") >= 1);
-    assert_true(sample(text, "runpool_partitions_assigned") == RP_TE_PARTITIONS);
-    assert_true(sample(text, "runpool_executions_inflight") == 0);
-    assert_true(sample(text, "runpool_loop_lag_seconds_count") > 0);
+    assert_true(rp_te_metric(text, "runpool_end_to_end_seconds_count") == N_OK + 1);
+    assert_true(rp_te_metric(text, "runpool_state_operations_total{op=\"load\",outcome=\"ok\"}") == N_OK + 1);
+    assert_true(rp_te_metric(text, "runpool_state_operations_total{op=\"save\",outcome=\"ok\"}") == N_OK + 1);
+    assert_true(rp_te_metric(text, "runpool_commit_duration_seconds_count{kind=\"commit_transaction\",outcome=\"ok\"}") >= 1);
+    assert_true(rp_te_metric(text, "runpool_rebalances_total{kind=\"assign\"}") >= 1);
+    assert_true(rp_te_metric(text, "runpool_partitions_assigned") == RP_TE_PARTITIONS);
+    assert_true(rp_te_metric(text, "runpool_executions_inflight") == 0);
+    assert_true(rp_te_metric(text, "runpool_loop_lag_seconds_count") > 0);
     /* No execution or session id is ever a label. */
     assert_null(strstr(text, "met-"));
     free(text);
@@ -248,7 +219,7 @@ static void test_metrics(void **state)
         for (int p = 0; p < RP_TE_PARTITIONS; p++) {
             rp_te_format(series, sizeof series,
                          "runpool_consumer_lag{partition=\"%d\"}", p);
-            ok &= sample(text, series) == 0;
+            ok &= rp_te_metric(text, series) == 0;
         }
         if (!ok && rp_te_now_ms() > deadline)
             fail_msg("consumer lag not 0 on every partition after 20 s:\n%s", text);
@@ -270,12 +241,12 @@ static void test_metrics(void **state)
         deadline = rp_te_now_ms() + 20000;
         for (;;) {
             assert_int_equal(http_get(port, "/metrics", &text, NULL, 0), 200);
-            held = sample(text, "runpool_partitions_assigned");
+            held = rp_te_metric(text, "runpool_partitions_assigned");
             unknown = 0;
             for (int p = 0; p < RP_TE_PARTITIONS; p++) {
                 rp_te_format(series, sizeof series,
                              "runpool_consumer_lag{partition=\"%d\"}", p);
-                unknown += sample(text, series) == -1;
+                unknown += rp_te_metric(text, series) == -1;
             }
             if (held > 0 && held < RP_TE_PARTITIONS &&
                 unknown == RP_TE_PARTITIONS - (int)held)
@@ -291,7 +262,7 @@ static void test_metrics(void **state)
         rp_te_signal(te, both[1], SIGTERM);
         assert_true(rp_te_wait_exit(te, both[1], 30000));
         text = scrape_until(port, "runpool_partitions_assigned", RP_TE_PARTITIONS);
-        assert_true(sample(text, "runpool_partitions_assigned") == RP_TE_PARTITIONS);
+        assert_true(rp_te_metric(text, "runpool_partitions_assigned") == RP_TE_PARTITIONS);
         free(text);
     }
 

@@ -154,37 +154,6 @@ static char *scrape(int port)
     return b.p;
 }
 
-static double sample(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-
-    for (const char *l = text; l && *l;
-         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, series, n) && l[n] == ' ')
-            return strtod(l + n + 1, NULL);
-    return -1;
-}
-
-static int worker_port(rp_te_t *te, int idx)
-{
-    const char *needle = "http: listening on 127.0.0.1:";
-    int64_t deadline = rp_te_now_ms() + 20000;
-
-    while (rp_te_now_ms() < deadline) {
-        char *log = rp_te_read_file(te->procs[idx].log_path, NULL);
-        const char *p = log ? strstr(log, needle) : NULL;
-        int port = p ? atoi(p + strlen(needle)) : 0;
-
-        free(log);
-        if (port > 0)
-            return port;
-        rp_te_check_procs(te);
-        rp_te_sleep_ms(50);
-    }
-    fail_msg("worker logged no \"%s\"", needle);
-    return 0;
-}
-
 /* ---- the test ---- */
 
 typedef struct sig_case {
@@ -273,7 +242,7 @@ static void test_signed(void **state)
         w = rp_te_start_worker_args(te, extra);
     }
     rp_te_wait_group(te, &w, 1, 30000);
-    port = worker_port(te, w);
+    port = rp_te_http_port(te, w);
     /* k2 is a planted secret: secrets.logs checks every log for it. */
     assert_string_equal(rp_te_secret(RP_TE_SECRET_SIGNING_KEY), K2_B64);
     assert_string_equal(rp_te_secret(RP_TE_SECRET_SIGNING_KEY_BYTES), k2);
@@ -418,14 +387,14 @@ static void test_signed(void **state)
             text = scrape(port);
             ok = 0;
             for (size_t i = 0; i < 4; i++)
-                ok += sample(text, counts[i].series) == counts[i].want;
+                ok += rp_te_metric(text, counts[i].series) == counts[i].want;
             if (ok < 4)
                 rp_te_sleep_ms(200);
         }
         for (size_t i = 0; i < 4; i++)
-            if (sample(text, counts[i].series) != counts[i].want)
+            if (rp_te_metric(text, counts[i].series) != counts[i].want)
                 fail_msg("%s is %g, want %g", counts[i].series,
-                         sample(text, counts[i].series), counts[i].want);
+                         rp_te_metric(text, counts[i].series), counts[i].want);
         free(text);
     }
     /* runpool-replay re-drives the unsigned request from the DLQ: with

@@ -258,17 +258,6 @@ static char *scrape(const char *url)
     return body;
 }
 
-/* The value of the sample line "series value" in text, or -1. */
-static double sample(const char *text, const char *series)
-{
-    size_t sl = strlen(series);
-
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-        if (!strncmp(p, series, sl) && p[sl] == ' ')
-            return strtod(p + sl + 1, NULL);
-    return -1;
-}
-
 static int64_t wall_s(void)
 {
     return (int64_t)time(NULL);
@@ -550,20 +539,20 @@ static void test_tail(void **state)
         for (;;) {
             free(body);
             body = scrape(url);
-            if (sample(body, "runpool_stream_result_duration_seconds_count"
+            if (rp_te_metric(body, "runpool_stream_result_duration_seconds_count"
                              "{status=\"succeeded\"}") == 2 &&
-                sample(body, "runpool_stream_dlq_total"
+                rp_te_metric(body, "runpool_stream_dlq_total"
                              "{reason=\"invalid_request\"}") == 1)
                 break;
             if (rp_te_now_ms() > deadline)
                 fail_msg("the exporter never counted everything:\n%s", body);
             rp_te_sleep_ms(200);
         }
-        if (sample(body, "runpool_stream_results_total{status=\"succeeded\","
+        if (rp_te_metric(body, "runpool_stream_results_total{status=\"succeeded\","
                          "code=\"none\"}") != 2 ||
-            sample(body, "runpool_stream_results_total{status=\"failed\","
+            rp_te_metric(body, "runpool_stream_results_total{status=\"failed\","
                          "code=\"none\"}") != 1 ||
-            sample(body, "runpool_stream_result_duration_seconds_count"
+            rp_te_metric(body, "runpool_stream_result_duration_seconds_count"
                          "{status=\"failed\"}") != 1)
             fail_msg("exporter counts are wrong:\n%s", body);
         assert_non_null(strstr(body, "# TYPE runpool_stream_results_total "
