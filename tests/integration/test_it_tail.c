@@ -511,6 +511,31 @@ static void test_tail(void **state)
         close(fds[1]);
         status = wait_tail_exit(pid, "| (closed)", "its reader closing");
         expect_exit(status, 0, "| (closed)");
+
+        /* | head -1: the reader takes a line, then goes while nothing new
+         * is written; the tail must notice without a write to fail. */
+        assert_int_equal(pipe(fds), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            if (dup2(fds[1], 1) < 0)
+                _exit(127);
+            close(fds[0]);
+            close(fds[1]);
+            execve(argv[0], argv, te->child_env);
+            _exit(127);
+        }
+        close(fds[1]);
+        {
+            char c;
+
+            while (read(fds[0], &c, 1) == 1 && c != '\n') {
+            }
+        }
+        rp_te_sleep_ms(500); /* it has written all it had */
+        close(fds[0]);
+        status = wait_tail_exit(pid, "| head -1", "its reader closing");
+        expect_exit(status, 0, "| head -1");
     }
     /* The stream exporter: scraped counts match what the worker wrote. */
     {

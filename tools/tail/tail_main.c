@@ -2,6 +2,7 @@
  * debugging would. The Kafka loop; parsing, filters, formats and stats
  * are rp_tail.c. See rp_tail_usage() and docs/tools.md. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -276,6 +277,14 @@ static const char *header_str(rd_kafka_headers_t *h, const char *name,
     memcpy(buf, v, len);
     buf[len] = '\0';
     return buf;
+}
+
+/* true when stdout is a pipe whose reader has closed it. */
+static bool reader_gone(void)
+{
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = 0};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
 }
 
 /* Flush stdout; on a write error remember it so the loop stops: a
@@ -623,6 +632,12 @@ int main(int argc, char **argv)
     while (!stop_sig && !t.out_errno) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(t.rk, RP_TAIL_POLL_MS);
         bool at_end = false;
+
+        /* `runpool-tail | head -1` while nothing new comes: the reader is
+         * gone but no write tells us. A pipe's write end reports POLLERR
+         * once its read end is closed (as GNU tail -f checks). */
+        if (!m && reader_gone())
+            t.out_errno = EPIPE;
 
         if (m) {
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
