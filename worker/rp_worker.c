@@ -11,10 +11,12 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -254,6 +256,45 @@ out:
 /* ------------------------------------------------------------------ */
 /* The loop                                                            */
 
+/* The last wall of a bounded stop: every Kafka call the worker makes is
+ * cut to the budget, but a call inside librdkafka may still not return
+ * (seen once in a clean-clone run of integration.shutdown: the consumer's
+ * close, broker SIGKILLed). At --drain-timeout + RP_WORKER_STOP_SLACK_S +
+ * RP_WORKER_WATCHDOG_GRACE_S the process leaves anyway, exit status 1:
+ * what it had not committed is re-delivered, nothing is lost. */
+static void *rp_worker_watchdog(void *arg)
+{
+    struct timespec due = *(struct timespec *)arg;
+
+    free(arg);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) ==
+           EINTR) {
+    }
+    rp_log(RP_LOG_ERROR, "stop_timeout", NULL, NULL,
+           "the stop did not end within its bound (a Kafka call did not "
+           "return); leaving now, unfinished requests will be re-delivered");
+    _exit(1);
+    return NULL;
+}
+
+static void rp_worker_arm_watchdog(const rp_worker_t *w)
+{
+    struct timespec *due = malloc(sizeof(*due));
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (!due)
+        return; /* the stop is still bounded by our own calls' budgets */
+    clock_gettime(CLOCK_MONOTONIC, due);
+    due->tv_sec += w->conf.drain_timeout_s + RP_WORKER_STOP_SLACK_S +
+                   RP_WORKER_WATCHDOG_GRACE_S;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, rp_worker_watchdog, due) != 0)
+        free(due);
+    pthread_attr_destroy(&attr);
+}
+
 /* SIGTERM/SIGINT: take no new work, let what runs finish until the drain
  * deadline. */
 static void rp_worker_start_drain(rp_worker_t *w, unsigned signo)
@@ -261,6 +302,7 @@ static void rp_worker_start_drain(rp_worker_t *w, unsigned signo)
     if (w->draining)
         return;
     w->draining = true;
+    rp_worker_arm_watchdog(w);
     w->drain_deadline =
         rp_time_mono_ms() + (int64_t)w->conf.drain_timeout_s * 1000;
     rp_worker_arm(w, &w->drain_timer, w->drain_deadline);

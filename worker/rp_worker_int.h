@@ -70,6 +70,8 @@
 /* 5 + 10 + 5, and up to a second of calls at their floor in the turns
  * that cross the two deadlines. */
 #define RP_WORKER_STOP_SLACK_S 21
+/* Past the slack, a watchdog ends the process (rp_worker_watchdog). */
+#define RP_WORKER_WATCHDOG_GRACE_S 4
 
 /* Room left in a message for the key and runpool's headers. */
 #define RP_WORKER_MSG_HEADROOM (16 * 1024)

@@ -270,11 +270,17 @@ def dockerfile_errors(root):
 
 
 def stop_slack(root):
+    """RP_WORKER_STOP_SLACK_S + RP_WORKER_WATCHDOG_GRACE_S: the longest a
+    worker's stop may take past --drain-timeout, the watchdog included."""
     with open(os.path.join(root, "worker/rp_worker_int.h")) as f:
-        m = re.search(r"#define RP_WORKER_STOP_SLACK_S (\d+)", f.read())
-    if not m:
-        sys.exit("RP_WORKER_STOP_SLACK_S not found in worker/rp_worker_int.h")
-    return int(m.group(1))
+        text = f.read()
+    total = 0
+    for name in ("RP_WORKER_STOP_SLACK_S", "RP_WORKER_WATCHDOG_GRACE_S"):
+        m = re.search(r"#define " + name + r" (\d+)", text)
+        if not m:
+            sys.exit(f"{name} not found in worker/rp_worker_int.h")
+        total += int(m.group(1))
+    return total
 
 
 def main():
