@@ -174,6 +174,27 @@ static pid_t spawn_tail(rp_te_t *te, char *const argv[], const char *out_path,
     return pid;
 }
 
+/* Start runpool-tail with stdout to a new pipe, fds[0] its read end and
+ * fds[1] our copy of the write end (the caller closes both). */
+static pid_t spawn_tail_pipe(rp_te_t *te, char *const argv[], int fds[2])
+{
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    fflush(stdout);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (dup2(fds[1], 1) < 0)
+            _exit(127);
+        close(fds[0]);
+        close(fds[1]);
+        execve(argv[0], argv, te->child_env);
+        _exit(127);
+    }
+    return pid;
+}
+
 /* Wait until path holds at least n lines; the text (caller frees). */
 static char *wait_lines(pid_t pid, const char *path, size_t n)
 {
@@ -495,18 +516,7 @@ static void test_tail(void **state)
             fail_msg("runpool-tail > /dev/full said: %s", err_text);
         free(err_text);
 
-        assert_int_equal(pipe(fds), 0);
-        fflush(stdout);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            if (dup2(fds[1], 1) < 0)
-                _exit(127);
-            close(fds[0]);
-            close(fds[1]);
-            execve(argv[0], argv, te->child_env);
-            _exit(127);
-        }
+        pid = spawn_tail_pipe(te, argv, fds);
         close(fds[0]); /* no reader: the first write gets EPIPE */
         close(fds[1]);
         status = wait_tail_exit(pid, "| (closed)", "its reader closing");
@@ -514,17 +524,7 @@ static void test_tail(void **state)
 
         /* | head -1: the reader takes a line, then goes while nothing new
          * is written; the tail must notice without a write to fail. */
-        assert_int_equal(pipe(fds), 0);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            if (dup2(fds[1], 1) < 0)
-                _exit(127);
-            close(fds[0]);
-            close(fds[1]);
-            execve(argv[0], argv, te->child_env);
-            _exit(127);
-        }
+        pid = spawn_tail_pipe(te, argv, fds);
         close(fds[1]);
         {
             char c;
