@@ -311,6 +311,13 @@ int main(int argc, char **argv)
     }
     cJSON_AddItemToObject(root, "results", res);
     {
+        double load[1];
+        /* The machine may be shared: how busy it was says how far to trust
+         * the absolute times (compare within one file). */
+        if (getloadavg(load, 1) == 1)
+            cJSON_AddNumberToObject(run, "loadavg_1m_at_end", load[0]);
+    }
+    {
         char *j = cJSON_Print(root);
         FILE *f = out_path ? fopen(out_path, "w") : stdout;
         if (!j || !f)
