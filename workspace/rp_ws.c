@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1049,6 +1050,10 @@ static int rp_ws_cache_get(const char *cache_dir, const char *hex,
     return rc;
 }
 
+/* Temp names of cache writes: unique per process and call (two fetch
+ * threads may cache the same chunk at once). */
+static unsigned rp_ws_tmp_seq;
+
 /* Best effort: a cache that cannot be written only costs a download. */
 static void rp_ws_cache_put(const char *cache_dir, const char *hex,
                             const void *data, size_t len)
@@ -1059,8 +1064,10 @@ static void rp_ws_cache_put(const char *cache_dir, const char *hex,
 
     if (snprintf(path, sizeof(path), "%s/%s", cache_dir, hex) >=
             (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", cache_dir, hex,
-                 (long)getpid()) >= (int)sizeof(tmp))
+        snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.%u.tmp", cache_dir, hex,
+                 (long)getpid(),
+                 __atomic_fetch_add(&rp_ws_tmp_seq, 1, __ATOMIC_RELAXED)) >=
+            (int)sizeof(tmp))
         return;
     if (access(path, F_OK) == 0)
         return;
@@ -1186,31 +1193,186 @@ static int rp_ws_tar_name_is(const char *p, const char *want)
            (p[n] == '\0' || (p[n] == '/' && p[n + 1] == '\0'));
 }
 
-/* libarchive's reader over a manifest's chunks, one at a time. */
+/* libarchive's reader over a manifest's chunks, in order. Chunks are
+ * fetched ahead by RP_WS_FETCH_THREADS threads into RP_WS_FETCH_AHEAD slots
+ * (each with its own buffers): a restore is one GET per chunk, and over
+ * Cloud Storage their latency, not the bandwidth, would set its time.
+ * Chunk i uses slot i % RP_WS_FETCH_AHEAD; a thread may fetch chunk i only
+ * when i < base + RP_WS_FETCH_AHEAD, base being the oldest chunk whose
+ * slot is still in use (lent to libarchive, or next to be returned). */
+#define RP_WS_FETCH_THREADS 8
+#define RP_WS_FETCH_AHEAD 16
+
+typedef struct rp_ws_slot {
+    rp_ws_fetch_t f;  /* its buffers; f.stats = &st */
+    rp_ws_stats_t st; /* this fetch's downloads, added by the reader */
+    size_t idx;       /* the chunk it holds or is fetching */
+    int done;
+    rp_err_t err;
+    char errstr[512];
+} rp_ws_slot_t;
+
 typedef struct rp_ws_rstream {
-    rp_ws_fetch_t f;
-    size_t next;
+    rp_ws_fetch_t f; /* sequential mode (nth == 0) */
+    const rp_ws_manifest_t *m;
+    rp_ws_stats_t *stats;
+    size_t next; /* the next chunk to return */
     rp_err_t err;
     char *errstr;
     size_t errstr_size;
+    /* prefetch */
+    int nth, mu_ok;
+    pthread_t th[RP_WS_FETCH_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rp_ws_slot_t *slots;
+    size_t claim, base;
+    int stop;
 } rp_ws_rstream_t;
+
+static void *rp_ws_prefetch_main(void *opaque)
+{
+    rp_ws_rstream_t *r = opaque;
+
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        rp_ws_slot_t *slot;
+        size_t i;
+        rp_err_t err;
+
+        while (!r->stop && r->claim < r->m->nchunks &&
+               r->claim >= r->base + RP_WS_FETCH_AHEAD)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->stop || r->claim >= r->m->nchunks)
+            break;
+        i = r->claim++;
+        slot = &r->slots[i % RP_WS_FETCH_AHEAD];
+        slot->idx = i;
+        slot->done = 0;
+        pthread_mutex_unlock(&r->mu);
+        memset(&slot->st, 0, sizeof(slot->st));
+        slot->errstr[0] = '\0';
+        err = rp_ws_fetch_chunk(&slot->f, i, slot->errstr,
+                                sizeof(slot->errstr));
+        pthread_mutex_lock(&r->mu);
+        slot->err = err;
+        slot->done = 1;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Set up r over m: threads when there is more than one chunk (falls back
+ * to fetching in the reader if none can be started). */
+static rp_err_t rp_ws_rstream_init(rp_ws_rstream_t *r, rp_state_t *st,
+                                   const rp_ws_manifest_t *m,
+                                   const char *cache_dir, rp_ws_stats_t *stats,
+                                   char *errstr, size_t errstr_size)
+{
+    int want = m->nchunks < RP_WS_FETCH_THREADS ? (int)m->nchunks
+                                                 : RP_WS_FETCH_THREADS;
+    rp_err_t err;
+
+    memset(r, 0, sizeof(*r));
+    r->m = m;
+    r->stats = stats;
+    r->errstr = errstr;
+    r->errstr_size = errstr_size;
+    if ((err = rp_ws_fetch_init(&r->f, st, m, cache_dir, stats, errstr,
+                                errstr_size)))
+        return err;
+    if (want < 2)
+        return RP_OK;
+    if (!(r->slots = calloc(RP_WS_FETCH_AHEAD, sizeof(*r->slots))))
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < RP_WS_FETCH_AHEAD; i++) {
+        rp_ws_slot_t *sl = &r->slots[i];
+        if ((err = rp_ws_fetch_init(&sl->f, st, m, cache_dir, &sl->st, errstr,
+                                    errstr_size)))
+            return err;
+    }
+    if (pthread_mutex_init(&r->mu, NULL) != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "mutex");
+    if (pthread_cond_init(&r->cv, NULL) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "condition");
+    }
+    r->mu_ok = 1;
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&r->th[i], NULL, rp_ws_prefetch_main, r) != 0)
+            break;
+        r->nth++;
+    }
+    return RP_OK;
+}
+
+static void rp_ws_rstream_free(rp_ws_rstream_t *r)
+{
+    if (r->mu_ok) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        for (int i = 0; i < r->nth; i++)
+            pthread_join(r->th[i], NULL);
+        pthread_cond_destroy(&r->cv);
+        pthread_mutex_destroy(&r->mu);
+    }
+    for (int i = 0; r->slots && i < RP_WS_FETCH_AHEAD; i++)
+        rp_ws_fetch_free(&r->slots[i].f);
+    free(r->slots);
+    rp_ws_fetch_free(&r->f);
+    memset(r, 0, sizeof(*r));
+}
 
 static la_ssize_t rp_ws_rstream_read(struct archive *a, void *opaque,
                                      const void **buf)
 {
     rp_ws_rstream_t *r = opaque;
+    rp_ws_slot_t *slot;
+    la_ssize_t n;
     rp_err_t err;
 
     (void)a;
-    if (r->next >= r->f.m->nchunks)
+    if (r->nth == 0) {
+        if (r->next >= r->m->nchunks)
+            return 0;
+        if ((err = rp_ws_fetch_chunk(&r->f, r->next, r->errstr,
+                                     r->errstr_size)) != RP_OK) {
+            r->err = err;
+            return -1;
+        }
+        *buf = r->f.raw;
+        return (la_ssize_t)r->m->chunks[r->next++].n;
+    }
+    pthread_mutex_lock(&r->mu);
+    /* libarchive is done with the chunk it had: its slot is free. */
+    r->base = r->next;
+    pthread_cond_broadcast(&r->cv);
+    if (r->next >= r->m->nchunks) {
+        pthread_mutex_unlock(&r->mu);
         return 0;
-    if ((err = rp_ws_fetch_chunk(&r->f, r->next, r->errstr,
-                                 r->errstr_size)) != RP_OK) {
-        r->err = err;
+    }
+    slot = &r->slots[r->next % RP_WS_FETCH_AHEAD];
+    while (!(slot->done && slot->idx == r->next))
+        pthread_cond_wait(&r->cv, &r->mu);
+    if (slot->err) {
+        r->err = slot->err;
+        rp_errf(r->errstr, r->errstr_size, slot->err, "%s", slot->errstr);
+        r->stop = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
         return -1;
     }
-    *buf = r->f.raw;
-    return (la_ssize_t)r->f.m->chunks[r->next++].n;
+    if (r->stats) {
+        r->stats->chunks_downloaded += slot->st.chunks_downloaded;
+        r->stats->bytes_downloaded += slot->st.bytes_downloaded;
+    }
+    *buf = slot->f.raw;
+    n = (la_ssize_t)r->m->chunks[r->next++].n;
+    pthread_mutex_unlock(&r->mu);
+    return n;
 }
 
 static rp_err_t rp_ws_rstream_open(rp_ws_rstream_t *r, struct archive **out,
@@ -1881,10 +2043,8 @@ rp_err_t rp_ws_restore(rp_state_t *st, const rp_ws_manifest_t *m,
     }
     if (m->nentries == 0)
         goto out;
-    r.errstr = errstr;
-    r.errstr_size = errstr_size;
-    if ((err = rp_ws_fetch_init(&r.f, st, m, cache_dir, stats, errstr,
-                                errstr_size)))
+    if ((err = rp_ws_rstream_init(&r, st, m, cache_dir, stats, errstr,
+                                  errstr_size)))
         goto out;
     if ((err = rp_ws_rstream_open(&r, &ar, errstr, errstr_size)))
         goto out;
@@ -1982,7 +2142,7 @@ out:
         archive_read_free(ar);
     if (dw)
         archive_write_free(dw);
-    rp_ws_fetch_free(&r.f);
+    rp_ws_rstream_free(&r);
     free(real);
     rp_ws_stats_end(stats, t0);
     return err;
@@ -2326,10 +2486,8 @@ rp_err_t rp_ws_edit(rp_state_t *st, const rp_ws_manifest_t *m,
                                   errstr_size)))
         goto out;
     if (m && m->nentries) {
-        r.errstr = errstr;
-        r.errstr_size = errstr_size;
-        if ((err = rp_ws_fetch_init(&r.f, st, m, NULL, stats, errstr,
-                                    errstr_size)) ||
+        if ((err = rp_ws_rstream_init(&r, st, m, NULL, stats, errstr,
+                                      errstr_size)) ||
             (err = rp_ws_rstream_open(&r, &ar, errstr, errstr_size)))
             goto out;
     }
@@ -2407,7 +2565,7 @@ rp_err_t rp_ws_edit(rp_state_t *st, const rp_ws_manifest_t *m,
 out:
     if (ar)
         archive_read_free(ar);
-    rp_ws_fetch_free(&r.f);
+    rp_ws_rstream_free(&r);
     rp_ws_wstream_free(&w);
     rp_ws_items_free(&it);
     rp_ws_stats_end(stats, t0);
