@@ -43,6 +43,8 @@ typedef struct counts {
 } counts_t;
 
 static counts_t g_n;
+/* > 0: the chunk put with this number (1-based) and later ones fail. */
+static int g_fail_chunk_put;
 
 static int is_chunk(const char *key)
 {
@@ -62,7 +64,11 @@ static rp_err_t c_put(rp_state_t *st, const char *key, const void *data,
                       size_t es)
 {
     __atomic_fetch_add(&g_n.puts, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&g_n.chunk_puts, is_chunk(key), __ATOMIC_RELAXED);
+    if (is_chunk(key) &&
+        __atomic_add_fetch(&g_n.chunk_puts, 1, __ATOMIC_RELAXED) >=
+            __atomic_load_n(&g_fail_chunk_put, __ATOMIC_RELAXED) &&
+        __atomic_load_n(&g_fail_chunk_put, __ATOMIC_RELAXED) > 0)
+        return rp_errf(e, es, RP_ERR_UNAVAILABLE, "injected: store down");
     return rp_state_put(st->impl, key, data, len, if_version, nv, e, es);
 }
 static rp_err_t c_del(rp_state_t *st, const char *key, uint64_t if_version,
@@ -106,6 +112,7 @@ static int setup(void **state)
     snprintf(f->st.url, sizeof(f->st.url), "count:%s", url);
     f->st.impl = f->inner;
     memset(&g_n, 0, sizeof(g_n));
+    g_fail_chunk_put = 0;
     *state = f;
     return 0;
 }
@@ -702,6 +709,39 @@ static void test_one_change_uploads_few_chunks(void **state)
     free(d2);
     rp_ws_manifest_destroy(m1);
     rp_ws_manifest_destroy(m2);
+}
+
+/* Uploads run on several threads: one failing fails the save, with its
+ * message, and no manifest is written (nothing half-saved is visible). */
+static void test_upload_failure(void **state)
+{
+    fx_t *f = *state;
+    char w[512], es[512];
+    rp_ws_manifest_t *m = NULL;
+    rp_buf_t b;
+
+    sub(f, "w", w, sizeof(w));
+    mkdir(w, 0755);
+    make_10mb(w);
+    g_fail_chunk_put = 30;
+    assert_int_equal(rp_ws_save(&f->st, "s1", "e1", w, NULL, NULL, NULL, &m,
+                                NULL, es, sizeof(es)),
+                     RP_ERR_UNAVAILABLE);
+    assert_null(m);
+    assert_non_null(strstr(es, "injected"));
+    rp_buf_init(&b, RP_WS_MANIFEST_MAX);
+    assert_int_equal(rp_state_get(f->inner,
+                                  "workspaces/s1/snapshots/e1.json.zst", &b,
+                                  NULL, es, sizeof(es)),
+                     RP_ERR_NOT_FOUND);
+    /* The store back: the same save succeeds (chunks written before are
+     * found stored). */
+    g_fail_chunk_put = 0;
+    OKE(rp_ws_save(&f->st, "s1", "e1", w, NULL, NULL, NULL, &m, NULL, es,
+                   sizeof(es)));
+    assert_non_null(m);
+    rp_buf_free(&b);
+    rp_ws_manifest_destroy(m);
 }
 
 static void test_limits(void **state)
@@ -1339,6 +1379,7 @@ int main(void)
             test_restore_never_writes_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_change_uploads_few_chunks,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_chunk, setup, teardown),
