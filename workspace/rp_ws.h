@@ -15,10 +15,12 @@
  * in the compare-and-swap of the session state, and then calls rp_ws_gc on
  * the superseded one.
  *
- * Memory: save, restore and edit stream; they hold one chunk (at most
- * RP_CDC_MAX bytes, twice over in the chunker) and the entry list, never
- * a whole file or workspace. Everything read from outside is bounded by
- * the RP_WS_* maxima below.
+ * Memory: save, restore and edit stream; they hold a bounded number of
+ * chunks (the chunker's 2 * RP_CDC_MAX, 16 upload or fetch slots of one
+ * chunk each) and the entry list, never a whole file or workspace. They
+ * start up to 8 threads of their own for uploads and fetches (joined
+ * before they return). Everything read from outside is bounded by the
+ * RP_WS_* maxima below.
  *
  * Thread-safety: no shared state; any thread may call any function, and
  * several threads may work on different snapshots at once (a manifest is
