@@ -327,13 +327,17 @@ rp_err_t rp_ws_path_check_len(const char *path, size_t len, char *norm,
             i++;
         if (n == 0 || (n == 1 && path[s] == '.'))
             continue;
-        if (n == 2 && path[s] == '.' && path[s + 1] == '.')
+        if (n == 2 && path[s] == '.' && path[s + 1] == '.') {
+            norm[0] = '\0';
             return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                            "path has a \"..\" segment");
-        if (n > RP_WS_NAME_MAX)
+        }
+        if (n > RP_WS_NAME_MAX) {
+            norm[0] = '\0';
             return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                            "a path segment is over %d bytes",
                            RP_WS_NAME_MAX);
+        }
         if (o + (o ? 1 : 0) + n + 1 > norm_size) {
             norm[0] = '\0';
             return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
@@ -1139,6 +1143,19 @@ static rp_err_t rp_ws_fetch_chunk(rp_ws_fetch_t *f, size_t i, char *errstr,
     return RP_OK;
 }
 
+/* p (a tar entry's name) names manifest path want: libarchive writes a
+ * directory's name with a trailing '/'. */
+static int rp_ws_tar_name_is(const char *p, const char *want)
+{
+    size_t n;
+
+    if (!p)
+        return 0;
+    n = strlen(want);
+    return strncmp(p, want, n) == 0 &&
+           (p[n] == '\0' || (p[n] == '/' && p[n + 1] == '\0'));
+}
+
 /* libarchive's reader over a manifest's chunks, one at a time. */
 typedef struct rp_ws_rstream {
     rp_ws_fetch_t f;
@@ -1337,8 +1354,14 @@ static rp_err_t rp_ws_wstream_open(rp_ws_wstream_t *w, rp_state_t *st,
     /* Full pax, not pax_restricted: restricted drops mtime's nanoseconds
      * unless some other field needs an extended header. No blocking: every
      * byte reaches the callback at once, so the offset after a header is
-     * where the file's data starts; no padding after the end marker. */
+     * where the file's data starts; no padding after the end marker.
+     * hdrcharset=BINARY: names go in as the bytes they are (UTF-8, checked
+     * by the walk) with no locale conversion, which in the C locale fails
+     * for anything not ASCII; the reader then gives the same bytes back
+     * through archive_entry_pathname(). */
     if (archive_write_set_format_pax(w->a) != ARCHIVE_OK ||
+        archive_write_set_format_option(w->a, "pax", "hdrcharset",
+                                        "BINARY") != ARCHIVE_OK ||
         archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK ||
         archive_write_open2(w->a, w, NULL, rp_ws_wstream_write, NULL, NULL) !=
@@ -1369,7 +1392,7 @@ static rp_err_t rp_ws_wstream_header(rp_ws_wstream_t *w, rp_ws_item_t *x)
         sec--;
     }
     archive_entry_clear(e);
-    archive_entry_set_pathname_utf8(e, x->path);
+    archive_entry_set_pathname(e, x->path);
     archive_entry_set_perm(e, x->mode & 07777);
     archive_entry_set_mtime(e, (time_t)sec, (long)nsec);
     archive_entry_set_uid(e, 0);
@@ -1385,7 +1408,7 @@ static rp_err_t rp_ws_wstream_header(rp_ws_wstream_t *w, rp_ws_item_t *x)
         break;
     default:
         archive_entry_set_filetype(e, AE_IFLNK);
-        archive_entry_set_symlink_utf8(e, x->link);
+        archive_entry_set_symlink(e, x->link);
         archive_entry_set_size(e, 0);
         break;
     }
@@ -1840,7 +1863,7 @@ rp_err_t rp_ws_restore(rp_state_t *st, const rp_ws_manifest_t *m,
                 ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                 ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_NO_OVERWRITE);
     while ((rc = archive_read_next_header(ar, &ent)) == ARCHIVE_OK) {
-        const char *p = archive_entry_pathname_utf8(ent);
+        const char *p = archive_entry_pathname(ent);
         const rp_ws_entry_t *e = k < m->nentries ? &m->entries[k] : NULL;
         mode_t ft = archive_entry_filetype(ent);
         char t = ft == AE_IFREG ? 'f' : ft == AE_IFDIR ? 'd'
@@ -1851,7 +1874,7 @@ rp_err_t rp_ws_restore(rp_state_t *st, const rp_ws_manifest_t *m,
 
         /* The stream must be the manifest's (its chunks are checked by
          * hash; this catches a manifest that lies about the stream). */
-        if (!e || !p || strcmp(p, e->path) != 0 || t != e->type ||
+        if (!e || !rp_ws_tar_name_is(p, e->path) || t != e->type ||
             archive_entry_hardlink(ent) ||
             (t == 'f' && (uint64_t)archive_entry_size(ent) != e->size)) {
             err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
@@ -2295,9 +2318,9 @@ rp_err_t rp_ws_edit(rp_state_t *st, const rp_ws_manifest_t *m,
                           : rp_ws_rstream_err(&r, ar, "header");
                 goto out;
             }
-            p = archive_entry_pathname_utf8(ent);
-            if (!p || old_next >= m->nentries ||
-                strcmp(p, m->entries[old_next].path) != 0) {
+            p = archive_entry_pathname(ent);
+            if (old_next >= m->nentries ||
+                !rp_ws_tar_name_is(p, m->entries[old_next].path)) {
                 err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
                               "workspace stream does not match its manifest "
                               "at entry %zu",
