@@ -1358,10 +1358,14 @@ class Fake:
         area, t.fs_area = getattr(t, "fs_area", None), None
         if area:
             # A command may leave directories without write permission.
+            # os.walk lists a symlink to a directory among dirs: never
+            # chmod through it (it may point outside the area).
             for root, dirs, _ in os.walk(area):
                 for d in dirs:
+                    p = os.path.join(root, d)
                     try:
-                        os.chmod(os.path.join(root, d), 0o700, follow_symlinks=False)
+                        if not os.path.islink(p):
+                            os.chmod(p, 0o700)
                     except OSError:
                         pass
             shutil.rmtree(area, ignore_errors=True)
