@@ -265,6 +265,10 @@ static rp_err_t rp_local_scratch(rp_local_t *lb, const rp_jobspec_t *spec,
     unsigned long n = atomic_fetch_add(&lb->ws_seq, 1);
     struct stat st;
 
+    if (!lb->ws_base[0])
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "--workdir is too long for the workspace's scratch "
+                       "directories");
     if (mkdir(lb->ws_base, lb->run_as.set ? 0711 : 0700) != 0 &&
         errno != EEXIST)
         return rp_errf(errstr, errstr_size, RP_ERR_IO, "mkdir %s: %s",
@@ -923,9 +927,20 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
                                                 : RP_LOCAL_KILL_GRACE_DEFAULT_MS;
     lb->executor_path = strdup(conf->executor_path);
     lb->workdir = conf->workdir ? strdup(conf->workdir) : NULL;
-    if (conf->workdir)
+    if (conf->workdir && conf->workdir[0] == '/')
         snprintf(lb->ws_base, sizeof(lb->ws_base), "%s", conf->workdir);
-    else
+    else if (conf->workdir) {
+        /* RUNPOOL_WORKSPACE must be absolute: a relative --workdir is
+         * taken from where the worker started. */
+        char here[PATH_MAX];
+
+        if (!getcwd(here, sizeof(here)))
+            snprintf(here, sizeof(here), "/");
+        if ((size_t)snprintf(lb->ws_base, sizeof(lb->ws_base), "%s/%s",
+                             strcmp(here, "/") ? here : "", conf->workdir) >=
+            sizeof(lb->ws_base))
+            lb->ws_base[0] = '\0'; /* rp_local_scratch then says so */
+    } else
         snprintf(lb->ws_base, sizeof(lb->ws_base), "%s/runpool-local-%u",
                  getenv("TMPDIR") && getenv("TMPDIR")[0] == '/'
                      ? getenv("TMPDIR") : "/tmp",
