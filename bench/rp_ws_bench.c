@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rp_state.h"
@@ -28,7 +29,48 @@
 #include "rp_ws.h"
 
 #define BENCH_ROUNDS_MAX 50
+#define BENCH_RTT_MS_MAX 1000
 #define BENCH_SIZES_MAX 8
+
+/* --rtt-ms: a store that adds a fixed round trip to every call, as a
+ * model of a remote store's latency (labelled "simulated" in the file). */
+static long g_rtt_ms;
+
+static void rtt_wait(void)
+{
+    struct timespec ts = {g_rtt_ms / 1000, (g_rtt_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+static rp_err_t rtt_get(rp_state_t *st, const char *key, rp_buf_t *out,
+                        uint64_t *version, char *e, size_t es)
+{
+    rtt_wait();
+    return rp_state_get(st->impl, key, out, version, e, es);
+}
+static rp_err_t rtt_put(rp_state_t *st, const char *key, const void *data,
+                        size_t len, uint64_t if_version, uint64_t *nv, char *e,
+                        size_t es)
+{
+    rtt_wait();
+    return rp_state_put(st->impl, key, data, len, if_version, nv, e, es);
+}
+static rp_err_t rtt_del(rp_state_t *st, const char *key, uint64_t if_version,
+                        char *e, size_t es)
+{
+    rtt_wait();
+    return rp_state_delete(st->impl, key, if_version, e, es);
+}
+static rp_err_t rtt_list(rp_state_t *st, const char *prefix,
+                         rp_state_list_cb *cb, void *opaque, char *e,
+                         size_t es)
+{
+    rtt_wait();
+    return rp_state_list(st->impl, prefix, cb, opaque, e, es);
+}
+static const rp_state_ops_t rtt_ops = {.scheme = "rtt", .get = rtt_get,
+                                       .put = rtt_put, .del = rtt_del,
+                                       .list = rtt_list};
 
 static void die(const char *what, const char *es)
 {
@@ -126,7 +168,8 @@ static void usage(void)
             "[--rounds N] [--tmp DIR] [--out FILE] [--meta KEY=VALUE]...\n"
             "  --state   state store (default file://TMP/store?fsync=1)\n"
             "  --sizes   workspace sizes in MiB (default 0,10,200)\n"
-            "  --rounds  rounds per size; medians reported (default 5)\n");
+            "  --rounds  rounds per size; medians reported (default 5)\n"
+            "  --rtt-ms  add N ms to every store call (simulated latency)\n");
 }
 
 int main(int argc, char **argv)
@@ -136,7 +179,7 @@ int main(int argc, char **argv)
     cJSON *root = cJSON_CreateObject(), *run = cJSON_CreateObject(),
           *res = cJSON_CreateArray();
     char tmp[1024], store_url[1200], es[1024], ts[64];
-    rp_state_t *st = NULL;
+    rp_state_t *st = NULL, *inner = NULL, wrapped;
     static const struct option opts[] = {
         {"state", required_argument, 0, 's'},
         {"sizes", required_argument, 0, 'z'},
@@ -144,6 +187,7 @@ int main(int argc, char **argv)
         {"tmp", required_argument, 0, 't'},
         {"out", required_argument, 0, 'o'},
         {"meta", required_argument, 0, 'm'},
+        {"rtt-ms", required_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -171,6 +215,11 @@ int main(int argc, char **argv)
             rounds = atoi(optarg);
             if (rounds < 1 || rounds > BENCH_ROUNDS_MAX)
                 die("--rounds", "1..50");
+            break;
+        case 'l':
+            g_rtt_ms = atol(optarg);
+            if (g_rtt_ms < 0 || g_rtt_ms > BENCH_RTT_MS_MAX)
+                die("--rtt-ms", "0..1000");
             break;
         case 't':
             tmp_base = optarg;
@@ -201,12 +250,22 @@ int main(int argc, char **argv)
         snprintf(store_url, sizeof(store_url), "file://%s?fsync=1", sd);
         state_url = store_url;
     }
-    if (rp_state_open(state_url, &st, es, sizeof(es)) != RP_OK)
+    if (rp_state_open(state_url, &inner, es, sizeof(es)) != RP_OK)
         die(state_url, es);
+    st = inner;
+    if (g_rtt_ms > 0) {
+        wrapped.ops = &rtt_ops;
+        snprintf(wrapped.url, sizeof(wrapped.url), "rtt:%s", state_url);
+        wrapped.impl = inner;
+        st = &wrapped;
+    }
     rp_time_rfc3339(rp_time_wall_ms(), ts, sizeof(ts));
     cJSON_AddStringToObject(run, "date", ts);
     cJSON_AddStringToObject(run, "state", state_url);
     cJSON_AddNumberToObject(run, "rounds", rounds);
+    if (g_rtt_ms > 0)
+        cJSON_AddNumberToObject(run, "simulated_rtt_ms_per_store_call",
+                                (double)g_rtt_ms);
     {
         double load[1];
         if (getloadavg(load, 1) == 1)
@@ -299,6 +358,9 @@ int main(int argc, char **argv)
                                 median_ms(t_same, rounds));
         cJSON_AddNumberToObject(o, "restore_ms", median_ms(t_rest, rounds));
         cJSON_AddNumberToObject(o, "restore_bytes_downloaded", (double)down);
+        if (g_rtt_ms > 0) /* what one GET at a time would take at least */
+            cJSON_AddNumberToObject(o, "restore_sequential_floor_ms",
+                                    (double)(chunks * (uint64_t)g_rtt_ms));
         cJSON_AddNumberToObject(o, "save_one_changed_ms",
                                 median_ms(t_one, rounds));
         cJSON_AddNumberToObject(o, "save_one_changed_bytes_uploaded",
@@ -328,7 +390,7 @@ int main(int argc, char **argv)
         free(j);
     }
     cJSON_Delete(root);
-    rp_state_destroy(st);
+    rp_state_destroy(inner);
     rmtree(tmp);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1049,6 +1050,10 @@ static int rp_ws_cache_get(const char *cache_dir, const char *hex,
     return rc;
 }
 
+/* Temp names of cache writes: unique per process and call (two fetch
+ * threads may cache the same chunk at once). */
+static unsigned rp_ws_tmp_seq;
+
 /* Best effort: a cache that cannot be written only costs a download. */
 static void rp_ws_cache_put(const char *cache_dir, const char *hex,
                             const void *data, size_t len)
@@ -1059,8 +1064,10 @@ static void rp_ws_cache_put(const char *cache_dir, const char *hex,
 
     if (snprintf(path, sizeof(path), "%s/%s", cache_dir, hex) >=
             (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", cache_dir, hex,
-                 (long)getpid()) >= (int)sizeof(tmp))
+        snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.%u.tmp", cache_dir, hex,
+                 (long)getpid(),
+                 __atomic_fetch_add(&rp_ws_tmp_seq, 1, __ATOMIC_RELAXED)) >=
+            (int)sizeof(tmp))
         return;
     if (access(path, F_OK) == 0)
         return;
@@ -1186,31 +1193,186 @@ static int rp_ws_tar_name_is(const char *p, const char *want)
            (p[n] == '\0' || (p[n] == '/' && p[n + 1] == '\0'));
 }
 
-/* libarchive's reader over a manifest's chunks, one at a time. */
+/* libarchive's reader over a manifest's chunks, in order. Chunks are
+ * fetched ahead by RP_WS_FETCH_THREADS threads into RP_WS_FETCH_AHEAD slots
+ * (each with its own buffers): a restore is one GET per chunk, and over
+ * Cloud Storage their latency, not the bandwidth, would set its time.
+ * Chunk i uses slot i % RP_WS_FETCH_AHEAD; a thread may fetch chunk i only
+ * when i < base + RP_WS_FETCH_AHEAD, base being the oldest chunk whose
+ * slot is still in use (lent to libarchive, or next to be returned). */
+#define RP_WS_FETCH_THREADS 8
+#define RP_WS_FETCH_AHEAD 16
+
+typedef struct rp_ws_slot {
+    rp_ws_fetch_t f;  /* its buffers; f.stats = &st */
+    rp_ws_stats_t st; /* this fetch's downloads, added by the reader */
+    size_t idx;       /* the chunk it holds or is fetching */
+    int done;
+    rp_err_t err;
+    char errstr[512];
+} rp_ws_slot_t;
+
 typedef struct rp_ws_rstream {
-    rp_ws_fetch_t f;
-    size_t next;
+    rp_ws_fetch_t f; /* sequential mode (nth == 0) */
+    const rp_ws_manifest_t *m;
+    rp_ws_stats_t *stats;
+    size_t next; /* the next chunk to return */
     rp_err_t err;
     char *errstr;
     size_t errstr_size;
+    /* prefetch */
+    int nth, mu_ok;
+    pthread_t th[RP_WS_FETCH_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rp_ws_slot_t *slots;
+    size_t claim, base;
+    int stop;
 } rp_ws_rstream_t;
+
+static void *rp_ws_prefetch_main(void *opaque)
+{
+    rp_ws_rstream_t *r = opaque;
+
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        rp_ws_slot_t *slot;
+        size_t i;
+        rp_err_t err;
+
+        while (!r->stop && r->claim < r->m->nchunks &&
+               r->claim >= r->base + RP_WS_FETCH_AHEAD)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->stop || r->claim >= r->m->nchunks)
+            break;
+        i = r->claim++;
+        slot = &r->slots[i % RP_WS_FETCH_AHEAD];
+        slot->idx = i;
+        slot->done = 0;
+        pthread_mutex_unlock(&r->mu);
+        memset(&slot->st, 0, sizeof(slot->st));
+        slot->errstr[0] = '\0';
+        err = rp_ws_fetch_chunk(&slot->f, i, slot->errstr,
+                                sizeof(slot->errstr));
+        pthread_mutex_lock(&r->mu);
+        slot->err = err;
+        slot->done = 1;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Set up r over m: threads when there is more than one chunk (falls back
+ * to fetching in the reader if none can be started). */
+static rp_err_t rp_ws_rstream_init(rp_ws_rstream_t *r, rp_state_t *st,
+                                   const rp_ws_manifest_t *m,
+                                   const char *cache_dir, rp_ws_stats_t *stats,
+                                   char *errstr, size_t errstr_size)
+{
+    int want = m->nchunks < RP_WS_FETCH_THREADS ? (int)m->nchunks
+                                                 : RP_WS_FETCH_THREADS;
+    rp_err_t err;
+
+    memset(r, 0, sizeof(*r));
+    r->m = m;
+    r->stats = stats;
+    r->errstr = errstr;
+    r->errstr_size = errstr_size;
+    if ((err = rp_ws_fetch_init(&r->f, st, m, cache_dir, stats, errstr,
+                                errstr_size)))
+        return err;
+    if (want < 2)
+        return RP_OK;
+    if (!(r->slots = calloc(RP_WS_FETCH_AHEAD, sizeof(*r->slots))))
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < RP_WS_FETCH_AHEAD; i++) {
+        rp_ws_slot_t *sl = &r->slots[i];
+        if ((err = rp_ws_fetch_init(&sl->f, st, m, cache_dir, &sl->st, errstr,
+                                    errstr_size)))
+            return err;
+    }
+    if (pthread_mutex_init(&r->mu, NULL) != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "mutex");
+    if (pthread_cond_init(&r->cv, NULL) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "condition");
+    }
+    r->mu_ok = 1;
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&r->th[i], NULL, rp_ws_prefetch_main, r) != 0)
+            break;
+        r->nth++;
+    }
+    return RP_OK;
+}
+
+static void rp_ws_rstream_free(rp_ws_rstream_t *r)
+{
+    if (r->mu_ok) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        for (int i = 0; i < r->nth; i++)
+            pthread_join(r->th[i], NULL);
+        pthread_cond_destroy(&r->cv);
+        pthread_mutex_destroy(&r->mu);
+    }
+    for (int i = 0; r->slots && i < RP_WS_FETCH_AHEAD; i++)
+        rp_ws_fetch_free(&r->slots[i].f);
+    free(r->slots);
+    rp_ws_fetch_free(&r->f);
+    memset(r, 0, sizeof(*r));
+}
 
 static la_ssize_t rp_ws_rstream_read(struct archive *a, void *opaque,
                                      const void **buf)
 {
     rp_ws_rstream_t *r = opaque;
+    rp_ws_slot_t *slot;
+    la_ssize_t n;
     rp_err_t err;
 
     (void)a;
-    if (r->next >= r->f.m->nchunks)
+    if (r->nth == 0) {
+        if (r->next >= r->m->nchunks)
+            return 0;
+        if ((err = rp_ws_fetch_chunk(&r->f, r->next, r->errstr,
+                                     r->errstr_size)) != RP_OK) {
+            r->err = err;
+            return -1;
+        }
+        *buf = r->f.raw;
+        return (la_ssize_t)r->m->chunks[r->next++].n;
+    }
+    pthread_mutex_lock(&r->mu);
+    /* libarchive is done with the chunk it had: its slot is free. */
+    r->base = r->next;
+    pthread_cond_broadcast(&r->cv);
+    if (r->next >= r->m->nchunks) {
+        pthread_mutex_unlock(&r->mu);
         return 0;
-    if ((err = rp_ws_fetch_chunk(&r->f, r->next, r->errstr,
-                                 r->errstr_size)) != RP_OK) {
-        r->err = err;
+    }
+    slot = &r->slots[r->next % RP_WS_FETCH_AHEAD];
+    while (!(slot->done && slot->idx == r->next))
+        pthread_cond_wait(&r->cv, &r->mu);
+    if (slot->err) {
+        r->err = slot->err;
+        rp_errf(r->errstr, r->errstr_size, slot->err, "%s", slot->errstr);
+        r->stop = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
         return -1;
     }
-    *buf = r->f.raw;
-    return (la_ssize_t)r->f.m->chunks[r->next++].n;
+    if (r->stats) {
+        r->stats->chunks_downloaded += slot->st.chunks_downloaded;
+        r->stats->bytes_downloaded += slot->st.bytes_downloaded;
+    }
+    *buf = slot->f.raw;
+    n = (la_ssize_t)r->m->chunks[r->next++].n;
+    pthread_mutex_unlock(&r->mu);
+    return n;
 }
 
 static rp_err_t rp_ws_rstream_open(rp_ws_rstream_t *r, struct archive **out,
@@ -1247,7 +1409,22 @@ static rp_err_t rp_ws_rstream_err(rp_ws_rstream_t *r, struct archive *a,
                                            : "unreadable");
 }
 
-/* The writer: libarchive (pax) -> FastCDC -> sha256 -> upload. */
+/* The writer: libarchive (pax) -> FastCDC -> sha256 -> upload. New chunks
+ * are compressed and written by up to RP_WS_PUT_THREADS threads through
+ * RP_WS_PUT_SLOTS slots (a copy of the chunk each), for the same reason
+ * restores fetch ahead: one PUT per chunk, latency-bound on Cloud
+ * Storage. The chunker's thread only hashes (the manifest needs the
+ * order), so a slot is taken only for a chunk the store may lack. */
+#define RP_WS_PUT_THREADS 8
+#define RP_WS_PUT_SLOTS 16
+
+typedef struct rp_ws_upslot {
+    uint8_t *raw; /* RP_CDC_MAX */
+    size_t n;
+    uint8_t h[32];
+    int state; /* 0 free, 1 queued, 2 being written */
+} rp_ws_upslot_t;
+
 typedef struct rp_ws_wstream {
     rp_state_t *st;
     const char *session_id;
@@ -1255,7 +1432,7 @@ typedef struct rp_ws_wstream {
     const rp_ws_manifest_t *prev; /* its chunks are in the store already */
     rp_ws_hset_t have;            /* prev's and this stream's chunks */
     rp_cdc_t *cdc;
-    ZSTD_CCtx *cz;
+    ZSTD_CCtx *cz;  /* sequential mode */
     uint8_t *zbuf;
     rp_ws_chunk_t *chunks;
     size_t nchunks, chunks_cap;
@@ -1266,15 +1443,199 @@ typedef struct rp_ws_wstream {
     size_t errstr_size;
     struct archive *a;
     struct archive_entry *ent;
+    /* uploads */
+    int mu_ok, nth, alive, idle, stop; /* nth started (joined), alive */
+    pthread_t th[RP_WS_PUT_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rp_ws_upslot_t *up;
+    rp_err_t up_err; /* the first failed upload's */
+    char up_errstr[512];
 } rp_ws_wstream_t;
+
+/* Compress and write one chunk create-only (RP_ERR_EXISTS: those bytes are
+ * stored already = success); *zn_out = its compressed size when written
+ * (0 when it existed). Any thread. */
+static rp_err_t rp_ws_put_chunk(rp_ws_wstream_t *w, ZSTD_CCtx *cz,
+                                uint8_t *zbuf, const uint8_t *data,
+                                size_t len, const uint8_t h[32],
+                                size_t *zn_out, char *errstr,
+                                size_t errstr_size)
+{
+    char hex[65], key[RP_STATE_KEY_MAX + 1];
+    size_t zn;
+    rp_err_t err;
+
+    *zn_out = 0;
+    zn = ZSTD_compressCCtx(cz, zbuf, ZSTD_compressBound(RP_CDC_MAX), data, len,
+                           RP_WS_ZSTD_LEVEL);
+    if (ZSTD_isError(zn))
+        return rp_errf(errstr, errstr_size, RP_ERR_INTERNAL, "zstd: %s",
+                       ZSTD_getErrorName(zn));
+    rp_ws_hex(h, hex);
+    rp_layout_ws_chunk_key(w->session_id, hex, key, sizeof(key));
+    err = rp_state_put(w->st, key, zbuf, zn, 0, NULL, errstr, errstr_size);
+    if (err == RP_ERR_EXISTS) {
+        if (errstr && errstr_size)
+            errstr[0] = '\0';
+        return RP_OK;
+    }
+    if (err != RP_OK)
+        return err;
+    *zn_out = zn;
+    if (w->cache_dir)
+        rp_ws_cache_put(w->cache_dir, hex, zbuf, zn);
+    return RP_OK;
+}
+
+static void *rp_ws_upload_main(void *opaque)
+{
+    rp_ws_wstream_t *w = opaque;
+    ZSTD_CCtx *cz = ZSTD_createCCtx();
+    uint8_t *zbuf = malloc(ZSTD_compressBound(RP_CDC_MAX));
+    char es[512];
+
+    pthread_mutex_lock(&w->mu);
+    if (!cz || !zbuf) {
+        if (!w->up_err) {
+            w->up_err = RP_ERR_NOMEM;
+            snprintf(w->up_errstr, sizeof(w->up_errstr), "out of memory");
+        }
+        w->alive--; /* the others (or the caller) do the work */
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        ZSTD_freeCCtx(cz);
+        free(zbuf);
+        return NULL;
+    }
+    for (;;) {
+        rp_ws_upslot_t *sl = NULL;
+        size_t zn;
+        rp_err_t err;
+
+        for (int i = 0; i < RP_WS_PUT_SLOTS; i++)
+            if (w->up[i].state == 1) {
+                sl = &w->up[i];
+                break;
+            }
+        if (!sl) {
+            if (w->stop)
+                break;
+            w->idle++;
+            pthread_cond_wait(&w->cv, &w->mu);
+            w->idle--;
+            continue;
+        }
+        sl->state = 2;
+        pthread_mutex_unlock(&w->mu);
+        es[0] = '\0';
+        err = rp_ws_put_chunk(w, cz, zbuf, sl->raw, sl->n, sl->h, &zn, es,
+                              sizeof(es));
+        pthread_mutex_lock(&w->mu);
+        if (err && !w->up_err) {
+            w->up_err = err;
+            snprintf(w->up_errstr, sizeof(w->up_errstr), "%s", es);
+        }
+        if (!err && zn && w->stats) {
+            w->stats->chunks_uploaded++;
+            w->stats->bytes_uploaded += zn;
+        }
+        sl->state = 0;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    ZSTD_freeCCtx(cz);
+    free(zbuf);
+    return NULL;
+}
+
+/* The first failed upload's error, into the caller's errstr. w->mu held. */
+static rp_err_t rp_ws_up_failed(rp_ws_wstream_t *w)
+{
+    return rp_errf(w->errstr, w->errstr_size, w->up_err, "%s", w->up_errstr);
+}
+
+/* Queue one chunk the store may lack; sequential when no thread runs. */
+static rp_err_t rp_ws_upload(rp_ws_wstream_t *w, const uint8_t *data,
+                             size_t len, const uint8_t h[32])
+{
+    rp_ws_upslot_t *sl = NULL;
+    rp_err_t err = RP_OK;
+
+    if (w->mu_ok) {
+        pthread_mutex_lock(&w->mu);
+        /* Another thread while none waits idle, up to the maximum. */
+        if (w->idle == 0 && w->nth < RP_WS_PUT_THREADS &&
+            pthread_create(&w->th[w->nth], NULL, rp_ws_upload_main, w) == 0) {
+            w->nth++;
+            w->alive++;
+        }
+        while (!w->up_err && w->alive > 0) {
+            for (int i = 0; i < RP_WS_PUT_SLOTS && !sl; i++)
+                if (w->up[i].state == 0)
+                    sl = &w->up[i];
+            if (sl)
+                break;
+            pthread_cond_wait(&w->cv, &w->mu);
+        }
+        if (w->up_err) {
+            err = rp_ws_up_failed(w);
+        } else if (sl) {
+            memcpy(sl->raw, data, len);
+            sl->n = len;
+            memcpy(sl->h, h, 32);
+            sl->state = 1;
+            pthread_cond_broadcast(&w->cv);
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (err || sl)
+            return err;
+    }
+    {
+        size_t zn;
+        err = rp_ws_put_chunk(w, w->cz, w->zbuf, data, len, h, &zn, w->errstr,
+                              w->errstr_size);
+        if (!err && zn && w->stats) {
+            w->stats->chunks_uploaded++;
+            w->stats->bytes_uploaded += zn;
+        }
+    }
+    return err;
+}
+
+/* Wait until every queued chunk is written; the first error if one was
+ * not. */
+static rp_err_t rp_ws_upload_drain(rp_ws_wstream_t *w)
+{
+    rp_err_t err = RP_OK;
+
+    if (!w->mu_ok)
+        return RP_OK;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < RP_WS_PUT_SLOTS; i++)
+            busy |= w->up[i].state != 0;
+        if (!busy || w->alive == 0)
+            break;
+        pthread_cond_wait(&w->cv, &w->mu);
+    }
+    if (w->up_err)
+        err = rp_ws_up_failed(w);
+    else
+        for (int i = 0; i < RP_WS_PUT_SLOTS; i++)
+            if (w->up[i].state != 0) /* every thread failed to start */
+                err = rp_errf(w->errstr, w->errstr_size, RP_ERR_NOMEM,
+                              "workspace upload threads failed");
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
 
 static rp_err_t rp_ws_wstream_emit(void *opaque, const uint8_t *data,
                                    size_t len)
 {
     rp_ws_wstream_t *w = opaque;
     rp_ws_chunk_t *c;
-    char hex[65], key[RP_STATE_KEY_MAX + 1];
-    size_t zn;
     rp_err_t err;
 
     if (w->nchunks == RP_WS_CHUNKS_MAX)
@@ -1301,32 +1662,12 @@ static rp_err_t rp_ws_wstream_emit(void *opaque, const uint8_t *data,
         w->stats->chunks++;
     if (rp_ws_hset_has(&w->have, c->h))
         return RP_OK; /* stored before, or earlier in this stream */
-    zn = ZSTD_compressCCtx(w->cz, w->zbuf, ZSTD_compressBound(RP_CDC_MAX),
-                           data, len, RP_WS_ZSTD_LEVEL);
-    if (ZSTD_isError(zn))
-        return rp_errf(w->errstr, w->errstr_size, RP_ERR_INTERNAL,
-                       "zstd: %s", ZSTD_getErrorName(zn));
-    rp_ws_hex(c->h, hex);
-    rp_layout_ws_chunk_key(w->session_id, hex, key, sizeof(key));
-    /* Create-only: RP_ERR_EXISTS means those bytes are stored already. */
-    err = rp_state_put(w->st, key, w->zbuf, zn, 0, NULL, w->errstr,
-                       w->errstr_size);
-    if (err == RP_ERR_EXISTS) {
-        err = RP_OK;
-        if (w->errstr && w->errstr_size)
-            w->errstr[0] = '\0';
-    } else if (err == RP_OK && w->stats) {
-        w->stats->chunks_uploaded++;
-        w->stats->bytes_uploaded += zn;
-    }
-    if (err != RP_OK)
-        return err;
-    if (w->cache_dir)
-        rp_ws_cache_put(w->cache_dir, hex, w->zbuf, zn);
+    /* Added before it is written: the same bytes later in the stream are
+     * not queued twice (the manifest is written only once all are). */
     if (rp_ws_hset_add(&w->have, c->h) != 0)
         return rp_errf(w->errstr, w->errstr_size, RP_ERR_NOMEM,
                        "out of memory");
-    return RP_OK;
+    return rp_ws_upload(w, data, len, c->h);
 }
 
 static la_ssize_t rp_ws_wstream_write(struct archive *a, void *opaque,
@@ -1346,6 +1687,19 @@ static la_ssize_t rp_ws_wstream_write(struct archive *a, void *opaque,
 
 static void rp_ws_wstream_free(rp_ws_wstream_t *w)
 {
+    if (w->mu_ok) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        for (int i = 0; i < w->nth; i++)
+            pthread_join(w->th[i], NULL);
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+    }
+    for (int i = 0; w->up && i < RP_WS_PUT_SLOTS; i++)
+        free(w->up[i].raw);
+    free(w->up);
     if (w->a)
         archive_write_free(w->a);
     archive_entry_free(w->ent);
@@ -1375,6 +1729,18 @@ static rp_err_t rp_ws_wstream_open(rp_ws_wstream_t *w, rp_state_t *st,
         !(w->zbuf = malloc(ZSTD_compressBound(RP_CDC_MAX))) ||
         !(w->ent = archive_entry_new()) || !(w->a = archive_write_new()))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    /* Upload slots; without them (or threads) chunks go up one by one. */
+    if ((w->up = calloc(RP_WS_PUT_SLOTS, sizeof(*w->up)))) {
+        int ok = 1;
+        for (int i = 0; i < RP_WS_PUT_SLOTS; i++)
+            ok &= (w->up[i].raw = malloc(RP_CDC_MAX)) != NULL;
+        if (ok && pthread_mutex_init(&w->mu, NULL) == 0) {
+            if (pthread_cond_init(&w->cv, NULL) == 0)
+                w->mu_ok = 1;
+            else
+                pthread_mutex_destroy(&w->mu);
+        }
+    }
     /* prev's chunks are in the store (prev is current, so complete). */
     if (prev && prev->session_id[0] && strcmp(prev->session_id, session_id) == 0)
         for (size_t i = 0; i < prev->nchunks; i++)
@@ -1464,7 +1830,7 @@ static rp_err_t rp_ws_wstream_close(rp_ws_wstream_t *w)
         return rp_ws_wstream_fail(w, "end");
     if ((err = rp_cdc_finish(w->cdc)) != RP_OK)
         return err;
-    return RP_OK;
+    return rp_ws_upload_drain(w);
 }
 
 /* Write the manifest create-only and parse it back as *out. */
@@ -1536,7 +1902,10 @@ static rp_err_t rp_ws_walk(const char *dir, uint64_t max_bytes,
             root = 0;
             continue;
         }
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* The root may be a symlink (the caller names it); nothing below
+         * it is followed. */
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+                            (root ? 0 : O_NOFOLLOW));
         if (fd < 0 || !(d = fdopendir(fd))) {
             if (fd >= 0)
                 close(fd);
@@ -1878,10 +2247,8 @@ rp_err_t rp_ws_restore(rp_state_t *st, const rp_ws_manifest_t *m,
     }
     if (m->nentries == 0)
         goto out;
-    r.errstr = errstr;
-    r.errstr_size = errstr_size;
-    if ((err = rp_ws_fetch_init(&r.f, st, m, cache_dir, stats, errstr,
-                                errstr_size)))
+    if ((err = rp_ws_rstream_init(&r, st, m, cache_dir, stats, errstr,
+                                  errstr_size)))
         goto out;
     if ((err = rp_ws_rstream_open(&r, &ar, errstr, errstr_size)))
         goto out;
@@ -1979,7 +2346,7 @@ out:
         archive_read_free(ar);
     if (dw)
         archive_write_free(dw);
-    rp_ws_fetch_free(&r.f);
+    rp_ws_rstream_free(&r);
     free(real);
     rp_ws_stats_end(stats, t0);
     return err;
@@ -2323,10 +2690,8 @@ rp_err_t rp_ws_edit(rp_state_t *st, const rp_ws_manifest_t *m,
                                   errstr_size)))
         goto out;
     if (m && m->nentries) {
-        r.errstr = errstr;
-        r.errstr_size = errstr_size;
-        if ((err = rp_ws_fetch_init(&r.f, st, m, NULL, stats, errstr,
-                                    errstr_size)) ||
+        if ((err = rp_ws_rstream_init(&r, st, m, NULL, stats, errstr,
+                                      errstr_size)) ||
             (err = rp_ws_rstream_open(&r, &ar, errstr, errstr_size)))
             goto out;
     }
@@ -2404,7 +2769,7 @@ rp_err_t rp_ws_edit(rp_state_t *st, const rp_ws_manifest_t *m,
 out:
     if (ar)
         archive_read_free(ar);
-    rp_ws_fetch_free(&r.f);
+    rp_ws_rstream_free(&r);
     rp_ws_wstream_free(&w);
     rp_ws_items_free(&it);
     rp_ws_stats_end(stats, t0);

@@ -15,10 +15,12 @@
  * in the compare-and-swap of the session state, and then calls rp_ws_gc on
  * the superseded one.
  *
- * Memory: save, restore and edit stream; they hold one chunk (at most
- * RP_CDC_MAX bytes, twice over in the chunker) and the entry list, never
- * a whole file or workspace. Everything read from outside is bounded by
- * the RP_WS_* maxima below.
+ * Memory: save, restore and edit stream; they hold a bounded number of
+ * chunks (the chunker's 2 * RP_CDC_MAX, 16 upload or fetch slots of one
+ * chunk each) and the entry list, never a whole file or workspace. They
+ * start up to 8 threads of their own for uploads and fetches (joined
+ * before they return). Everything read from outside is bounded by the
+ * RP_WS_* maxima below.
  *
  * Thread-safety: no shared state; any thread may call any function, and
  * several threads may work on different snapshots at once (a manifest is
@@ -85,6 +87,10 @@ typedef enum rp_ws_limit {
     RP_WS_LIMIT_FILES,  /* result code RP_WS_TOO_MANY_FILES */
 } rp_ws_limit_t;
 
+/* bytes/files: the workspace's file bytes and entries; stream_bytes and
+ * chunks: the tar stream's; *_uploaded: chunks written (compressed bytes;
+ * bytes_uploaded also counts the manifest); *_downloaded: chunk objects
+ * fetched from the store (compressed bytes; cache hits not counted). */
 typedef struct rp_ws_stats {
     uint64_t bytes, files, stream_bytes, chunks, chunks_uploaded,
         bytes_uploaded, chunks_downloaded, bytes_downloaded;

@@ -43,6 +43,8 @@ typedef struct counts {
 } counts_t;
 
 static counts_t g_n;
+/* > 0: the chunk put with this number (1-based) and later ones fail. */
+static int g_fail_chunk_put;
 
 static int is_chunk(const char *key)
 {
@@ -52,22 +54,27 @@ static int is_chunk(const char *key)
 static rp_err_t c_get(rp_state_t *st, const char *key, rp_buf_t *out,
                       uint64_t *version, char *e, size_t es)
 {
-    g_n.gets++;
-    g_n.chunk_gets += is_chunk(key);
+    /* Restores fetch from several threads. */
+    __atomic_fetch_add(&g_n.gets, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_n.chunk_gets, is_chunk(key), __ATOMIC_RELAXED);
     return rp_state_get(st->impl, key, out, version, e, es);
 }
 static rp_err_t c_put(rp_state_t *st, const char *key, const void *data,
                       size_t len, uint64_t if_version, uint64_t *nv, char *e,
                       size_t es)
 {
-    g_n.puts++;
-    g_n.chunk_puts += is_chunk(key);
+    __atomic_fetch_add(&g_n.puts, 1, __ATOMIC_RELAXED);
+    if (is_chunk(key) &&
+        __atomic_add_fetch(&g_n.chunk_puts, 1, __ATOMIC_RELAXED) >=
+            __atomic_load_n(&g_fail_chunk_put, __ATOMIC_RELAXED) &&
+        __atomic_load_n(&g_fail_chunk_put, __ATOMIC_RELAXED) > 0)
+        return rp_errf(e, es, RP_ERR_UNAVAILABLE, "injected: store down");
     return rp_state_put(st->impl, key, data, len, if_version, nv, e, es);
 }
 static rp_err_t c_del(rp_state_t *st, const char *key, uint64_t if_version,
                       char *e, size_t es)
 {
-    g_n.dels++;
+    __atomic_fetch_add(&g_n.dels, 1, __ATOMIC_RELAXED);
     return rp_state_delete(st->impl, key, if_version, e, es);
 }
 static rp_err_t c_list(rp_state_t *st, const char *prefix,
@@ -105,6 +112,7 @@ static int setup(void **state)
     snprintf(f->st.url, sizeof(f->st.url), "count:%s", url);
     f->st.impl = f->inner;
     memset(&g_n, 0, sizeof(g_n));
+    g_fail_chunk_put = 0;
     *state = f;
     return 0;
 }
@@ -584,6 +592,19 @@ static void test_empty_workspace(void **state)
                                 es, sizeof(es)));
     assert_null(m2);
     assert_true(s.unchanged);
+    /* The workspace named through a symlink: saved as the directory. */
+    {
+        char lnk[600];
+        snprintf(lnk, sizeof(lnk), "%s/wlink", f->root);
+        wfile(w, "x", "x", 1, 0644);
+        assert_int_equal(symlink(w, lnk), 0);
+        OKE(rp_ws_save(&f->st, "s1", "e4", lnk, m, NULL, NULL, &m2, &s, es,
+                       sizeof(es)));
+        assert_non_null(m2);
+        assert_int_equal(rp_ws_manifest_count(m2), 1);
+        rp_ws_manifest_destroy(m2);
+        m2 = NULL;
+    }
     /* Not a directory: a clear error. */
     assert_int_equal(rp_ws_save(&f->st, "s1", "e3", "/nonexistent/ws", NULL,
                                 NULL, NULL, &m2, &s, es, sizeof(es)),
@@ -688,6 +709,39 @@ static void test_one_change_uploads_few_chunks(void **state)
     free(d2);
     rp_ws_manifest_destroy(m1);
     rp_ws_manifest_destroy(m2);
+}
+
+/* Uploads run on several threads: one failing fails the save, with its
+ * message, and no manifest is written (nothing half-saved is visible). */
+static void test_upload_failure(void **state)
+{
+    fx_t *f = *state;
+    char w[512], es[512];
+    rp_ws_manifest_t *m = NULL;
+    rp_buf_t b;
+
+    sub(f, "w", w, sizeof(w));
+    mkdir(w, 0755);
+    make_10mb(w);
+    g_fail_chunk_put = 30;
+    assert_int_equal(rp_ws_save(&f->st, "s1", "e1", w, NULL, NULL, NULL, &m,
+                                NULL, es, sizeof(es)),
+                     RP_ERR_UNAVAILABLE);
+    assert_null(m);
+    assert_non_null(strstr(es, "injected"));
+    rp_buf_init(&b, RP_WS_MANIFEST_MAX);
+    assert_int_equal(rp_state_get(f->inner,
+                                  "workspaces/s1/snapshots/e1.json.zst", &b,
+                                  NULL, es, sizeof(es)),
+                     RP_ERR_NOT_FOUND);
+    /* The store back: the same save succeeds (chunks written before are
+     * found stored). */
+    g_fail_chunk_put = 0;
+    OKE(rp_ws_save(&f->st, "s1", "e1", w, NULL, NULL, NULL, &m, NULL, es,
+                   sizeof(es)));
+    assert_non_null(m);
+    rp_buf_free(&b);
+    rp_ws_manifest_destroy(m);
 }
 
 static void test_limits(void **state)
@@ -937,6 +991,68 @@ static void test_corrupt_chunk(void **state)
     rp_buf_free(&out);
     free(z);
     rp_ws_manifest_destroy(m);
+}
+
+/* Many chunks, fetched ahead by several threads: a bad one in the middle
+ * still stops the restore with its name, and the others are not lost. */
+static void test_corrupt_chunk_prefetched(void **state)
+{
+    fx_t *f = *state;
+    char w[512], r[512], r2[512], es[512], key[RP_STATE_KEY_MAX + 1], hex[65];
+    rp_ws_manifest_t *m = NULL, *m2 = NULL;
+    uint8_t junk[100];
+    void *z = malloc(ZSTD_compressBound(sizeof(junk)));
+    size_t zn;
+    rp_buf_t b;
+    int i;
+
+    sub(f, "w", w, sizeof(w));
+    sub(f, "r", r, sizeof(r));
+    sub(f, "r2", r2, sizeof(r2));
+    mkdir(w, 0755);
+    mkdir(r, 0755);
+    mkdir(r2, 0755);
+    make_10mb(w);
+    OKE(rp_ws_save(&f->st, "s1", "e1", w, NULL, NULL, NULL, &m, NULL, es,
+                   sizeof(es)));
+    /* The 60th chunk's key, from the manifest as stored (its JSON). */
+    rp_buf_init(&b, RP_WS_MANIFEST_MAX);
+    OKE(rp_state_get(f->inner, rp_ws_manifest_key(m), &b, NULL, es,
+                     sizeof(es)));
+    {
+        size_t cap = ZSTD_getFrameContentSize(b.data, b.len);
+        char *js = malloc(cap + 1), *p;
+        assert_int_equal(ZSTD_decompress(js, cap, b.data, b.len), cap);
+        js[cap] = '\0';
+        p = js;
+        for (i = 0; i < 60; i++)
+            assert_non_null(p = strstr(p + 1, "{\"h\":\""));
+        memcpy(hex, p + 6, 64);
+        hex[64] = '\0';
+        free(js);
+    }
+    rp_layout_ws_chunk_key("s1", hex, key, sizeof(key));
+    fill(junk, sizeof(junk), 6);
+    zn = ZSTD_compress(z, ZSTD_compressBound(sizeof(junk)), junk,
+                       sizeof(junk), 1);
+    OKE(rp_state_put(f->inner, key, z, zn, RP_STATE_ANY, NULL, es,
+                     sizeof(es)));
+    assert_int_equal(rp_ws_restore(&f->st, m, r, NULL, NULL, es, sizeof(es)),
+                     RP_ERR_PROTOCOL);
+    assert_non_null(strstr(es, "corrupt"));
+    assert_non_null(strstr(es, hex));
+    /* A save that finds the bad chunk "stored" would keep it: only a
+     * restore notices. The manifest loads and a second restore fails the
+     * same way (no state kept between restores). */
+    OKE(rp_ws_manifest_load(&f->st, rp_ws_manifest_key(m), &m2, es,
+                            sizeof(es)));
+    assert_int_equal(rp_ws_restore(&f->st, m2, r2, NULL, NULL, es,
+                                   sizeof(es)),
+                     RP_ERR_PROTOCOL);
+    rp_buf_free(&b);
+    free(z);
+    rp_ws_manifest_destroy(m);
+    rp_ws_manifest_destroy(m2);
 }
 
 static void test_cache_dir(void **state)
@@ -1263,9 +1379,12 @@ int main(void)
             test_restore_never_writes_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_change_uploads_few_chunks,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_chunk_prefetched, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cache_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit, setup, teardown),
