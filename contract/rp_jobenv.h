@@ -21,6 +21,22 @@
  *                       (1..RP_JOBENV_ATTEMPT_MAX, default 1); written
  *                       into the claim (rp_claim.h), so a re-run after an
  *                       interruption stays bounded across owners
+ *   RUNPOOL_WORKSPACE   optional: the session's workspace directory
+ *                       (docs/workspace.md): an absolute path (restored
+ *                       from the session's snapshot before the command,
+ *                       saved after it), "mount:/PATH" (a shared volume:
+ *                       the session uses PATH/{session_id}, no snapshot)
+ *                       or "off"; absent = off. A new session starts in it
+ *                       unless RUNPOOL_DEFAULT_CWD says otherwise.
+ *   RUNPOOL_WORKSPACE_MAX_BYTES, RUNPOOL_WORKSPACE_MAX_FILES
+ *                       optional: the snapshot's caps (default 1 GiB,
+ *                       100,000 entries)
+ *   RUNPOOL_WORKSPACE_CACHE  optional: a local directory of chunks by
+ *                       hash (the local backend's), so a restore fetches
+ *                       only the chunks it lacks
+ *   RUNPOOL_WORKSPACE_SCRATCH optional: "1" = the workspace directory is
+ *                       this execution's own: the executor removes it
+ *                       when done (the local backend's fresh directories)
  *
  * The executor's exit status (what a backend reports as exit_code):
  *   RP_EXEC_EXIT_RECORDED  0  a result record exists for the execution
@@ -60,6 +76,7 @@
 #define RP_JOBENV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rp_claim.h"
 #include "rp_err.h"
@@ -81,6 +98,13 @@
 /* The bound on starts lives with the claim that counts them. */
 #define RP_JOBENV_ATTEMPT_MAX RP_CLAIM_ATTEMPTS_MAX
 
+/* Workspace snapshot caps (RUNPOOL_WORKSPACE_MAX_*), defaults and limits. */
+#define RP_JOBENV_WS_MAX_BYTES_DEFAULT ((uint64_t)1 << 30)
+#define RP_JOBENV_WS_MAX_FILES_DEFAULT 100000
+#define RP_JOBENV_WS_MAX_BYTES_LIMIT ((uint64_t)1 << 40)
+#define RP_JOBENV_WS_MAX_FILES_LIMIT 10000000
+#define RP_JOBENV_WS_MOUNT_PREFIX "mount:"
+
 typedef struct rp_jobspec {
     char execution_id[RP_ID_MAX + 1];
     char session_id[RP_ID_MAX + 1];
@@ -94,6 +118,13 @@ typedef struct rp_jobspec {
      * command is NULL until rp_jobenv_load_request. Owned. */
     char *request_ref;
     int attempt;          /* build: 0 or 1 = first (not passed); parse: >= 1 */
+    /* RUNPOOL_WORKSPACE: "off", "/abs/dir" or "mount:/abs/dir"; NULL =
+     * absent (off). Owned by whoever filled the struct. */
+    char *workspace;
+    char *ws_cache;        /* RUNPOOL_WORKSPACE_CACHE; NULL = none; owned */
+    int ws_scratch;        /* RUNPOOL_WORKSPACE_SCRATCH=1 */
+    uint64_t ws_max_bytes; /* 0 = RP_JOBENV_WS_MAX_BYTES_DEFAULT */
+    uint64_t ws_max_files; /* 0 = RP_JOBENV_WS_MAX_FILES_DEFAULT */
 } rp_jobspec_t;
 
 /* Append the contract variables for spec to out (name/value copied; spec

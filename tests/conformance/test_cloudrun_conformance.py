@@ -397,14 +397,19 @@ def test_run_with_overrides_succeeds(fake, clients, out_dir):
     assert result.name == meta.name and result.succeeded_count == 1
     assert op.operation.done
 
-    # What the container got: exactly the job's env + overrides, PATH/HOME/
-    # TMPDIR of the fake, Cloud Run's own variables; nothing else.
+    # What the container got: exactly the job's env + overrides, PATH/HOME
+    # of the fake, a TMPDIR in the attempt's own fresh filesystem area
+    # (state/fs/..., removed when it ended), Cloud Run's own variables;
+    # nothing else.
     eid = meta.name.rsplit("/", 1)[1]
     got = read_env(os.path.join(out_dir, f"{eid}.0.0.env"))
+    tmpdir = got.pop("TMPDIR", "")
+    assert tmpdir.startswith(os.path.join(fake.state_dir, "fs") + "/")
+    assert tmpdir.endswith("/tmp") and not os.path.exists(tmpdir)
     expect = dict(job_env)
     expect.update({"SHARED": "override", "EXECUTION_ID": "exec-ok-1",
                    "COMMAND": "echo 'a b'\nexit 0", "EXIT_CODE": "0"})
-    expect.update({k: fake.fake_env[k] for k in ("PATH", "HOME", "TMPDIR") if k in fake.fake_env})
+    expect.update({k: fake.fake_env[k] for k in ("PATH", "HOME") if k in fake.fake_env})
     expect.update({"CLOUD_RUN_JOB": jid, "CLOUD_RUN_EXECUTION": eid,
                    "CLOUD_RUN_TASK_INDEX": "0", "CLOUD_RUN_TASK_ATTEMPT": "0",
                    "CLOUD_RUN_TASK_COUNT": "1"})
