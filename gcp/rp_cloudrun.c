@@ -354,8 +354,14 @@ rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                                     c->burst ? c->burst : c->writes_rps, 1,
                                     10000, NULL, &c->writes_burst, errstr,
                                     errstr_size)) ||
+        /* Template mode: gets are for stragglers only, the sweeps keep
+         * the rest of the reads; per-execution mode polls by get. */
         (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_GET_RPS",
-                                    c->reads_rps < 5 ? c->reads_rps : 5, 1,
+                                    c->mode == RP_CLOUDRUN_MODE_PER_EXECUTION ||
+                                            c->reads_rps < 5
+                                        ? c->reads_rps
+                                        : 5,
+                                    1,
                                     10000, NULL, &c->get_rps, errstr,
                                     errstr_size)) ||
         (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_SWEEP_MS", 250, 0,

@@ -70,7 +70,7 @@ typedef struct rp_cloudrun_conf {
     int runs_rps, runs_burst;          /* _RUNS_RPS [3] _RUNS_BURST [= rps]: jobs.run */
     int reads_rps, reads_burst;        /* _READS_RPS [10] _READS_BURST: get, list */
     int writes_rps, writes_burst;      /* _WRITES_RPS [3] _WRITES_BURST: create, delete, cancel */
-    int get_rps;                       /* _GET_RPS [5]: executions.get, of the reads */
+    int get_rps;                       /* _GET_RPS [5; per-execution: reads]: executions.get */
     int sweep_ms;                      /* _SWEEP_MS [250]; 0: no sweeps */
     int sweep_pages;                   /* _SWEEP_PAGES [4]: list pages per sweep */
     int queue_max_s;                   /* _QUEUE_MAX_S [900]: not started by then */

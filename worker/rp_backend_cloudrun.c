@@ -6,13 +6,20 @@
  * start/cancel/detach only change a run's flags and its place in a timer
  * queue (rp_timerq, on "next step due at"); a fixed pool of threads takes
  * due runs and performs one step each (an API call or two, a state-store
- * read or write), then puts the run back with its next due time — polls
- * back off from poll_min to poll_max. Every API call but executions.cancel
- * first takes a token from one bucket, so a burst of requests cannot
- * exhaust the project's quota; a step that finds no token goes back on the
- * queue until one is there, so no thread waits for a token and steps that
- * need none (state-store I/O, cancels) are never held up behind it.
- * 429/5xx/timeouts back off with jitter and retry.
+ * read or write), then puts the run back with its next due time. In
+ * template mode a sweeper thread finds completions: one executions.list of
+ * the template job every sweep_ms sees every execution in flight, and
+ * hands the finished ones to their runs; only executions no sweep has seen
+ * lately (stragglers) and per-execution jobs are polled with
+ * executions.get, backing off from poll_min to poll_max. Every API call
+ * first takes a token of its quota family (runs, reads, writes: Cloud
+ * Run's own quotas), so a burst of requests cannot exhaust the project's
+ * quota; a step that finds no token goes back on the queue until one is
+ * there, so no thread waits for a token and steps that need none
+ * (state-store I/O) are never held up behind it; cancels take theirs on
+ * credit. A 429 holds its family for everyone; 429/5xx/timeouts back off
+ * with jitter and retry. The timeout clock starts at the execution's
+ * startTime (docs/cloudrun.md).
  *
  * jobs.run is not idempotent, so each jobs.run is claimed durably first:
  * executions/{id}/attempt-{n}.json, create-only, one object per run (Cloud
@@ -1639,7 +1646,8 @@ static void *rp_cloudrun_sweeper(void *opaque)
                 break;
             }
             rp_cloudrun_msg(suffix, sizeof(suffix),
-                            "/executions?pageSize=%d%s%s", page_size,
+                            "/executions?pageSize=%d&prettyPrint=false%s%s",
+                            page_size,
                             token[0] ? "&pageToken=" : "", token[0] ? esc : "");
             if (!rp_cloudrun_url(cr, url, sizeof(url), cr->tjob_name, suffix)) {
                 done = true;
