@@ -1399,6 +1399,7 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
         run->cancel_sent_ms = now;
         run->poll_ms = cr->conf.poll_min_ms;
         rp_cloudrun_ok(run);
+        rp_http_resp_clear(&call.resp); /* the paths below may return */
     }
     /* Watched by the sweeps: their news, if any; a get of our own only
      * when no sweep has seen it for straggle_ms (pruned, too deep, lagging
