@@ -153,6 +153,7 @@ struct rp_backend_run {
     bool claim_fresh;          /* claimed, no jobs.run sent since */
     bool run_refused;          /* our last jobs.run got a 4xx: not applied */
     bool job_create_sent, job_mine, tjob_creator;
+    bool claim_reused;         /* claim_fresh again after a 429 on jobs.run */
     bool cancel_sent, self_cancel;
     bool queue_cancel;         /* self_cancel because it never started */
     bool seen;                 /* executions.get has answered 200 */
@@ -809,6 +810,7 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
         if (err)
             goto fail;
         run->claim_fresh = true;
+        run->claim_reused = false;
         run->run_refused = false;
         run->phase = RP_CR_JOB;
         rp_cloudrun_ok(run);
@@ -1086,6 +1088,14 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
     rp_err_t err;
 
     memset(&call, 0, sizeof(call));
+    if (run->claim_fresh && run->claim_reused &&
+        rp_time_wall_ms() + cr->conf.http_timeout_ms >=
+            run->att.run_at_ms + cr->conf.settle_ms) {
+        /* Held too long to reuse claim n: another owner may have stopped
+         * looking for its execution by the time this run would land.
+         * Nothing was started for it (429), so claim n+1 follows. */
+        run->claim_fresh = run->claim_reused = false;
+    }
     if (!run->claim_fresh) {
         /* Every jobs.run is preceded by a claim of its own, the next
          * number, create-only: of two owners, only one makes it and runs.
@@ -1113,6 +1123,7 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
                                          : rp_cloudrun_fail(run, err, msg);
         }
         run->claim_fresh = true;
+        run->claim_reused = false;
         run->run_refused = false;
     }
     if (!(body = rp_cloudrun_run_body(
@@ -1157,6 +1168,23 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
                "%s", es);
         run->phase = RP_CR_FIND;
         ret = rp_cloudrun_backoff(cr, run, es);
+        goto out;
+    }
+    if (rc == RP_CR_RETRY && call.status == 429) {
+        /* A 429 is sent before Google acts: nothing started, and claim n
+         * still stands. Retry jobs.run on it after the backoff (the runs
+         * family is held meanwhile) without a list or a new claim, as
+         * long as the retry lands before a new owner of claim n would
+         * stop looking for its execution (settle_ms after run_at_ms). */
+        ret = rp_cloudrun_backoff(cr, run, call.msg);
+        if (!run->have_done &&
+            rp_time_wall_ms() + ret + cr->conf.http_timeout_ms <
+                run->att.run_at_ms + cr->conf.settle_ms) {
+            run->claim_fresh = run->claim_reused = true;
+            goto out;
+        }
+        if (!run->have_done)
+            run->phase = RP_CR_FIND;
         goto out;
     }
     if (rc == RP_CR_RETRY) {

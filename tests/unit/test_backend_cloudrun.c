@@ -940,8 +940,11 @@ static void test_429_burst(void **state)
 {
     fx_t *f = *state;
     tjob_t j[3];
-    char eid[32];
+    char eid[32], key[96];
 
+    /* A retry on the same claim must land within settle_ms of it. */
+    set(f, "RUNPOOL_CLOUD_RUN_HTTP_TIMEOUT_MS", "1000");
+    set(f, "RUNPOOL_CLOUD_RUN_SETTLE_MS", "4000");
     need_fake(f);
     fake_config("{\"faults\":[{\"route\":\"jobs.run\",\"status\":429,"
                 "\"count\":5}]}");
@@ -956,9 +959,14 @@ static void test_429_burst(void **state)
         finish(f, &j[i]);
         snprintf(eid, sizeof(eid), "q-%d", i);
         assert_int_equal(stat_int("executions_by_execution_id", eid), 1);
+        /* A 429 proves nothing started: jobs.run is retried on the same
+         * claim, no second claim is written. */
+        snprintf(key, sizeof(key), "executions/%s/attempt-2.json", eid);
+        assert_false(object_exists(f, key));
     }
     assert_int_equal(stat_int(NULL, "faults_injected"), 5);
     assert_int_equal(stat_int(NULL, "executions_created"), 3);
+    assert_int_equal(stat_int("requests", "POST jobs.run"), 3 + 5);
 }
 
 /* A 5xx or 504 that comes AFTER the execution was created, and a lost
@@ -1435,7 +1443,8 @@ static void test_queued_too_long(void **state)
 
 /* Queued longer than its timeout, then it runs a short command: the
  * timeout counts from the start (startTime), so it succeeds. (Before, the
- * clock began at jobs.run and it was cancelled as overdue at 2 s.) */
+ * clock began at jobs.run and it was cancelled as overdue at 4 s:
+ * timeout 1 + margin 2 + cancel-after 1.) */
 static void test_queued_then_runs(void **state)
 {
     fx_t *f = *state;
@@ -1445,11 +1454,11 @@ static void test_queued_then_runs(void **state)
     char es[512];
     int64_t t0;
 
-    set(f, "RUNPOOL_CLOUD_RUN_TIMEOUT_MARGIN_S", "0");
+    set(f, "RUNPOOL_CLOUD_RUN_TIMEOUT_MARGIN_S", "2");
     set(f, "RUNPOOL_CLOUD_RUN_CANCEL_AFTER_S", "1");
     need_fake(f);
     fake_config("{\"exec_faults\":[{\"execution_id\":\"queued-1\","
-                "\"start_latency_ms\":4000}]}");
+                "\"start_latency_ms\":6000}]}");
     spec_init(&spec, f, "queued-1", "echo began");
     spec.timeout_s = 1;
     memset(&j, 0, sizeof(j));
@@ -1461,9 +1470,9 @@ static void test_queued_then_runs(void **state)
         fail_msg("%s", j.d.detail);
     assert_int_equal(j.d.exit_code, 0);
     assert_false(j.d.cancelled);
-    assert_true(rp_time_mono_ms() - t0 >= 4000);
+    assert_true(rp_time_mono_ms() - t0 >= 6000);
     /* The start was seen, after the queueing. */
-    assert_true(rp_backend_started_ms(f->be, j.run) >= t0 + 3000);
+    assert_true(rp_backend_started_ms(f->be, j.run) >= t0 + 5000);
     finish(f, &j);
     assert_true(record(f, "queued-1", &res));
     assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
