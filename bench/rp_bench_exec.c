@@ -12,13 +12,17 @@
  * the record is read back and must say "succeeded".
  *
  * Usage: runpool-bench-exec --state-dir DIR --runs N --command CMD
- *          --out FILE NAME=EXECUTOR [NAME=EXECUTOR ...]
+ *          --out FILE [--floor] NAME=EXECUTOR [NAME=EXECUTOR ...]
+ * --floor adds, alternated with the executors, `/bin/sh -c true` and
+ * `/bin/true` started the same way: the CPU floor of one execution's
+ * processes (a shell, and an exec of a libc-only program).
  * Exit status: 0 figures written; 1 a run failed; 2 usage.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,12 +175,44 @@ static int bx_run_one(const char *exe, const char *state_dir,
     return rc;
 }
 
+/* The floor: vfork + exec + wait of argv (no record), as bx_run_one
+ * times it. 0 when it exited 0. */
+static int bx_run_raw(char *const argv[], int64_t *wall_us, int64_t *cpu_us)
+{
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct rusage ru;
+    int status = 0;
+    int64_t t0 = rp_time_mono_us();
+    pid_t pid = vfork();
+
+    if (pid == 0) {
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    if (pid < 0)
+        bx_die("vfork");
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+    }
+    *wall_us = rp_time_mono_us() - t0;
+    *cpu_us = (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
+              (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *state_dir = NULL, *command = "true", *out = NULL;
     bx_variant_t v[BX_VARIANTS_MAX];
-    size_t nv = 0;
+    size_t nv = 0, nfloor = 0;
     long runs = 1000;
+    bool floor = false;
+    /* --floor: what any execution costs at least, alternated with the
+     * executors: a dash start (the command's shell) and a libc-only
+     * dynamic program (what an executor start cannot go below). */
+    static char *floor_sh[] = {"/bin/sh", "-c", "true", NULL};
+    static char *floor_exec[] = {"/bin/true", NULL};
+    char *const *floor_argv[] = {floor_sh, floor_exec};
+    const char *floor_name[] = {"floor_sh_c_true", "floor_exec_bin_true"};
     char work_dir[BX_PATH_MAX + 8], eid[128], load0[128] = "", load1[128] = "";
     cJSON *root, *vs;
     char *text;
@@ -192,6 +228,8 @@ int main(int argc, char **argv)
             command = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             out = argv[++i];
+        else if (!strcmp(argv[i], "--floor"))
+            floor = true;
         else if (strchr(argv[i], '=') && argv[i][0] != '-' &&
                  nv < BX_VARIANTS_MAX) {
             char *eq = strchr(argv[i], '=');
@@ -209,9 +247,15 @@ int main(int argc, char **argv)
         strlen(state_dir) >= BX_PATH_MAX)
         bx_die("usage: --state-dir DIR --runs N [--command CMD] --out FILE "
                "NAME=EXECUTOR...");
+    if (floor && nv + 2 <= BX_VARIANTS_MAX)
+        for (size_t k = 0; k < 2; k++, nfloor++) {
+            v[nv + k].name = floor_name[k];
+            v[nv + k].exe = floor_argv[k][0];
+            v[nv + k].failed = 0;
+        }
     snprintf(work_dir, sizeof(work_dir), "%s/work", state_dir);
     mkdir(work_dir, 0700);
-    for (size_t k = 0; k < nv; k++)
+    for (size_t k = 0; k < nv + nfloor; k++)
         if (!(v[k].wall_us = calloc((size_t)runs, sizeof(int64_t))) ||
             !(v[k].cpu_us = calloc((size_t)runs, sizeof(int64_t))))
             bx_die("out of memory");
@@ -222,7 +266,15 @@ int main(int argc, char **argv)
     }
     /* Alternate: run r of every variant, then run r+1. */
     for (long r = 0; r < runs; r++)
-        for (size_t k = 0; k < nv; k++) {
+        for (size_t k = 0; k < nv + nfloor; k++) {
+            if (k >= nv) {
+                if (bx_run_raw(floor_argv[k - nv], &v[k].wall_us[r],
+                               &v[k].cpu_us[r]) != 0) {
+                    v[k].failed++;
+                    failed = 1;
+                }
+                continue;
+            }
             snprintf(eid, sizeof(eid), "bx-%s-%ld-%ld", v[k].name, (long)getpid(), r);
             if (bx_run_one(v[k].exe, state_dir, work_dir, command, eid,
                            &v[k].wall_us[r], &v[k].cpu_us[r]) != 0) {
@@ -249,7 +301,7 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(root, "loadavg_at_start", load0);
     cJSON_AddStringToObject(root, "loadavg_at_end", load1);
     vs = cJSON_AddObjectToObject(root, "variants");
-    for (size_t k = 0; k < nv; k++) {
+    for (size_t k = 0; k < nv + nfloor; k++) {
         cJSON *o = cJSON_AddObjectToObject(vs, v[k].name);
 
         cJSON_AddStringToObject(o, "executor", v[k].exe);
