@@ -64,6 +64,10 @@ typedef struct bench_opts {
     pid_t broker_pid;
     double goal_wall_s;   /* <= 0: no goal */
     double goal_rss_mib;  /* <= 0: no goal */
+    double goal_rate;     /* executions/s at least; <= 0: no goal */
+    double goal_worker_cpu_ms; /* per execution, at most; <= 0: no goal */
+    double goal_turn_p50_ms;   /* turnaround p50 at most; <= 0: no goal */
+    double goal_turn_p99_ms;   /* turnaround p99 at most; <= 0: no goal */
     const char *meta[BENCH_META_MAX];
     size_t n_meta;
     char peer_name[BENCH_PEERS_MAX][32];
@@ -623,6 +627,20 @@ static void goal(cJSON *goals, const char *name, double limit, double value,
         *all_pass = false;
 }
 
+/* A goal met when value <= limit (at_most) or value >= limit. */
+static void goal_bound(cJSON *goals, const char *name, double limit,
+                       double value, bool at_most, bool *all_pass)
+{
+    cJSON *g = cJSON_AddObjectToObject(goals, name);
+    bool pass = at_most ? value <= limit : value >= limit;
+
+    cJSON_AddNumberToObject(g, at_most ? "limit" : "at_least", limit);
+    cJSON_AddNumberToObject(g, "value", value);
+    cJSON_AddStringToObject(g, "result", pass ? "pass" : "fail");
+    if (!pass)
+        *all_pass = false;
+}
+
 /* /proc/loadavg without its newline: how busy the machine was. */
 static void loadavg(char *out, size_t size)
 {
@@ -691,6 +709,7 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
     int missing = b->total - b->received, peak_results, peak_worker;
     double wall_s = b->received ? (double)(b->last_recv_us - t0_us) / 1e6 : 0;
     cJSON *fig, *lat, *probs, *goals, *run;
+    double worker_ms = NAN, turn_p50 = NAN, turn_p99 = NAN;
     bool ok, all_pass = true;
 
     for (int k = 0; k < S_COUNT; k++)
@@ -802,6 +821,53 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
     cJSON_AddItemToObject(lat, "finished_to_result",
                           dist(v[S_FINISH_TO_RESULT], m));
 
+    /* One session's turnaround: the gap between the results of its
+     * consecutive requests (request r+1 can start only when r is done),
+     * from the results' Kafka timestamps, set by the worker's producer when
+     * it queued each result (the driver's own fetch wait stays out). */
+    {
+        size_t ng = 0, cap = (size_t)b->total;
+        int64_t *gaps = calloc(cap + 1, sizeof(int64_t));
+        cJSON *t;
+
+        if (!gaps)
+            die("out of memory");
+        for (int r = 1; r < b->o.per_session; r++)
+            for (int s = 0; s < b->o.sessions; s++) {
+                const bench_exec_t *p = &b->ex[(r - 1) * b->o.sessions + s];
+                const bench_exec_t *q = &b->ex[r * b->o.sessions + s];
+
+                if (p->results && q->results)
+                    gaps[ng++] = q->res_ts - p->res_ts;
+            }
+        t = dist(gaps, ng);
+        cJSON_AddStringToObject(t, "how", "per session, result r+1's Kafka "
+                                "timestamp minus result r's (ms)");
+        cJSON_AddItemToObject(lat, "turnaround", t);
+        if (ng) {
+            size_t k50 = (size_t)ceil(0.5 * (double)ng), k99 = (size_t)ceil(0.99 * (double)ng);
+
+            turn_p50 = (double)gaps[k50 ? k50 - 1 : 0];
+            turn_p99 = (double)gaps[k99 ? k99 - 1 : 0];
+        }
+        free(gaps);
+    }
+    if (w0.ok && w1.ok && b->received) {
+        cJSON *pe = cJSON_AddObjectToObject(fig, "cpu_ms_per_execution");
+
+        worker_ms = ((w1.user - w0.user) + (w1.sys - w0.sys)) * 1000.0 /
+                    b->received;
+        cJSON_AddNumberToObject(pe, "worker", r3(worker_ms));
+        cJSON_AddNumberToObject(pe, "executors_reaped",
+                                r3(((w1.child_user - w0.child_user) +
+                                    (w1.child_sys - w0.child_sys)) *
+                                   1000.0 / b->received));
+        if (k0.ok && k1.ok)
+            cJSON_AddNumberToObject(pe, "broker",
+                                    r3(((k1.user - k0.user) + (k1.sys - k0.sys)) *
+                                       1000.0 / b->received));
+    }
+
     goals = cJSON_AddObjectToObject(root, "goals");
     {
         cJSON *g = cJSON_AddObjectToObject(goals,
@@ -816,6 +882,19 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
     if (b->o.goal_rss_mib > 0)
         goal(goals, "worker_vmhwm_mib", b->o.goal_rss_mib,
              r3(hwm_kib / 1024.0), &all_pass);
+    if (b->o.goal_rate > 0)
+        goal_bound(goals, "executions_per_s", b->o.goal_rate,
+                   wall_s > 0 ? round(b->received / wall_s * 10) / 10 : 0,
+                   false, &all_pass);
+    if (b->o.goal_worker_cpu_ms > 0)
+        goal_bound(goals, "worker_cpu_ms_per_execution", b->o.goal_worker_cpu_ms,
+                   r3(worker_ms), true, &all_pass);
+    if (b->o.goal_turn_p50_ms > 0)
+        goal_bound(goals, "turnaround_p50_ms", b->o.goal_turn_p50_ms, turn_p50,
+                   true, &all_pass);
+    if (b->o.goal_turn_p99_ms > 0)
+        goal_bound(goals, "turnaround_p99_ms", b->o.goal_turn_p99_ms, turn_p99,
+                   true, &all_pass);
     cJSON_AddStringToObject(goals, "all", all_pass ? "pass" : "fail");
 
     run = cJSON_GetObjectItem(root, "run");
@@ -873,6 +952,11 @@ static void summary(const bench_t *b, const cJSON *root)
            num(lat, "spawn_and_executor", "p99"),
            num(lat, "worker_added_rest", "p50"),
            num(lat, "worker_added_rest", "p99"));
+    printf("   CPU ms per execution: worker %g, executors %g; turnaround "
+           "ms p50/p99 %g/%g\n",
+           num(fig, "cpu_ms_per_execution", "worker"),
+           num(fig, "cpu_ms_per_execution", "executors_reaped"),
+           num(lat, "turnaround", "p50"), num(lat, "turnaround", "p99"));
     printf("   load average at start: %s\n",
            cJSON_GetStringValue(cJSON_GetObjectItem(
                cJSON_GetObjectItem(root, "machine"), "loadavg_at_start")));
@@ -922,6 +1006,11 @@ static void usage(FILE *f)
 "  --timeout-s S        request timeout_s [120]\n"
 "  --goal-wall-s S      goal: wall time below S seconds\n"
 "  --goal-rss-mib M     goal: worker VmHWM below M MiB\n"
+"  --goal-rate R        goal: at least R executions/s\n"
+"  --goal-worker-cpu-ms X  goal: worker CPU per execution at most X ms\n"
+"  --goal-turnaround-p50-ms X, --goal-turnaround-p99-ms X\n"
+"                       goal: gap between a session's consecutive results\n"
+"                       at most X ms (p50, p99)\n"
 "  --description TEXT   what the scenario measures (into the file)\n"
 "  --meta KEY=VALUE     extra string for the file's \"run\" (repeatable)\n"
 "  --peer NAME=PID      another process whose CPU and command line go into\n"
@@ -962,7 +1051,8 @@ static void parse_args(bench_t *b, int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_NAME, O_SESS, O_PER, O_CMD, O_OUT, O_WPID,
            O_BPID, O_SAMPLE, O_DEADLINE, O_WARM, O_TMO, O_GWALL, O_GRSS,
-           O_DESC, O_META, O_REQ, O_RES, O_PEER };
+           O_DESC, O_META, O_REQ, O_RES, O_PEER, O_GRATE, O_GWCPU, O_GT50,
+           O_GT99 };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"name", required_argument, NULL, O_NAME},
@@ -978,6 +1068,10 @@ static void parse_args(bench_t *b, int argc, char **argv)
         {"timeout-s", required_argument, NULL, O_TMO},
         {"goal-wall-s", required_argument, NULL, O_GWALL},
         {"goal-rss-mib", required_argument, NULL, O_GRSS},
+        {"goal-rate", required_argument, NULL, O_GRATE},
+        {"goal-worker-cpu-ms", required_argument, NULL, O_GWCPU},
+        {"goal-turnaround-p50-ms", required_argument, NULL, O_GT50},
+        {"goal-turnaround-p99-ms", required_argument, NULL, O_GT99},
         {"description", required_argument, NULL, O_DESC},
         {"meta", required_argument, NULL, O_META},
         {"requests-topic", required_argument, NULL, O_REQ},
@@ -1029,6 +1123,16 @@ static void parse_args(bench_t *b, int argc, char **argv)
             break;
         case O_GWALL: o->goal_wall_s = num_arg("--goal-wall-s", optarg); break;
         case O_GRSS: o->goal_rss_mib = num_arg("--goal-rss-mib", optarg); break;
+        case O_GRATE: o->goal_rate = num_arg("--goal-rate", optarg); break;
+        case O_GWCPU:
+            o->goal_worker_cpu_ms = num_arg("--goal-worker-cpu-ms", optarg);
+            break;
+        case O_GT50:
+            o->goal_turn_p50_ms = num_arg("--goal-turnaround-p50-ms", optarg);
+            break;
+        case O_GT99:
+            o->goal_turn_p99_ms = num_arg("--goal-turnaround-p99-ms", optarg);
+            break;
         case O_DESC: o->description = optarg; break;
         case O_META:
             if (!strchr(optarg, '=') || o->n_meta >= BENCH_META_MAX)
@@ -1105,7 +1209,7 @@ int main(int argc, char **argv)
     char date[RP_TIME_RFC3339_MAX], *text, eid[RP_ID_MAX + 1],
         sid[RP_ID_MAX + 1], load0[128], load1[128];
     long hwm, rss;
-    bool ok;
+    bool ok, cpu_taken = false;
     int i = 0;
 
     memset(&b, 0, sizeof(b));
@@ -1154,6 +1258,14 @@ int main(int argc, char **argv)
             if (next_sample_us < now)
                 next_sample_us = now + (int64_t)b.o.sample_ms * 1000;
         }
+        /* CPU up to the last result: the linger below is idle time. */
+        if (b.received == b.total && !cpu_taken) {
+            w1 = proc_cpu(b.o.worker_pid);
+            k1 = proc_cpu(b.o.broker_pid);
+            for (size_t p = 0; p < b.o.n_peers; p++)
+                peer1[p] = proc_cpu(b.o.peer_pid[p]);
+            cpu_taken = true;
+        }
         if (b.received == b.total &&
             now >= b.last_recv_us + (int64_t)BENCH_LINGER_MS * 1000)
             break;
@@ -1169,10 +1281,12 @@ int main(int argc, char **argv)
     /* Children excluded: VmHWM is this process's own peak. */
     hwm = status_kib(b.o.worker_pid, "VmHWM");
     rss = status_kib(b.o.worker_pid, "VmRSS");
-    w1 = proc_cpu(b.o.worker_pid);
-    k1 = proc_cpu(b.o.broker_pid);
-    for (size_t p = 0; p < b.o.n_peers; p++)
-        peer1[p] = proc_cpu(b.o.peer_pid[p]);
+    if (!cpu_taken) { /* gave up: CPU up to now */
+        w1 = proc_cpu(b.o.worker_pid);
+        k1 = proc_cpu(b.o.broker_pid);
+        for (size_t p = 0; p < b.o.n_peers; p++)
+            peer1[p] = proc_cpu(b.o.peer_pid[p]);
+    }
     loadavg(load1, sizeof(load1));
 
     root = cJSON_CreateObject();

@@ -61,6 +61,7 @@
 #define RP_EXECUTOR_DEFAULT_PATH \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define RP_EXECUTOR_ERRSTR_MAX 512
+#define RP_EXECUTOR_DUMPER_ENV "RUNPOOL_ENV_DUMPER"
 
 typedef struct rp_main {
     rp_jobspec_t spec;
@@ -394,27 +395,16 @@ static rp_err_t rp_main_fill_result(rp_main_t *m, rp_exec_outcome_t *oc,
     return rp_main_session_env(m, &oc->env_after, &res->env);
 }
 
-/* runpool-dump-env beside this binary when installed (a libc-only
- * program, far cheaper to start than this one), else NULL: we are our own
- * dumper. Returns a static buffer; main thread. */
+/* RUNPOOL_ENV_DUMPER=PATH (absolute): capture the command's environment
+ * by exec'ing `PATH --dump-env` (runpool-dump-env: NUL-exact whatever the
+ * shell) instead of the shell's builtin `export -p`, for a /bin/sh whose
+ * export -p the executor cannot read. Unset (the default): no dumper, one
+ * process less per execution (docs/executor.md). */
 static const char *rp_main_dumper(void)
 {
-    static char path[PATH_MAX];
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    char *slash;
+    const char *d = getenv(RP_EXECUTOR_DUMPER_ENV);
 
-    if (n <= 0)
-        return NULL;
-    self[n] = '\0';
-    if (!(slash = strrchr(self, '/')))
-        return NULL;
-    *slash = '\0';
-    if (snprintf(path, sizeof(path), "%s/runpool-dump-env", self) >=
-            (int)sizeof(path) ||
-        access(path, X_OK) != 0)
-        return NULL;
-    return path;
+    return d && d[0] ? d : NULL;
 }
 
 /* A malformed job environment will not get better on a retry: when the

@@ -76,11 +76,13 @@ typedef struct rp_exec_opts {
     size_t output_max;        /* per stream; 0 = RP_OUTPUT_MAX_DEFAULT */
     int64_t kill_grace_ms;    /* 0 = RP_EXEC_KILL_GRACE_DEFAULT_MS */
     int64_t linger_ms;        /* 0 = RP_EXEC_LINGER_DEFAULT_MS */
-    /* borrowed; absolute path of a runpool-executor binary, run as
-     * `DUMPER --dump-env` by the EXIT trap. NULL = this process's own
-     * binary (/proc/self/exe), which is right inside runpool-executor.
-     * When it cannot be exec'd (E2BIG: an environment over the kernel's
-     * limit; or missing), the shell's builtin `export -p` captures. */
+    /* borrowed; NULL (the default): the EXIT trap captures the exported
+     * environment with the shell's builtin `export -p`, no exec. Else the
+     * absolute path of a runpool-dump-env (or runpool-executor) binary,
+     * run as `DUMPER --dump-env` by the trap (one more exec per run, but
+     * NUL-exact whatever the shell); when it cannot be exec'd (E2BIG: an
+     * environment over the kernel's limit; or missing), `export -p`
+     * captures. */
     const char *env_dumper;
     /* When readable, the run is cancelled like a timeout (SIGTERM, grace,
      * SIGKILL) and outcome.cancelled is set. -1 = none. Borrowed. */

@@ -8,7 +8,7 @@
  * a failing endpoint is asked once per wave of callers, not once per
  * thread.
  *
- * Secrets: private keys and tokens are wiped (OPENSSL_cleanse) from every
+ * Secrets: private keys and tokens are wiped (explicit_bzero) from every
  * buffer we own once done, and never reach rp_log or an errstr.
  */
 #include "rp_auth.h"
@@ -31,10 +31,117 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <dlfcn.h>
+
 #include "rp_buf.h"
 #include "rp_http.h"
 #include "rp_log.h"
 #include "rp_time.h"
+
+/* libcrypto is loaded with dlopen when a service-account key is parsed,
+ * not linked: mapping and relocating it cost every runpool-executor start
+ * ~0.8 ms of CPU (bench/README.md, "The executor"), and only a key file
+ * needs it (metadata-server and emulator tokens do not). The functions
+ * below are redirected to this table. Wiping and the constant-time
+ * compare need no OpenSSL (explicit_bzero, rp_auth_ct_equal). */
+#if OPENSSL_VERSION_MAJOR != 3
+#error "rp_auth loads libcrypto.so.3: update RP_AUTH_LIBCRYPTO"
+#endif
+#define RP_AUTH_LIBCRYPTO "libcrypto.so.3"
+static struct {
+    unsigned long (*err_get_error)(void);
+    void (*err_error_string_n)(unsigned long e, char *buf, size_t len);
+    void (*err_clear_error)(void);
+    BIO *(*bio_new_mem_buf)(const void *buf, int len);
+    int (*bio_free)(BIO *a);
+    EVP_PKEY *(*pem_read_bio_privatekey)(BIO *bp, EVP_PKEY **x,
+                                         pem_password_cb *cb, void *u);
+    int (*pkey_get_bits)(const EVP_PKEY *pkey);
+    int (*pkey_get_size)(const EVP_PKEY *pkey);
+    int (*pkey_is_a)(const EVP_PKEY *pkey, const char *name);
+    void (*pkey_free)(EVP_PKEY *pkey);
+    EVP_MD_CTX *(*md_ctx_new)(void);
+    void (*md_ctx_free)(EVP_MD_CTX *ctx);
+    const EVP_MD *(*sha256)(void);
+    int (*digest_sign_init)(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx,
+                            const EVP_MD *type, ENGINE *e, EVP_PKEY *pkey);
+    int (*digest_sign)(EVP_MD_CTX *ctx, unsigned char *sigret,
+                       size_t *siglen, const unsigned char *tbs,
+                       size_t tbslen);
+} rp_ossl;
+static char rp_auth_load_error[256];
+static int rp_auth_load_rc = -1;
+static pthread_once_t rp_auth_load_once = PTHREAD_ONCE_INIT;
+
+#undef OPENSSL_cleanse
+#define OPENSSL_cleanse(p, n) explicit_bzero((p), (n))
+#define ERR_get_error (*rp_ossl.err_get_error)
+#define ERR_error_string_n (*rp_ossl.err_error_string_n)
+#define ERR_clear_error (*rp_ossl.err_clear_error)
+#define BIO_new_mem_buf (*rp_ossl.bio_new_mem_buf)
+#define BIO_free (*rp_ossl.bio_free)
+#define PEM_read_bio_PrivateKey (*rp_ossl.pem_read_bio_privatekey)
+#define EVP_PKEY_get_bits (*rp_ossl.pkey_get_bits)
+#define EVP_PKEY_get_size (*rp_ossl.pkey_get_size)
+#define EVP_PKEY_is_a (*rp_ossl.pkey_is_a)
+#define EVP_PKEY_free (*rp_ossl.pkey_free)
+#define EVP_MD_CTX_new (*rp_ossl.md_ctx_new)
+#define EVP_MD_CTX_free (*rp_ossl.md_ctx_free)
+#define EVP_sha256 (*rp_ossl.sha256)
+#define EVP_DigestSignInit (*rp_ossl.digest_sign_init)
+#define EVP_DigestSign (*rp_ossl.digest_sign)
+
+/* Resolve every function or none (pthread_once). */
+static void rp_auth_load_crypto(void)
+{
+    void *lib = dlopen(RP_AUTH_LIBCRYPTO, RTLD_NOW | RTLD_LOCAL);
+    const struct {
+        const char *name;
+        void **slot;
+    } syms[] = {
+        {"ERR_get_error", (void **)&rp_ossl.err_get_error},
+        {"ERR_error_string_n", (void **)&rp_ossl.err_error_string_n},
+        {"ERR_clear_error", (void **)&rp_ossl.err_clear_error},
+        {"BIO_new_mem_buf", (void **)&rp_ossl.bio_new_mem_buf},
+        {"BIO_free", (void **)&rp_ossl.bio_free},
+        {"PEM_read_bio_PrivateKey", (void **)&rp_ossl.pem_read_bio_privatekey},
+        {"EVP_PKEY_get_bits", (void **)&rp_ossl.pkey_get_bits},
+        {"EVP_PKEY_get_size", (void **)&rp_ossl.pkey_get_size},
+        {"EVP_PKEY_is_a", (void **)&rp_ossl.pkey_is_a},
+        {"EVP_PKEY_free", (void **)&rp_ossl.pkey_free},
+        {"EVP_MD_CTX_new", (void **)&rp_ossl.md_ctx_new},
+        {"EVP_MD_CTX_free", (void **)&rp_ossl.md_ctx_free},
+        {"EVP_sha256", (void **)&rp_ossl.sha256},
+        {"EVP_DigestSignInit", (void **)&rp_ossl.digest_sign_init},
+        {"EVP_DigestSign", (void **)&rp_ossl.digest_sign},
+    };
+
+    if (!lib) {
+        snprintf(rp_auth_load_error, sizeof(rp_auth_load_error),
+                 "cannot load %s: %s", RP_AUTH_LIBCRYPTO, dlerror());
+        return;
+    }
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        if (!(*syms[i].slot = dlsym(lib, syms[i].name))) {
+            snprintf(rp_auth_load_error, sizeof(rp_auth_load_error),
+                     "%s has no %s", RP_AUTH_LIBCRYPTO, syms[i].name);
+            return;
+        }
+    }
+    rp_auth_load_rc = 0; /* never dlclose'd */
+}
+
+/* Constant-time equality of n bytes (a token compare must not leak how
+ * much of it matched). */
+static bool rp_auth_ct_equal(const void *a, const void *b, size_t n)
+{
+    const volatile unsigned char *x = a, *y = b;
+    unsigned char d = 0;
+
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)(x[i] ^ y[i]);
+    return d == 0;
+}
 
 /* Header + claims are bounded by the RP_AUTH_FIELD_MAX fields; the
  * signature by the largest RSA key we accept (16384 bits = 2 KiB). */
@@ -214,6 +321,10 @@ rp_err_t rp_auth_key_parse(const char *json, size_t len, rp_auth_key_t **out,
     if (!json || !out)
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                        "rp_auth_key_parse: NULL argument");
+    pthread_once(&rp_auth_load_once, rp_auth_load_crypto);
+    if (rp_auth_load_rc != 0)
+        return rp_errf(errstr, errstr_size, RP_ERR_UNAVAILABLE,
+                       "service-account key: %s", rp_auth_load_error);
     *out = NULL;
     root = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(root)) {
@@ -289,7 +400,8 @@ rp_err_t rp_auth_key_parse(const char *json, size_t len, rp_auth_key_t **out,
     key = NULL;
 
 out:
-    BIO_free(bio);
+    if (bio)
+        BIO_free(bio);
     if (root) {
         pk_item = cJSON_GetObjectItemCaseSensitive(root, "private_key");
         if (cJSON_IsString(pk_item))
@@ -369,7 +481,8 @@ void rp_auth_key_free(rp_auth_key_t *key)
 {
     if (!key)
         return;
-    EVP_PKEY_free(key->pkey); /* OpenSSL clears RSA key material on free */
+    if (key->pkey) /* set only once libcrypto is loaded */
+        EVP_PKEY_free(key->pkey); /* OpenSSL clears RSA key material on free */
     free(key);
 }
 
@@ -451,7 +564,8 @@ rp_err_t rp_auth_jwt_build(const rp_auth_key_t *key, int64_t now, char **jwt,
         err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
 
 out:
-    EVP_MD_CTX_free(md);
+    if (md)
+        EVP_MD_CTX_free(md);
     free(sig);
     cJSON_Delete(hdr);
     cJSON_Delete(cl);
@@ -838,7 +952,7 @@ void rp_auth_invalidate(rp_auth_t *a, const char *rejected)
         return;
     n = strlen(rejected);
     pthread_mutex_lock(&a->mu);
-    if (strlen(a->token) == n && CRYPTO_memcmp(a->token, rejected, n) == 0) {
+    if (strlen(a->token) == n && rp_auth_ct_equal(a->token, rejected, n)) {
         OPENSSL_cleanse(a->token, sizeof(a->token));
         a->token[0] = '\0';
         a->expires_at_ms = 0;

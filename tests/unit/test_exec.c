@@ -29,6 +29,10 @@
 
 static char test_dumper[TEST_PATH_MAX];
 static char test_dir[TEST_PATH_MAX]; /* private scratch directory */
+/* What test_opts puts in env_dumper: the suite runs twice, once with the
+ * default (NULL: the shell's export -p captures, what runpool-executor
+ * does) and once with the exec'd dumper (RUNPOOL_ENV_DUMPER). */
+static const char *test_opts_dumper;
 
 static int test_setup(void **state)
 {
@@ -50,6 +54,20 @@ static int test_setup(void **state)
     return mkdtemp(test_dir) ? 0 : -1;
 }
 
+static int test_setup_builtin(void **state)
+{
+    test_opts_dumper = NULL;
+    return test_setup(state);
+}
+
+static int test_setup_dumper(void **state)
+{
+    int rc = test_setup(state);
+
+    test_opts_dumper = test_dumper;
+    return rc;
+}
+
 static int test_teardown(void **state)
 {
     (void)state;
@@ -63,7 +81,7 @@ static void test_opts(rp_exec_opts_t *o, const char *cmd, const char *cwd,
     o->command = cmd;
     o->cwd = cwd;
     o->env = env;
-    o->env_dumper = test_dumper;
+    o->env_dumper = test_opts_dumper;
     o->subreaper = true;
     o->timeout_ms = 30000;
 }
@@ -1062,5 +1080,11 @@ int main(void)
         cmocka_unit_test(test_invalid_opts),
     };
 
-    return cmocka_run_group_tests(tests, test_setup, test_teardown);
+    int failed = cmocka_run_group_tests_name("capture by export -p (default)",
+                                             tests, test_setup_builtin,
+                                             test_teardown);
+
+    return failed + cmocka_run_group_tests_name("capture by the dumper", tests,
+                                                test_setup_dumper,
+                                                test_teardown);
 }
