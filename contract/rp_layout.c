@@ -51,3 +51,9 @@ void rp_layout_execution_key(const char *execution_id, const char *file,
 {
     rp_layout_build("executions", execution_id, file, out, out_size);
 }
+
+void rp_layout_workspace_prefix(const char *session_id, char *out,
+                                size_t out_size)
+{
+    rp_layout_build("workspaces", session_id, "", out, out_size);
+}

@@ -10,6 +10,11 @@
  *                                            is read as claim 0)
  *   executions/{execution_id}/claim.json     the run that started the command,
  *                                            create-only (rp_claim.h)
+ *   workspaces/{session_id}/...              the session's workspace snapshots
+ *                                            (docs/workspace.md); close_session
+ *                                            deletes the whole folder
+ *   transfers/...                            upload/download objects of file
+ *                                            ops, named by the requester
  *
  * The layout is part of the contract (schemas/README.md): the worker and
  * the executor, and any tool that reads the bucket, agree on it. Keys obey
@@ -37,5 +42,10 @@ void rp_layout_result_key(const char *execution_id, char *out,
  * the other records of one execution); same rules. */
 void rp_layout_execution_key(const char *execution_id, const char *file,
                              char *out, size_t out_size);
+
+/* "workspaces/{session_id}/" (the folder of one session's workspace) into
+ * out; same rules. */
+void rp_layout_workspace_prefix(const char *session_id, char *out,
+                                size_t out_size);
 
 #endif

@@ -253,9 +253,22 @@ void rp_cycle_finish(void *arg)
     if (job->req.op == RP_OP_CLOSE_SESSION) {
         rp_layout_session_key(job->req.session_id, key, sizeof(key));
         err = rp_state_delete(w->state, key, RP_STATE_ANY, es, sizeof(es));
-        if (err && err != RP_ERR_NOT_FOUND)
+        if (err && err != RP_ERR_NOT_FOUND) {
             rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "deleting %s: %s", key,
                              es);
+            goto out;
+        }
+        /* Then its workspace: the state went first, so nothing names these
+         * objects any more; a failure here leaves them for a close_session
+         * sent again (it deletes the folder whether or not the state is
+         * still there). */
+        rp_layout_workspace_prefix(job->req.session_id, key, sizeof(key));
+        err = rp_state_delete_prefix(w->state, key, NULL, es, sizeof(es));
+        if (err)
+            rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED,
+                             "the session state is deleted, but deleting its "
+                             "workspace %s failed (send close_session again): "
+                             "%s", key, es);
         goto out;
     }
     if (!job->have_result) {
