@@ -39,6 +39,37 @@ static rp_err_t rp_jobenv_check_str(const char *var, const char *s, size_t max,
     return RP_OK;
 }
 
+/* An absolute path of 1..RP_CWD_MAX bytes. */
+static rp_err_t rp_jobenv_check_abs(const char *var, const char *s,
+                                    char *errstr, size_t errstr_size)
+{
+    rp_err_t err = rp_jobenv_check_str(var, s, RP_CWD_MAX, errstr, errstr_size);
+
+    if (!err && s[0] != '/')
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "%s: must be an absolute path", var);
+    return err;
+}
+
+/* "off", "/abs" or "mount:/abs". */
+static rp_err_t rp_jobenv_check_workspace(const char *s, char *errstr,
+                                          size_t errstr_size)
+{
+    size_t pl = strlen(RP_JOBENV_WS_MOUNT_PREFIX);
+
+    if (!strcmp(s, "off"))
+        return RP_OK;
+    if (!strncmp(s, RP_JOBENV_WS_MOUNT_PREFIX, pl))
+        s += pl;
+    if (rp_jobenv_check_abs("RUNPOOL_WORKSPACE", s, NULL, 0) != RP_OK ||
+        strstr(s, "/../") || !strcmp(s, "/") ||
+        (strlen(s) >= 3 && !strcmp(s + strlen(s) - 3, "/..")))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "RUNPOOL_WORKSPACE: must be \"off\", an absolute "
+                       "directory other than / or \"mount:\" and one");
+    return RP_OK;
+}
+
 static rp_err_t rp_jobenv_check_spec(const rp_jobspec_t *spec, char *errstr,
                                      size_t errstr_size)
 {
@@ -66,6 +97,20 @@ static rp_err_t rp_jobenv_check_spec(const rp_jobspec_t *spec, char *errstr,
         (err = rp_jobenv_check_str("RUNPOOL_DEFAULT_CWD", spec->default_cwd,
                                    RP_CWD_MAX, errstr, errstr_size)))
         return err;
+    if (spec->workspace &&
+        (err = rp_jobenv_check_workspace(spec->workspace, errstr,
+                                         errstr_size)))
+        return err;
+    if (spec->ws_cache &&
+        (err = rp_jobenv_check_abs("RUNPOOL_WORKSPACE_CACHE", spec->ws_cache,
+                                   errstr, errstr_size)))
+        return err;
+    if (spec->ws_max_bytes > RP_JOBENV_WS_MAX_BYTES_LIMIT ||
+        spec->ws_max_files > RP_JOBENV_WS_MAX_FILES_LIMIT)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "RUNPOOL_WORKSPACE_MAX_%s: too large",
+                       spec->ws_max_files > RP_JOBENV_WS_MAX_FILES_LIMIT
+                           ? "FILES" : "BYTES");
     if (spec->attempt < 0 || spec->attempt > RP_JOBENV_ATTEMPT_MAX)
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                        "RUNPOOL_ATTEMPT: must be an integer from 1 to %d",
@@ -115,6 +160,27 @@ rp_err_t rp_jobenv_build(const rp_jobspec_t *spec, rp_env_t *out, char *errstr,
     if (spec->default_cwd &&
         (err = rp_env_set(out, "RUNPOOL_DEFAULT_CWD", spec->default_cwd)))
         goto out;
+    if (spec->workspace &&
+        (err = rp_env_set(out, "RUNPOOL_WORKSPACE", spec->workspace)))
+        goto out;
+    if (spec->ws_cache &&
+        (err = rp_env_set(out, "RUNPOOL_WORKSPACE_CACHE", spec->ws_cache)))
+        goto out;
+    if (spec->ws_scratch &&
+        (err = rp_env_set(out, "RUNPOOL_WORKSPACE_SCRATCH", "1")))
+        goto out;
+    if (spec->ws_max_bytes > 0) {
+        snprintf(num, sizeof(num), "%llu",
+                 (unsigned long long)spec->ws_max_bytes);
+        if ((err = rp_env_set(out, "RUNPOOL_WORKSPACE_MAX_BYTES", num)))
+            goto out;
+    }
+    if (spec->ws_max_files > 0) {
+        snprintf(num, sizeof(num), "%llu",
+                 (unsigned long long)spec->ws_max_files);
+        if ((err = rp_env_set(out, "RUNPOOL_WORKSPACE_MAX_FILES", num)))
+            goto out;
+    }
     if (spec->attempt > 1) {
         snprintf(num, sizeof(num), "%d", spec->attempt);
         if ((err = rp_env_set(out, "RUNPOOL_ATTEMPT", num)))
@@ -266,6 +332,43 @@ rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
                              &spec->default_cwd, errstr, errstr_size)))
         goto out;
 
+    v = lookup("RUNPOOL_WORKSPACE", opaque);
+    if (v && v[0] &&
+        ((err = rp_jobenv_check_workspace(v, errstr, errstr_size)) ||
+         (err = rp_jobenv_dup("RUNPOOL_WORKSPACE", v, RP_CWD_MAX + 16,
+                              &spec->workspace, errstr, errstr_size))))
+        goto out;
+    v = lookup("RUNPOOL_WORKSPACE_CACHE", opaque);
+    if (v && v[0] &&
+        ((err = rp_jobenv_check_abs("RUNPOOL_WORKSPACE_CACHE", v, errstr,
+                                    errstr_size)) ||
+         (err = rp_jobenv_dup("RUNPOOL_WORKSPACE_CACHE", v, RP_CWD_MAX,
+                              &spec->ws_cache, errstr, errstr_size))))
+        goto out;
+    v = lookup("RUNPOOL_WORKSPACE_SCRATCH", opaque);
+    if (v && v[0]) {
+        if ((err = rp_jobenv_parse_int("RUNPOOL_WORKSPACE_SCRATCH", v, 0, 1,
+                                       &n, errstr, errstr_size)))
+            goto out;
+        spec->ws_scratch = (int)n;
+    }
+    v = lookup("RUNPOOL_WORKSPACE_MAX_BYTES", opaque);
+    if (v && v[0]) {
+        if ((err = rp_jobenv_parse_int("RUNPOOL_WORKSPACE_MAX_BYTES", v, 1,
+                                       (long)RP_JOBENV_WS_MAX_BYTES_LIMIT, &n,
+                                       errstr, errstr_size)))
+            goto out;
+        spec->ws_max_bytes = (uint64_t)n;
+    }
+    v = lookup("RUNPOOL_WORKSPACE_MAX_FILES", opaque);
+    if (v && v[0]) {
+        if ((err = rp_jobenv_parse_int("RUNPOOL_WORKSPACE_MAX_FILES", v, 1,
+                                       RP_JOBENV_WS_MAX_FILES_LIMIT, &n,
+                                       errstr, errstr_size)))
+            goto out;
+        spec->ws_max_files = (uint64_t)n;
+    }
+
     v = lookup("RUNPOOL_ATTEMPT", opaque);
     spec->attempt = 1;
     if (v && v[0]) {
@@ -407,6 +510,8 @@ void rp_jobspec_clear(rp_jobspec_t *spec)
     free(spec->request_ref);
     free(spec->state_url);
     free(spec->default_cwd);
+    free(spec->workspace);
+    free(spec->ws_cache);
     rp_env_clear(&spec->env);
     memset(spec, 0, sizeof(*spec));
 }

@@ -17,6 +17,22 @@
  *                       request document holding both is: the state-store
  *                       key executions/{id}/request.json, or "-" for the
  *                       executor's standard input
+ *   RUNPOOL_WORKSPACE   optional: the session's workspace directory
+ *                       (docs/workspace.md): an absolute path (restored
+ *                       from the session's snapshot before the command,
+ *                       saved after it), "mount:/PATH" (a shared volume:
+ *                       the session uses PATH/{session_id}, no snapshot)
+ *                       or "off"; absent = off. A new session starts in it
+ *                       unless RUNPOOL_DEFAULT_CWD says otherwise.
+ *   RUNPOOL_WORKSPACE_MAX_BYTES, RUNPOOL_WORKSPACE_MAX_FILES
+ *                       optional: the snapshot's caps (default 1 GiB,
+ *                       100,000 entries)
+ *   RUNPOOL_WORKSPACE_CACHE  optional: a local directory of chunks by
+ *                       hash (the local backend's), so a restore fetches
+ *                       only the chunks it lacks
+ *   RUNPOOL_WORKSPACE_SCRATCH optional: "1" = the workspace directory is
+ *                       this execution's own: the executor removes it
+ *                       when done (the local backend's fresh directories)
  *   RUNPOOL_ATTEMPT     optional: which start of the execution this is
  *                       (1..RP_JOBENV_ATTEMPT_MAX, default 1); written
  *                       into the claim (rp_claim.h), so a re-run after an
@@ -60,6 +76,7 @@
 #define RP_JOBENV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rp_claim.h"
 #include "rp_err.h"
@@ -73,6 +90,13 @@
 /* A request document: a command (JSON-escaped, up to 6 bytes a byte) plus
  * a COMMAND_ENV, with room to spare. */
 #define RP_JOBENV_REQUEST_DOC_MAX (4 * 1024 * 1024)
+
+/* Workspace snapshot caps (RUNPOOL_WORKSPACE_MAX_*), defaults and limits. */
+#define RP_JOBENV_WS_MAX_BYTES_DEFAULT ((uint64_t)1 << 30)
+#define RP_JOBENV_WS_MAX_FILES_DEFAULT 100000
+#define RP_JOBENV_WS_MAX_BYTES_LIMIT ((uint64_t)1 << 40)
+#define RP_JOBENV_WS_MAX_FILES_LIMIT 10000000
+#define RP_JOBENV_WS_MOUNT_PREFIX "mount:"
 
 #define RP_EXEC_EXIT_RECORDED 0
 #define RP_EXEC_EXIT_FAILED 1
@@ -94,6 +118,13 @@ typedef struct rp_jobspec {
      * command is NULL until rp_jobenv_load_request. Owned. */
     char *request_ref;
     int attempt;          /* build: 0 or 1 = first (not passed); parse: >= 1 */
+    /* RUNPOOL_WORKSPACE: "off", "/abs/dir" or "mount:/abs/dir"; NULL =
+     * absent (off). Owned by whoever filled the struct. */
+    char *workspace;
+    char *ws_cache;        /* RUNPOOL_WORKSPACE_CACHE; NULL = none; owned */
+    int ws_scratch;        /* RUNPOOL_WORKSPACE_SCRATCH=1 */
+    uint64_t ws_max_bytes; /* 0 = RP_JOBENV_WS_MAX_BYTES_DEFAULT */
+    uint64_t ws_max_files; /* 0 = RP_JOBENV_WS_MAX_FILES_DEFAULT */
 } rp_jobspec_t;
 
 /* Append the contract variables for spec to out (name/value copied; spec

@@ -140,6 +140,233 @@ static int64_t rp_result_nonneg(int64_t v)
     return v < 0 ? 0 : v;
 }
 
+/* ------------------------------------------------------------------ */
+/* workspace report                                                    */
+/* ------------------------------------------------------------------ */
+
+#define RP_RESULT_WS_KEY_MAX 1024
+
+static bool rp_result_ws_code_valid(const char *c)
+{
+    return c && (!strcmp(c, RP_RESULT_WS_TOO_LARGE) ||
+                 !strcmp(c, RP_RESULT_WS_TOO_MANY_FILES) ||
+                 !strcmp(c, RP_RESULT_WS_ERROR));
+}
+
+void rp_result_ws_clear(rp_result_ws_t *ws)
+{
+    if (!ws)
+        return;
+    free(ws->manifest);
+    free(ws->root);
+    free(ws->code);
+    free(ws->message);
+    for (size_t i = 0; i < ws->nskipped_paths; i++)
+        free(ws->skipped_paths[i]);
+    memset(ws, 0, sizeof(*ws));
+}
+
+static bool rp_result_ws_error_to_json(cJSON *obj, const char *name,
+                                       const rp_result_ws_t *ws)
+{
+    cJSON *e = cJSON_AddObjectToObject(obj, name);
+
+    return e &&
+           rp_json_add_text(e, "code", rp_result_ws_code_valid(ws->code)
+                                           ? ws->code
+                                           : RP_RESULT_WS_ERROR) &&
+           rp_result_add_errmsg(e, ws->message ? ws->message
+                                               : "the workspace was not saved");
+}
+
+static bool rp_result_ws_to_json(cJSON *root, const rp_result_ws_t *ws,
+                                 bool full)
+{
+    cJSON *o, *arr;
+    bool ok;
+
+    if (!full) {
+        ok = cJSON_AddBoolToObject(root, "workspace_saved", ws->saved) != NULL;
+        if (ok && !ws->saved)
+            ok = rp_result_ws_error_to_json(root, "workspace_error", ws);
+        return ok;
+    }
+    ok = (o = cJSON_AddObjectToObject(root, "workspace")) &&
+         cJSON_AddBoolToObject(o, "saved", ws->saved);
+    if (ok && ws->saved)
+        ok = cJSON_AddBoolToObject(o, "unchanged", ws->unchanged) != NULL;
+    if (ok && ws->saved && ws->manifest)
+        ok = rp_json_add_text(o, "manifest", ws->manifest);
+    if (ok && ws->root)
+        ok = rp_json_add_text(o, "root", ws->root);
+    ok = ok && rp_json_add_int(o, "bytes", (int64_t)ws->bytes) &&
+         rp_json_add_int(o, "files", (int64_t)ws->files) &&
+         rp_json_add_int(o, "bytes_uploaded", (int64_t)ws->bytes_uploaded) &&
+         rp_json_add_int(o, "chunks_uploaded", (int64_t)ws->chunks_uploaded) &&
+         rp_json_add_int(o, "bytes_downloaded",
+                         (int64_t)ws->bytes_downloaded) &&
+         rp_json_add_int(o, "restore_ms", rp_result_nonneg(ws->restore_ms)) &&
+         rp_json_add_int(o, "save_ms", rp_result_nonneg(ws->save_ms)) &&
+         rp_json_add_int(o, "skipped", (int64_t)ws->skipped);
+    if (ok && ws->nskipped_paths) {
+        ok = (arr = cJSON_AddArrayToObject(o, "skipped_paths")) != NULL;
+        for (size_t i = 0; ok && i < ws->nskipped_paths; i++) {
+            cJSON *str = cJSON_CreateString(ws->skipped_paths[i]);
+
+            ok = str && cJSON_AddItemToArray(arr, str);
+        }
+    }
+    if (ok && !ws->saved)
+        ok = rp_result_ws_error_to_json(o, "error", ws);
+    return ok;
+}
+
+static rp_err_t rp_result_ws_get_error(const cJSON *it, const char *where,
+                                       rp_result_ws_t *ws, char *errstr,
+                                       size_t errstr_size)
+{
+    static const char *const names[] = {"code", "message"};
+    const cJSON *f[2];
+    rp_err_t err;
+
+    if (!cJSON_IsObject(it))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "%s: must be an object with code and message", where);
+    if ((err = rp_json_fields(it, where, names, 2, f, errstr, errstr_size)) ||
+        (err = rp_json_required(f[0], where, "code", errstr, errstr_size)) ||
+        (err = rp_json_required(f[1], where, "message", errstr, errstr_size)))
+        return err;
+    if (!cJSON_IsString(f[0]) || !rp_result_ws_code_valid(f[0]->valuestring))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "%scode: must be " RP_RESULT_WS_TOO_LARGE ", "
+                       RP_RESULT_WS_TOO_MANY_FILES " or " RP_RESULT_WS_ERROR,
+                       where);
+    if ((err = rp_json_dup_str(f[0], where, "code", 1, 64, &ws->code, errstr,
+                               errstr_size)))
+        return err;
+    return rp_json_dup_str(f[1], where, "message", 0, RP_ERRMSG_MAX,
+                           &ws->message, errstr, errstr_size);
+}
+
+/* The record's "workspace" object. */
+static rp_err_t rp_result_ws_parse(const cJSON *it, rp_result_ws_t *ws,
+                                   char *errstr, size_t errstr_size)
+{
+    enum { W_SAVED, W_UNCHANGED, W_MANIFEST, W_ROOT, W_BYTES, W_FILES,
+           W_BUP, W_CUP, W_BDOWN, W_RMS, W_SMS, W_SKIPPED, W_SKIPPED_PATHS,
+           W_ERROR, W__COUNT };
+    static const char *const names[W__COUNT] = {
+        "saved", "unchanged", "manifest", "root", "bytes", "files",
+        "bytes_uploaded", "chunks_uploaded", "bytes_downloaded", "restore_ms",
+        "save_ms", "skipped", "skipped_paths", "error"};
+    uint64_t *nums[] = {&ws->bytes, &ws->files, &ws->bytes_uploaded,
+                        &ws->chunks_uploaded, &ws->bytes_downloaded};
+    const cJSON *f[W__COUNT], *el;
+    int64_t n = 0;
+    rp_err_t err;
+
+    if (!cJSON_IsObject(it))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "workspace: must be an object");
+    if ((err = rp_json_fields(it, "workspace.", names, W__COUNT, f, errstr,
+                              errstr_size)) ||
+        (err = rp_json_required(f[W_SAVED], "workspace.", "saved", errstr,
+                                errstr_size)) ||
+        (err = rp_json_get_bool(f[W_SAVED], "workspace.saved", &ws->saved,
+                                errstr, errstr_size)))
+        return err;
+    ws->present = ws->full = true;
+    if (f[W_UNCHANGED] &&
+        (err = rp_json_get_bool(f[W_UNCHANGED], "workspace.unchanged",
+                                &ws->unchanged, errstr, errstr_size)))
+        return err;
+    if (f[W_MANIFEST] &&
+        (err = rp_json_dup_str(f[W_MANIFEST], "workspace.", "manifest", 1,
+                               RP_RESULT_WS_KEY_MAX, &ws->manifest, errstr,
+                               errstr_size)))
+        return err;
+    if (f[W_ROOT] && ((err = rp_json_dup_str(f[W_ROOT], "workspace.", "root",
+                                             1, RP_CWD_MAX, &ws->root, errstr,
+                                             errstr_size)) ||
+                      (ws->root[0] != '/' &&
+                       (err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                                      "workspace.root: must be an absolute "
+                                      "path")))))
+        return err;
+    for (int k = W_BYTES; k <= W_SKIPPED; k++) {
+        if (!f[k])
+            continue;
+        if ((err = rp_json_get_int(f[k], "workspace.", names[k], 0,
+                                   RP_JSON_INT_MAX, &n, errstr, errstr_size)))
+            return err;
+        if (k <= W_BDOWN)
+            *nums[k - W_BYTES] = (uint64_t)n;
+        else if (k == W_RMS)
+            ws->restore_ms = n;
+        else if (k == W_SMS)
+            ws->save_ms = n;
+        else
+            ws->skipped = (uint64_t)n;
+    }
+    if (f[W_SKIPPED_PATHS]) {
+        if (!cJSON_IsArray(f[W_SKIPPED_PATHS]) ||
+            cJSON_GetArraySize(f[W_SKIPPED_PATHS]) > RP_RESULT_WS_SKIPPED_MAX)
+            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                           "workspace.skipped_paths: must be an array of at "
+                           "most %d strings", RP_RESULT_WS_SKIPPED_MAX);
+        cJSON_ArrayForEach(el, f[W_SKIPPED_PATHS]) {
+            if ((err = rp_json_dup_str(el, "workspace.", "skipped_paths[]", 1,
+                                       RP_CWD_MAX,
+                                       &ws->skipped_paths[ws->nskipped_paths],
+                                       errstr, errstr_size)))
+                return err;
+            ws->nskipped_paths++;
+        }
+    }
+    if (ws->saved && f[W_ERROR])
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "workspace.error: only when saved is false");
+    if (!ws->saved && (f[W_MANIFEST] || f[W_UNCHANGED]))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "workspace.%s: only when saved is true",
+                       f[W_MANIFEST] ? "manifest" : "unchanged");
+    if (!ws->saved) {
+        if ((err = rp_json_required(f[W_ERROR], "workspace.", "error", errstr,
+                                    errstr_size)))
+            return err;
+        return rp_result_ws_get_error(f[W_ERROR], "workspace.error.", ws,
+                                      errstr, errstr_size);
+    }
+    return RP_OK;
+}
+
+/* A published result's workspace_saved / workspace_error. */
+static rp_err_t rp_result_ws_parse_short(const cJSON *saved,
+                                         const cJSON *error,
+                                         rp_result_ws_t *ws, char *errstr,
+                                         size_t errstr_size)
+{
+    rp_err_t err;
+
+    if ((err = rp_json_required(saved, "", "workspace_saved", errstr,
+                                errstr_size)) ||
+        (err = rp_json_get_bool(saved, "workspace_saved", &ws->saved, errstr,
+                                errstr_size)))
+        return err;
+    ws->present = true;
+    if (ws->saved && error)
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "workspace_error: only when workspace_saved is false");
+    if (!ws->saved) {
+        if ((err = rp_json_required(error, "", "workspace_error", errstr,
+                                    errstr_size)))
+            return err;
+        return rp_result_ws_get_error(error, "workspace_error.", ws, errstr,
+                                      errstr_size);
+    }
+    return RP_OK;
+}
+
 char *rp_result_to_json(const rp_result_t *res, bool include_env)
 {
     size_t out_len = res->stdout_data ? res->stdout_len : 0;
@@ -210,6 +437,8 @@ char *rp_result_to_json(const rp_result_t *res, bool include_env)
         ok = rp_json_add_text(root, "worker", res->worker);
     if (ok && res->reused)
         ok = cJSON_AddTrueToObject(root, "reused") != NULL;
+    if (ok && res->ws.present)
+        ok = rp_result_ws_to_json(root, &res->ws, include_env);
     if (ok && include_env)
         ok = rp_json_add_env(root, "env", &res->env);
     out = rp_json_finish(root, ok);
@@ -239,6 +468,9 @@ enum {
     RS_WORKER,
     RS_ENV,
     RS_REUSED,
+    RS_WORKSPACE,
+    RS_WORKSPACE_SAVED,
+    RS_WORKSPACE_ERROR,
     RS__COUNT
 };
 
@@ -248,6 +480,7 @@ static const char *const rp_result_fields[RS__COUNT] = {
     "stdout_truncated", "stderr_truncated", "encoding",     "cwd",
     "started_at",  "finished_at",      "duration_ms",      "timings",
     "error",       "worker",           "env",              "reused",
+    "workspace",   "workspace_saved",  "workspace_error",
 };
 
 /* The members every result carries (rp_result_to_json always writes them). */
@@ -480,6 +713,18 @@ rp_err_t rp_result_parse(const char *json, size_t len, rp_result_t *out,
             goto out;
         out->has_env = true;
     }
+    if (f[RS_WORKSPACE] && (f[RS_WORKSPACE_SAVED] || f[RS_WORKSPACE_ERROR])) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "workspace: not together with workspace_saved");
+        goto out;
+    }
+    if (f[RS_WORKSPACE])
+        err = rp_result_ws_parse(f[RS_WORKSPACE], &out->ws, errstr,
+                                 errstr_size);
+    else if (f[RS_WORKSPACE_SAVED] || f[RS_WORKSPACE_ERROR])
+        err = rp_result_ws_parse_short(f[RS_WORKSPACE_SAVED],
+                                       f[RS_WORKSPACE_ERROR], &out->ws, errstr,
+                                       errstr_size);
 out:
     cJSON_Delete(root);
     return err;
@@ -496,5 +741,6 @@ void rp_result_clear(rp_result_t *res)
     free(res->error_message);
     free(res->worker);
     rp_env_clear(&res->env);
+    rp_result_ws_clear(&res->ws);
     memset(res, 0, sizeof(*res));
 }

@@ -36,6 +36,33 @@ typedef struct rp_timings {
     int64_t state_save_ms;
 } rp_timings_t;
 
+/* The executor's report on the session's workspace snapshot
+ * (docs/workspace.md). In the executor's record it is the "workspace"
+ * object; a published result carries only "workspace_saved" and, when
+ * false, "workspace_error" {code, message}. */
+#define RP_RESULT_WS_SKIPPED_MAX 16 /* skipped paths listed (all counted) */
+#define RP_RESULT_WS_TOO_LARGE "workspace_too_large"
+#define RP_RESULT_WS_TOO_MANY_FILES "workspace_too_many_files"
+#define RP_RESULT_WS_ERROR "workspace_error"
+typedef struct rp_result_ws {
+    bool present;   /* the execution had a snapshot workspace */
+    bool full;      /* parse: it came as the record's "workspace" object
+                     * (false: a published workspace_saved) */
+    bool saved;     /* the workspace after the command is `manifest` */
+    bool unchanged; /* saved: nothing changed since the restored snapshot */
+    char *manifest; /* owned; saved: the snapshot's key, NULL = empty */
+    char *root;     /* owned; the workspace directory in this execution */
+    uint64_t bytes, files;            /* of the snapshot */
+    uint64_t bytes_uploaded, chunks_uploaded; /* by the save */
+    uint64_t bytes_downloaded;        /* by the restore */
+    int64_t restore_ms, save_ms;
+    uint64_t skipped;                 /* special files left out */
+    char *skipped_paths[RP_RESULT_WS_SKIPPED_MAX]; /* owned; the first ones */
+    size_t nskipped_paths;
+    char *code;    /* owned; !saved: RP_RESULT_WS_TOO_LARGE, ... */
+    char *message; /* owned; !saved */
+} rp_result_ws_t;
+
 typedef struct rp_result {
     char execution_id[RP_ID_MAX + 1];
     char session_id[RP_ID_MAX + 1];
@@ -66,6 +93,7 @@ typedef struct rp_result {
                             absent = false) */
     bool has_env;        /* executor record only */
     rp_env_t env;        /* session env after the command (executor record) */
+    rp_result_ws_t ws;   /* workspace report; ws.present = false: none */
 } rp_result_t;
 
 /* Serialise. Chooses "encoding": "utf-8" when both outputs are valid UTF-8
@@ -75,7 +103,9 @@ typedef struct rp_result {
  * requires; RP_CODE_INTERNAL if none was set), negative durations (clock skew)
  * as 0, started_at/finished_at only when > 0, and text that is not valid
  * UTF-8 (cwd, env, worker, error) with '?' for the bad bytes, and
- * "reused": true only when reused.
+ * "reused": true only when reused. The workspace report (ws.present):
+ * the whole "workspace" object with include_env, else workspace_saved
+ * (and workspace_error when not saved).
  * Caller frees; NULL on allocation failure. res borrowed. */
 char *rp_result_to_json(const rp_result_t *res, bool include_env);
 
@@ -94,5 +124,7 @@ rp_err_t rp_result_set_error(rp_result_t *res, const char *code,
                              const char *message);
 
 void rp_result_clear(rp_result_t *res);
+/* Free what ws owns and zero it; accepts NULL. */
+void rp_result_ws_clear(rp_result_ws_t *ws);
 
 #endif

@@ -21,13 +21,121 @@ enum {
     SS_UPDATED_AT,
     SS_EXECUTION_COUNT,
     SS_LAST_EXECUTION_ID,
+    SS_WORKSPACE,
     SS__COUNT
 };
 
 static const char *const rp_session_fields[SS__COUNT] = {
     "v",          "session_id", "cwd",             "env",
     "created_at", "updated_at", "execution_count", "last_execution_id",
+    "workspace",
 };
+
+/* A manifest key: workspaces/... within the store's key rules. */
+#define RP_SESSION_WS_KEY_MAX 1024
+
+static bool rp_session_ws_present(const rp_session_ws_t *ws)
+{
+    return ws->manifest || ws->root;
+}
+
+static bool rp_session_ws_to_json(cJSON *root, const rp_session_ws_t *ws)
+{
+    cJSON *o = cJSON_AddObjectToObject(root, "workspace");
+    bool ok = o != NULL;
+
+    if (ok && ws->manifest)
+        ok = rp_json_add_text(o, "manifest", ws->manifest) &&
+             rp_json_add_text(o, "execution_id", ws->execution_id) &&
+             rp_json_add_int(o, "bytes", (int64_t)ws->bytes) &&
+             rp_json_add_int(o, "files", (int64_t)ws->files) &&
+             rp_json_add_time(o, "saved_at", ws->saved_at_ms);
+    if (ok && ws->root)
+        ok = rp_json_add_text(o, "root", ws->root);
+    return ok;
+}
+
+static rp_err_t rp_session_ws_parse(const cJSON *it, rp_session_ws_t *ws,
+                                    char *errstr, size_t errstr_size)
+{
+    static const char *const names[] = {"manifest", "execution_id", "bytes",
+                                        "files",    "saved_at",     "root"};
+    const cJSON *f[6];
+    int64_t n = 0;
+    rp_err_t err;
+
+    if (!cJSON_IsObject(it))
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "workspace: must be an object");
+    if ((err = rp_json_fields(it, "workspace.", names, 6, f, errstr,
+                              errstr_size)))
+        return err;
+    if (f[0]) {
+        for (int k = 1; k <= 4; k++)
+            if ((err = rp_json_required(f[k], "workspace.", names[k], errstr,
+                                        errstr_size)))
+                return err;
+        if ((err = rp_json_dup_str(f[0], "workspace.", "manifest", 1,
+                                   RP_SESSION_WS_KEY_MAX, &ws->manifest,
+                                   errstr, errstr_size)) ||
+            (err = rp_json_get_id(f[1], "workspace.execution_id",
+                                  ws->execution_id, errstr, errstr_size)) ||
+            (err = rp_json_get_int(f[2], "workspace.", "bytes", 0,
+                                   RP_JSON_INT_MAX, &n, errstr, errstr_size)))
+            return err;
+        ws->bytes = (uint64_t)n;
+        if ((err = rp_json_get_int(f[3], "workspace.", "files", 0,
+                                   RP_JSON_INT_MAX, &n, errstr, errstr_size)))
+            return err;
+        ws->files = (uint64_t)n;
+        if ((err = rp_json_get_time(f[4], "workspace.saved_at",
+                                    &ws->saved_at_ms, errstr, errstr_size)))
+            return err;
+    } else {
+        for (int k = 1; k <= 4; k++)
+            if (f[k])
+                return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                               "workspace.%s: only with workspace.manifest",
+                               names[k]);
+    }
+    if (f[5] && (err = rp_json_dup_str(f[5], "workspace.", "root", 1,
+                                       RP_CWD_MAX, &ws->root, errstr,
+                                       errstr_size)))
+        return err;
+    if (ws->root && ws->root[0] != '/')
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "workspace.root: must be an absolute path");
+    return RP_OK;
+}
+
+rp_err_t rp_session_ws_copy(rp_session_ws_t *dst, const rp_session_ws_t *src)
+{
+    rp_session_ws_t n;
+
+    memset(&n, 0, sizeof(n));
+    if (src) {
+        n = *src;
+        n.manifest = src->manifest ? strdup(src->manifest) : NULL;
+        n.root = src->root ? strdup(src->root) : NULL;
+        if ((src->manifest && !n.manifest) || (src->root && !n.root)) {
+            free(n.manifest);
+            free(n.root);
+            return RP_ERR_NOMEM;
+        }
+    }
+    rp_session_ws_clear(dst);
+    *dst = n;
+    return RP_OK;
+}
+
+void rp_session_ws_clear(rp_session_ws_t *ws)
+{
+    if (!ws)
+        return;
+    free(ws->manifest);
+    free(ws->root);
+    memset(ws, 0, sizeof(*ws));
+}
 
 char *rp_session_to_json(const rp_session_t *s)
 {
@@ -44,6 +152,8 @@ char *rp_session_to_json(const rp_session_t *s)
          rp_json_add_int(root, "execution_count", s->execution_count);
     if (ok && s->last_execution_id[0])
         ok = rp_json_add_text(root, "last_execution_id", s->last_execution_id);
+    if (ok && rp_session_ws_present(&s->workspace))
+        ok = rp_session_ws_to_json(root, &s->workspace);
     return rp_json_finish(root, ok);
 }
 
@@ -91,6 +201,10 @@ rp_err_t rp_session_parse(const char *json, size_t len, rp_session_t *out,
         (err = rp_json_get_id(f[SS_LAST_EXECUTION_ID], "last_execution_id",
                              out->last_execution_id, errstr, errstr_size)))
         goto out;
+    if (f[SS_WORKSPACE] &&
+        (err = rp_session_ws_parse(f[SS_WORKSPACE], &out->workspace, errstr,
+                                   errstr_size)))
+        goto out;
 out:
     cJSON_Delete(root);
     return err;
@@ -102,5 +216,6 @@ void rp_session_clear(rp_session_t *s)
         return;
     free(s->cwd);
     rp_env_clear(&s->env);
+    rp_session_ws_clear(&s->workspace);
     memset(s, 0, sizeof(*s));
 }

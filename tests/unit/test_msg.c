@@ -517,6 +517,101 @@ static void fill_ids(rp_result_t *r, const char *eid, const char *sid)
     snprintf(r->session_id, sizeof(r->session_id), "%s", sid);
 }
 
+/* The workspace report: the record keeps the whole object, a published
+ * result only workspace_saved (+ workspace_error); both parse back. */
+static void test_result_workspace(void **state)
+{
+    rp_result_t r, back;
+    char es[256], *j;
+
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    strcpy(r.execution_id, "e-1");
+    strcpy(r.session_id, "s1");
+    r.has_exit_code = true;
+    r.ws.present = r.ws.saved = true;
+    r.ws.manifest = strdup("workspaces/s1/snapshots/e-1.json.zst");
+    r.ws.root = strdup("/workspace");
+    r.ws.bytes = 5000000000ULL;
+    r.ws.files = 7;
+    r.ws.bytes_uploaded = 1234;
+    r.ws.skipped = 1;
+    r.ws.skipped_paths[0] = strdup("a.sock");
+    r.ws.nskipped_paths = 1;
+    j = rp_result_to_json(&r, true);
+    assert_non_null(j);
+    assert_int_equal(rp_result_parse(j, strlen(j), &back, es, sizeof(es)), RP_OK);
+    assert_true(back.ws.present && back.ws.full && back.ws.saved);
+    assert_string_equal(back.ws.manifest, r.ws.manifest);
+    assert_string_equal(back.ws.root, "/workspace");
+    assert_true(back.ws.bytes == 5000000000ULL);
+    assert_int_equal(back.ws.bytes_uploaded, 1234);
+    assert_int_equal(back.ws.nskipped_paths, 1);
+    assert_string_equal(back.ws.skipped_paths[0], "a.sock");
+    assert_null(strstr(j, "workspace_saved"));
+    free(j);
+    rp_result_clear(&back);
+    j = rp_result_to_json(&r, false);
+    assert_non_null(j);
+    assert_non_null(strstr(j, "\"workspace_saved\":true"));
+    assert_null(strstr(j, "manifest"));
+    assert_int_equal(rp_result_parse(j, strlen(j), &back, es, sizeof(es)), RP_OK);
+    assert_true(back.ws.present && !back.ws.full && back.ws.saved);
+    free(j);
+    rp_result_clear(&back);
+
+    /* Not saved: the code and message travel both ways. */
+    r.ws.saved = false;
+    r.ws.code = strdup(RP_RESULT_WS_TOO_LARGE);
+    r.ws.message = strdup("over the cap");
+    j = rp_result_to_json(&r, true);
+    assert_int_equal(rp_result_parse(j, strlen(j), &back, es, sizeof(es)), RP_OK);
+    assert_false(back.ws.saved);
+    assert_null(back.ws.manifest); /* a manifest is never written unsaved */
+    assert_string_equal(back.ws.code, RP_RESULT_WS_TOO_LARGE);
+    free(j);
+    rp_result_clear(&back);
+    j = rp_result_to_json(&r, false);
+    assert_non_null(strstr(j, "\"workspace_saved\":false"));
+    assert_int_equal(rp_result_parse(j, strlen(j), &back, es, sizeof(es)), RP_OK);
+    assert_string_equal(back.ws.code, RP_RESULT_WS_TOO_LARGE);
+    assert_string_equal(back.ws.message, "over the cap");
+    free(j);
+    rp_result_clear(&back);
+    rp_result_clear(&r);
+}
+
+/* The session's workspace object round-trips; root alone is allowed. */
+static void test_session_workspace(void **state)
+{
+    rp_session_t s, back;
+    char es[256], *j;
+
+    (void)state;
+    memset(&s, 0, sizeof(s));
+    strcpy(s.session_id, "s1");
+    s.workspace.manifest = strdup("workspaces/s1/snapshots/e-2.json.zst");
+    strcpy(s.workspace.execution_id, "e-2");
+    s.workspace.bytes = 10;
+    s.workspace.files = 2;
+    s.workspace.saved_at_ms = 1764770000123;
+    s.workspace.root = strdup("/tmp/x");
+    j = rp_session_to_json(&s);
+    assert_int_equal(rp_session_parse(j, strlen(j), &back, es, sizeof(es)), RP_OK);
+    assert_string_equal(back.workspace.manifest, s.workspace.manifest);
+    assert_string_equal(back.workspace.execution_id, "e-2");
+    assert_int_equal(back.workspace.files, 2);
+    assert_true(back.workspace.saved_at_ms == 1764770000123);
+    assert_string_equal(back.workspace.root, "/tmp/x");
+    free(j);
+    rp_session_clear(&back);
+    rp_session_ws_clear(&s.workspace);
+    j = rp_session_to_json(&s);
+    assert_null(strstr(j, "workspace")); /* absent = empty */
+    free(j);
+    rp_session_clear(&s);
+}
+
 static void test_result_roundtrip_utf8(void **state)
 {
     static char out_text[] = "h\xc3\xa9llo \xe2\x98\x83\n\x1b[0m";
@@ -972,6 +1067,14 @@ static bool c_accepts(const char *schema, const char *doc, size_t len,
             snprintf(why, why_size, "env present in a published result");
             ok = false;
         }
+        /* The same for the workspace report: the record's whole object,
+         * the published workspace_saved. */
+        if (ok && r.ws.present && r.ws.full == published) {
+            snprintf(why, why_size, "%s in %s", published ? "workspace object"
+                     : "workspace_saved", published ? "a published result"
+                     : "an executor record");
+            ok = false;
+        }
         rp_result_clear(&r);
     }
     return ok;
@@ -1330,6 +1433,8 @@ int main(void)
         cmocka_unit_test(test_session_roundtrip),
         cmocka_unit_test(test_session_rules),
         cmocka_unit_test(test_shared_vectors),
+        cmocka_unit_test(test_result_workspace),
+        cmocka_unit_test(test_session_workspace),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_env_map),
         cmocka_unit_test(test_env_json),
