@@ -52,8 +52,39 @@ void rp_layout_execution_key(const char *execution_id, const char *file,
     rp_layout_build("executions", execution_id, file, out, out_size);
 }
 
-void rp_layout_workspace_prefix(const char *session_id, char *out,
-                                size_t out_size)
+void rp_layout_ws_prefix(const char *session_id, char *out, size_t out_size)
 {
     rp_layout_build("workspaces", session_id, "", out, out_size);
+}
+
+void rp_layout_ws_chunk_key(const char *session_id, const char *hash,
+                            char *out, size_t out_size)
+{
+    char file[128];
+
+    if (out && out_size)
+        out[0] = '\0';
+    if (!hash || strnlen(hash, 65) != 64 ||
+        strspn(hash, "0123456789abcdef") != 64)
+        return;
+    snprintf(file, sizeof(file), "chunks/%s", hash);
+    rp_layout_build("workspaces", session_id, file, out, out_size);
+}
+
+void rp_layout_ws_manifest_key(const char *session_id,
+                               const char *execution_id, char *out,
+                               size_t out_size)
+{
+    char file[RP_ID_MAX + 32];
+    size_t n;
+
+    if (out && out_size)
+        out[0] = '\0';
+    if (!execution_id)
+        return;
+    n = strnlen(execution_id, RP_ID_MAX + 1);
+    if (n > RP_ID_MAX || !rp_layout_segment_valid(execution_id, n))
+        return;
+    snprintf(file, sizeof(file), "snapshots/%s.json.zst", execution_id);
+    rp_layout_build("workspaces", session_id, file, out, out_size);
 }

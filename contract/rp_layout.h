@@ -10,9 +10,12 @@
  *                                            is read as claim 0)
  *   executions/{execution_id}/claim.json     the run that started the command,
  *                                            create-only (rp_claim.h)
- *   workspaces/{session_id}/...              the session's workspace snapshots
- *                                            (docs/workspace.md); close_session
- *                                            deletes the whole folder
+ *   workspaces/{session_id}/chunks/{sha256hex}   one workspace chunk (zstd),
+ *                                            create-only (docs/workspace.md)
+ *   workspaces/{session_id}/snapshots/{execution_id}.json.zst
+ *                                            a workspace manifest, create-only
+ *   workspaces/{session_id}/                 all of the above for one session:
+ *                                            close_session deletes the folder
  *   transfers/...                            upload/download objects of file
  *                                            ops, named by the requester
  *
@@ -43,9 +46,17 @@ void rp_layout_result_key(const char *execution_id, char *out,
 void rp_layout_execution_key(const char *execution_id, const char *file,
                              char *out, size_t out_size);
 
-/* "workspaces/{session_id}/" (the folder of one session's workspace) into
- * out; same rules. */
-void rp_layout_workspace_prefix(const char *session_id, char *out,
-                                size_t out_size);
+/* "workspaces/{session_id}/" into out: the prefix of everything a
+ * session's workspace stores (closing a session deletes it); same rules. */
+void rp_layout_ws_prefix(const char *session_id, char *out, size_t out_size);
+/* "workspaces/{session_id}/chunks/{hash}" into out; hash must be 64
+ * lowercase hex digits (a sha256), else out is "" as for a bad id. */
+void rp_layout_ws_chunk_key(const char *session_id, const char *hash,
+                            char *out, size_t out_size);
+/* "workspaces/{session_id}/snapshots/{execution_id}.json.zst" into out;
+ * same rules for both ids. */
+void rp_layout_ws_manifest_key(const char *session_id,
+                               const char *execution_id, char *out,
+                               size_t out_size);
 
 #endif

@@ -13,6 +13,8 @@ RP_APT_PACKAGES=(
   "libcurl4-openssl-dev=7.88.1*"
   "libssl-dev=3.0.*"
   "libmicrohttpd-dev=0.9.75*"
+  "libarchive-dev=3.6.2*"
+  "libzstd-dev=1.5.4*"
 )
 
 rp_log() { printf '==> %s\n' "$*" >&2; }

@@ -262,7 +262,7 @@ void rp_cycle_finish(void *arg)
          * objects any more; a failure here leaves them for a close_session
          * sent again (it deletes the folder whether or not the state is
          * still there). */
-        rp_layout_workspace_prefix(job->req.session_id, key, sizeof(key));
+        rp_layout_ws_prefix(job->req.session_id, key, sizeof(key));
         err = rp_state_delete_prefix(w->state, key, NULL, es, sizeof(es));
         if (err)
             rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED,

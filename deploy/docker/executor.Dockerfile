@@ -14,7 +14,7 @@ FROM ${DEBIAN} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       librdkafka-dev libcjson-dev libcurl4-openssl-dev libssl-dev \
-      libmicrohttpd-dev \
+      libmicrohttpd-dev libarchive-dev libzstd-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -26,7 +26,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=MinSizeRel \
 
 FROM ${DEBIAN}
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libcjson1 libcurl4 libssl3 ca-certificates \
+      libcjson1 libcurl4 libssl3 libarchive13 libzstd1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 sandbox \
     && useradd --create-home --uid 10001 --gid 10001 sandbox \

@@ -14,7 +14,7 @@ FROM ${DEBIAN} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       librdkafka-dev libcjson-dev libcurl4-openssl-dev libssl-dev \
-      libmicrohttpd-dev \
+      libmicrohttpd-dev libarchive-dev libzstd-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -29,7 +29,8 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 
 FROM ${DEBIAN}
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      librdkafka1 libcjson1 libcurl4 libssl3 libmicrohttpd12 ca-certificates \
+      librdkafka1 libcjson1 libcurl4 libssl3 libmicrohttpd12 \
+      libarchive13 libzstd1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 runpool \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -391,7 +391,7 @@ rp_err_t rp_sessions_close(rp_state_t *st, const char *id, uint64_t if_version,
     if (objects)
         *objects = 0;
     rp_layout_session_key(id, key, sizeof(key));
-    rp_layout_workspace_prefix(id, prefix, sizeof(prefix));
+    rp_layout_ws_prefix(id, prefix, sizeof(prefix));
     if (!key[0] || !prefix[0])
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                        "'%s' is not a session id", id);

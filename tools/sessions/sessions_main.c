@@ -172,7 +172,7 @@ static int run(const rp_sessions_conf_t *conf, rp_state_t *st)
     case RP_SESSIONS_SHOW:
         err = rp_sessions_load(st, conf->id, &info, es, sizeof(es));
         if (err == RP_OK) {
-            rp_layout_workspace_prefix(conf->id, prefix, sizeof(prefix));
+            rp_layout_ws_prefix(conf->id, prefix, sizeof(prefix));
             info.ws_objects = 0;
             err = rp_state_list(st, prefix, count_one, &info.ws_objects, es,
                                 sizeof(es));
