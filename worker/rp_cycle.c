@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rp_claim.h"
+#include "rp_fileops.h"
 #include "rp_layout.h"
 #include "rp_log.h"
 #include "rp_time.h"
@@ -163,8 +164,8 @@ void rp_cycle_load(void *arg)
         rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key, es);
         goto out;
     }
-    if (job->req.op != RP_OP_EXEC)
-        goto out;
+    if (job->req.op != RP_OP_EXEC && !rp_fileops_records(&job->req))
+        goto out; /* read-only file ops and close_session record nothing */
     /* A finished execution is never run again: reuse its record. */
     rp_buf_reset(&buf);
     buf.max = RP_RESULT_MAX;
@@ -190,7 +191,7 @@ void rp_cycle_load(void *arg)
         job->reused = true;
     } else if (err != RP_ERR_NOT_FOUND) {
         rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key, es);
-    } else {
+    } else if (job->req.op == RP_OP_EXEC) {
         /* No record: a claim means the command was started by some run,
          * which the job watches (or waits for) instead of starting it. */
         rp_cycle_read_claim(w, job, NULL);
