@@ -43,6 +43,7 @@
 #include "rp_codes.h"
 #include "rp_err.h"
 #include "rp_exec.h"
+#include "rp_exec_ws.h"
 #include "rp_gcp.h"
 #include "rp_jobenv.h"
 #include "rp_layout.h"
@@ -73,6 +74,7 @@ typedef struct rp_main {
     uint64_t claim_version; /* of our claim, once made */
     rp_gcp_t *gcp;            /* gs:// context, or NULL */
     rp_runas_t run_as;        /* RUNPOOL_RUN_AS: who runs the command */
+    rp_exec_ws_t *ws;         /* the session's workspace, or NULL (off) */
 } rp_main_t;
 
 /* Written by the signal handler; rp_exec polls the read end. */
@@ -532,9 +534,19 @@ static int rp_main_run(rp_main_t *m)
     if ((err = rp_main_build_env(m)) != RP_OK)
         return rp_main_fail(m, err, "building the environment failed");
 
-    /* RUNPOOL_DEFAULT_CWD is created when missing (rp_exec does mkdir -p). */
+    /* The workspace: restored before anything runs (a command must never
+     * start without the session's files: its save would drop them). */
+    err = rp_exec_ws_begin(m->st, &m->spec, &m->session, &m->run_as, &m->ws,
+                           errstr, sizeof(errstr));
+    if (err != RP_OK)
+        return rp_main_fail(m, err, errstr);
+
+    /* RUNPOOL_DEFAULT_CWD is created when missing (rp_exec does mkdir -p);
+     * without it a new session starts in its workspace. */
     if (m->spec.default_cwd && m->spec.default_cwd[0])
         m->default_cwd = m->spec.default_cwd;
+    else if (rp_exec_ws_dir(m->ws))
+        m->default_cwd = rp_exec_ws_dir(m->ws);
     else if (rp_main_is_dir(home))
         m->default_cwd = home;
     else
@@ -542,7 +554,9 @@ static int rp_main_run(rp_main_t *m)
 
     rp_exec_opts_init(&opts);
     opts.command = m->spec.command;
-    opts.cwd = m->session.cwd ? m->session.cwd : m->default_cwd;
+    opts.cwd = m->session.cwd
+                   ? rp_exec_ws_cwd(m->ws, &m->session, m->session.cwd)
+                   : m->default_cwd;
     opts.fallback_cwd = m->default_cwd;
     opts.env = &m->cmd_env;
     opts.timeout_ms = (int64_t)m->spec.timeout_s * 1000;
@@ -600,6 +614,9 @@ static int rp_main_run(rp_main_t *m)
         rc = rp_main_fail(m, err, "building the session environment failed");
         goto out;
     }
+    /* The files the command left, under a new name; the worker makes the
+     * snapshot current with cwd and env (rp_exec_ws.h). */
+    rp_exec_ws_end(m->ws, &res);
     err = rp_main_put_result(m, &res, errstr, sizeof(errstr));
     if (err == RP_OK) {
         rc = RP_EXECUTOR_EXIT_RECORDED;
@@ -711,6 +728,7 @@ int main(int argc, char **argv)
     }
     rc = rp_main_run(&m);
 out:
+    rp_exec_ws_destroy(m.ws); /* removes a scratch workspace */
     rp_state_destroy(m.st);
     rp_session_clear(&m.session);
     rp_env_clear(&m.base);

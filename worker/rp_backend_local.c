@@ -13,8 +13,19 @@
  *
  * Each execution runs under the configured resource limits (address
  * space, processes, file size, open files: setrlimit in the child before
- * execve, hard and soft, so the command cannot raise them), and a new
- * session's directory workdir/{session} is created mode 0700.
+ * execve, hard and soft, so the command cannot raise them).
+ *
+ * Workspace (--workspace, docs/workspace.md): in snapshot mode (an
+ * absolute path, the default) each execution gets a fresh scratch
+ * directory BASE/.scratch/{execution_id}.{pid}.{n} as its
+ * RUNPOOL_WORKSPACE, which the executor restores from the session's
+ * snapshot (chunks it finds in BASE/.chunks are not downloaded) and
+ * removes when done (RUNPOOL_WORKSPACE_SCRATCH=1) — so a local session
+ * behaves as on Cloud Run, and the next command may run on another
+ * worker. BASE is --workdir, else $TMPDIR/runpool-local-{uid}. With
+ * "keep" or "off" (or no workspace in the spec) the old behaviour: a new
+ * session's directory workdir/{session} is created mode 0700 and files
+ * stay on this machine; "mount:/PATH" is passed through.
  *
  * Children are watched through pidfds on an epoll set served by one reaper
  * thread, so thousands of executions cost one thread, not thousands.
@@ -40,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -94,6 +106,8 @@ typedef struct rp_local_limit {
 typedef struct rp_local {
     char *executor_path;
     char *workdir;
+    char ws_base[PATH_MAX];    /* scratch directories and chunk cache */
+    atomic_ulong ws_seq;       /* makes each scratch directory's name new */
     int kill_grace_ms;
     rp_local_limit_t limits[RP_LOCAL_LIMITS_MAX];
     int nlimits;
@@ -235,6 +249,47 @@ static void rp_local_session_dir(const rp_local_t *lb, const char *dir)
         st.st_uid == (lb->run_as.set ? lb->run_as.uid : geteuid()) &&
         (st.st_mode & 077))
         chmod(dir, 0700);
+}
+
+/* Snapshot mode: the name of a fresh scratch directory for this
+ * execution (the executor creates it, restores into it and removes it)
+ * and the chunk cache. Their parents are made here, private to the
+ * worker's user; with --run-as the scratch parent lets that user pass
+ * (0711: reach its own directory, list none). */
+static rp_err_t rp_local_scratch(rp_local_t *lb, const rp_jobspec_t *spec,
+                                 char *dir, size_t dir_size, char *cache,
+                                 size_t cache_size, char *errstr,
+                                 size_t errstr_size)
+{
+    char parent[PATH_MAX];
+    unsigned long n = atomic_fetch_add(&lb->ws_seq, 1);
+    struct stat st;
+
+    if (mkdir(lb->ws_base, lb->run_as.set ? 0711 : 0700) != 0 &&
+        errno != EEXIST)
+        return rp_errf(errstr, errstr_size, RP_ERR_IO, "mkdir %s: %s",
+                       lb->ws_base, strerror(errno));
+    /* In a shared $TMPDIR the name could be someone else's. */
+    if (lstat(lb->ws_base, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != geteuid())
+        return rp_errf(errstr, errstr_size, RP_ERR_PERMISSION,
+                       "%s is not a directory of this user: the workspace's "
+                       "scratch directories cannot go there (set --workdir)",
+                       lb->ws_base);
+    if ((size_t)snprintf(parent, sizeof(parent), "%s/.scratch", lb->ws_base) >=
+            sizeof(parent) ||
+        (size_t)snprintf(cache, cache_size, "%s/.chunks", lb->ws_base) >=
+            cache_size ||
+        (size_t)snprintf(dir, dir_size, "%s/%s.%ld.%lu", parent,
+                         spec->execution_id, (long)getpid(), n) >= dir_size)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "workspace directory under %s: path too long",
+                       lb->ws_base);
+    if ((mkdir(parent, lb->run_as.set ? 0711 : 0700) != 0 && errno != EEXIST) ||
+        (mkdir(cache, 0700) != 0 && errno != EEXIST))
+        return rp_errf(errstr, errstr_size, RP_ERR_IO, "mkdir under %s: %s",
+                       lb->ws_base, strerror(errno));
+    return RP_OK;
 }
 
 /* --run-as: the commands' user must be able to reach workdir (x on
@@ -393,9 +448,9 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
                                size_t errstr_size)
 {
     rp_local_t *lb = be->impl;
-    rp_jobspec_t s = *spec; /* shallow: only default_cwd is replaced */
+    rp_jobspec_t s = *spec; /* shallow: default_cwd and workspace replaced */
     rp_env_t env = {0};
-    char **envp = NULL, cwd[4096];
+    char **envp = NULL, cwd[4096], wsdir[PATH_MAX], cache[PATH_MAX];
     const char *v;
     rp_backend_run_t *run = NULL;
     rp_err_t err;
@@ -403,10 +458,23 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
     pid_t pid;
 
     *out = NULL;
-    if (lb->workdir) {
-        snprintf(cwd, sizeof(cwd), "%s/%s", lb->workdir, spec->session_id);
-        s.default_cwd = cwd;
-        rp_local_session_dir(lb, cwd);
+    if (spec->workspace && spec->workspace[0] == '/') {
+        /* Snapshot mode: a fresh directory, restored by the executor. */
+        if ((err = rp_local_scratch(lb, spec, wsdir, sizeof(wsdir), cache,
+                                    sizeof(cache), errstr, errstr_size)))
+            goto out;
+        s.workspace = wsdir;
+        s.ws_cache = cache;
+        s.ws_scratch = 1;
+    } else {
+        if (spec->workspace && (!strcmp(spec->workspace, "keep") ||
+                                !strcmp(spec->workspace, "off")))
+            s.workspace = NULL; /* the executor's "off": files stay here */
+        if (lb->workdir && !s.workspace) {
+            snprintf(cwd, sizeof(cwd), "%s/%s", lb->workdir, spec->session_id);
+            s.default_cwd = cwd;
+            rp_local_session_dir(lb, cwd);
+        }
     }
     if ((err = rp_jobenv_build(&s, &env, errstr, errstr_size)))
         goto out;
@@ -855,6 +923,13 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
                                                 : RP_LOCAL_KILL_GRACE_DEFAULT_MS;
     lb->executor_path = strdup(conf->executor_path);
     lb->workdir = conf->workdir ? strdup(conf->workdir) : NULL;
+    if (conf->workdir)
+        snprintf(lb->ws_base, sizeof(lb->ws_base), "%s", conf->workdir);
+    else
+        snprintf(lb->ws_base, sizeof(lb->ws_base), "%s/runpool-local-%u",
+                 getenv("TMPDIR") && getenv("TMPDIR")[0] == '/'
+                     ? getenv("TMPDIR") : "/tmp",
+                 (unsigned)geteuid());
     if ((err = rp_runas_parse(conf->run_as, &lb->run_as, errstr,
                               errstr_size)) ||
         (err = rp_runas_check(&lb->run_as, geteuid(), errstr, errstr_size)))

@@ -245,7 +245,7 @@ void rp_cycle_finish(void *arg)
     rp_job_t *job = arg;
     rp_worker_t *w = job->w;
     rp_session_t *s = &job->session;
-    char key[RP_STATE_KEY_MAX], es[512], *doc = NULL;
+    char key[RP_STATE_KEY_MAX], es[512], *doc = NULL, *superseded = NULL;
     rp_buf_t buf;
     rp_err_t err;
     int64_t t0 = rp_time_mono_ms(), now;
@@ -316,6 +316,10 @@ void rp_cycle_finish(void *arg)
         rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "out of memory");
         goto out;
     }
+    if (rp_jobws_apply(job, s, now, &superseded) != RP_OK) {
+        rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "out of memory");
+        goto out;
+    }
     s->updated_at_ms = now;
     s->execution_count++;
     memcpy(s->last_execution_id, job->req.execution_id,
@@ -338,7 +342,12 @@ void rp_cycle_finish(void *arg)
                          "writer); the new cwd/env were not saved: %s", es);
     else if (err)
         rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "saving %s: %s", key, es);
+    if (err)
+        rp_jobws_not_applied(job, job->err_msg);
+    else if (superseded)
+        rp_jobws_gc(w, job, superseded, s->workspace.manifest);
 out:
+    free(superseded);
     job->state_save_ms = rp_time_mono_ms() - t0;
     free(doc);
     rp_buf_free(&buf);

@@ -431,6 +431,13 @@ static void rp_job_run(rp_worker_t *w, rp_job_t *job)
     spec.state_url = (char *)w->conf.state_url;
     spec.output_max = w->conf.output_max;
     spec.attempt = job->attempt;
+    /* The workspace: the executor restores and saves it (rp_jobenv.h);
+     * the caps travel only when not the executor's defaults. */
+    spec.workspace = (char *)w->conf.workspace;
+    if (w->conf.workspace_max_bytes != RP_JOBENV_WS_MAX_BYTES_DEFAULT)
+        spec.ws_max_bytes = w->conf.workspace_max_bytes;
+    if (w->conf.workspace_max_files != RP_JOBENV_WS_MAX_FILES_DEFAULT)
+        spec.ws_max_files = w->conf.workspace_max_files;
     rp_job_drop_run(w, job);
     rp_job_set_stage(job, RP_JOB_RUNNING);
     job->t_loaded = rp_time_mono_ms();

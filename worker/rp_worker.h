@@ -44,6 +44,7 @@
 #define RP_WORKER_RESULT_BYTES_MIN (16 * 1024)
 #define RP_WORKER_RESULT_BYTES_LIMIT (64 * 1024 * 1024)
 
+#define RP_WORKER_WORKSPACE_DEFAULT "/workspace"
 #define RP_WORKER_DELIVERY_EOS "exactly-once"
 #define RP_WORKER_DELIVERY_ALO "at-least-once"
 
@@ -83,6 +84,13 @@ typedef struct rp_worker_conf {
                                    way; default 300 */
     size_t output_max;          /* per stream; 0 = executor default */
     size_t result_max_bytes;    /* published result JSON; default 900 KiB */
+    /* The sessions' workspace (docs/workspace.md): "/DIR" snapshot (the
+     * default, /workspace; local: a fresh scratch directory per
+     * execution), "mount:/PATH", "keep" (local: files stay in
+     * --workdir/SESSION) or "off". */
+    const char *workspace;
+    size_t workspace_max_bytes; /* snapshot caps; defaults 1 GiB, 100000 */
+    size_t workspace_max_files;
     rp_backend_conf_t backend_conf;
     const char *kafka_config;   /* --kafka-config FILE; main loads it */
     const char *const *kafka_props; /* "key=value", borrowed */

@@ -134,6 +134,25 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      RP_SIGN_MAX_AGE_LIMIT, 0, "300",
      "with `--signing-keys`: how far a signature's time may be from the "
      "worker's clock, either way (seconds)"},
+    {"workspace", "SPEC", "RUNPOOL_WORKSPACE", RP_OPT_STR, RP_OFF(workspace),
+     RP_WORKER_WORKSPACE_DEFAULT, 0, 0, 0, 0, "`" RP_WORKER_WORKSPACE_DEFAULT "`",
+     "where a session's files live (docs/workspace.md): `/DIR` — cloudrun: "
+     "that directory of the container, local: a fresh scratch directory per "
+     "execution (under `--workdir`, else `$TMPDIR`) — restored from the "
+     "session's snapshot before each command and saved after it; "
+     "`mount:/PATH`: a volume every execution mounts, the session works in "
+     "`PATH/SESSION_ID`, no snapshot; `keep` (local): no snapshot, files stay "
+     "on this machine in `--workdir/SESSION_ID`; `off`: none"},
+    {"workspace-max-bytes", "BYTES", "RUNPOOL_WORKSPACE_MAX_BYTES", RP_OPT_SIZE,
+     RP_OFF(workspace_max_bytes), NULL, 1L << 30, 1, 1L << 40, 0,
+     "1073741824 (1 GiB)",
+     "a snapshot's file bytes at most; past it the workspace is not saved "
+     "(`workspace_saved: false`, `workspace_too_large`) and the session keeps "
+     "its previous one"},
+    {"workspace-max-files", "N", "RUNPOOL_WORKSPACE_MAX_FILES", RP_OPT_SIZE,
+     RP_OFF(workspace_max_files), NULL, 100000, 1, 10000000, 0, "100000",
+     "a snapshot's entries (files, directories, symlinks) at most "
+     "(`workspace_too_many_files` past it)"},
     {"executor", "PATH", "RUNPOOL_EXECUTOR", RP_OPT_STR,
      RP_OFF(backend_conf.executor_path), NULL, 0, 0, 0, 0,
      "next to `runpool-worker`", "local backend: the executor binary"},
@@ -341,6 +360,16 @@ rp_err_t rp_worker_conf_check(rp_worker_conf_t *c, char *errstr, size_t es)
         c->instance_id = NULL;
     if (c->signing_keys && !*c->signing_keys)
         c->signing_keys = NULL;
+    if (strcmp(c->workspace, "off") && strcmp(c->workspace, "keep") &&
+        !(c->workspace[0] == '/' && c->workspace[1]) &&
+        !(!strncmp(c->workspace, "mount:/", 7) && c->workspace[7]))
+        return rp_errf(errstr, es, RP_ERR_INVALID,
+                       "--workspace must be /DIR, mount:/PATH, keep or off, "
+                       "not '%s'", c->workspace);
+    if (!strcmp(c->workspace, "keep") && strcmp(c->backend, "local"))
+        return rp_errf(errstr, es, RP_ERR_INVALID,
+                       "--workspace keep is for the local backend (a Cloud "
+                       "Run container keeps nothing)");
     if (c->backend_conf.run_as && !*c->backend_conf.run_as)
         c->backend_conf.run_as = NULL;
     if (c->backend_conf.run_as) {

@@ -361,6 +361,23 @@ void rp_cycle_load(void *job);
  * with compare-and-swap; posts RP_EV_FINISHED. */
 void rp_cycle_finish(void *job);
 
+/* ---- rp_jobws.c (rp_cycle's workspace half; I/O pool threads) ---- */
+
+/* Put the record's workspace report into s (the session about to be
+ * saved): its root, and a new snapshot when one was saved. *superseded:
+ * the manifest key it replaces (caller frees; NULL = none), for
+ * rp_jobws_gc once the save succeeded. RP_ERR_NOMEM only. */
+rp_err_t rp_jobws_apply(rp_job_t *job, rp_session_t *s, int64_t now_ms,
+                        char **superseded);
+/* The session state was not saved: the published result must not say
+ * the workspace was (it says workspace_error, why). */
+void rp_jobws_not_applied(rp_job_t *job, const char *why);
+/* Delete old_key's snapshot except the chunks cur_key (NULL = empty) uses.
+ * Best effort: a failure is logged; the objects stay until the session
+ * is closed. */
+void rp_jobws_gc(rp_worker_t *w, rp_job_t *job, const char *old_key,
+                 const char *cur_key);
+
 /* ---- rp_publish.c ---- */
 
 /* PUBLISHING: build the result from what the job knows and produce it,

@@ -33,7 +33,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && mkdir -p /workspace && chown 10001:10001 /workspace
 COPY --from=build /out/ /usr/local/bin/
 USER 10001:10001
-# A new session starts here; a saved cwd that no longer exists in this fresh
-# container is recreated (empty) by the executor.
-ENV RUNPOOL_DEFAULT_CWD=/workspace
+# The session's workspace (docs/workspace.md): a new session starts here, and
+# the executor restores the session's snapshot into it before the command and
+# saves it after (the worker's --workspace sends the same). A saved cwd outside
+# it that no longer exists in this fresh container is recreated (empty).
+ENV RUNPOOL_WORKSPACE=/workspace
 ENTRYPOINT ["/usr/local/bin/runpool-executor"]

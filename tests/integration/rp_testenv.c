@@ -407,7 +407,7 @@ int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
     char exe[PATH_MAX], state[PATH_MAX + 16], work[PATH_MAX], name[32];
     char host[128] = "host", drain[16], session[64], err[256];
     char kconf[PATH_MAX];
-    char *argv[37];
+    char *argv[41];
     int n = 0, idx;
 
     if (!rp_test_fmt(exe, sizeof(exe), "%s/runpool-worker", te->bin_dir) ||
@@ -445,6 +445,13 @@ int rp_te_start_worker_args(rp_te_t *te, const char *const *extra)
     argv[n++] = "--kafka-config";
     argv[n++] = kconf;
     rp_te_kafka_secret_conf(te, kconf, sizeof(kconf));
+    /* The tests written before workspace snapshots look for a session's
+     * files in work/SID: the local backend's "keep". A test of snapshots
+     * passes --workspace /workspace in extra (the later one wins). */
+    if (!strcmp(te->backend, "local")) {
+        argv[n++] = "--workspace";
+        argv[n++] = "keep";
+    }
     for (size_t i = 0; extra && extra[i]; i++) {
         if (n >= (int)(sizeof(argv) / sizeof(argv[0])) - 1)
             fail_msg("too many worker arguments");

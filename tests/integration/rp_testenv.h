@@ -213,8 +213,10 @@ void rp_te_validate(rp_te_t *te, const char *schema, const char *file);
 
 /* Start a runpool-worker on the test's broker, group, backend, state and
  * workdir, with --kafka-config TMP/kafka-secret.conf (a planted
- * sasl.password, unused by the PLAINTEXT broker); returns its index in
- * te->procs. */
+ * sasl.password, unused by the PLAINTEXT broker) and, on the local
+ * backend, --workspace keep (sessions keep their files in work/SID; a
+ * test of workspace snapshots passes --workspace /workspace in extra);
+ * returns its index in te->procs. */
 int rp_te_start_worker(rp_te_t *te);
 /* The same with more arguments (NULL-terminated, borrowed) at the end. */
 int rp_te_start_worker_args(rp_te_t *te, const char *const *extra);

@@ -87,6 +87,75 @@ static void test_build_parse_roundtrip(void **state)
     rp_env_clear(&in.env);
 }
 
+/* The workspace variables: built, parsed back, and bad values refused. */
+static void test_workspace_vars(void **state)
+{
+    static const char *const bad[][2] = {
+        {"RUNPOOL_WORKSPACE", "relative"},
+        {"RUNPOOL_WORKSPACE", "/"},
+        {"RUNPOOL_WORKSPACE", "mount:rel"},
+        {"RUNPOOL_WORKSPACE", "/a/../b"},
+        {"RUNPOOL_WORKSPACE", "keep"},
+        {"RUNPOOL_WORKSPACE_CACHE", "cache"},
+        {"RUNPOOL_WORKSPACE_SCRATCH", "2"},
+        {"RUNPOOL_WORKSPACE_MAX_BYTES", "0"},
+        {"RUNPOOL_WORKSPACE_MAX_FILES", "x"},
+    };
+    rp_jobspec_t in, out;
+    rp_env_t env = {0};
+
+    (void)state;
+    full_spec(&in);
+    in.workspace = "/workspace";
+    in.ws_cache = "/var/cache/rp";
+    in.ws_scratch = 1;
+    in.ws_max_bytes = 5000000000ULL;
+    in.ws_max_files = 7;
+    assert_int_equal(rp_jobenv_build(&in, &env, errstr, sizeof(errstr)), RP_OK);
+    assert_string_equal(rp_env_get(&env, "RUNPOOL_WORKSPACE"), "/workspace");
+    assert_string_equal(rp_env_get(&env, "RUNPOOL_WORKSPACE_MAX_BYTES"),
+                        "5000000000");
+    assert_int_equal(rp_jobenv_parse(lookup, &env, &out, errstr, sizeof(errstr)),
+                     RP_OK);
+    assert_string_equal(out.workspace, "/workspace");
+    assert_string_equal(out.ws_cache, "/var/cache/rp");
+    assert_int_equal(out.ws_scratch, 1);
+    assert_true(out.ws_max_bytes == 5000000000ULL);
+    assert_int_equal(out.ws_max_files, 7);
+    rp_jobspec_clear(&out);
+    rp_env_clear(&env);
+
+    in.workspace = "mount:/mnt/vol";
+    in.ws_cache = NULL;
+    in.ws_scratch = 0;
+    in.ws_max_bytes = in.ws_max_files = 0;
+    assert_int_equal(rp_jobenv_build(&in, &env, errstr, sizeof(errstr)), RP_OK);
+    assert_null(rp_env_get(&env, "RUNPOOL_WORKSPACE_SCRATCH"));
+    assert_null(rp_env_get(&env, "RUNPOOL_WORKSPACE_MAX_FILES"));
+    assert_int_equal(rp_jobenv_parse(lookup, &env, &out, errstr, sizeof(errstr)),
+                     RP_OK);
+    assert_string_equal(out.workspace, "mount:/mnt/vol");
+    rp_jobspec_clear(&out);
+    rp_env_clear(&env);
+    in.workspace = "keep"; /* the worker's, never the executor's */
+    assert_int_equal(rp_jobenv_build(&in, &env, errstr, sizeof(errstr)),
+                     RP_ERR_INVALID);
+    assert_errstr_starts("RUNPOOL_WORKSPACE");
+    rp_env_clear(&env);
+    rp_env_clear(&in.env);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        minimal_env(&env);
+        rp_env_set(&env, bad[i][0], bad[i][1]);
+        if (rp_jobenv_parse(lookup, &env, &out, errstr, sizeof(errstr)) ==
+            RP_OK)
+            fail_msg("%s=%s accepted", bad[i][0], bad[i][1]);
+        assert_errstr_starts(bad[i][0]);
+        rp_jobspec_clear(&out);
+        rp_env_clear(&env);
+    }
+}
+
 static void test_build_minimal_leaves_optionals_out(void **state)
 {
     rp_jobspec_t in, out;
@@ -414,6 +483,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_parse_roundtrip),
+        cmocka_unit_test(test_workspace_vars),
         cmocka_unit_test(test_build_minimal_leaves_optionals_out),
         cmocka_unit_test(test_parse_empty_optionals_are_absent),
         cmocka_unit_test(test_parse_bad_variables),

@@ -30,6 +30,7 @@ import os
 import random
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -759,6 +760,7 @@ class Stats:
         self.starts_by_eid = {}
         self.executions_created = 0
         self.container_starts = 0
+        self.fs_areas = 0
         self.faults_injected = 0
         self.started = time.monotonic()
         self.recent = collections.deque(maxlen=2000)
@@ -789,6 +791,9 @@ class Fake:
             self.state_dir = tempfile.mkdtemp(prefix="cloudrun-fake.")
             self.own_state_dir = True
         os.makedirs(os.path.join(self.state_dir, "logs"), exist_ok=True)
+        # Each container's own filesystem area (_fresh_filesystem).
+        self.fs_root = os.path.join(self.state_dir, "fs")
+        os.makedirs(self.fs_root, exist_ok=True)
         self.cfg = {
             "start_latency_ms": args.start_latency_ms,
             "op_latency_ms": args.op_latency_ms,
@@ -802,6 +807,7 @@ class Fake:
             "max_page_size": 1000,
             "faults": [],
             "exec_faults": [],
+            "fresh_filesystem": True,
         }
         self.base_env = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR")
                          if k in os.environ}
@@ -815,7 +821,8 @@ class Fake:
         known = {"start_latency_ms", "op_latency_ms", "cancel_grace_s", "executor",
                  "images", "secrets", "cloud_run_env", "run_failure_error_code",
                  "default_page_size", "max_page_size", "faults", "exec_faults",
-                 "clear_faults", "clear_exec_faults", "reset_stats"}
+                 "clear_faults", "clear_exec_faults", "reset_stats",
+                 "fresh_filesystem"}
         extra = set(body) - known
         if extra:
             raise ValueError(f"unknown config keys {sorted(extra)}")
@@ -832,6 +839,8 @@ class Fake:
                 self.cfg["executor"] = body["executor"] or None
             if "cloud_run_env" in body:
                 self.cfg["cloud_run_env"] = bool(body["cloud_run_env"])
+            if "fresh_filesystem" in body:
+                self.cfg["fresh_filesystem"] = bool(body["fresh_filesystem"])
             if "images" in body:
                 imgs = body["images"]
                 if not isinstance(imgs, dict) or not all(
@@ -1319,7 +1328,47 @@ class Fake:
         cwd = c.get("workingDir") or "/"
         d = os.path.join(self.state_dir, "logs", ex.job.id, ex.id)
         log_path = os.path.join(d, f"task{t.index}-attempt{t.attempt}.log")
+        self._fresh_filesystem(t, env)
         return argv, env, cwd, log_path
+
+    def _fresh_filesystem(self, t, env):
+        """Every Cloud Run task attempt starts from the image: nothing a
+        previous container wrote is there. The fake cannot give a process
+        its own root, so it gives each attempt a fresh, empty directory
+        (state_dir/fs/...) standing for the container's writable layer and
+        maps the container paths runpool writes into it: RUNPOOL_WORKSPACE
+        (an absolute path: /workspace becomes AREA/workspace) and TMPDIR.
+        A mount:PATH workspace is a volume, shared on purpose: left as it
+        is. The area is removed when the attempt ends (_drop_filesystem)."""
+        ws = env.get("RUNPOOL_WORKSPACE", "")
+        if not self.c("fresh_filesystem"):
+            return
+        area = tempfile.mkdtemp(prefix=f"{t.ex.id}-t{t.index}a{t.attempt}-",
+                                dir=self.fs_root)
+        t.fs_area = area
+        if ws.startswith("/"):
+            env["RUNPOOL_WORKSPACE"] = area + os.path.normpath(ws)
+        tmp = os.path.join(area, "tmp")
+        os.mkdir(tmp, 0o1777)
+        env["TMPDIR"] = tmp
+        with self.stats.lock:
+            self.stats.fs_areas += 1
+
+    def _drop_filesystem(self, t):
+        area, t.fs_area = getattr(t, "fs_area", None), None
+        if area:
+            # A command may leave directories without write permission.
+            # os.walk lists a symlink to a directory among dirs: never
+            # chmod through it (it may point outside the area).
+            for root, dirs, _ in os.walk(area):
+                for d in dirs:
+                    p = os.path.join(root, d)
+                    try:
+                        if not os.path.islink(p):
+                            os.chmod(p, 0o700)
+                    except OSError:
+                        pass
+            shutil.rmtree(area, ignore_errors=True)
 
     def _spawn(self, t, gen, argv, env, cwd, log_path):
         """Runs in the spawn pool, without the model lock."""
@@ -1329,6 +1378,7 @@ class Fake:
             if t.cancel_requested or gen != t.gen:
                 # Cancelled before the container started: nothing to run.
                 t.state = "running"
+                self._drop_filesystem(t)
                 self.loop.call_soon(lambda: self._locked(self._on_exit, t, gen, None, None))
                 return
         try:
@@ -1345,6 +1395,8 @@ class Fake:
                 pidfd = os.pidfd_open(proc.pid)
             except OSError:
                 pidfd = None
+        if proc is None:
+            self._drop_filesystem(t)
         with self.lock:
             if proc is None:
                 self.loop.call_soon(lambda: self._locked(self._on_exit, t, gen, 127, None, err))
@@ -1387,6 +1439,7 @@ class Fake:
             os.killpg(proc.pid, signal.SIGKILL)
         except OSError:
             pass
+        self._drop_filesystem(t)
         with self.lock:
             self.live.discard(t)
             t.proc = None
@@ -1987,6 +2040,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "executions_created": st.executions_created,
                     "executions_by_execution_id": dict(st.executions_by_eid),
                     "container_starts": st.container_starts,
+                    "filesystem_areas": st.fs_areas,
                     "container_starts_by_execution_id": dict(st.starts_by_eid),
                     "executions_not_done": running,
                     "live_processes": live,
