@@ -552,8 +552,9 @@ static fop_rc_t fop_snapshot(fop_t *f, const rp_ws_edit_t *edit)
     if (err != RP_ERR_NOT_FOUND)
         return FOP_ERR(f, RP_CODE_STATE_LOAD_FAILED, "%s: reading %s: %s",
                        f->name, key, es);
-    if (rp_ws_limits_from_env(&lim, es, sizeof(es)) != RP_OK)
-        memset(&lim, 0, sizeof(lim)); /* the defaults; the worker said so */
+    /* The worker's caps, the ones its executors get. */
+    lim.max_bytes = f->w->conf.workspace_max_bytes;
+    lim.max_files = f->w->conf.workspace_max_files;
     err = rp_ws_edit(f->st, f->m, edit, 1, job->req.session_id,
                      job->req.execution_id, &lim, &f->nm, NULL, es, sizeof(es));
     if (err == RP_ERR_EXISTS &&
@@ -965,6 +966,13 @@ static fop_rc_t fop_do(fop_t *f)
 
     if (job->reused)
         return fop_reuse(f);
+    /* Only snapshots are a workspace the worker can reach: keep and
+     * mount:PATH live on a machine or volume it may not have, off is none. */
+    if (f->w->conf.workspace && f->w->conf.workspace[0] != '/')
+        return FOP_ERR(f, RP_CODE_INVALID,
+                       "%s: file ops work on workspace snapshots, and this "
+                       "worker runs with --workspace %s (use /DIR, the "
+                       "default)", f->name, f->w->conf.workspace);
     if ((err = rp_ws_path_check(f->op->path ? f->op->path : ".", f->norm,
                                 sizeof(f->norm), es, sizeof(es))) != RP_OK)
         return FOP_FAIL(f, RP_CODE_INVALID_PATH, "%s: %s", f->name, es);

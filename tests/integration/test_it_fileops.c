@@ -1,6 +1,8 @@
 /* integration.fileops — file ops done by a real worker (local backend,
  * file:// store) on a session's workspace snapshot, no command run:
- * write_file then read_file (text and base64), list_files (direct and
+ * write_file then read_file (text and base64), a command that sees what
+ * write_file wrote and read_file what a command wrote (and its symlink to
+ * /etc not followed), list_files (direct and
  * recursive), find, search, replace_in_file (and a count that does not
  * match, which changes nothing), delete (a non-empty directory needs
  * recursive), upload and download of a 3 MiB object through the store,
@@ -199,7 +201,8 @@ static void test_fileops(void **state)
     cJSON *doc;
     int worker;
 
-    worker = rp_te_start_worker(te);
+    worker = rp_te_start_worker_args(
+        te, (const char *const[]){"--workspace", "/workspace", NULL});
     rp_te_wait_group(te, &worker, 1, 30000);
 
     /* write_file, then read it back: text, and bytes as base64. */
@@ -291,6 +294,29 @@ static void test_fileops(void **state)
     r = expect_op(te, "x2", "replace_in_file", "succeeded", NULL);
     assert_int_equal(jint(r, "replaced"), 1);
     read_expect(te, "r4", "a.txt", "hello there\n", "utf-8");
+
+    /* Commands and file ops see the same files: a command reads what
+     * write_file wrote, read_file what a command wrote. */
+    rp_te_send_exec(te, SID, "c-cat", "cat a.txt && ls src/deep", 0, NULL);
+    rp_te_flush(te);
+    rp_te_expect(te, rp_te_need_result(te, "c-cat", WAIT_MS), "succeeded",
+                 "hello there\nb.c\n");
+    rp_te_send_exec(te, SID, "c-make",
+                    "mkdir -p out && printf 'made by a command\\n' > "
+                    "out/made.txt && ln -s /etc etc",
+                    0, NULL);
+    rp_te_flush(te);
+    rp_te_expect(te, rp_te_need_result(te, "c-make", WAIT_MS), "succeeded",
+                 "");
+    read_expect(te, "r4b", "out/made.txt", "made by a command\n", "utf-8");
+    /* The command's symlink to /etc is never followed. */
+    send_op(te, "e0", "read_file", "path", "etc/passwd", NULL);
+    expect_op(te, "e0", "read_file", "failed", "invalid_path");
+    send_op(te, "d0", "delete", "path", "etc", NULL);
+    r = expect_op(te, "d0", "delete", "succeeded", NULL);
+    assert_string_equal(jstr(r, "type"), "l");
+    send_op(te, "d0b", "delete", "path", "out", "recursive", "true", NULL);
+    expect_op(te, "d0b", "delete", "succeeded", NULL);
 
     /* Paths that leave the workspace: refused, and the worker goes on. */
     send_op(te, "e1", "read_file", "path", "../../etc/passwd", NULL);

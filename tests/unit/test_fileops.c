@@ -168,6 +168,9 @@ static int fx_setup(void **state)
         rp_inbox_new(f->efd, &f->w.inbox) || mkdir(f->tree, 0755))
         return -1;
     f->w.conf.result_max_bytes = RP_WORKER_RESULT_BYTES_DEFAULT;
+    f->w.conf.workspace = RP_WORKER_WORKSPACE_DEFAULT;
+    f->w.conf.workspace_max_bytes = 1L << 30;
+    f->w.conf.workspace_max_files = 100000;
     /* a.txt, sub/, and two symlinks: one to /etc, one to a.txt. */
     snprintf(p, sizeof(p), "%s/a.txt", f->tree);
     if (!(fp = fopen(p, "w")) || fputs("alpha\n", fp) < 0 || fclose(fp))
