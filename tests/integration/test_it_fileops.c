@@ -11,7 +11,12 @@
  * (reused) without writing twice, superseded snapshots collected, and
  * close_session taking the workspace with it. Every result is checked
  * against result.schema.json at the end (rp_te_finish), the session state
- * and a record against theirs. */
+ * and a record against theirs.
+ *
+ * `test_it_fileops cloudrun` (e2e.devbroker.fileops) runs the same on the
+ * cloudrun backend: the Cloud Run fake runs the commands, each in its own
+ * fresh filesystem area, and fake-gcs-server holds the state
+ * (gs://rp-e2e/it), so the transfers are objects of the bucket. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,11 +34,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rp_te_cloud.h"
 #include "rp_testenv.h"
 
 #define SID "fo-s1"
-#define WAIT_MS 60000
+#define WAIT_MS (g_cloud ? 180000 : 60000) /* a Cloud Run start is slower */
 #define BIG_BYTES (3 * 1024 * 1024) /* over a Kafka message's 1 MiB */
+
+static bool g_cloud; /* the cloudrun backend, state in fake-gcs-server */
+
+/* A state-store object's bytes, NUL-terminated (caller frees); NULL when
+ * absent. rel is its key. */
+static char *store_get(rp_te_t *te, const char *key, size_t *len)
+{
+    char path[PATH_MAX], rel[PATH_MAX];
+    char *text;
+
+    if (g_cloud) {
+        rp_te_format(rel, sizeof(rel), "%s/%s", RP_TE_CLOUD_PREFIX, key);
+        text = rp_te_cloud_gcs_get(te, rel, NULL);
+        if (text && len)
+            *len = strlen(text);
+        return text;
+    }
+    rp_te_format(rel, sizeof(rel), "state/%s", key);
+    rp_te_path(te, path, sizeof(path), rel);
+    return rp_te_read_file(path, len);
+}
 
 /* A file-op request of op on SID: members as name, value pairs; a value
  * starting with '#' is a number, "true"/"false" booleans, else a string. */
@@ -201,9 +228,22 @@ static void test_fileops(void **state)
     cJSON *doc;
     int worker;
 
+    if (g_cloud) {
+        char executor[PATH_MAX], emu[300], config[2 * PATH_MAX + 600];
+
+        rp_te_cloud_start(te, "template");
+        rp_te_format(executor, sizeof(executor), "%s/runpool-executor",
+                     te->bin_dir);
+        rp_te_format(emu, sizeof(emu), "STORAGE_EMULATOR_HOST=%s",
+                     te->gcs_url);
+        rp_te_format(config, sizeof(config),
+                     "{\"images\":{\"%s\":[\"/usr/bin/env\",\"%s\",\"%s\"]}}",
+                     RP_TE_CLOUD_IMAGE, emu, executor);
+        rp_te_cloud_config(te, config);
+    }
     worker = rp_te_start_worker_args(
         te, (const char *const[]){"--workspace", "/workspace", NULL});
-    rp_te_wait_group(te, &worker, 1, 30000);
+    rp_te_wait_group(te, &worker, 1, 60000);
 
     /* write_file, then read it back: text, and bytes as base64. */
     send_op(te, "w1", "write_file", "path", "a.txt", "content",
@@ -346,14 +386,21 @@ static void test_fileops(void **state)
     paths(r, list, sizeof(list));
     assert_string_equal(list, "a.txt,bin,bin/x");
 
-    /* upload and download: 3 MiB through the store, not Kafka. */
-    assert_non_null(big = malloc(BIG_BYTES));
+    /* upload and download: 3 MiB through the store, not Kafka (text, so
+     * the bucket's test helper can carry it; bytes are bytes to the ops). */
+    assert_non_null(big = malloc(BIG_BYTES + 1));
     for (size_t i = 0; i < BIG_BYTES; i++)
-        big[i] = (unsigned char)((i * 2654435761u) >> 13);
-    rp_te_path(te, path, sizeof(path), "state/transfers");
-    assert_int_equal(mkdir(path, 0700), 0);
-    rp_te_path(te, path, sizeof(path), "state/transfers/in.bin");
-    write_bytes(path, big, BIG_BYTES);
+        big[i] = (unsigned char)('a' + ((i * 2654435761u) >> 13) % 26);
+    big[BIG_BYTES] = '\0';
+    if (g_cloud) {
+        rp_te_cloud_gcs_put(te, RP_TE_CLOUD_PREFIX "/transfers/in.bin",
+                            (const char *)big);
+    } else {
+        rp_te_path(te, path, sizeof(path), "state/transfers");
+        assert_int_equal(mkdir(path, 0700), 0);
+        rp_te_path(te, path, sizeof(path), "state/transfers/in.bin");
+        write_bytes(path, big, BIG_BYTES);
+    }
     send_op(te, "u1", "upload", "path", "data/in.bin", "object",
             "transfers/in.bin", NULL);
     r = expect_op(te, "u1", "upload", "succeeded", NULL);
@@ -365,8 +412,7 @@ static void test_fileops(void **state)
             "transfers/out.bin", NULL);
     r = expect_op(te, "g1", "download", "succeeded", NULL);
     assert_int_equal(jint(r, "size"), BIG_BYTES);
-    rp_te_path(te, path, sizeof(path), "state/transfers/out.bin");
-    got = rp_te_read_file(path, &got_len);
+    got = store_get(te, "transfers/out.bin", &got_len);
     assert_non_null(got);
     assert_int_equal(got_len, BIG_BYTES);
     assert_memory_equal(got, big, BIG_BYTES);
@@ -393,9 +439,17 @@ static void test_fileops(void **state)
     read_expect(te, "r5", "a.txt", "hello there\n", "utf-8");
 
     /* The state names the last snapshot; the superseded ones are gone. */
-    rp_te_path(te, path, sizeof(path), "state/sessions/" SID "/state.json");
+    text = store_get(te, "sessions/" SID "/state.json", NULL);
+    assert_non_null(text);
+    rp_te_path(te, path, sizeof(path), "state-copy.json");
+    {
+        FILE *fp = fopen(path, "w");
+
+        assert_non_null(fp);
+        fputs(text, fp);
+        fclose(fp);
+    }
     rp_te_validate(te, "session-state", path);
-    text = rp_te_read_file(path, NULL);
     assert_non_null(doc = cJSON_Parse(text));
     free(text);
     assert_string_equal(
@@ -403,29 +457,51 @@ static void test_fileops(void **state)
         "workspaces/" SID "/snapshots/u1.json.zst");
     assert_string_equal(jstr(doc, "last_execution_id"), "u1");
     cJSON_Delete(doc);
-    assert_int_equal(count_dir(te, "state/workspaces/" SID "/snapshots"), 1);
-    rp_te_path(te, path, sizeof(path), "state/executions/u1/result.json");
+    /* The snapshot that u1 replaced (d2's) was collected. */
+    assert_null(text = store_get(te, "workspaces/" SID "/snapshots/d2.json.zst",
+                                 NULL));
+    assert_non_null(text = store_get(te, "executions/u1/result.json", NULL));
+    rp_te_path(te, path, sizeof(path), "record-copy.json");
+    {
+        FILE *fp = fopen(path, "w");
+
+        assert_non_null(fp);
+        fputs(text, fp);
+        fclose(fp);
+    }
+    free(text);
     rp_te_validate(te, "executor-result", path);
-    /* Read-only ops leave no record. */
-    assert_int_equal(count_dir(te, "state/executions/r1"), -1);
+    if (!g_cloud) {
+        assert_int_equal(count_dir(te, "state/workspaces/" SID "/snapshots"),
+                         1);
+        /* Read-only ops leave no record. */
+        assert_int_equal(count_dir(te, "state/executions/r1"), -1);
+    } else {
+        assert_null(store_get(te, "executions/r1/result.json", NULL));
+    }
 
     /* close_session takes the workspace with it. */
     rp_te_send_close(te, SID, "c1");
     rp_te_flush(te);
     rp_te_expect(te, rp_te_need_result(te, "c1", WAIT_MS), "succeeded", NULL);
-    assert_int_equal(count_files(te, "state/workspaces/" SID), 0);
+    if (g_cloud)
+        assert_null(store_get(te, "workspaces/" SID "/snapshots/u1.json.zst",
+                              NULL));
+    else
+        assert_int_equal(count_files(te, "state/workspaces/" SID), 0);
     send_op(te, "r6", "read_file", "path", "a.txt", NULL);
     expect_op(te, "r6", "read_file", "failed", "not_found");
 
     rp_te_finish(te);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fileops, rp_te_setup,
                                         rp_te_teardown),
     };
 
+    g_cloud = argc > 1 && !strcmp(argv[1], "cloudrun");
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
