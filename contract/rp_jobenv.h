@@ -17,6 +17,10 @@
  *                       request document holding both is: the state-store
  *                       key executions/{id}/request.json, or "-" for the
  *                       executor's standard input
+ *   RUNPOOL_ATTEMPT     optional: which start of the execution this is
+ *                       (1..RP_JOBENV_ATTEMPT_MAX, default 1); written
+ *                       into the claim (rp_claim.h), so a re-run after an
+ *                       interruption stays bounded across owners
  *   RUNPOOL_WORKSPACE   optional: the session's workspace directory
  *                       (docs/workspace.md): an absolute path (restored
  *                       from the session's snapshot before the command,
@@ -33,10 +37,6 @@
  *   RUNPOOL_WORKSPACE_SCRATCH optional: "1" = the workspace directory is
  *                       this execution's own: the executor removes it
  *                       when done (the local backend's fresh directories)
- *   RUNPOOL_ATTEMPT     optional: which start of the execution this is
- *                       (1..RP_JOBENV_ATTEMPT_MAX, default 1); written
- *                       into the claim (rp_claim.h), so a re-run after an
- *                       interruption stays bounded across owners
  *
  * The executor's exit status (what a backend reports as exit_code):
  *   RP_EXEC_EXIT_RECORDED  0  a result record exists for the execution
@@ -91,19 +91,19 @@
  * a COMMAND_ENV, with room to spare. */
 #define RP_JOBENV_REQUEST_DOC_MAX (4 * 1024 * 1024)
 
-/* Workspace snapshot caps (RUNPOOL_WORKSPACE_MAX_*), defaults and limits. */
-#define RP_JOBENV_WS_MAX_BYTES_DEFAULT ((uint64_t)1 << 30)
-#define RP_JOBENV_WS_MAX_FILES_DEFAULT 100000
-#define RP_JOBENV_WS_MAX_BYTES_LIMIT ((uint64_t)1 << 40)
-#define RP_JOBENV_WS_MAX_FILES_LIMIT 10000000
-#define RP_JOBENV_WS_MOUNT_PREFIX "mount:"
-
 #define RP_EXEC_EXIT_RECORDED 0
 #define RP_EXEC_EXIT_FAILED 1
 #define RP_EXEC_EXIT_CONTRACT 2
 #define RP_EXEC_EXIT_CLAIMED 3
 /* The bound on starts lives with the claim that counts them. */
 #define RP_JOBENV_ATTEMPT_MAX RP_CLAIM_ATTEMPTS_MAX
+
+/* Workspace snapshot caps (RUNPOOL_WORKSPACE_MAX_*), defaults and limits. */
+#define RP_JOBENV_WS_MAX_BYTES_DEFAULT ((uint64_t)1 << 30)
+#define RP_JOBENV_WS_MAX_FILES_DEFAULT 100000
+#define RP_JOBENV_WS_MAX_BYTES_LIMIT ((uint64_t)1 << 40)
+#define RP_JOBENV_WS_MAX_FILES_LIMIT 10000000
+#define RP_JOBENV_WS_MOUNT_PREFIX "mount:"
 
 typedef struct rp_jobspec {
     char execution_id[RP_ID_MAX + 1];

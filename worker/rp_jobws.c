@@ -53,13 +53,22 @@ rp_err_t rp_jobws_apply(rp_job_t *job, rp_session_t *s, int64_t now_ms,
     return RP_OK;
 }
 
-void rp_jobws_not_applied(rp_job_t *job, const char *why)
+void rp_jobws_not_applied(rp_worker_t *w, rp_job_t *job, const char *why)
 {
     rp_result_ws_t *r = &job->result.ws;
-    char *code, *msg;
+    char *code, *msg, es[256];
+    rp_err_t err;
 
     if (!r->present || !r->saved)
         return;
+    /* A new snapshot nobody will ever make current: its manifest goes
+     * (docs/workspace.md, garbage collection rule 3); its chunks stay
+     * until the session is closed. */
+    if (!r->unchanged && r->manifest &&
+        (err = rp_state_delete(w->state, r->manifest, RP_STATE_ANY, es,
+                               sizeof(es))) && err != RP_ERR_NOT_FOUND)
+        rp_log(RP_LOG_WARN, "workspace_gc_failed", rp_job_eid(job),
+               rp_job_sid(job), "deleting the unused %s: %s", r->manifest, es);
     if (asprintf(&msg, "the workspace was saved but not made the session's: "
                        "%s", why) < 0)
         msg = NULL;

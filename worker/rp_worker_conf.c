@@ -158,8 +158,10 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "next to `runpool-worker`", "local backend: the executor binary"},
     {"workdir", "DIR", "RUNPOOL_WORKDIR", RP_OPT_STR,
      RP_OFF(backend_conf.workdir), NULL, 0, 0, 0, 0, "–",
-     "local backend: new sessions start in `DIR/SESSION_ID` (created mode "
-     "0700)"},
+     "local backend: with `--workspace keep` (or `off`) new sessions start "
+     "in `DIR/SESSION_ID` (created mode 0700); with snapshots the scratch "
+     "directories (`DIR/.scratch`) and the chunk cache (`DIR/.chunks`) go "
+     "here"},
     /* Per-execution resource limits of the local backend (rp_backend.h). */
     {"exec-max-address-space", "BYTES", "RUNPOOL_EXEC_MAX_ADDRESS_SPACE",
      RP_OPT_SIZE, RP_OFF(backend_conf.limits.address_space), NULL, 0, 0,

@@ -370,8 +370,9 @@ void rp_cycle_finish(void *job);
 rp_err_t rp_jobws_apply(rp_job_t *job, rp_session_t *s, int64_t now_ms,
                         char **superseded);
 /* The session state was not saved: the published result must not say
- * the workspace was (it says workspace_error, why). */
-void rp_jobws_not_applied(rp_job_t *job, const char *why);
+ * the workspace was (it says workspace_error, why), and a new snapshot's
+ * manifest is deleted (it can never become current). */
+void rp_jobws_not_applied(rp_worker_t *w, rp_job_t *job, const char *why);
 /* Delete old_key's snapshot except the chunks cur_key (NULL = empty) uses.
  * Best effort: a failure is logged; the objects stay until the session
  * is closed. */

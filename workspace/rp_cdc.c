@@ -1,28 +1,30 @@
 /* rp_cdc — FastCDC over a byte stream (see rp_cdc.h). */
 #include "rp_cdc.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The gear table: 256 fixed pseudo-random words (splitmix64 from a fixed
  * seed), so every build and every machine cuts at the same places. */
 static uint64_t rp_cdc_gear[256];
-static int rp_cdc_gear_ready;
+static pthread_once_t rp_cdc_gear_once = PTHREAD_ONCE_INIT;
 
-static void rp_cdc_gear_init(void)
+static void rp_cdc_gear_fill(void)
 {
     uint64_t x = 0x72756e706f6f6c31ULL; /* "runpool1" */
 
-    /* Idempotent: two threads racing here write the same values. */
-    if (__atomic_load_n(&rp_cdc_gear_ready, __ATOMIC_ACQUIRE))
-        return;
     for (int i = 0; i < 256; i++) {
         uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
         rp_cdc_gear[i] = z ^ (z >> 31);
     }
-    __atomic_store_n(&rp_cdc_gear_ready, 1, __ATOMIC_RELEASE);
+}
+
+static void rp_cdc_gear_init(void)
+{
+    pthread_once(&rp_cdc_gear_once, rp_cdc_gear_fill);
 }
 
 /* log2(RP_CDC_AVG) = 16 bits; normalization level 2: 18 bits before the

@@ -653,6 +653,30 @@ static const char *rp_ws_jstr(const cJSON *o, const char *name, size_t max)
     return it->valuestring;
 }
 
+/* How many JSON values json holds at most (one per '[', '{' and ',' outside
+ * strings, plus one): checked before cJSON allocates a node for each. */
+static size_t rp_ws_json_values(const char *json, size_t len)
+{
+    size_t n = 1;
+    int in_str = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = json[i];
+
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == ',' || c == '[' || c == '{') {
+            n++;
+        }
+    }
+    return n;
+}
+
 static rp_err_t rp_ws_manifest_from_json(const char *json, size_t len,
                                          rp_ws_manifest_t **out,
                                          char *errstr, size_t errstr_size)
@@ -667,6 +691,12 @@ static rp_err_t rp_ws_manifest_from_json(const char *json, size_t len,
     size_t i, n;
 
     *out = NULL;
+    if (rp_ws_json_values(json, len) > RP_WS_JSON_VALUES_MAX) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      "workspace manifest: over %d JSON values",
+                      RP_WS_JSON_VALUES_MAX);
+        goto out;
+    }
     if (!(root = cJSON_ParseWithLength(json, len)) || !cJSON_IsObject(root)) {
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                       "workspace manifest: not a JSON object");
@@ -1497,6 +1527,9 @@ static rp_err_t rp_ws_walk(const char *dir, uint64_t max_bytes,
         }
         if (snprintf(path, sizeof(path), "%s%s%s", dir, root ? "" : "/", rel) >=
             (int)sizeof(path)) {
+            if (root)
+                return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                               "workspace path too long");
             if (rp_ws_items_skip(it, rel, "path_too_long"))
                 goto nomem;
             next += !root;
@@ -1637,7 +1670,8 @@ static rp_err_t rp_ws_walk(const char *dir, uint64_t max_bytes,
         next += !root;
         root = 0;
     }
-    qsort(it->v, it->n, sizeof(*it->v), rp_ws_item_cmp);
+    if (it->n > 1)
+        qsort(it->v, it->n, sizeof(*it->v), rp_ws_item_cmp);
     if (stats) {
         stats->files = it->n;
         stats->bytes = bytes;

@@ -38,16 +38,22 @@
 #define RP_WS_FORMAT "runpool.workspace/1"
 /* A manifest, uncompressed (and so the JSON parser's input). */
 #define RP_WS_MANIFEST_MAX (32 * 1024 * 1024)
-/* Entries, chunks and skipped files one manifest may list. */
-#define RP_WS_ENTRIES_MAX 1000000
-#define RP_WS_CHUNKS_MAX (1024 * 1024)
+/* Entries, chunks and skipped files one manifest may list. The parser
+ * (cJSON) costs ~100 bytes per JSON value: these bound it (with
+ * RP_WS_JSON_VALUES_MAX) to a few hundred MiB for a hostile manifest; a
+ * manifest at the default limits needs ~1M values. */
+#define RP_WS_ENTRIES_MAX 250000
+#define RP_WS_CHUNKS_MAX (256 * 1024) /* >= 16 GiB of stream */
 #define RP_WS_SKIPPED_MAX 1000 /* listed; the rest only counted */
+#define RP_WS_JSON_VALUES_MAX                                               \
+    (9 * RP_WS_ENTRIES_MAX + 3 * RP_WS_CHUNKS_MAX + 3 * RP_WS_SKIPPED_MAX + 64)
 /* A relative path in the workspace, and one of its segments. */
 #define RP_WS_PATH_MAX 4096
 #define RP_WS_NAME_MAX 255
 /* A symlink's target. */
 #define RP_WS_LINK_MAX 4096
-/* Defaults of the limits (RUNPOOL_WORKSPACE_MAX_BYTES / _MAX_FILES). */
+/* Defaults of the limits (RUNPOOL_WORKSPACE_MAX_BYTES / _MAX_FILES); max
+ * files is at most RP_WS_ENTRIES_MAX. */
 #define RP_WS_MAX_BYTES_DEFAULT (1024ULL * 1024 * 1024)
 #define RP_WS_MAX_FILES_DEFAULT 100000ULL
 /* zstd level of chunks and manifests. */

@@ -6,7 +6,8 @@
  * As root (CI here): the command says it is 65534, cannot write where
  * only root may, cannot read the state store; cwd, env and files still
  * carry over from one command to the next; the session directory is the
- * user's, mode 0700; a timeout still stops it. Not root: the worker
+ * user's, mode 0700; a timeout still stops it; with workspace snapshots
+ * the restored files are the user's. Not root: the worker
  * refuses --run-as naming another uid, with a message, at start.
  */
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,8 @@ static void test_runas(void **state)
 {
     rp_te_t *te = *state;
     const char *extra[] = {"--run-as", "65534:65534", NULL};
+    const char *snap[] = {"--run-as", "65534:65534", "--workspace",
+                          "/workspace", NULL};
     char rootonly[PATH_MAX], cmd[PATH_MAX + 256], sdir[PATH_MAX];
     const rp_te_msg_t *m;
     struct stat st;
@@ -113,6 +117,25 @@ static void test_runas(void **state)
     assert_int_equal(stat(sdir, &st), 0);
     assert_int_equal(st.st_uid, NOBODY);
     assert_int_equal(st.st_mode & 0777, 0700);
+
+    /* Workspace snapshots under --run-as: the executor restores as root
+     * into a fresh scratch directory and gives the tree to the user, who
+     * can read and change a 0600 file it left last time. */
+    rp_te_signal(te, w, SIGTERM);
+    assert_true(rp_te_wait_exit(te, w, WAIT_MS));
+    w = rp_te_start_worker_args(te, snap);
+    assert_int_equal(rp_te_wait_group(te, &w, 1, WAIT_MS), 1);
+    rp_te_send_exec(te, "ra-ws", "ra-ws-1",
+                    "mkdir sub && cd sub && echo hi > f && chmod 600 f && "
+                    "chmod 500 . && echo made", 0, NULL);
+    rp_te_send_exec(te, "ra-ws", "ra-ws-2",
+                    "cat f; chmod 700 . && echo more >> f && cat f; "
+                    "stat -c %u:%a f; id -u", 0, NULL);
+    rp_te_flush(te);
+    m = rp_te_need_result(te, "ra-ws-1", WAIT_MS);
+    rp_te_expect(te, m, "succeeded", "made\n");
+    m = rp_te_need_result(te, "ra-ws-2", WAIT_MS);
+    rp_te_expect(te, m, "succeeded", "hi\nhi\nmore\n65534:600\n65534\n");
     rp_te_finish(te);
 }
 

@@ -179,6 +179,88 @@ static char *slurp(fixture_t *f, const char *what, const char *eid)
     return buf;
 }
 
+/* --workspace /workspace: each execution gets a scratch directory of its
+ * own under workdir/.scratch (never the container path, never the
+ * session's directory), the chunk cache and the scratch flag; "keep" is
+ * the old session directory. */
+static void test_workspace_modes(void **state)
+{
+    fixture_t *f = *state;
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512], *env, *env2, prefix[256], *p, *q;
+    int job_marker;
+    struct stat sb;
+
+    spec_init(&spec, f, "w1", "exit 0");
+    spec.workspace = "/workspace";
+    assert_int_equal(rp_backend_start(f->be, &spec, &job_marker, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 1, 20));
+    rp_backend_release(f->be, run);
+    spec_init(&spec, f, "w2", "exit 0");
+    spec.workspace = "/workspace";
+    assert_int_equal(rp_backend_start(f->be, &spec, &job_marker, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 2, 20));
+    rp_backend_release(f->be, run);
+
+    env = slurp(f, "env", "w1");
+    env2 = slurp(f, "env", "w2");
+    assert_non_null(env);
+    assert_non_null(env2);
+    snprintf(prefix, sizeof(prefix), "RUNPOOL_WORKSPACE=%s/.scratch/w1.",
+             f->workdir);
+    assert_non_null(strstr(env, prefix));
+    snprintf(prefix, sizeof(prefix), "RUNPOOL_WORKSPACE=%s/.scratch/w2.",
+             f->workdir);
+    assert_non_null(strstr(env2, prefix));
+    assert_non_null(strstr(env, "RUNPOOL_WORKSPACE_SCRATCH=1\n"));
+    snprintf(prefix, sizeof(prefix), "RUNPOOL_WORKSPACE_CACHE=%s/.chunks\n",
+             f->workdir);
+    assert_non_null(strstr(env, prefix));
+    /* A new session starts in its workspace: no RUNPOOL_DEFAULT_CWD. */
+    assert_null(strstr(env, "RUNPOOL_DEFAULT_CWD="));
+    /* The executor makes the directory itself; its parents are private. */
+    p = strstr(env, "RUNPOOL_WORKSPACE=") + strlen("RUNPOOL_WORKSPACE=");
+    q = strchr(p, '\n');
+    *q = '\0';
+    assert_int_not_equal(stat(p, &sb), 0);
+    snprintf(prefix, sizeof(prefix), "%s/.scratch", f->workdir);
+    assert_int_equal(stat(prefix, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    free(env);
+    free(env2);
+
+    spec_init(&spec, f, "w3", "exit 0");
+    spec.workspace = "keep";
+    assert_int_equal(rp_backend_start(f->be, &spec, &job_marker, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 3, 20));
+    rp_backend_release(f->be, run);
+    env = slurp(f, "env", "w3");
+    assert_null(strstr(env, "RUNPOOL_WORKSPACE"));
+    snprintf(prefix, sizeof(prefix), "RUNPOOL_DEFAULT_CWD=%s/sess-1\n",
+             f->workdir);
+    assert_non_null(strstr(env, prefix));
+    free(env);
+
+    spec_init(&spec, f, "w4", "exit 0");
+    spec.workspace = "mount:/mnt/vol";
+    assert_int_equal(rp_backend_start(f->be, &spec, &job_marker, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 4, 20));
+    rp_backend_release(f->be, run);
+    env = slurp(f, "env", "w4");
+    assert_non_null(strstr(env, "RUNPOOL_WORKSPACE=mount:/mnt/vol\n"));
+    assert_null(strstr(env, "RUNPOOL_DEFAULT_CWD="));
+    free(env);
+}
+
 static void test_exit_code_and_contract_env(void **state)
 {
     fixture_t *f = *state;
@@ -702,6 +784,7 @@ static void test_bad_executor_and_backend(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_workspace_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_and_contract_env, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_request_on_stdin, setup,

@@ -828,6 +828,26 @@ static void test_manifest_bad(void **state)
         free(z);
     }
 
+    /* Small but with millions of JSON values: refused before cJSON
+     * allocates a node for each. */
+    {
+        size_t n = 4 * 1000 * 1000, bound, zn;
+        char *js = malloc(2 * n + 16);
+        void *z;
+        memcpy(js, "{\"x\":[", 6);
+        for (size_t i = 0; i < n; i++)
+            memcpy(js + 6 + 2 * i, "0,", 2);
+        memcpy(js + 6 + 2 * n - 1, "]}", 3);
+        bound = ZSTD_compressBound(strlen(js));
+        z = malloc(bound);
+        zn = ZSTD_compress(z, bound, js, strlen(js), 1);
+        assert_int_equal(rp_ws_manifest_parse(z, zn, &m, es, sizeof(es)),
+                         RP_ERR_TOO_LARGE);
+        assert_non_null(strstr(es, "JSON values"));
+        free(js);
+        free(z);
+    }
+
     /* A real manifest, cut short in the store. */
     sub(f, "w", w, sizeof(w));
     mkdir(w, 0755);
