@@ -1536,7 +1536,10 @@ static rp_err_t rp_ws_walk(const char *dir, uint64_t max_bytes,
             root = 0;
             continue;
         }
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* The root may be a symlink (the caller names it); nothing below
+         * it is followed. */
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+                            (root ? 0 : O_NOFOLLOW));
         if (fd < 0 || !(d = fdopendir(fd))) {
             if (fd >= 0)
                 close(fd);

@@ -85,6 +85,10 @@ typedef enum rp_ws_limit {
     RP_WS_LIMIT_FILES,  /* result code RP_WS_TOO_MANY_FILES */
 } rp_ws_limit_t;
 
+/* bytes/files: the workspace's file bytes and entries; stream_bytes and
+ * chunks: the tar stream's; *_uploaded: chunks written (compressed bytes;
+ * bytes_uploaded also counts the manifest); *_downloaded: chunk objects
+ * fetched from the store (compressed bytes; cache hits not counted). */
 typedef struct rp_ws_stats {
     uint64_t bytes, files, stream_bytes, chunks, chunks_uploaded,
         bytes_uploaded, chunks_downloaded, bytes_downloaded;

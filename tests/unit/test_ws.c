@@ -584,6 +584,19 @@ static void test_empty_workspace(void **state)
                                 es, sizeof(es)));
     assert_null(m2);
     assert_true(s.unchanged);
+    /* The workspace named through a symlink: saved as the directory. */
+    {
+        char lnk[600];
+        snprintf(lnk, sizeof(lnk), "%s/wlink", f->root);
+        wfile(w, "x", "x", 1, 0644);
+        assert_int_equal(symlink(w, lnk), 0);
+        OKE(rp_ws_save(&f->st, "s1", "e4", lnk, m, NULL, NULL, &m2, &s, es,
+                       sizeof(es)));
+        assert_non_null(m2);
+        assert_int_equal(rp_ws_manifest_count(m2), 1);
+        rp_ws_manifest_destroy(m2);
+        m2 = NULL;
+    }
     /* Not a directory: a clear error. */
     assert_int_equal(rp_ws_save(&f->st, "s1", "e3", "/nonexistent/ws", NULL,
                                 NULL, NULL, &m2, &s, es, sizeof(es)),
