@@ -91,7 +91,15 @@
     X(UNKNOWN_KEY, "unknown_key", \
       "the request is signed with a key id the worker does not know") \
     X(EXPIRED_SIGNATURE, "expired_signature", \
-      "the signature is genuine but its time t is further from the worker clock than --signature-max-age")
+      "the signature is genuine but its time t is further from the worker clock than --signature-max-age") \
+    X(INVALID_PATH, "invalid_path", \
+      "a file op's path is not inside the workspace (absolute, a .. segment, NUL, too long) or goes through a symlink") \
+    X(NOT_A_DIRECTORY, "not_a_directory", \
+      "a file op needs a directory and the path is a file or symlink") \
+    X(IS_A_DIRECTORY, "is_a_directory", \
+      "a file op needs a file and the path is a directory (or a non-empty one, for delete without recursive)") \
+    X(COUNT_MISMATCH, "count_mismatch", \
+      "replace_in_file found the old text a different number of times than count; nothing was changed")
 
 /* The longest wire string (test_codes checks every entry against it). */
 #define RP_CODE_MAX 64

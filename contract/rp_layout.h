@@ -14,6 +14,10 @@
  *                                            create-only (docs/workspace.md)
  *   workspaces/{session_id}/snapshots/{execution_id}.json.zst
  *                                            a workspace manifest, create-only
+ *   workspaces/{session_id}/                 all of the above for one session:
+ *                                            close_session deletes the folder
+ *   transfers/...                            upload/download objects of file
+ *                                            ops, named by the requester
  *
  * The layout is part of the contract (schemas/README.md): the worker and
  * the executor, and any tool that reads the bucket, agree on it. Keys obey

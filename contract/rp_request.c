@@ -32,14 +32,22 @@ enum {
     RQ_ENV,
     RQ_SUBMITTED_AT,
     RQ_RETRY,
-    RQ__COUNT
+    RQ_FILEOP_FIRST, /* the file ops' members (rp_fileop.c checks them) */
+    RQ__COUNT = RQ_FILEOP_FIRST + 19
 };
 
-static const char *const rp_request_fields[RQ__COUNT] = {
+static const char *const rp_request_fields[] = {
     "v",       "execution_id", "session_id", "op",
     "command", "timeout_s",    "env",        "submitted_at",
     "retry",
+    /* rp_fileop.c's members, so that the unknown-member check passes them */
+    "path", "content", "encoding", "mode", "parents", "offset", "length",
+    "recursive", "glob", "limit", "name", "type", "pattern", "fixed",
+    "ignore_case", "old", "new", "count", "object",
 };
+_Static_assert(sizeof(rp_request_fields) / sizeof(rp_request_fields[0]) ==
+                   RQ__COUNT,
+               "one name per field");
 
 rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
                           char *errstr, size_t errstr_size)
@@ -108,15 +116,52 @@ rp_err_t rp_request_parse(const char *json, size_t len, rp_request_t *out,
     if (f[RQ_OP]) {
         const char *op = cJSON_IsString(f[RQ_OP]) ? f[RQ_OP]->valuestring : "";
 
+        int kind = rp_fileop_kind(op);
+
         if (strcmp(op, "exec") == 0) {
             out->op = RP_OP_EXEC;
         } else if (strcmp(op, "close_session") == 0) {
             out->op = RP_OP_CLOSE_SESSION;
+        } else if (kind >= 0) {
+            out->op = (rp_op_t)(RP_OP_FILEOP_FIRST + kind);
         } else {
             err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                          "op: must be \"exec\" or \"close_session\"");
+                          "op: must be \"exec\", \"close_session\" or a "
+                          "file op (write_file, read_file, list_files, find, "
+                          "search, replace_in_file, delete, upload, "
+                          "download)");
             goto out;
         }
+    }
+    for (int i = RQ_FILEOP_FIRST; !rp_op_is_fileop(out->op) && i < RQ__COUNT;
+         i++) {
+        if (f[i]) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "%s: only file ops take it (op is \"%s\")",
+                          rp_request_fields[i],
+                          out->op == RP_OP_EXEC ? "exec" : "close_session");
+            goto out;
+        }
+    }
+    if (rp_op_is_fileop(out->op)) {
+        const char *name =
+            rp_fileop_name((rp_fileop_kind_t)(out->op - RP_OP_FILEOP_FIRST));
+
+        /* No command, no shell: nothing of exec's applies. */
+        if (f[RQ_COMMAND] || f[RQ_ENV] || f[RQ_RETRY]) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "%s: must be absent when op is \"%s\"",
+                          f[RQ_COMMAND] ? "command"
+                          : f[RQ_ENV]   ? "env"
+                                        : "retry",
+                          name);
+            goto out;
+        }
+        err = rp_fileop_parse(root,
+                              (rp_fileop_kind_t)(out->op - RP_OP_FILEOP_FIRST),
+                              &out->fop, errstr, errstr_size);
+        if (err)
+            goto out;
     }
     if (out->op == RP_OP_CLOSE_SESSION && f[RQ_COMMAND]) {
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
@@ -185,6 +230,11 @@ char *rp_request_to_json(const rp_request_t *req)
          rp_json_add_text(root, "session_id", req->session_id);
     if (ok && req->op == RP_OP_CLOSE_SESSION)
         ok = rp_json_add_text(root, "op", "close_session");
+    if (ok && rp_op_is_fileop(req->op))
+        ok = rp_json_add_text(root, "op",
+                              rp_fileop_name((rp_fileop_kind_t)(
+                                  req->op - RP_OP_FILEOP_FIRST))) &&
+             rp_fileop_to_json(&req->fop, root);
     if (ok && req->op == RP_OP_EXEC)
         ok = rp_json_add_text(root, "command", req->command ? req->command : "");
     if (ok && req->timeout_s > 0)
@@ -204,6 +254,7 @@ void rp_request_clear(rp_request_t *req)
         return;
     free(req->command);
     rp_env_clear(&req->env);
+    rp_fileop_clear(&req->fop);
     memset(req, 0, sizeof(*req));
     req->timeout_s = RP_TIMEOUT_DEFAULT_S;
 }

@@ -14,11 +14,21 @@
 #include "rp_contract.h"
 #include "rp_env.h"
 #include "rp_err.h"
+#include "rp_fileop.h"
 
 typedef enum rp_op {
     RP_OP_EXEC = 0,
     RP_OP_CLOSE_SESSION,
+    /* The file ops (rp_fileop.h), in rp_fileop_kind_t's order: op ==
+     * RP_OP_FILEOP_FIRST + kind. */
+    RP_OP_FILEOP_FIRST,
+    RP_OP_FILEOP_LAST = RP_OP_FILEOP_FIRST + RP_FILEOP__COUNT - 1,
 } rp_op_t;
+
+static inline bool rp_op_is_fileop(rp_op_t op)
+{
+    return op >= RP_OP_FILEOP_FIRST && op <= RP_OP_FILEOP_LAST;
+}
 
 /* What may happen when the run that started the command vanished before
  * it finished (rp_claim.h): by default nothing, the result is an
@@ -39,6 +49,7 @@ typedef struct rp_request {
     bool has_submitted_at;
     int64_t submitted_at_ms; /* wall ms since epoch, when has_submitted_at */
     rp_retry_t retry;        /* "retry"; RP_RETRY_NEVER when absent */
+    rp_fileop_t fop;         /* a file op's members (rp_op_is_fileop) */
 } rp_request_t;
 
 /* Parse and validate one request message (json borrowed, len bytes, need

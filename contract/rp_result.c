@@ -1,5 +1,6 @@
 /* rp_result — the result document and the executor record (see rp_result.h). */
 #include "rp_result.h"
+#include "rp_fileop.h"
 #include "rp_codes.h"
 #include "rp_json.h"
 #include "rp_text.h"
@@ -423,7 +424,8 @@ char *rp_result_to_json(const rp_result_t *res, bool include_env)
     /* `error` belongs to rejected/error results and only to them (the
      * schema requires both directions); a missing one is still filled in
      * so the document stays valid and says something. */
-    if (ok && rp_status_has_error(st)) {
+    if (ok && (rp_status_has_error(st) ||
+               (res->op && st == RP_STATUS_FAILED && res->error_code))) {
         const char *code = rp_result_error_code_valid(res->error_code)
                                ? res->error_code
                                : rp_code_str(RP_CODE_INTERNAL);
@@ -439,6 +441,16 @@ char *rp_result_to_json(const rp_result_t *res, bool include_env)
         ok = cJSON_AddTrueToObject(root, "reused") != NULL;
     if (ok && res->ws.present)
         ok = rp_result_ws_to_json(root, &res->ws, include_env);
+    if (ok && res->op) {
+        ok = rp_json_add_text(root, "op", res->op);
+        if (ok && res->op_result) {
+            cJSON *o = cJSON_Parse(res->op_result);
+
+            ok = cJSON_IsObject(o) && cJSON_AddItemToObject(root, "op_result", o);
+            if (!ok)
+                cJSON_Delete(o);
+        }
+    }
     if (ok && include_env)
         ok = rp_json_add_env(root, "env", &res->env);
     out = rp_json_finish(root, ok);
@@ -471,6 +483,8 @@ enum {
     RS_WORKSPACE,
     RS_WORKSPACE_SAVED,
     RS_WORKSPACE_ERROR,
+    RS_OP,
+    RS_OP_RESULT,
     RS__COUNT
 };
 
@@ -480,7 +494,8 @@ static const char *const rp_result_fields[RS__COUNT] = {
     "stdout_truncated", "stderr_truncated", "encoding",     "cwd",
     "started_at",  "finished_at",      "duration_ms",      "timings",
     "error",       "worker",           "env",              "reused",
-    "workspace",   "workspace_saved",  "workspace_error",
+    "workspace",   "workspace_saved",  "workspace_error",  "op",
+    "op_result",
 };
 
 /* The members every result carries (rp_result_to_json always writes them). */
@@ -690,7 +705,34 @@ rp_err_t rp_result_parse(const char *json, size_t len, rp_result_t *out,
                       rp_status_str(out->status));
         goto out;
     }
-    if (!rp_status_has_error(out->status) && f[RS_ERROR]) {
+    if (f[RS_OP]) {
+        if ((err = rp_json_dup_str(f[RS_OP], "", "op", 1, 32, &out->op, errstr,
+                                   errstr_size)))
+            goto out;
+        if (rp_fileop_kind(out->op) < 0) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "op: not a file op");
+            goto out;
+        }
+    }
+    if (f[RS_OP_RESULT]) {
+        if (!f[RS_OP] || !cJSON_IsObject(f[RS_OP_RESULT])) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "op_result: an object, with op");
+            goto out;
+        }
+        if (!(out->op_result = cJSON_PrintUnformatted(f[RS_OP_RESULT]))) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if (f[RS_OP] && out->status == RP_STATUS_FAILED && !f[RS_ERROR]) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                      "error: required when a file op failed");
+        goto out;
+    }
+    if (!rp_status_has_error(out->status) && f[RS_ERROR] &&
+        !(f[RS_OP] && out->status == RP_STATUS_FAILED)) {
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
                       "error: must be absent when status is \"%s\"",
                       rp_status_str(out->status));
@@ -742,5 +784,7 @@ void rp_result_clear(rp_result_t *res)
     free(res->worker);
     rp_env_clear(&res->env);
     rp_result_ws_clear(&res->ws);
+    free(res->op);
+    free(res->op_result);
     memset(res, 0, sizeof(*res));
 }

@@ -94,6 +94,13 @@ typedef struct rp_result {
     bool has_env;        /* executor record only */
     rp_env_t env;        /* session env after the command (executor record) */
     rp_result_ws_t ws;   /* workspace report; ws.present = false: none */
+    /* A file op's result (rp_fileop.h): its name ("read_file"; NULL for a
+     * command or close_session) and what it returns, the "op_result"
+     * object as JSON text (owned; NULL = none). A file op that failed
+     * (not found, a path outside the workspace, ...) is status "failed"
+     * with error {code, message}. */
+    char *op;
+    char *op_result;
 } rp_result_t;
 
 /* Serialise. Chooses "encoding": "utf-8" when both outputs are valid UTF-8
@@ -103,7 +110,8 @@ typedef struct rp_result {
  * requires; RP_CODE_INTERNAL if none was set), negative durations (clock skew)
  * as 0, started_at/finished_at only when > 0, and text that is not valid
  * UTF-8 (cwd, env, worker, error) with '?' for the bad bytes, and
- * "reused": true only when reused. The workspace report (ws.present):
+ * "reused": true only when reused; error also with "failed" when op is
+ * set (a file op's failure) and error_code is. The workspace report (ws.present):
  * the whole "workspace" object with include_env, else workspace_saved
  * (and workspace_error when not saved).
  * Caller frees; NULL on allocation failure. res borrowed. */

@@ -2,6 +2,7 @@
  * every backend. Backends live in rp_state_<scheme>.c. */
 #include "rp_state.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,4 +252,79 @@ rp_err_t rp_state_list(rp_state_t *st, const char *prefix,
                        "state list prefix longer than %d bytes",
                        RP_STATE_KEY_MAX);
     return st->ops->list(st, prefix, cb, opaque, errstr, errstr_size);
+}
+
+/* The keys of one rp_state_delete_prefix call, collected before deleting
+ * (a backend's listing need not survive deletes under it). */
+typedef struct rp_state_keys {
+    char **keys;
+    size_t n, cap;
+    bool full;
+    bool nomem;
+} rp_state_keys_t;
+
+static int rp_state_collect(void *opaque, const char *key, uint64_t version)
+{
+    rp_state_keys_t *k = opaque;
+    char **grown;
+
+    (void)version;
+    if (k->n >= RP_STATE_DELETE_PREFIX_MAX) {
+        k->full = true;
+        return 1;
+    }
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 64;
+
+        if (!(grown = realloc(k->keys, cap * sizeof(*grown)))) {
+            k->nomem = true;
+            return 1;
+        }
+        k->keys = grown;
+        k->cap = cap;
+    }
+    if (!(k->keys[k->n] = strdup(key))) {
+        k->nomem = true;
+        return 1;
+    }
+    k->n++;
+    return 0;
+}
+
+rp_err_t rp_state_delete_prefix(rp_state_t *st, const char *prefix,
+                                size_t *deleted, char *errstr,
+                                size_t errstr_size)
+{
+    rp_state_keys_t k = {0};
+    size_t plen = prefix ? strlen(prefix) : 0, done = 0;
+    rp_err_t err;
+
+    if (deleted)
+        *deleted = 0;
+    if (plen < 2 || prefix[plen - 1] != '/')
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "rp_state_delete_prefix: prefix '%s' must name a "
+                       "folder (end in '/')", prefix ? prefix : "(null)");
+    err = rp_state_list(st, prefix, rp_state_collect, &k, errstr, errstr_size);
+    if (err == RP_OK && k.nomem)
+        err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM,
+                      "listing %s: out of memory", prefix);
+    for (size_t i = 0; err == RP_OK && i < k.n; i++) {
+        err = rp_state_delete(st, k.keys[i], RP_STATE_ANY, errstr,
+                              errstr_size);
+        if (err == RP_ERR_NOT_FOUND)
+            err = RP_OK; /* someone else deleted it first */
+        if (err == RP_OK)
+            done++;
+    }
+    if (err == RP_OK && k.full)
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      "more than %d keys under %s: deleted %zu, call again",
+                      RP_STATE_DELETE_PREFIX_MAX, prefix, done);
+    for (size_t i = 0; i < k.n; i++)
+        free(k.keys[i]);
+    free(k.keys);
+    if (deleted)
+        *deleted = done;
+    return err;
 }

@@ -135,6 +135,18 @@ rp_err_t rp_state_list(rp_state_t *st, const char *prefix,
                        rp_state_list_cb *cb, void *opaque, char *errstr,
                        size_t errstr_size);
 
+/* Delete every key that starts with prefix (borrowed; must end in '/' and
+ * not be "/" alone, so a typo cannot empty the store), unconditionally.
+ * Keys are listed first, then deleted (a key written meanwhile may stay).
+ * A key gone by the time it is deleted counts as deleted. *deleted (may
+ * be NULL) gets how many were; at most RP_STATE_DELETE_PREFIX_MAX keys a
+ * call (RP_ERR_TOO_LARGE past it, after deleting that many: call again).
+ * Any thread. */
+#define RP_STATE_DELETE_PREFIX_MAX 1000000
+rp_err_t rp_state_delete_prefix(rp_state_t *st, const char *prefix,
+                                size_t *deleted, char *errstr,
+                                size_t errstr_size);
+
 /* Close the store and free st (takes ownership). Accepts NULL. Call it
  * once no other thread is using st. */
 void rp_state_destroy(rp_state_t *st);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rp_claim.h"
+#include "rp_fileops.h"
 #include "rp_layout.h"
 #include "rp_log.h"
 #include "rp_time.h"
@@ -163,8 +164,8 @@ void rp_cycle_load(void *arg)
         rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key, es);
         goto out;
     }
-    if (job->req.op != RP_OP_EXEC)
-        goto out;
+    if (job->req.op != RP_OP_EXEC && !rp_fileops_records(&job->req))
+        goto out; /* read-only file ops and close_session record nothing */
     /* A finished execution is never run again: reuse its record. */
     rp_buf_reset(&buf);
     buf.max = RP_RESULT_MAX;
@@ -190,7 +191,7 @@ void rp_cycle_load(void *arg)
         job->reused = true;
     } else if (err != RP_ERR_NOT_FOUND) {
         rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key, es);
-    } else {
+    } else if (job->req.op == RP_OP_EXEC) {
         /* No record: a claim means the command was started by some run,
          * which the job watches (or waits for) instead of starting it. */
         rp_cycle_read_claim(w, job, NULL);
@@ -253,9 +254,22 @@ void rp_cycle_finish(void *arg)
     if (job->req.op == RP_OP_CLOSE_SESSION) {
         rp_layout_session_key(job->req.session_id, key, sizeof(key));
         err = rp_state_delete(w->state, key, RP_STATE_ANY, es, sizeof(es));
-        if (err && err != RP_ERR_NOT_FOUND)
+        if (err && err != RP_ERR_NOT_FOUND) {
             rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "deleting %s: %s", key,
                              es);
+            goto out;
+        }
+        /* Then its workspace: the state went first, so nothing names these
+         * objects any more; a failure here leaves them for a close_session
+         * sent again (it deletes the folder whether or not the state is
+         * still there). */
+        rp_layout_ws_prefix(job->req.session_id, key, sizeof(key));
+        err = rp_state_delete_prefix(w->state, key, NULL, es, sizeof(es));
+        if (err)
+            rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED,
+                             "the session state is deleted, but deleting its "
+                             "workspace %s failed (send close_session again): "
+                             "%s", key, es);
         goto out;
     }
     if (!job->have_result) {

@@ -9,6 +9,7 @@
  * belongs to the stage that armed it.
  */
 #include "rp_worker_int.h"
+#include "rp_fileops.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -300,13 +301,17 @@ static void rp_job_on_loaded(rp_worker_t *w, rp_job_t *job)
     /* Stopping: a command that has not started stays unstarted (its
      * request is re-delivered); one that ran still gets published. */
     if (!rp_job_current(w, job) ||
-        ((w->draining || w->fatal) && job->req.op == RP_OP_EXEC &&
+        ((w->draining || w->fatal) && job->req.op != RP_OP_CLOSE_SESSION &&
          !job->reused && !job->err_code[0])) {
         rp_job_end(w, job, false);
         return;
     }
     if (job->err_code[0]) {
         rp_publish_job(w, job);
+    } else if (rp_op_is_fileop(job->req.op)) {
+        /* Done here, on the snapshot, without a container (rp_fileops.h). */
+        rp_job_set_stage(job, RP_JOB_FINISHING);
+        rp_job_submit_io(w, job, rp_fileops_run);
     } else if (job->req.op == RP_OP_CLOSE_SESSION || job->reused) {
         rp_job_set_stage(job, RP_JOB_FINISHING);
         rp_job_submit_io(w, job, rp_cycle_finish);

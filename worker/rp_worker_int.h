@@ -11,6 +11,8 @@
  *   rp_worker.c       rp_worker_       main thread: loop, timers, drain
  *   rp_job.c          rp_job_          main thread: the job machine
  *   rp_cycle.c        rp_cycle_        I/O pool threads: load and finish
+ *   rp_fileops.c      rp_fileops_      I/O pool threads: file ops on the
+ *                                      workspace snapshot (rp_fileops.h)
  *   rp_publish.c      rp_publish_      main thread: results, DLQ, retries
  *   rp_partitions.c   rp_partitions_   main thread: assign, revoke, commit,
  *                                      pause and resume

@@ -1181,6 +1181,11 @@ void rp_te_send_close(rp_te_t *te, const char *session_id,
     rp_te_send_doc(te, session_id, doc, NULL);
 }
 
+void rp_te_send_request(rp_te_t *te, const char *session_id, cJSON *doc)
+{
+    rp_te_send_doc(te, session_id, doc, NULL);
+}
+
 void rp_te_flush(rp_te_t *te)
 {
     rd_kafka_resp_err_t kerr = rd_kafka_flush(te->producer,

@@ -306,6 +306,9 @@ void rp_te_send_exec_sent(rp_te_t *te, const char *session_id,
 /* A valid close_session request, also appended to requests.jsonl. */
 void rp_te_send_close(rp_te_t *te, const char *session_id,
                       const char *execution_id);
+/* Any request document (taken; "submitted_at" is added), key =
+ * session_id, also appended to requests.jsonl: file ops and the like. */
+void rp_te_send_request(rp_te_t *te, const char *session_id, cJSON *doc);
 /* Wait until every produced message is acknowledged; fails on any
  * delivery error. */
 void rp_te_flush(rp_te_t *te);

@@ -4,7 +4,9 @@
  * Two workers, one devbroker. Session "state-s1" changes directory and
  * exports a variable, and the third command sees both; the worker's state
  * file says so too. A per-request env reaches one command only.
- * close_session deletes the state, and the next command starts afresh.
+ * close_session deletes the state and the session's workspace objects
+ * (workspaces/{session_id}/, another session's left alone), and the next
+ * command starts afresh.
  * Meanwhile, in sessions of their own: `exit 3` fails with exit_code 3 and
  * `sleep 30` with timeout_s 1 is stopped as timed_out within seconds. */
 #include <setjmp.h>
@@ -15,9 +17,11 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rp_testenv.h"
@@ -72,6 +76,32 @@ static long long doc_count(const cJSON *doc)
     if (!cJSON_IsNumber(v))
         fail_msg("state document without a numeric execution_count");
     return (long long)v->valuedouble;
+}
+
+/* Write text at state/REL, making its directories (0700, as the store). */
+static void plant(rp_te_t *te, const char *rel, const char *text)
+{
+    char path[PATH_MAX], full[PATH_MAX];
+    FILE *f;
+
+    rp_te_format(full, sizeof(full), "state/%s", rel);
+    rp_te_path(te, path, sizeof(path), full);
+    for (char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        (void)mkdir(path, 0700);
+        *p = '/';
+    }
+    if (!(f = fopen(path, "w")) || fputs(text, f) < 0 || fclose(f) != 0)
+        fail_msg("cannot write %s", path);
+}
+
+static bool planted(rp_te_t *te, const char *rel)
+{
+    char path[PATH_MAX], full[PATH_MAX];
+
+    rp_te_format(full, sizeof(full), "state/%s", rel);
+    rp_te_path(te, path, sizeof(path), full);
+    return access(path, F_OK) == 0;
 }
 
 static void test_state(void **state)
@@ -145,7 +175,11 @@ static void test_state(void **state)
     assert_string_equal(doc_str(env, "GREETING"), "hi");
     cJSON_Delete(doc);
 
-    /* 3. close_session deletes the state and says so. */
+    /* 3. close_session deletes the state and the workspace objects, and
+     *    says so. */
+    plant(te, "workspaces/" SID "/chunks/00ff", "chunk");
+    plant(te, "workspaces/" SID "/snapshots/a5.json.zst", "manifest");
+    plant(te, "workspaces/state-other/chunks/00ff", "another session's");
     rp_te_send_close(te, SID, "a6");
     rp_te_flush(te);
     m = rp_te_wait_result(te, "a6", WAIT_MS);
@@ -155,6 +189,9 @@ static void test_state(void **state)
         cJSON_Delete(doc);
         fail_msg("%s still exists after close_session", path);
     }
+    assert_false(planted(te, "workspaces/" SID "/chunks/00ff"));
+    assert_false(planted(te, "workspaces/" SID "/snapshots/a5.json.zst"));
+    assert_true(planted(te, "workspaces/state-other/chunks/00ff"));
     /* The next command of that id is a new session: default cwd, no env. */
     m = run(te, SID, "a7", "pwd; echo \"greeting=${GREETING-unset}\"", NULL);
     rp_te_format(expect, sizeof(expect), "%s\ngreeting=unset\n", home);

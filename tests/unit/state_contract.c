@@ -510,3 +510,43 @@ void sc_test_threads_no_lost_update(void **state)
     print_message("CAS counter: %d increments, %ld conflicts retried\n",
                   SC_THREADS * n, conflicts);
 }
+
+void sc_test_delete_prefix(void **state)
+{
+    sc_store_t *s = *state;
+    char err[SC_ERR_MAX] = "";
+    size_t n = 99;
+
+    sc_put(s->st, "workspaces/s1/chunks/aa", "1", 0);
+    sc_put(s->st, "workspaces/s1/chunks/bb", "2", 0);
+    sc_put(s->st, "workspaces/s1/snapshots/e1.json.zst", "3", 0);
+    sc_put(s->st, "workspaces/s10/chunks/aa", "4", 0); /* shares "s1" */
+    sc_put(s->st, "sessions/s1/state.json", "5", 0);
+    /* Not a folder: refused, nothing deleted. */
+    assert_int_equal(rp_state_delete_prefix(s->st, "workspaces/s1", &n, err,
+                                            sizeof(err)),
+                     RP_ERR_INVALID);
+    assert_int_equal(n, 0);
+    assert_int_equal(rp_state_delete_prefix(s->st, "/", NULL, err,
+                                            sizeof(err)),
+                     RP_ERR_INVALID);
+    assert_int_equal(rp_state_delete_prefix(s->st, "", NULL, err,
+                                            sizeof(err)),
+                     RP_ERR_INVALID);
+    assert_int_equal(sc_list_count(s->st, ""), 5);
+
+    assert_int_equal(rp_state_delete_prefix(s->st, "workspaces/s1/", &n, err,
+                                            sizeof(err)),
+                     RP_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(sc_list_count(s->st, "workspaces/s1/"), 0);
+    sc_expect(s->st, "workspaces/s10/chunks/aa", "4");
+    sc_expect(s->st, "sessions/s1/state.json", "5");
+    /* Again: nothing left, not an error. */
+    assert_int_equal(rp_state_delete_prefix(s->st, "workspaces/s1/", &n, err,
+                                            sizeof(err)),
+                     RP_OK);
+    assert_int_equal(n, 0);
+    if (s->b->check_clean)
+        s->b->check_clean(s);
+}

@@ -97,6 +97,7 @@ void sc_test_cas(void **state);
 void sc_test_delete(void **state);
 void sc_test_list(void **state);
 void sc_test_too_large(void **state);
+void sc_test_delete_prefix(void **state);
 void sc_test_threads_no_lost_update(void **state);
 
 #define SC_TEST(fn, backend)                                                 \
@@ -111,6 +112,7 @@ void sc_test_threads_no_lost_update(void **state);
         SC_TEST(sc_test_create_only, backend),                               \
         SC_TEST(sc_test_cas, backend), SC_TEST(sc_test_delete, backend),     \
         SC_TEST(sc_test_list, backend),                                      \
+        SC_TEST(sc_test_delete_prefix, backend),                             \
         SC_TEST(sc_test_too_large, backend),                                 \
         SC_TEST(sc_test_threads_no_lost_update, backend)
 

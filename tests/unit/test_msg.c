@@ -168,7 +168,7 @@ static void test_request_rules(void **state)
         {"{\"v\":1,\"execution_id\":\"e1\",\"session_id\":\"s/1\",\"command\":\"x\"}",
          RP_ERR_INVALID, "session_id: must be"},
         {"{" IDS ",\"command\":\"x\",\"op\":\"restart\"}", RP_ERR_INVALID,
-         "op: must be \"exec\" or \"close_session\""},
+         "op: must be \"exec\", \"close_session\" or a file op"},
         {"{" IDS ",\"command\":\"x\",\"op\":1}", RP_ERR_INVALID, "op: "},
         {"{" IDS ",\"command\":\"x\",\"op\":\"close_session\"}", RP_ERR_INVALID,
          "command: must be absent"},
