@@ -11,7 +11,9 @@
  * write carrying the request, jobs.run, the record read and the state's
  * compare-and-swap; no state read, no listing, no request.json, no name
  * record, no claim.json read. Polling (executions.get / executions.list)
- * is counted apart and printed per execution. */
+ * is counted apart and printed per execution. The worker's own count
+ * (runpool_backend_api_calls_total{api="storage"}, which bench d reads)
+ * must agree with the proxy's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +75,48 @@ static long run_total(const cJSON *stats)
     return n;
 }
 
+static size_t on_data(char *p, size_t size, size_t n, void *opaque)
+{
+    char **buf = opaque;
+    size_t have = *buf ? strlen(*buf) : 0, add = size * n;
+    char *grown = realloc(*buf, have + add + 1);
+
+    if (!grown)
+        return 0;
+    memcpy(grown + have, p, add);
+    grown[have + add] = '\0';
+    *buf = grown;
+    return add;
+}
+
+/* The worker's runpool_backend_api_calls_total{api="storage",...}, summed. */
+static long worker_storage_calls(int port)
+{
+    static const char series[] = "runpool_backend_api_calls_total{api=\"storage\"";
+    char url[64], *text = NULL, *line, *save = NULL;
+    CURL *c = curl_easy_init();
+    long n = 0;
+
+    assert_non_null(c);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &text);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    if (curl_easy_perform(c) != CURLE_OK || !text)
+        fail_msg("GET %s failed", url);
+    curl_easy_cleanup(c);
+    for (line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        const char *v = strrchr(line, ' ');
+
+        if (!strncmp(line, series, sizeof(series) - 1) && v)
+            n += strtol(v + 1, NULL, 10);
+    }
+    free(text);
+    return n;
+}
+
 static void test_calls(void **state)
 {
     rp_te_t *te = *state;
@@ -87,11 +132,14 @@ static void test_calls(void **state)
         "get state.json",        "list attempt",
         "get claim.json",        "insert request.json",
         "insert attempt-N.execution.json", "get attempt-N.json"};
-    int worker;
+    static const char *const listen[] = {"--http-listen", "127.0.0.1:0", NULL};
+    long m0, m1;
+    int worker, port;
 
     rp_te_cloud_start(te, "template");
     rp_te_cloud_worker_gcs_proxy(te, url, sizeof(url));
-    worker = rp_te_start_worker(te);
+    worker = rp_te_start_worker_args(te, listen);
+    port = rp_te_http_port(te, worker);
     rp_te_wait_group(te, &worker, 1, 60000);
 
     /* The first command of the session: not steady state. */
@@ -102,6 +150,7 @@ static void test_calls(void **state)
 
     g0 = rp_te_cloud_proxy_stats_at(url);
     r0 = rp_te_cloud_stats(te);
+    m0 = worker_storage_calls(port);
     for (int i = 0; i < N_STEADY; i++) {
         snprintf(eid, sizeof(eid), "calls-%d", i + 1);
         snprintf(eids[i], RP_TE_ID_MAX + 1, "%s", eid);
@@ -121,6 +170,7 @@ static void test_calls(void **state)
     }
     g1 = rp_te_cloud_proxy_stats_at(url);
     r1 = rp_te_cloud_stats(te);
+    m1 = worker_storage_calls(port);
 
     gcs = gcs_total(g1) - gcs_total(g0);
     polls = run_calls(r1, "GET executions.get") -
@@ -151,6 +201,8 @@ static void test_calls(void **state)
                          run_calls(r0, "POST jobs.run"),
                      N_STEADY);
     assert_true(gcs + run <= (long)BUDGET * N_STEADY);
+    /* The worker counts what the proxy saw. */
+    assert_int_equal(m1 - m0, gcs);
     cJSON_Delete(g0);
     cJSON_Delete(g1);
     cJSON_Delete(r0);
