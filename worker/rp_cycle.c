@@ -144,17 +144,28 @@ void rp_cycle_load(void *arg)
     rp_worker_t *w = job->w;
     char key[RP_STATE_KEY_MAX], es[512];
     rp_buf_t buf;
-    rp_err_t err;
+    rp_err_t err = RP_OK;
     int64_t t0 = rp_time_mono_ms();
 
     rp_buf_init(&buf, RP_STATE_DOC_MAX);
     rp_layout_session_key(job->req.session_id, key, sizeof(key));
     /* From the session cache (rp_job_begin): no read of our own write. */
-    err = job->cached ? RP_ERR_NOT_FOUND
-                      : rp_state_get(w->state, key, &buf, &job->session_version,
-                                     es, sizeof(es));
-    if (job->cached) {
-        /* session, session_found and session_version are set */
+    if (job->cached && job->cached_doc) {
+        /* The cached copy stands for the read (version set). */
+        err = rp_buf_append(&buf, job->cached_doc, job->cached_len);
+        free(job->cached_doc);
+        job->cached_doc = NULL;
+        if (err) {
+            rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED,
+                             "loading %s: out of memory", key);
+            goto out;
+        }
+    } else if (!job->cached) {
+        err = rp_state_get(w->state, key, &buf, &job->session_version, es,
+                           sizeof(es));
+    }
+    if (job->cached && job->session_found) {
+        /* parsed already (rp_job_from_cache) */
     } else if (err == RP_OK) {
         job->session_found = true;
         if (rp_session_parse(buf.data, buf.len, &job->session, es,

@@ -72,6 +72,7 @@ static void rp_job_free(rp_job_t *job)
     rp_session_clear(&job->session);
     rp_result_clear(&job->result);
     free(job->saved_doc);
+    free(job->cached_doc);
     free(job->result_json);
     free(job);
 }
@@ -296,6 +297,16 @@ static bool rp_job_from_cache(rp_worker_t *w, rp_job_t *job)
         !rp_scache_get(w->scache, job->req.session_id, job->partition,
                        job->epoch, &doc, &len, &version))
         return false;
+    job->session_version = version;
+    if (!rp_backend_can_start_fresh(w->backend)) {
+        /* LOADING reads the rest: it parses the copy (off this thread). */
+        if (!(job->cached_doc = malloc(len ? len : 1)))
+            return false;
+        memcpy(job->cached_doc, doc, len);
+        job->cached_len = len;
+        job->cached = true;
+        return true;
+    }
     if (rp_session_parse(doc, len, &job->session, es, sizeof(es)) != RP_OK) {
         rp_session_clear(&job->session);
         memset(&job->session, 0, sizeof(job->session));
@@ -303,10 +314,8 @@ static bool rp_job_from_cache(rp_worker_t *w, rp_job_t *job)
         return false;
     }
     job->session_found = true;
-    job->session_version = version;
     job->cached = true;
-    job->fresh = rp_backend_can_start_fresh(w->backend) &&
-                 strcmp(job->session.last_execution_id,
+    job->fresh = strcmp(job->session.last_execution_id,
                         job->req.execution_id) != 0;
     return true;
 }
@@ -340,6 +349,8 @@ static void rp_job_reload(rp_worker_t *w, rp_job_t *job)
     job->run = NULL;
     memset(&job->done, 0, sizeof(job->done));
     job->fresh = job->cached = false;
+    free(job->cached_doc);
+    job->cached_doc = NULL;
     rp_session_clear(&job->session);
     memset(&job->session, 0, sizeof(job->session));
     job->session_found = false;

@@ -165,6 +165,8 @@ struct rp_job {
      * read; fresh = no look for an earlier record or claim either, the
      * backend's create-only claim answers it (rp_backend_start_fresh). */
     bool cached, fresh;
+    char *cached_doc;  /* cached, not fresh: the I/O step parses it (owned) */
+    size_t cached_len;
     /* FINISHING's verdict for the cache: saved_doc (owned) is the state
      * now stored at saved_version; else scache_drop = forget the entry. */
     char *saved_doc;
