@@ -27,6 +27,13 @@
  * claim; at once only when our own call was refused with a 4xx, which
  * proves it was not applied) is claim n+1 made and it run again. A 5xx,
  * 504 or lost reply means "maybe started" and goes the same way.
+ *
+ * In template mode each claim also carries the request document (the
+ * executor reads it there). A fresh start (rp_backend_start_fresh: the
+ * worker's steady state) makes claim 1 without listing first, ends with
+ * RP_ERR_EXISTS when it exists, and records the name only on detach:
+ * 1 store write and jobs.run per execution (docs/cloudrun.md, "Call
+ * budget").
  */
 #include "rp_backend.h"
 
@@ -406,9 +413,8 @@ static rp_err_t rp_cloudrun_put_claim(rp_cloudrun_t *cr, rp_backend_run_t *run,
                                       rp_state_t *st, char *es, size_t n)
 {
     char key[RP_STATE_KEY_MAX + 1], *json;
-    rp_err_t err;
-
     bool tmpl = cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE;
+    rp_err_t err;
 
     rp_cloudrun_attempt_key(run->eid, run->att.n, key, sizeof(key));
     rp_cloudrun_msg(run->att.worker, sizeof(run->att.worker), "%s", cr->worker);
@@ -898,8 +904,8 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
         rp_log(RP_LOG_INFO, "cloudrun_run", run->eid, run->sid,
                "execution %s started", run->exec_name);
         /* Steady state (fresh) skips the name record: a new owner finds
-         * the execution by the executor's claim.json or by listing, and a
-         * detach writes it (docs/cloudrun.md, "Call budget"). */
+         * the execution by listing, and a detach writes it
+         * (docs/cloudrun.md, "Call budget"). */
         if (!run->fresh)
             rp_cloudrun_record_name(cr, run);
         rp_cloudrun_arm_poll(cr, run);
