@@ -12,7 +12,7 @@
  * compare-and-swap; no state read, no listing, no request.json, no name
  * record, no claim.json read. Polling (executions.get / executions.list)
  * is counted apart and printed per execution. The worker's own count
- * (runpool_backend_api_calls_total{api="storage"}, which bench d reads)
+ * (runpool_backend_api_calls_total{api="storage"}, which bench s reads)
  * must agree with the proxy's. */
 #include <setjmp.h>
 #include <stdarg.h>
