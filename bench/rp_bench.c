@@ -33,6 +33,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "rp_http.h"
 #include "rp_kafka.h"
 #include "rp_msg.h"
 #include "rp_time.h"
@@ -45,6 +46,8 @@
 #define BENCH_LINGER_MS 1000        /* after the last result: catch dupes */
 #define BENCH_CONNECT_MS 10000
 #define BENCH_FLUSH_MS 10000
+#define BENCH_STATS_MAX (4 * 1024 * 1024) /* a /metrics or stats reply */
+#define BENCH_STATS_MS 5000
 
 typedef struct bench_opts {
     const char *brokers;
@@ -75,6 +78,9 @@ typedef struct bench_opts {
     size_t n_peers;
     const char *props[RP_KAFKA_PROPS_MAX];
     size_t n_props;
+    bool prime;                  /* one request per session before t0 */
+    const char *worker_metrics;  /* the worker's /metrics URL, or NULL */
+    const char *cloudrun_stats;  /* the Cloud Run fake's /_fake/stats */
 } bench_opts_t;
 
 /* What we learn about one execution. */
@@ -519,6 +525,166 @@ static void warm_up(bench_t *b)
                 b->warm_received, b->o.warmup, BENCH_WARMUP_WAIT_MS / 1000);
         consume(b, 50);
     }
+    if (!b->o.prime)
+        return;
+    /* --prime: each session's first command, so that what is measured is
+     * the sessions' later commands (their steady state). */
+    for (int s = 0; s < b->o.sessions; s++) {
+        snprintf(eid, sizeof(eid), "%s-w%d", b->tag, b->o.warmup + s);
+        snprintf(sid, sizeof(sid), "%s-s%d", b->tag, s);
+        send_request(b, eid, sid, b->o.command);
+    }
+    deadline = rp_time_mono_ms() + (int64_t)b->o.deadline_s * 1000;
+    while (b->warm_received < b->o.warmup + b->o.sessions) {
+        if (rp_time_mono_ms() > deadline)
+            die("--prime: %d of %d results in %d s", b->warm_received -
+                b->o.warmup, b->o.sessions, b->o.deadline_s);
+        consume(b, 50);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Remote calls: the worker's own count (runpool_backend_api_calls_total
+ * on its /metrics, every HTTP request it sent, by api and method) and
+ * the Cloud Run fake's (its requests by route), before and after.      */
+
+static char *http_get(const char *url)
+{
+    rp_http_req_t req = {.method = "GET", .url = url,
+                         .timeout_ms = BENCH_STATS_MS,
+                         .response_max = BENCH_STATS_MAX};
+    rp_http_resp_t resp;
+    char es[256], *text = NULL;
+
+    memset(&resp, 0, sizeof(resp));
+    if (rp_http_request(&req, &resp, es, sizeof(es)) != RP_OK ||
+        resp.status != 200)
+        fprintf(stderr, "runpool-bench: GET %s: %s\n", url,
+                resp.status ? "not 200" : es);
+    else if ((text = malloc(resp.body.len + 1))) {
+        memcpy(text, resp.body.data, resp.body.len);
+        text[resp.body.len] = '\0';
+    }
+    rp_http_resp_clear(&resp);
+    return text;
+}
+
+/* {"storage GET": n, "cloudrun POST": n, ...}: the worker's API calls
+ * summed over status codes. NULL when there is no URL or no answer. */
+static cJSON *worker_calls(const char *url)
+{
+    static const char name[] = "runpool_backend_api_calls_total{";
+    char *text = url ? http_get(url) : NULL, *line, *save = NULL;
+    cJSON *o;
+
+    if (!text || !(o = cJSON_CreateObject())) {
+        free(text);
+        return NULL;
+    }
+    for (line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char api[32], method[16], key[64];
+        const char *a, *m, *v;
+        cJSON *cur;
+
+        if (strncmp(line, name, sizeof(name) - 1) ||
+            !(a = strstr(line, "api=\"")) || !(m = strstr(line, "method=\"")) ||
+            !(v = strrchr(line, ' ')) ||
+            sscanf(a + 5, "%31[^\"]", api) != 1 ||
+            sscanf(m + 8, "%15[^\"]", method) != 1)
+            continue;
+        snprintf(key, sizeof(key), "%s %s", api, method);
+        if ((cur = cJSON_GetObjectItemCaseSensitive(o, key)))
+            cJSON_SetNumberValue(cur, cur->valuedouble + strtod(v + 1, NULL));
+        else
+            cJSON_AddNumberToObject(o, key, strtod(v + 1, NULL));
+    }
+    free(text);
+    return o;
+}
+
+/* The fake's "requests" ({"POST jobs.run": n, ...}), or NULL. */
+static cJSON *cloudrun_calls(const char *url)
+{
+    char *text = url ? http_get(url) : NULL;
+    cJSON *doc = text ? cJSON_Parse(text) : NULL, *req;
+
+    free(text);
+    req = cJSON_DetachItemFromObjectCaseSensitive(doc, "requests");
+    cJSON_Delete(doc);
+    return cJSON_IsObject(req) ? req : (cJSON_Delete(req), NULL);
+}
+
+/* after - before, per key (keys only in before count as 0 after). */
+static cJSON *calls_diff(const cJSON *before, const cJSON *after)
+{
+    cJSON *d = cJSON_CreateObject();
+    const cJSON *v;
+
+    cJSON_ArrayForEach(v, after)
+    {
+        const cJSON *b0 = cJSON_GetObjectItemCaseSensitive(before, v->string);
+        double n = v->valuedouble - (cJSON_IsNumber(b0) ? b0->valuedouble : 0);
+
+        if (n > 0)
+            cJSON_AddNumberToObject(d, v->string, n);
+    }
+    return d;
+}
+
+static double calls_sum(const cJSON *o, const char *prefix, const char *skip)
+{
+    const cJSON *v;
+    double n = 0;
+
+    cJSON_ArrayForEach(v, o)
+    {
+        if (prefix && strncmp(v->string, prefix, strlen(prefix)))
+            continue;
+        if (skip && strstr(v->string, skip))
+            continue;
+        n += v->valuedouble;
+    }
+    return n;
+}
+
+/* figures.remote_calls: what the worker called during the measured part,
+ * in all and per execution; polling (executions.get/list, from the fake)
+ * apart from the rest. */
+static void calls_json(cJSON *fig, int total, cJSON *w0, cJSON *w1,
+                       cJSON *r0, cJSON *r1)
+{
+    cJSON *rc, *per, *wd = NULL, *rd = NULL;
+    double storage, run_all, polls = 0, run;
+
+    if (!w0 || !w1)
+        return;
+    rc = cJSON_AddObjectToObject(fig, "remote_calls");
+    wd = calls_diff(w0, w1);
+    cJSON_AddItemToObject(rc, "worker_by_api_method", wd);
+    storage = calls_sum(wd, "storage ", NULL);
+    run_all = calls_sum(wd, "cloudrun ", NULL);
+    run = run_all;
+    if (r0 && r1) {
+        rd = calls_diff(r0, r1);
+        cJSON_AddItemToObject(rc, "cloudrun_fake_by_route", rd);
+        polls = calls_sum(rd, "GET executions.", NULL);
+        run = calls_sum(rd, NULL, "fake.") - polls;
+    }
+    per = cJSON_AddObjectToObject(rc, "per_execution");
+    cJSON_AddNumberToObject(per, "cloud_storage", storage / total);
+    cJSON_AddNumberToObject(per, "cloud_run_excluding_polling", run / total);
+    cJSON_AddNumberToObject(per, "polling", polls / total);
+    cJSON_AddNumberToObject(per, "total_excluding_polling",
+                            (storage + run) / total);
+    cJSON_AddStringToObject(
+        rc, "how",
+        "Cloud Storage: the worker's runpool_backend_api_calls_total "
+        "(every HTTP request it sent, retries included) before and after "
+        "the measured executions; Cloud Run: the fake's count of the "
+        "requests it served, by route; polling = executions.get and "
+        "executions.list, whose calls are shared by all executions in "
+        "flight");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1015,6 +1181,12 @@ static void usage(FILE *f)
 "  --meta KEY=VALUE     extra string for the file's \"run\" (repeatable)\n"
 "  --peer NAME=PID      another process whose CPU and command line go into\n"
 "                       the file (repeatable, at most 4)\n"
+"  --prime              send each session's first command before measuring\n"
+"                       (the figures are then the sessions' later commands)\n"
+"  --worker-metrics URL the worker's /metrics: its API calls go into\n"
+"                       figures.remote_calls\n"
+"  --cloudrun-stats URL the Cloud Run fake's /_fake/stats (its count of\n"
+"                       requests by route, polling told apart)\n"
 "  --requests-topic T   [%s]\n"
 "  --results-topic T    [%s]\n"
 "  -X key=value         librdkafka setting for the bench's own clients\n"
@@ -1052,7 +1224,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
     enum { O_BROKERS = 256, O_NAME, O_SESS, O_PER, O_CMD, O_OUT, O_WPID,
            O_BPID, O_SAMPLE, O_DEADLINE, O_WARM, O_TMO, O_GWALL, O_GRSS,
            O_DESC, O_META, O_REQ, O_RES, O_PEER, O_GRATE, O_GWCPU, O_GT50,
-           O_GT99 };
+           O_GT99, O_PRIME, O_WMETRICS, O_CRSTATS };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"name", required_argument, NULL, O_NAME},
@@ -1077,6 +1249,9 @@ static void parse_args(bench_t *b, int argc, char **argv)
         {"requests-topic", required_argument, NULL, O_REQ},
         {"results-topic", required_argument, NULL, O_RES},
         {"peer", required_argument, NULL, O_PEER},
+        {"prime", no_argument, NULL, O_PRIME},
+        {"worker-metrics", required_argument, NULL, O_WMETRICS},
+        {"cloudrun-stats", required_argument, NULL, O_CRSTATS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -1140,6 +1315,9 @@ static void parse_args(bench_t *b, int argc, char **argv)
             o->meta[o->n_meta++] = optarg;
             break;
         case O_REQ: o->requests_topic = optarg; break;
+        case O_PRIME: o->prime = true; break;
+        case O_WMETRICS: o->worker_metrics = optarg; break;
+        case O_CRSTATS: o->cloudrun_stats = optarg; break;
         case O_RES: o->results_topic = optarg; break;
         case O_PEER: {
             const char *eq = strchr(optarg, '=');
@@ -1205,6 +1383,7 @@ int main(int argc, char **argv)
     bench_t b;
     cJSON *root, *run, *wl;
     bench_cpu_t w0, w1, k0, k1, peer0[BENCH_PEERS_MAX], peer1[BENCH_PEERS_MAX];
+    cJSON *calls_w0, *calls_w1, *calls_r0, *calls_r1;
     int64_t t0_us, t0_wall, deadline_us, next_sample_us, now;
     char date[RP_TIME_RFC3339_MAX], *text, eid[RP_ID_MAX + 1],
         sid[RP_ID_MAX + 1], load0[128], load1[128];
@@ -1230,6 +1409,8 @@ int main(int argc, char **argv)
     if (b.o.sample_ms > 0 && b.o.worker_pid > 0)
         b.idle_fds = count_fds(b.o.worker_pid);
     loadavg(load0, sizeof(load0));
+    calls_w0 = worker_calls(b.o.worker_metrics);
+    calls_r0 = cloudrun_calls(b.o.cloudrun_stats);
     w0 = proc_cpu(b.o.worker_pid);
     k0 = proc_cpu(b.o.broker_pid);
     for (size_t p = 0; p < b.o.n_peers; p++)
@@ -1287,6 +1468,8 @@ int main(int argc, char **argv)
         for (size_t p = 0; p < b.o.n_peers; p++)
             peer1[p] = proc_cpu(b.o.peer_pid[p]);
     }
+    calls_w1 = worker_calls(b.o.worker_metrics);
+    calls_r1 = cloudrun_calls(b.o.cloudrun_stats);
     loadavg(load1, sizeof(load1));
 
     root = cJSON_CreateObject();
@@ -1337,6 +1520,13 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(wl, "warmup_executions", b.o.warmup);
 
     ok = report(&b, root, t0_us, t0_wall, w0, w1, k0, k1, hwm, rss);
+    cJSON_AddBoolToObject(wl, "primed", b.o.prime);
+    calls_json(cJSON_GetObjectItemCaseSensitive(root, "figures"), b.total,
+               calls_w0, calls_w1, calls_r0, calls_r1);
+    cJSON_Delete(calls_w0);
+    cJSON_Delete(calls_w1);
+    cJSON_Delete(calls_r0);
+    cJSON_Delete(calls_r1);
     if (b.o.n_peers) {
         cJSON *fig = cJSON_GetObjectItemCaseSensitive(root, "figures");
         cJSON *peers = cJSON_AddObjectToObject(fig, "peers_cpu");

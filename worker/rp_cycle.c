@@ -145,14 +145,29 @@ void rp_cycle_load(void *arg)
     rp_worker_t *w = job->w;
     char key[RP_STATE_KEY_MAX], es[512];
     rp_buf_t buf;
-    rp_err_t err;
+    rp_err_t err = RP_OK;
     int64_t t0 = rp_time_mono_ms();
 
     rp_buf_init(&buf, RP_STATE_DOC_MAX);
     rp_layout_session_key(job->req.session_id, key, sizeof(key));
-    err = rp_state_get(w->state, key, &buf, &job->session_version, es,
-                       sizeof(es));
-    if (err == RP_OK) {
+    /* From the session cache (rp_job_begin): no read of our own write. */
+    if (job->cached && job->cached_doc) {
+        /* The cached copy stands for the read (version set). */
+        err = rp_buf_append(&buf, job->cached_doc, job->cached_len);
+        free(job->cached_doc);
+        job->cached_doc = NULL;
+        if (err) {
+            rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED,
+                             "loading %s: out of memory", key);
+            goto out;
+        }
+    } else if (!job->cached) {
+        err = rp_state_get(w->state, key, &buf, &job->session_version, es,
+                           sizeof(es));
+    }
+    if (job->cached && job->session_found) {
+        /* parsed already (rp_job_from_cache) */
+    } else if (err == RP_OK) {
         job->session_found = true;
         if (rp_session_parse(buf.data, buf.len, &job->session, es,
                              sizeof(es)) != RP_OK) {
@@ -300,6 +315,25 @@ void rp_cycle_finish(void *arg)
         }
         job->have_result = true;
     }
+    if (job->fresh && strcmp(job->result.session_id, job->req.session_id)) {
+        /* Fresh (no look at load): an old record of another session;
+         * never hand its output or env over. */
+        rp_job_set_error(job, RP_CODE_EXECUTION_ID_CONFLICT,
+                         "execution_id %s already ran in another session",
+                         job->req.execution_id);
+        rp_result_clear(&job->result);
+        memset(&job->result, 0, sizeof(job->result));
+        job->have_result = false;
+        goto out;
+    }
+    if (job->fresh && job->session_found && job->result.finished_at_ms &&
+        job->result.finished_at_ms < job->session.updated_at_ms) {
+        /* Fresh: a record that ended before the session's last save is
+         * an earlier run's (a request re-sent with an old execution_id
+         * that no claim of ours answered): reused, as a look at load
+         * would have found it. */
+        job->reused = true;
+    }
     if (!rp_cycle_should_apply(job))
         goto out;
 
@@ -330,8 +364,14 @@ void rp_cycle_finish(void *arg)
     }
     rp_layout_session_key(job->req.session_id, key, sizeof(key));
     err = rp_state_put(w->state, key, doc, strlen(doc),
-                       job->session_found ? job->session_version : 0, NULL, es,
-                       sizeof(es));
+                       job->session_found ? job->session_version : 0,
+                       &job->saved_version, es, sizeof(es));
+    if (err == RP_OK) {
+        job->saved_doc = doc; /* the cache's next entry (main thread) */
+        doc = NULL;
+    } else {
+        job->scache_drop = true; /* whatever is stored, we do not know it */
+    }
     if ((err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS) &&
         rp_cycle_saved_by_other(w, job, key)) {
         err = RP_OK; /* a previous owner saved this very execution */

@@ -72,6 +72,8 @@ static void rp_job_free(rp_job_t *job)
     rp_request_clear(&job->req);
     rp_session_clear(&job->session);
     rp_result_clear(&job->result);
+    free(job->saved_doc);
+    free(job->cached_doc);
     free(job->result_json);
     free(job);
 }
@@ -278,6 +280,47 @@ static void rp_job_submit_io(rp_worker_t *w, rp_job_t *job, rp_iopool_fn *fn)
     }
 }
 
+static void rp_job_on_loaded(rp_worker_t *w, rp_job_t *job);
+
+/* The session's state as this worker saved it last, in this assignment
+ * of the partition (rp_scache.h): no read. And when the backend can
+ * answer "started before" from its own create-only claim, and the
+ * execution is not the one saved last (a re-sent request), no look for
+ * an earlier record or claim either: fresh. false: load as usual. */
+static bool rp_job_from_cache(rp_worker_t *w, rp_job_t *job)
+{
+    const char *doc;
+    size_t len;
+    uint64_t version;
+    char es[256];
+
+    if (job->req.op != RP_OP_EXEC || !rp_job_current(w, job) ||
+        !rp_scache_get(w->scache, job->req.session_id, job->partition,
+                       job->epoch, &doc, &len, &version))
+        return false;
+    job->session_version = version;
+    if (!rp_backend_can_start_fresh(w->backend)) {
+        /* LOADING reads the rest: it parses the copy (off this thread). */
+        if (!(job->cached_doc = malloc(len ? len : 1)))
+            return false;
+        memcpy(job->cached_doc, doc, len);
+        job->cached_len = len;
+        job->cached = true;
+        return true;
+    }
+    if (rp_session_parse(doc, len, &job->session, es, sizeof(es)) != RP_OK) {
+        rp_session_clear(&job->session);
+        memset(&job->session, 0, sizeof(job->session));
+        rp_scache_drop(w->scache, job->req.session_id);
+        return false;
+    }
+    job->session_found = true;
+    job->cached = true;
+    job->fresh = strcmp(job->session.last_execution_id,
+                        job->req.execution_id) != 0;
+    return true;
+}
+
 static void rp_job_begin(rp_worker_t *w, rp_job_t *job)
 {
     job->t_begin = rp_time_mono_ms();
@@ -286,6 +329,34 @@ static void rp_job_begin(rp_worker_t *w, rp_job_t *job)
         rp_publish_job(w, job);
         return;
     }
+    rp_job_set_stage(job, RP_JOB_LOADING);
+    if (rp_job_from_cache(w, job) && job->fresh) {
+        rp_job_on_loaded(w, job); /* nothing to read */
+        return;
+    }
+    rp_job_submit_io(w, job, rp_cycle_load);
+}
+
+/* A fresh start found the execution started before (the backend's claim
+ * exists): forget the shortcut and load the slow way (records, claim),
+ * which then attaches, reuses or starts as it always did. */
+static void rp_job_reload(rp_worker_t *w, rp_job_t *job)
+{
+    rp_log(RP_LOG_INFO, "execution_seen_before", rp_job_eid(job),
+           rp_job_sid(job), "%s; looking for its record and claim",
+           job->done.detail);
+    if (job->run)
+        rp_backend_release(w->backend, job->run);
+    job->run = NULL;
+    memset(&job->done, 0, sizeof(job->done));
+    job->fresh = job->cached = false;
+    free(job->cached_doc);
+    job->cached_doc = NULL;
+    rp_session_clear(&job->session);
+    memset(&job->session, 0, sizeof(job->session));
+    job->session_found = false;
+    job->session_version = 0;
+    rp_scache_drop(w->scache, job->req.session_id);
     rp_job_set_stage(job, RP_JOB_LOADING);
     rp_job_submit_io(w, job, rp_cycle_load);
 }
@@ -443,7 +514,11 @@ static void rp_job_run(rp_worker_t *w, rp_job_t *job)
     job->t_loaded = rp_time_mono_ms();
     job->backstop_fired = false;
     job->claim_deadline = 0;
-    if (rp_backend_start(w->backend, &spec, job, &job->run, es, sizeof(es))) {
+    /* Fresh only for the first start: a restart of the claim fence
+     * (rp_cycle_claim) goes the way it always did. */
+    if ((job->fresh && !job->claim_rounds ? rp_backend_start_fresh
+                                          : rp_backend_start)(
+            w->backend, &spec, job, &job->run, es, sizeof(es))) {
         rp_job_set_error(job, RP_CODE_BACKEND_FAILED, "%s", es);
         rp_publish_job(w, job);
         return;
@@ -508,6 +583,10 @@ static void rp_job_on_run_done(rp_worker_t *w, rp_job_t *job)
         rp_job_end(w, job, false);
         return;
     }
+    if (job->fresh && !job->claim_rounds && job->done.err == RP_ERR_EXISTS) {
+        rp_job_reload(w, job);
+        return;
+    }
     if (job->done.err) {
         /* The execution could not run (quota, permissions, a missing
          * image): say so with the backend's own message. A record may
@@ -547,6 +626,24 @@ static void rp_job_claim_poll(rp_worker_t *w, rp_job_t *job)
     rp_job_submit_io(w, job, rp_cycle_finish);
 }
 
+/* FINISHING's verdict into the session cache: the state saved now, or
+ * forget what we knew. Any other operation (closing, or one that writes
+ * the state its own way) forgets it too. */
+static void rp_job_cache_update(rp_worker_t *w, rp_job_t *job)
+{
+    if (job->req.op == RP_OP_EXEC && job->saved_doc) {
+        if (rp_scache_put(w->scache, job->req.session_id, job->partition,
+                          job->epoch, job->saved_doc, strlen(job->saved_doc),
+                          job->saved_version) != RP_OK)
+            rp_log(RP_LOG_DEBUG, "session_cache_full", rp_job_eid(job),
+                   rp_job_sid(job), "out of memory: not cached");
+    } else if (job->req.op != RP_OP_EXEC || job->scache_drop) {
+        rp_scache_drop(w->scache, job->req.session_id);
+    }
+    free(job->saved_doc);
+    job->saved_doc = NULL;
+}
+
 void rp_job_on_event(rp_worker_t *w, rp_job_t *job, int kind)
 {
     switch (kind) {
@@ -561,6 +658,7 @@ void rp_job_on_event(rp_worker_t *w, rp_job_t *job, int kind)
         rp_job_on_run_done(w, job);
         break;
     case RP_EV_FINISHED:
+        rp_job_cache_update(w, job);
         rp_wmetrics_state_op(
             w, "save",
             !strcmp(job->err_code, "state_conflict")      ? "conflict"

@@ -230,6 +230,8 @@ rp_err_t rp_worker_new(const rp_worker_conf_t *conf, rp_worker_t **out,
         goto out;
     }
     if (!(w->sched = rp_sched_new()) || !(w->offsets = rp_offsets_new()) ||
+        rp_scache_new(RP_SCACHE_ENTRIES_MAX, RP_SCACHE_BYTES_MAX,
+                      &w->scache) ||
         rp_inbox_new(w->wake_fd, &w->inbox)) {
         err = rp_errf(errstr, es, RP_ERR_NOMEM, "out of memory");
         goto out;
@@ -641,6 +643,7 @@ void rp_worker_destroy(rp_worker_t *w)
     rp_state_destroy(w->state);
     rp_inbox_destroy(w->inbox);
     rp_sched_destroy(w->sched);
+    rp_scache_destroy(w->scache);
     rp_offsets_destroy(w->offsets);
     free(w->part);
     rp_sign_keys_destroy(w->sign_keys);

@@ -38,6 +38,7 @@
 #include "rp_list.h"
 #include "rp_msg.h"
 #include "rp_offsets.h"
+#include "rp_scache.h"
 #include "rp_sched.h"
 #include "rp_sign.h"
 #include "rp_state.h"
@@ -161,6 +162,18 @@ struct rp_job {
     rp_result_t result;
     bool have_result;
     bool reused;
+    /* The session cache (rp_scache.h, docs/worker.md "Session state
+     * cache"): cached = session/session_version came from it, not from a
+     * read; fresh = no look for an earlier record or claim either, the
+     * backend's create-only claim answers it (rp_backend_start_fresh). */
+    bool cached, fresh;
+    char *cached_doc;  /* cached, not fresh: the I/O step parses it (owned) */
+    size_t cached_len;
+    /* FINISHING's verdict for the cache: saved_doc (owned) is the state
+     * now stored at saved_version; else scache_drop = forget the entry. */
+    char *saved_doc;
+    uint64_t saved_version;
+    bool scache_drop;
 
     /* Backend. */
     rp_backend_run_t *run;
@@ -227,6 +240,7 @@ struct rp_worker {
     rp_iopool_t *io;
     rp_inbox_t *inbox;
     rp_sched_t *sched;
+    rp_scache_t *scache; /* each session's last saved state */
     rp_offsets_t *offsets;
     int wake_fd;
     int sig_fd;

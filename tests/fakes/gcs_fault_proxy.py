@@ -39,8 +39,12 @@ and 4 back for the first S seconds (bucket set-up, warm-up); the rate limit
 applies from the start.
 
 GET /_proxy/stats answers JSON counts (writes, forwarded, throttled_429,
-burst_429, lost_replies, errors_after, by status). It is for the test
-harness only; the code under test never calls it.
+burst_429, lost_replies, errors_after, by status, and by_call: every
+request by API call and object kind, e.g. "insert attempt-N.json",
+"get state.json", "list attempt" -- the object's last name segment with
+digit runs as N; that is how the suite counts a client's Cloud Storage
+calls per execution). It is for the test harness only; the code under
+test never calls it.
 
 On start it writes its base URL (http://127.0.0.1:PORT) to --port-file
 (or stdout) once it listens, and it exits when its parent process goes
@@ -51,6 +55,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -108,6 +113,26 @@ def object_of(method, path, query):
     return None
 
 
+def call_of(method, path, query):
+    """'insert state.json', 'get result.json', 'list attempt', ...: the JSON
+    API call and the kind of object (its last name segment, digits as N)."""
+    parts = path.split("/")
+    q = urllib.parse.parse_qs(query, keep_blank_values=True)
+    name, op = "", "other"
+    if len(parts) >= 7 and parts[1] == "upload" and parts[6] == "o":
+        name, op = q.get("name", [""])[-1], "insert"
+    elif len(parts) >= 7 and parts[1] == "storage" and parts[5] == "o":
+        name = urllib.parse.unquote(parts[6])
+        op = {"GET": "get" if q.get("alt", [""])[-1] == "media" else "get_meta",
+              "DELETE": "delete", "PATCH": "patch", "PUT": "update",
+              "POST": "rewrite"}.get(method, method.lower())
+    elif len(parts) == 6 and parts[1] == "storage" and parts[5] == "o" and \
+            method == "GET":
+        name, op = q.get("prefix", [""])[-1], "list"
+    kind = re.sub(r"[0-9]+", "N", name.rsplit("/", 1)[-1]) if name else "-"
+    return f"{op} {kind}"
+
+
 class Proxy:
     def __init__(self, a):
         self.a = a
@@ -121,7 +146,7 @@ class Proxy:
         self.accepted = 0         # accepted writes, for the every-N schedules
         self.stats = {"requests": 0, "writes": 0, "forwarded_writes": 0,
                       "throttled_429": 0, "burst_429": 0, "lost_replies": 0,
-                      "errors_after": 0, "by_status": {}}
+                      "errors_after": 0, "by_status": {}, "by_call": {}}
         burst = (a.burst_429 or "0:0").split(":")
         self.burst_period, self.burst_len = float(burst[0]), float(burst[1])
         self.log_f = open(a.log, "a", buffering=1) if a.log else None
@@ -242,6 +267,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reply(200, data, [("Content-Type", "application/json")])
             return
         p.bump("requests")
+        call = call_of(self.command, u.path, u.query)
+        with p.lock:
+            p.stats["by_call"][call] = p.stats["by_call"].get(call, 0) + 1
         obj = object_of(self.command, u.path, u.query)
         what = p.decide(obj) if obj else "ok"
         if what in ("429", "429burst"):

@@ -271,6 +271,37 @@ cJSON *rp_te_cloud_proxy_stats(rp_te_t *te)
     return stats;
 }
 
+void rp_te_cloud_worker_gcs_proxy(rp_te_t *te, char *url, size_t url_size)
+{
+    char script[PATH_MAX], url_file[PATH_MAX];
+    char upstream[sizeof(te->gcs_url)];
+    char *argv[] = {"/usr/bin/env", "python3", script, "--upstream", upstream,
+                    "--port-file", url_file, "--object-write-interval-ms",
+                    "0", NULL};
+
+    if (!te->gcs_url[0])
+        fail_msg("rp_te_cloud_worker_gcs_proxy before rp_te_cloud_start");
+    rp_te_format(script, sizeof(script), "%s/tests/fakes/gcs_fault_proxy.py",
+                 te->src_dir);
+    rp_te_path(te, url_file, sizeof(url_file), "gcs-worker-proxy.url");
+    memcpy(upstream, te->gcs_url, sizeof(upstream));
+    rp_te_start_service(te, "gcs-worker-proxy", argv, NULL, url_file, url,
+                        url_size, RP_TE_CLOUD_START_MS);
+    rp_te_setenv(te, "STORAGE_EMULATOR_HOST", url);
+    print_message("workers' Cloud Storage through %s -> %s\n", url, upstream);
+}
+
+cJSON *rp_te_cloud_proxy_stats_at(const char *url)
+{
+    long status = 0;
+    cJSON *stats = rp_te_cloud_call_at(url, "GET", "/_proxy/stats", NULL,
+                                       &status);
+
+    if (status != 200 || !cJSON_IsObject(stats))
+        fail_msg("GET %s/_proxy/stats: HTTP %ld", url, status);
+    return stats;
+}
+
 static cJSON *rp_te_cloud_call_at(const char *base, const char *method,
                                   const char *path, const char *body,
                                   long *status)

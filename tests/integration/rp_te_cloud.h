@@ -73,6 +73,15 @@ void rp_te_cloud_start_proxied(rp_te_t *te, const char *job_mode,
 /* GET /_proxy/stats of that proxy (caller frees). */
 cJSON *rp_te_cloud_proxy_stats(rp_te_t *te);
 
+/* After rp_te_cloud_start: a gcs_fault_proxy.py of the workers' own (no
+ * throttling, no faults) in front of fake-gcs-server, as their
+ * STORAGE_EMULATOR_HOST from now on, so its "by_call" counts are the
+ * workers' Cloud Storage calls alone (executors and the test go direct).
+ * Its URL into url. */
+void rp_te_cloud_worker_gcs_proxy(rp_te_t *te, char *url, size_t url_size);
+/* GET /_proxy/stats of the proxy at url (caller frees). */
+cJSON *rp_te_cloud_proxy_stats_at(const char *url);
+
 /* One HTTP call to the Cloud Run fake: PATH under its base URL, body NULL
  * or JSON. Returns the parsed reply (caller frees with cJSON_Delete; NULL
  * when it is not JSON) and the HTTP status in *status (may be NULL). */
