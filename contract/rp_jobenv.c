@@ -167,13 +167,20 @@ static rp_err_t rp_jobenv_parse_ref(rp_jobspec_t *spec, const char *ref,
                                     const char *command_env, char *errstr,
                                     size_t errstr_size)
 {
-    char want[RP_STATE_KEY_MAX + 1];
+    char want[RP_STATE_KEY_MAX + 1], att[RP_STATE_KEY_MAX + 1];
+    bool ok = !strcmp(ref, RP_JOBENV_REQUEST_STDIN);
 
     rp_jobenv_request_key(spec->execution_id, want, sizeof(want));
-    if (strcmp(ref, RP_JOBENV_REQUEST_STDIN) != 0 &&
-        (!want[0] || strcmp(ref, want) != 0))
+    ok = ok || (want[0] && !strcmp(ref, want));
+    /* A claim record of this execution: attempt-{n}.json, n as written. */
+    for (int n = 1; !ok && want[0] && n <= RP_JOBENV_REF_ATTEMPT_MAX; n++) {
+        rp_jobenv_attempt_key(spec->execution_id, n, att, sizeof(att));
+        ok = att[0] && !strcmp(ref, att);
+    }
+    if (!ok)
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                       RP_JOBENV_REQUEST_REF ": must be %s or "
+                       RP_JOBENV_REQUEST_REF ": must be %s, an attempt-{n}.json "
+                       "of the same execution or "
                        RP_JOBENV_REQUEST_STDIN " (standard input)", want);
     if (command_env && command_env[0])
         return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
@@ -285,6 +292,20 @@ void rp_jobenv_request_key(const char *execution_id, char *out,
     rp_layout_execution_key(execution_id, "request.json", out, out_size);
 }
 
+void rp_jobenv_attempt_key(const char *execution_id, int n, char *out,
+                           size_t out_size)
+{
+    char file[32];
+
+    if (n < 1 || n > RP_JOBENV_REF_ATTEMPT_MAX) {
+        if (out_size)
+            out[0] = '\0';
+        return;
+    }
+    snprintf(file, sizeof(file), "attempt-%d.json", n);
+    rp_layout_execution_key(execution_id, file, out, out_size);
+}
+
 rp_err_t rp_jobenv_request_json(const rp_jobspec_t *spec, char **out,
                                 char *errstr, size_t errstr_size)
 {
@@ -325,6 +346,22 @@ rp_err_t rp_jobenv_use_request_ref(rp_env_t *env, const char *execution_id,
     return RP_OK;
 }
 
+rp_err_t rp_jobenv_use_attempt_ref(rp_env_t *env, const char *execution_id,
+                                   int n, char *errstr, size_t errstr_size)
+{
+    char key[RP_STATE_KEY_MAX + 1];
+
+    rp_jobenv_attempt_key(execution_id, n, key, sizeof(key));
+    if (!key[0])
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "EXECUTION_ID: " RP_JOBENV_ID_RULE " (attempt %d)", n);
+    rp_env_unset(env, "COMMAND");
+    rp_env_unset(env, "COMMAND_ENV");
+    if (rp_env_set(env, RP_JOBENV_REQUEST_REF, key) != RP_OK)
+        return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+    return RP_OK;
+}
+
 rp_err_t rp_jobenv_use_request_stdin(rp_env_t *env, char *errstr,
                                      size_t errstr_size)
 {
@@ -339,20 +376,30 @@ rp_err_t rp_jobenv_use_request_stdin(rp_env_t *env, char *errstr,
 rp_err_t rp_jobenv_load_request(rp_jobspec_t *spec, const char *json,
                                 size_t len, char *errstr, size_t errstr_size)
 {
-    cJSON *doc = NULL, *cmd, *env, *v;
+    cJSON *doc = NULL, *req, *cmd, *env, *v;
     rp_env_t parsed = {0};
     rp_err_t err = RP_ERR_INVALID;
 
-    if (!json || len > RP_JOBENV_REQUEST_DOC_MAX) {
+    if (!json || len > RP_JOBENV_REF_DOC_MAX) {
         err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
                       RP_JOBENV_REQUEST_REF ": document longer than %d bytes",
                       RP_JOBENV_REQUEST_DOC_MAX);
         goto out;
     }
     doc = cJSON_ParseWithLength(json, len);
-    cmd = cJSON_GetObjectItemCaseSensitive(doc, "command");
-    env = cJSON_GetObjectItemCaseSensitive(doc, "env");
-    if (!cJSON_IsObject(doc) || !cJSON_IsString(cmd) ||
+    /* A claim record carries the document as its "request" member. */
+    req = cJSON_GetObjectItemCaseSensitive(doc, "request");
+    if (!req && len > RP_JOBENV_REQUEST_DOC_MAX) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                      RP_JOBENV_REQUEST_REF ": document longer than %d bytes",
+                      RP_JOBENV_REQUEST_DOC_MAX);
+        goto out;
+    }
+    if (!req)
+        req = doc;
+    cmd = cJSON_GetObjectItemCaseSensitive(req, "command");
+    env = cJSON_GetObjectItemCaseSensitive(req, "env");
+    if (!cJSON_IsObject(doc) || !cJSON_IsObject(req) || !cJSON_IsString(cmd) ||
         (env && !cJSON_IsObject(env))) {
         rp_errf(errstr, errstr_size, err,
                 RP_JOBENV_REQUEST_REF ": not a request document "

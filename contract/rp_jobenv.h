@@ -15,8 +15,11 @@
  *   RUNPOOL_DEFAULT_CWD optional: working directory of a new session
  *   RUNPOOL_REQUEST_REF instead of COMMAND / COMMAND_ENV: where the
  *                       request document holding both is: the state-store
- *                       key executions/{id}/request.json, or "-" for the
- *                       executor's standard input
+ *                       key executions/{id}/attempt-{n}.json (a Cloud Run
+ *                       claim record, the document in its "request"
+ *                       member), executions/{id}/request.json (written by
+ *                       earlier workers), or "-" for the executor's
+ *                       standard input
  *   RUNPOOL_ATTEMPT     optional: which start of the execution this is
  *                       (1..RP_JOBENV_ATTEMPT_MAX, default 1); written
  *                       into the claim (rp_claim.h), so a re-run after an
@@ -42,9 +45,12 @@
  * request document {"command": ..., "env": {...}}
  * (rp_jobenv_request_json) and replaces both variables by
  * RUNPOOL_REQUEST_REF:
- *   - Cloud Run: executions/{execution_id}/request.json in the state
- *     store, create-only (rp_jobenv_use_request_ref): one more object
- *     write per execution;
+ *   - Cloud Run: inside the claim record the backend writes anyway before
+ *     each jobs.run, executions/{execution_id}/attempt-{n}.json
+ *     (create-only), as its "request" member
+ *     (rp_jobenv_use_attempt_ref): no object of its own. Earlier workers
+ *     wrote executions/{execution_id}/request.json
+ *     (rp_jobenv_use_request_ref), which the executor still reads;
  *   - local: "-", the document on the executor's standard input (a
  *     memfd: no store write, nothing left on disk;
  *     rp_jobenv_use_request_stdin).
@@ -73,6 +79,11 @@
 /* A request document: a command (JSON-escaped, up to 6 bytes a byte) plus
  * a COMMAND_ENV, with room to spare. */
 #define RP_JOBENV_REQUEST_DOC_MAX (4 * 1024 * 1024)
+/* A claim record that carries one: the document plus the claim's own
+ * members (job and execution names, times, worker: under 4 KiB). */
+#define RP_JOBENV_REF_DOC_MAX (RP_JOBENV_REQUEST_DOC_MAX + 8 * 1024)
+/* attempt-{n}.json: n is 1..this (the Cloud Run backend's claims). */
+#define RP_JOBENV_REF_ATTEMPT_MAX 100
 
 #define RP_EXEC_EXIT_RECORDED 0
 #define RP_EXEC_EXIT_FAILED 1
@@ -124,6 +135,11 @@ rp_err_t rp_jobenv_parse(const char *(*lookup)(const char *name, void *opaque),
 void rp_jobenv_request_key(const char *execution_id, char *out,
                            size_t out_size);
 
+/* "executions/{execution_id}/attempt-{n}.json" (n in
+ * 1..RP_JOBENV_REF_ATTEMPT_MAX) into out; "" as above or for a bad n. */
+void rp_jobenv_attempt_key(const char *execution_id, int n, char *out,
+                           size_t out_size);
+
 /* The request document for spec: {"command": ..., "env": {...}}. *out is
  * malloc'd, caller frees. spec borrowed. RP_ERR_NOMEM only. */
 rp_err_t rp_jobenv_request_json(const rp_jobspec_t *spec, char **out,
@@ -134,6 +150,11 @@ rp_err_t rp_jobenv_request_json(const rp_jobspec_t *spec, char **out,
 rp_err_t rp_jobenv_use_request_ref(rp_env_t *env, const char *execution_id,
                                    char *errstr, size_t errstr_size);
 
+/* The same with RUNPOOL_REQUEST_REF=rp_jobenv_attempt_key(id, n): the
+ * document is the "request" member of that claim record. */
+rp_err_t rp_jobenv_use_attempt_ref(rp_env_t *env, const char *execution_id,
+                                   int n, char *errstr, size_t errstr_size);
+
 /* The same for the local backend: RUNPOOL_REQUEST_REF=- (the document
  * comes on the executor's standard input). RP_ERR_NOMEM only. */
 rp_err_t rp_jobenv_use_request_stdin(rp_env_t *env, char *errstr,
@@ -141,6 +162,8 @@ rp_err_t rp_jobenv_use_request_stdin(rp_env_t *env, char *errstr,
 
 /* Fill spec->command and spec->env from a request document (json, len
  * bytes, borrowed), checked with the rules of COMMAND and COMMAND_ENV.
+ * A claim record (an object with a "request" member, at most
+ * RP_JOBENV_REF_DOC_MAX) stands for the document in that member.
  * RP_ERR_INVALID / RP_ERR_TOO_LARGE naming RUNPOOL_REQUEST_REF. */
 rp_err_t rp_jobenv_load_request(rp_jobspec_t *spec, const char *json,
                                 size_t len, char *errstr, size_t errstr_size);

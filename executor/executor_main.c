@@ -487,7 +487,10 @@ static rp_err_t rp_main_load_request(rp_main_t *m, int *rc)
     rp_buf_t doc;
     rp_err_t err;
 
-    rp_buf_init(&doc, RP_JOBENV_REQUEST_DOC_MAX);
+    /* From the store it may be a claim record around the document. */
+    rp_buf_init(&doc, strcmp(m->spec.request_ref, RP_JOBENV_REQUEST_STDIN)
+                          ? RP_JOBENV_REF_DOC_MAX
+                          : RP_JOBENV_REQUEST_DOC_MAX);
     if (!strcmp(m->spec.request_ref, RP_JOBENV_REQUEST_STDIN))
         err = rp_main_read_stdin(&doc, errstr, sizeof(errstr));
     else

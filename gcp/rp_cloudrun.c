@@ -899,6 +899,32 @@ char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a)
     return rp_cloudrun_print(doc, ok);
 }
 
+char *rp_cloudrun_attempt_json_with(const rp_cloudrun_attempt_t *a,
+                                    const char *request)
+{
+    static const char member[] = ",\"request\":";
+    char *head = rp_cloudrun_attempt_json(a), *out;
+    size_t hl, rl;
+
+    if (!head || !request)
+        return head;
+    /* Splice the document (valid JSON of ours) in before the closing
+     * brace: no parse and re-print of up to 4 MiB. */
+    hl = strlen(head);
+    rl = strlen(request);
+    if (hl < 2 || head[hl - 1] != '}' ||
+        !(out = malloc(hl - 1 + sizeof(member) - 1 + rl + 2))) {
+        free(head);
+        return NULL;
+    }
+    memcpy(out, head, hl - 1);
+    memcpy(out + hl - 1, member, sizeof(member) - 1);
+    memcpy(out + hl - 1 + sizeof(member) - 1, request, rl);
+    memcpy(out + hl - 1 + sizeof(member) - 1 + rl, "}", 2);
+    free(head);
+    return out;
+}
+
 rp_err_t rp_cloudrun_attempt_parse(const char *json, size_t len,
                                    rp_cloudrun_attempt_t *out, char *errstr,
                                    size_t errstr_size)

@@ -197,7 +197,9 @@ rp_err_t rp_cloudrun_parse_job(const char *body, size_t len,
  *
  *   executions/{id}/attempt-{n}.json            claim n (n = 1, 2, ...):
  *       create-only, written before the n-th jobs.run of the execution; of
- *       two owners only the one that creates it runs.
+ *       two owners only the one that creates it runs. In template mode it
+ *       carries the request document ("request"), which that run's
+ *       executor reads (RUNPOOL_REQUEST_REF).
  *   executions/{id}/attempt-{n}.execution.json  the execution claim n
  *       started (or that was found for it), create-only, best effort.
  *   executions/{id}/attempt.json                the single record of
@@ -239,6 +241,11 @@ typedef enum rp_cloudrun_key_kind {
 rp_cloudrun_key_kind_t rp_cloudrun_attempt_key_kind(const char *key, int *n);
 /* JSON of a claim (a->execution "") or a name record; caller frees. */
 char *rp_cloudrun_attempt_json(const rp_cloudrun_attempt_t *a);
+/* The same with request (a request document, rp_jobenv_request_json;
+ * borrowed; NULL = none) as its "request" member: the executor reads its
+ * command there (RUNPOOL_REQUEST_REF names the claim). Caller frees. */
+char *rp_cloudrun_attempt_json_with(const rp_cloudrun_attempt_t *a,
+                                    const char *request);
 rp_err_t rp_cloudrun_attempt_parse(const char *json, size_t len,
                                    rp_cloudrun_attempt_t *out, char *errstr,
                                    size_t errstr_size);

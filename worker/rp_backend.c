@@ -45,6 +45,20 @@ rp_err_t rp_backend_start(rp_backend_t *be, const rp_jobspec_t *spec,
     return be->ops->start(be, spec, job, run, errstr, errstr_size);
 }
 
+bool rp_backend_can_start_fresh(const rp_backend_t *be)
+{
+    return be->ops->start_fresh != NULL;
+}
+
+rp_err_t rp_backend_start_fresh(rp_backend_t *be, const rp_jobspec_t *spec,
+                                void *job, rp_backend_run_t **run,
+                                char *errstr, size_t errstr_size)
+{
+    if (!be->ops->start_fresh)
+        return be->ops->start(be, spec, job, run, errstr, errstr_size);
+    return be->ops->start_fresh(be, spec, job, run, errstr, errstr_size);
+}
+
 void rp_backend_cancel(rp_backend_t *be, rp_backend_run_t *run)
 {
     be->ops->cancel(be, run);

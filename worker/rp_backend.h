@@ -71,6 +71,11 @@ typedef struct rp_backend_ops {
     const char *name;
     rp_err_t (*start)(rp_backend_t *be, const rp_jobspec_t *spec, void *job,
                       rp_backend_run_t **run, char *errstr, size_t errstr_size);
+    /* NULL = the worker always looks for an earlier record and claim
+     * before start (rp_backend_start_fresh). */
+    rp_err_t (*start_fresh)(rp_backend_t *be, const rp_jobspec_t *spec,
+                            void *job, rp_backend_run_t **run, char *errstr,
+                            size_t errstr_size);
     void (*cancel)(rp_backend_t *be, rp_backend_run_t *run);
     /* NULL = detach is cancel (runs that cannot outlive the worker). */
     void (*detach)(rp_backend_t *be, rp_backend_run_t *run);
@@ -148,6 +153,17 @@ rp_err_t rp_backend_new(const char *name, const rp_backend_conf_t *conf,
 rp_err_t rp_backend_start(rp_backend_t *be, const rp_jobspec_t *spec,
                           void *job, rp_backend_run_t **run, char *errstr,
                           size_t errstr_size);
+/* Does this backend implement rp_backend_start_fresh? Any thread. */
+bool rp_backend_can_start_fresh(const rp_backend_t *be);
+/* start, for a worker that skipped its look for an earlier record and
+ * claim of the execution (a session's later commands in one partition
+ * epoch, docs/cloudrun.md "Call budget"): the backend's own first
+ * create-only claim answers it. If that claim exists, the run ends with
+ * done.err = RP_ERR_EXISTS having started nothing; the worker then looks
+ * and calls rp_backend_start. Same arguments as start. Main thread. */
+rp_err_t rp_backend_start_fresh(rp_backend_t *be, const rp_jobspec_t *spec,
+                                void *job, rp_backend_run_t **run,
+                                char *errstr, size_t errstr_size);
 void rp_backend_cancel(rp_backend_t *be, rp_backend_run_t *run);
 /* The worker gives the execution up (partition revoked, drain timed out):
  * the done callback still comes, with cancelled set. The run itself keeps

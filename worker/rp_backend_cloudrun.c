@@ -100,7 +100,15 @@ struct rp_backend_run {
     char sid[RP_ID_MAX + 1];
     int timeout_s;
     rp_env_t env;      /* the contract, as sent to the job */
-    char *request_doc; /* until PREPARE wrote it as request.json */
+    /* The request document: template mode puts it in every claim record
+     * (RUNPOOL_REQUEST_REF names the claim of the jobs.run); per-execution
+     * mode writes it as request.json (PREPARE), its job's env being fixed
+     * at jobs.create, before a retried run's claim. */
+    char *request_doc;
+    /* start_fresh: the worker looked for no earlier record or claim; if
+     * claim 1 exists, end with RP_ERR_EXISTS before anything runs. */
+    bool fresh;
+    bool name_recorded; /* attempt-{n}.execution.json exists for att.n */
     rp_cloudrun_phase_t phase;
     char job_id[RP_CLOUDRUN_JOB_ID_MAX + 1]; /* per-execution mode */
     char job_name[RP_CLOUDRUN_NAME_MAX];     /* job to run on */
@@ -400,15 +408,25 @@ static rp_err_t rp_cloudrun_put_claim(rp_cloudrun_t *cr, rp_backend_run_t *run,
     char key[RP_STATE_KEY_MAX + 1], *json;
     rp_err_t err;
 
+    bool tmpl = cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE;
+
     rp_cloudrun_attempt_key(run->eid, run->att.n, key, sizeof(key));
     rp_cloudrun_msg(run->att.worker, sizeof(run->att.worker), "%s", cr->worker);
     run->att.execution[0] = '\0';
-    if (!(json = rp_cloudrun_attempt_json(&run->att)))
+    /* Template mode: the request rides in the claim (no request.json). */
+    if (!(json = rp_cloudrun_attempt_json_with(
+              &run->att, tmpl ? run->request_doc : NULL)))
         return rp_errf(es, n, RP_ERR_NOMEM, "out of memory");
     err = rp_state_put(st, key, json, strlen(json), 0, NULL, es, n);
     free(json);
-    if (err == RP_OK)
+    if (err == RP_OK) {
         run->my_claim_n = run->att.n;
+        run->name_recorded = false;
+        /* The jobs.run that follows names this claim as its request. */
+        if (tmpl)
+            err = rp_jobenv_use_attempt_ref(&run->env, run->eid, run->att.n,
+                                            es, n);
+    }
     return err;
 }
 
@@ -432,6 +450,8 @@ static void rp_cloudrun_record_name(rp_cloudrun_t *cr, rp_backend_run_t *run)
     err = rp_state_put(cr->state, key, json, strlen(json), 0, NULL, es,
                        sizeof(es));
     free(json);
+    if (!err || err == RP_ERR_EXISTS)
+        run->name_recorded = true;
     if (err && err != RP_ERR_EXISTS)
         rp_log(RP_LOG_WARN, "cloudrun_attempt_update_failed", run->eid,
                run->sid, "recording %s in %s: %s", run->exec_name, key, es);
@@ -448,7 +468,8 @@ static int64_t rp_cloudrun_step_prepare(rp_cloudrun_t *cr,
     rp_state_t *st = cr->state;
     rp_err_t err;
 
-    if (run->request_doc) {
+    /* Template mode writes the request inside each claim instead. */
+    if (run->request_doc && cr->conf.mode != RP_CLOUDRUN_MODE_TEMPLATE) {
         rp_jobenv_request_key(run->eid, key, sizeof(key));
         err = rp_state_put(st, key, run->request_doc, strlen(run->request_doc),
                            0, NULL, es, sizeof(es));
@@ -505,11 +526,16 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
     rp_buf_t buf;
     rp_err_t err;
 
-    rp_buf_init(&buf, RP_CLOUDRUN_ATTEMPT_MAX);
-    rp_cloudrun_attempt_prefix(run->eid, key, sizeof(key));
-    err = rp_state_list(st, key, rp_cloudrun_scan_cb, &sc, es, sizeof(es));
-    if (err)
-        goto fail;
+    /* A claim record may carry the request document. */
+    rp_buf_init(&buf, RP_JOBENV_REF_DOC_MAX);
+    /* Fresh (the worker's steady state): no listing; the create-only
+     * claim 1 below answers whether anyone started it before. */
+    if (!run->fresh) {
+        rp_cloudrun_attempt_prefix(run->eid, key, sizeof(key));
+        err = rp_state_list(st, key, rp_cloudrun_scan_cb, &sc, es, sizeof(es));
+        if (err)
+            goto fail;
+    }
     if (sc.claim_n < 0) {
         /* First claim: the create-only write is the claim itself. */
         memset(&run->att, 0, sizeof(run->att));
@@ -519,6 +545,15 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
         run->att.created_ms = run->att.run_at_ms = rp_time_wall_ms();
         rp_cloudrun_attempt_key(run->eid, 1, key, sizeof(key));
         err = rp_cloudrun_put_claim(cr, run, st, es, sizeof(es));
+        if (err == RP_ERR_EXISTS && run->fresh) {
+            /* Started before: nothing runs; the worker looks (records,
+             * claims) and starts again the slow way, which re-attaches. */
+            rp_cloudrun_set_done(run, RP_ERR_EXISTS, false, -1,
+                                 "%s exists: the execution was started "
+                                 "before", key);
+            ret = rp_cloudrun_end(run);
+            goto out;
+        }
         if (err == RP_ERR_EXISTS)
             goto out; /* someone else claimed just now: read theirs */
         if (err)
@@ -559,6 +594,7 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
         !strcmp(run->att.job, run->job_name))
         run->job_mine = true;
     if (run->att.execution[0]) {
+        run->name_recorded = true;
         memcpy(run->exec_name, run->att.execution, sizeof(run->exec_name));
         rp_log(RP_LOG_INFO, "cloudrun_reattach", run->eid, run->sid,
                "re-attaching to %s (claim %d)", run->exec_name, run->att.n);
@@ -861,7 +897,11 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
         rp_cloudrun_ok(run);
         rp_log(RP_LOG_INFO, "cloudrun_run", run->eid, run->sid,
                "execution %s started", run->exec_name);
-        rp_cloudrun_record_name(cr, run);
+        /* Steady state (fresh) skips the name record: a new owner finds
+         * the execution by the executor's claim.json or by listing, and a
+         * detach writes it (docs/cloudrun.md, "Call budget"). */
+        if (!run->fresh)
+            rp_cloudrun_record_name(cr, run);
         rp_cloudrun_arm_poll(cr, run);
         ret = run->poll_ms;
         goto out;
@@ -1158,7 +1198,12 @@ static int64_t rp_cloudrun_step(rp_cloudrun_t *cr, rp_backend_run_t *run)
     pthread_mutex_unlock(&cr->lock);
     if (detach && run->phase != RP_CR_DELETE) {
         /* Keep it running in Cloud Run (and its per-execution job): the
-         * next owner re-attaches. An outcome already known is reported. */
+         * next owner re-attaches. An outcome already known is reported.
+         * Hand the name over, if steady state skipped it, so the next
+         * owner polls it without listing. */
+        if (!run->have_done && run->exec_name[0] && !run->name_recorded &&
+            run->att.n > 0 && run->att.n == run->my_claim_n)
+            rp_cloudrun_record_name(cr, run);
         if (!run->have_done)
             rp_cloudrun_set_done(run, RP_OK, true, -1,
                                  "detached; %s goes on in Cloud Run for the "
@@ -1300,9 +1345,10 @@ static rp_err_t rp_cloudrun_set_state_url(rp_cloudrun_t *cr, const char *url)
     return err;
 }
 
-static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
-                                  void *job, rp_backend_run_t **out,
-                                  char *errstr, size_t errstr_size)
+static rp_err_t rp_cloudrun_start_run(rp_backend_t *be,
+                                      const rp_jobspec_t *spec, void *job,
+                                      bool fresh, rp_backend_run_t **out,
+                                      char *errstr, size_t errstr_size)
 {
     rp_cloudrun_t *cr = be->impl;
     rp_backend_run_t *run;
@@ -1325,6 +1371,7 @@ static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
                                          errstr_size)))
         goto out;
     run->job = job;
+    run->fresh = fresh;
     memcpy(run->eid, spec->execution_id, sizeof(run->eid));
     memcpy(run->sid, spec->session_id, sizeof(run->sid));
     run->timeout_s = spec->timeout_s;
@@ -1367,6 +1414,23 @@ static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
 out:
     rp_cloudrun_free_run(run);
     return err;
+}
+
+static rp_err_t rp_cloudrun_start(rp_backend_t *be, const rp_jobspec_t *spec,
+                                  void *job, rp_backend_run_t **out,
+                                  char *errstr, size_t errstr_size)
+{
+    return rp_cloudrun_start_run(be, spec, job, false, out, errstr,
+                                 errstr_size);
+}
+
+static rp_err_t rp_cloudrun_start_fresh(rp_backend_t *be,
+                                        const rp_jobspec_t *spec, void *job,
+                                        rp_backend_run_t **out, char *errstr,
+                                        size_t errstr_size)
+{
+    return rp_cloudrun_start_run(be, spec, job, true, out, errstr,
+                                 errstr_size);
 }
 
 /* Flag run and make its next step due now. */
@@ -1459,6 +1523,7 @@ static void rp_cloudrun_close(rp_backend_t *be)
 static const rp_backend_ops_t rp_cloudrun_ops = {
     .name = "cloudrun",
     .start = rp_cloudrun_start,
+    .start_fresh = rp_cloudrun_start_fresh,
     .cancel = rp_cloudrun_cancel,
     .detach = rp_cloudrun_detach,
     .release = rp_cloudrun_release,

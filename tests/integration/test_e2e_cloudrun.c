@@ -5,7 +5,8 @@
  *    carried across three executions (three containers), results in
  *    per-session order; a 256 KiB command (the documented limit; over
  *    Cloud Run's 32 KiB per env value) travels through
- *    executions/{id}/request.json, as every command does: no execution
+ *    its claim record executions/{id}/attempt-{n}.json, as every command
+ *    does (no request.json any more): no execution
  *    or job resource shows a command (read back over the Admin API, as
  *    any project Viewer could); a failing command -> "failed" with its
  *    exit code;
@@ -176,7 +177,7 @@ static void assert_no_command_visible(rp_te_t *te, const char *eid,
         found++;
         ex = strstr(name->valuestring, "/executions/");
         assert_non_null(ex);
-        rp_te_format(want, sizeof(want), "executions/%s/request.json", eid);
+        rp_te_format(want, sizeof(want), "executions/%s/attempt-", eid);
         for (int i = 0; i < 2; i++) {
             long status = 0;
             cJSON *r;
@@ -287,10 +288,14 @@ static void phase_sessions(rp_te_t *te)
     assert_no_command_visible(te, "s-1-c", "echo $GREETING");
     {
         char *ref = rp_te_cloud_gcs_get(
+            te, RP_TE_CLOUD_PREFIX "/executions/big-1/attempt-1.json", NULL);
+        char *old = rp_te_cloud_gcs_get(
             te, RP_TE_CLOUD_PREFIX "/executions/big-1/request.json", NULL);
 
-        if (!ref || !strstr(ref, "xxxxxxxxxx"))
-            fail_msg("no executions/big-1/request.json holding the command");
+        if (!ref || !strstr(ref, "\"request\"") || !strstr(ref, "xxxxxxxxxx"))
+            fail_msg("no executions/big-1/attempt-1.json holding the command");
+        if (old)
+            fail_msg("executions/big-1/request.json written: %.100s", old);
         free(ref);
     }
 

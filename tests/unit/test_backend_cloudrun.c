@@ -1123,6 +1123,87 @@ static void test_detach_reattach(void **state)
     rp_result_clear(&res);
 }
 
+/* start_fresh (the worker's steady state): no listing and no name record,
+ * the request inside claim 1; a second fresh start of the same execution
+ * meets claim 1 and ends RP_ERR_EXISTS having run nothing; the slow start
+ * that follows re-attaches (by listing) instead of running it again. A
+ * detach hands the name over. */
+static void test_fresh_start(void **state)
+{
+    fx_t *f = *state;
+    rp_jobspec_t spec;
+    tjob_t j, k;
+    rp_result_t res;
+    char es[512];
+
+    need_fake(f);
+    start(f, &j, "warm-fr", "true"); /* the template job, made once */
+    assert_true(wait_job(&j, 30));
+    finish(f, &j);
+    fake_config("{\"reset_stats\":true}");
+
+    spec_init(&spec, f, "fr-1", "echo fresh");
+    memset(&j, 0, sizeof(j));
+    assert_int_equal(rp_backend_start_fresh(f->be, &spec, &j, &j.run, es,
+                                            sizeof(es)),
+                     RP_OK);
+    assert_true(wait_job(&j, 30));
+    if (j.d.err != RP_OK)
+        fail_msg("%s", j.d.detail);
+    finish(f, &j);
+    assert_true(record(f, "fr-1", &res));
+    assert_string_equal(res.stdout_data, "fresh\n");
+    rp_result_clear(&res);
+    assert_true(object_exists(f, "executions/fr-1/attempt-1.json"));
+    assert_false(object_exists(f, "executions/fr-1/attempt-1.execution.json"));
+    assert_false(object_exists(f, "executions/fr-1/request.json"));
+    /* Cloud Run calls: one jobs.run, then only polls. */
+    assert_int_equal(stat_int("requests", "POST jobs.run"), 1);
+    assert_int_equal(stat_int("requests", "POST jobs.create"), 0);
+    assert_int_equal(stat_int("requests", "GET jobs.get"), 0);
+
+    /* Again, fresh: claim 1 exists -> EXISTS, nothing sent to Cloud Run. */
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(rp_backend_start_fresh(f->be, &spec, &k, &k.run, es,
+                                            sizeof(es)),
+                     RP_OK);
+    assert_true(wait_job(&k, 30));
+    assert_int_equal(k.d.err, RP_ERR_EXISTS);
+    finish(f, &k);
+    assert_int_equal(stat_int("requests", "POST jobs.run"), 1);
+    /* The slow way: finds the (ended) execution by listing, no new run. */
+    start(f, &k, "fr-1", "echo fresh");
+    assert_true(wait_job(&k, 30));
+    if (k.d.err != RP_OK)
+        fail_msg("%s", k.d.detail);
+    finish(f, &k);
+    assert_int_equal(stat_int("requests", "POST jobs.run"), 1);
+    assert_int_equal(stat_int("executions_by_execution_id", "fr-1"), 1);
+
+    /* Detached while it runs: the name is recorded for the next owner. */
+    spec_init(&spec, f, "fr-2", "sleep 1.5; echo later");
+    memset(&j, 0, sizeof(j));
+    assert_int_equal(rp_backend_start_fresh(f->be, &spec, &j, &j.run, es,
+                                            sizeof(es)),
+                     RP_OK);
+    for (int i = 0; i < 100 && stat_int(NULL, "live_processes") < 1; i++)
+        usleep(50 * 1000);
+    rp_backend_detach(f->be, j.run);
+    assert_true(wait_job(&j, 30));
+    assert_true(j.d.cancelled);
+    finish(f, &j);
+    assert_true(object_exists(f, "executions/fr-2/attempt-1.execution.json"));
+    start(f, &k, "fr-2", "sleep 1.5; echo later");
+    assert_true(wait_job(&k, 30));
+    if (k.d.err != RP_OK)
+        fail_msg("%s", k.d.detail);
+    finish(f, &k);
+    assert_int_equal(stat_int("executions_by_execution_id", "fr-2"), 1);
+    assert_true(record(f, "fr-2", &res));
+    assert_string_equal(res.stdout_data, "later\n");
+    rp_result_clear(&res);
+}
+
 /* A claim without an execution name (the previous owner died between
  * claim and answer): the execution made for this EXECUTION_ID is found in
  * executions.list; with none, it runs once the settle time passed. */
@@ -1313,7 +1394,9 @@ static void test_large_command(void **state)
     if (j.d.err != RP_OK)
         fail_msg("%s", j.d.detail);
     finish(f, &j);
-    assert_true(object_exists(f, "executions/large-1/request.json"));
+    /* Template mode: the request rides in the claim, no object of its own. */
+    assert_false(object_exists(f, "executions/large-1/request.json"));
+    assert_true(object_exists(f, "executions/large-1/attempt-1.json"));
     assert_true(record(f, "large-1", &res));
     snprintf(out, sizeof(out), "%zu 30000\n", n);
     assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
@@ -1322,7 +1405,7 @@ static void test_large_command(void **state)
     rp_result_clear(&res);
     assert_non_null(seen = viewer_sees("large-1"));
     assert_non_null(strstr(seen, "\"RUNPOOL_REQUEST_REF\""));
-    assert_non_null(strstr(seen, "executions/large-1/request.json"));
+    assert_non_null(strstr(seen, "executions/large-1/attempt-1.json"));
     assert_null(strstr(seen, "\"COMMAND\""));
     assert_null(strstr(seen, "\"COMMAND_ENV\""));
     assert_null(strstr(seen, "aaaa"));
@@ -1340,12 +1423,12 @@ static void test_large_command(void **state)
     if (j.d.err != RP_OK)
         fail_msg("%s", j.d.detail);
     finish(f, &j);
-    assert_true(object_exists(f, "executions/small-1/request.json"));
+    assert_false(object_exists(f, "executions/small-1/request.json"));
     assert_true(record(f, "small-1", &res));
     assert_string_equal(res.stdout_data, "small-secret-hunter2\n");
     rp_result_clear(&res);
     assert_non_null(seen = viewer_sees("small-1"));
-    assert_non_null(strstr(seen, "executions/small-1/request.json"));
+    assert_non_null(strstr(seen, "executions/small-1/attempt-1.json"));
     assert_null(strstr(seen, "\"COMMAND\""));
     assert_null(strstr(seen, "small-secret"));
     assert_null(strstr(seen, "hunter2"));
@@ -1611,6 +1694,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reattach_by_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_403, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poll_5xx_and_timeout, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_overdue_self_cancel, setup,

@@ -322,6 +322,59 @@ static void test_request_stdin(void **state)
     assert_non_null(strstr(errstr, "executions/exec-1/request.json"));
     assert_non_null(strstr(errstr, "standard input"));
     rp_jobspec_clear(&out);
+    /* A claim record of the same execution (attempt-1..100) is accepted;
+     * another execution's, attempt-0 or attempt-101 are not. */
+    {
+        static const char *const good[] = {
+            "executions/exec-1/attempt-1.json",
+            "executions/exec-1/attempt-100.json"};
+        static const char *const bad[] = {
+            "executions/exec-2/attempt-1.json",
+            "executions/exec-1/attempt-0.json",
+            "executions/exec-1/attempt-101.json",
+            "executions/exec-1/attempt-1.execution.json"};
+        char key[RP_STATE_KEY_MAX + 1];
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+            rp_env_set(&env, RP_JOBENV_REQUEST_REF, good[i]);
+            assert_int_equal(rp_jobenv_parse(lookup, &env, &out, errstr,
+                                             sizeof(errstr)),
+                             RP_OK);
+            assert_string_equal(out.request_ref, good[i]);
+            rp_jobspec_clear(&out);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            rp_env_set(&env, RP_JOBENV_REQUEST_REF, bad[i]);
+            assert_int_equal(rp_jobenv_parse(lookup, &env, &out, errstr,
+                                             sizeof(errstr)),
+                             RP_ERR_INVALID);
+            rp_jobspec_clear(&out);
+        }
+        rp_jobenv_attempt_key("exec-1", 7, key, sizeof(key));
+        assert_string_equal(key, "executions/exec-1/attempt-7.json");
+        rp_jobenv_attempt_key("exec-1", 0, key, sizeof(key));
+        assert_string_equal(key, "");
+    }
+    /* The document inside a claim record: its "request" member. */
+    {
+        const char *rec = "{\"execution_id\":\"exec-1\",\"attempt\":1,"
+                          "\"job\":\"j\",\"request\":{\"command\":"
+                          "\"echo wrapped\",\"env\":{\"A\":\"b\"}}}";
+        rp_jobspec_t w;
+
+        memset(&w, 0, sizeof(w));
+        assert_int_equal(rp_jobenv_load_request(&w, rec, strlen(rec), errstr,
+                                                sizeof(errstr)),
+                         RP_OK);
+        assert_string_equal(w.command, "echo wrapped");
+        assert_string_equal(rp_env_get(&w.env, "A"), "b");
+        rp_jobspec_clear(&w);
+        rec = "{\"execution_id\":\"exec-1\",\"request\":\"no\"}";
+        assert_int_equal(rp_jobenv_load_request(&w, rec, strlen(rec), errstr,
+                                                sizeof(errstr)),
+                         RP_ERR_INVALID);
+        rp_jobspec_clear(&w);
+    }
     free(doc);
     free(cmd);
     rp_env_clear(&env);
