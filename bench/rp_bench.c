@@ -65,6 +65,7 @@ typedef struct bench_opts {
     int per_session;
     int timeout_s;
     int warmup;
+    int warmup_wait_s; /* how long the warm-up may take */
     int deadline_s;
     int sample_ms; /* 0: do not sample executor processes */
     pid_t worker_pid;
@@ -512,7 +513,7 @@ static void consume(bench_t *b, int wait_ms)
 static void warm_up(bench_t *b)
 {
     char eid[RP_ID_MAX + 1], sid[RP_ID_MAX + 1];
-    int64_t deadline = rp_time_mono_ms() + BENCH_WARMUP_WAIT_MS;
+    int64_t deadline = rp_time_mono_ms() + b->o.warmup_wait_s * 1000LL;
 
     for (int i = 0; i < b->o.warmup; i++) {
         snprintf(eid, sizeof(eid), "%s-w%d", b->tag, i);
@@ -522,7 +523,7 @@ static void warm_up(bench_t *b)
     while (b->warm_received < b->o.warmup) {
         if (rp_time_mono_ms() > deadline)
             die("warm-up: %d of %d results in %d s: is a worker running?",
-                b->warm_received, b->o.warmup, BENCH_WARMUP_WAIT_MS / 1000);
+                b->warm_received, b->o.warmup, b->o.warmup_wait_s);
         consume(b, 50);
     }
 }
@@ -1086,6 +1087,7 @@ static void usage(FILE *f)
 "  --sample-ms MS       count the worker's executors every MS (0 = off) [0]\n"
 "  --deadline-s S       give up waiting for results after S s [300]\n"
 "  --warmup N           warm-up requests before measuring [8]\n"
+"  --warmup-wait-s S    how long the warm-up may take [60]\n"
 "  --timeout-s S        request timeout_s [120]\n"
 "  --goal-wall-s S      goal: wall time below S seconds\n"
 "  --goal-rss-mib M     goal: worker VmHWM below M MiB\n"
@@ -1133,7 +1135,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
 {
     enum { O_BROKERS = 256, O_NAME, O_SESS, O_PER, O_CMD, O_OUT, O_WPID,
            O_BPID, O_SAMPLE, O_DEADLINE, O_WARM, O_TMO, O_GWALL, O_GRSS,
-           O_DESC, O_META, O_REQ, O_RES, O_PEER, O_MURL, O_GLAG, O_GCPU };
+           O_DESC, O_META, O_REQ, O_RES, O_PEER, O_MURL, O_GLAG, O_GCPU, O_WWAIT };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"name", required_argument, NULL, O_NAME},
@@ -1155,6 +1157,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
         {"results-topic", required_argument, NULL, O_RES},
         {"peer", required_argument, NULL, O_PEER},
         {"metrics-url", required_argument, NULL, O_MURL},
+        {"warmup-wait-s", required_argument, NULL, O_WWAIT},
         {"goal-lag-p99-ms", required_argument, NULL, O_GLAG},
         {"goal-cpu-ms-per-exec", required_argument, NULL, O_GCPU},
         {"help", no_argument, NULL, 'h'},
@@ -1168,6 +1171,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
     o->results_topic = RP_TOPIC_RESULTS_DEFAULT;
     o->timeout_s = RP_TIMEOUT_DEFAULT_S;
     o->warmup = 8;
+    o->warmup_wait_s = BENCH_WARMUP_WAIT_MS / 1000;
     o->deadline_s = 300;
     opterr = 0; /* one line of our own, not getopt's and the usage */
     while ((c = getopt_long(argc, argv, ":X:hV", opts, NULL)) != -1) {
@@ -1204,6 +1208,9 @@ static void parse_args(bench_t *b, int argc, char **argv)
         case O_GWALL: o->goal_wall_s = num_arg("--goal-wall-s", optarg); break;
         case O_GRSS: o->goal_rss_mib = num_arg("--goal-rss-mib", optarg); break;
         case O_MURL: o->metrics_url = optarg; break;
+        case O_WWAIT:
+            o->warmup_wait_s = (int)int_arg("--warmup-wait-s", optarg, 1, 86400);
+            break;
         case O_GLAG:
             o->goal_lag_p99_ms = num_arg("--goal-lag-p99-ms", optarg);
             break;

@@ -19,6 +19,8 @@ fake's simulated images send; anything else is a 400 or 404):
   DELETE /storage/v1/b/B/o/NAME[?ifGenerationMatch=G]   204
   GET    /storage/v1/b/B/o?prefix=&pageToken=&maxResults=&fields=
                                              {"items": [...], "nextPageToken"}
+  GET    /_lite/stats                        requests so far, by kind (not
+                                             Google's: for the bench)
 Preconditions as Google's: ifGenerationMatch=0 means "does not exist";
 a failed one is 412 conditionNotMet; a missing object 404. Generations are
 increasing integers (strings in JSON, as the API writes int64). `fields`
@@ -58,6 +60,7 @@ class Store:
         self.lock = threading.Lock()
         self.buckets = {}   # name -> {"objs": {name: (gen, bytes, t)}, "names": sorted list}
         self.gen = int(time.time() * 1e6)
+        self.requests = {}  # GET /_lite/stats: upload, media, list, get, delete
 
     def resource(self, b, name, gen, data, t):
         return {"kind": "storage#object", "id": f"{b}/{name}/{gen}", "name": name,
@@ -118,6 +121,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # /storage/v1/b  |  /storage/v1/b/B/o[/NAME]  |  /upload/storage/v1/b/B/o
         if path == "/_internal/healthcheck" and method == "GET":
             return self._reply(200, body=b"OK")
+        if path == "/_lite/stats" and method == "GET":
+            with st.lock:
+                return self._reply(200, {"requests": dict(st.requests)})
+        kind = ("upload" if path.startswith("/upload/") else
+                "list" if method == "GET" and path.endswith("/o") else
+                "media" if q.get("alt") == "media" else method.lower())
+        with st.lock:
+            st.requests[kind] = st.requests.get(kind, 0) + 1
         if path == "/storage/v1/b" and method == "POST":
             try:
                 name = json.loads(body or b"{}")["name"]
