@@ -10,11 +10,8 @@ void rp_ratelimit_init(rp_ratelimit_t *rl, double rate, double burst,
     rl->at_ms = now_ms;
 }
 
-int64_t rp_ratelimit_take(rp_ratelimit_t *rl, int64_t now_ms)
+static void rp_ratelimit_refill(rp_ratelimit_t *rl, int64_t now_ms)
 {
-    double need;
-    int64_t ms;
-
     /* A clock that went back (it cannot: monotonic) or a caller's stale
      * now must not drain the bucket. */
     if (now_ms > rl->at_ms) {
@@ -23,6 +20,28 @@ int64_t rp_ratelimit_take(rp_ratelimit_t *rl, int64_t now_ms)
             rl->tokens = rl->burst;
         rl->at_ms = now_ms;
     }
+}
+
+void rp_ratelimit_force(rp_ratelimit_t *rl, int64_t now_ms)
+{
+    rp_ratelimit_refill(rl, now_ms);
+    rl->tokens -= 1.0;
+    if (rl->tokens < -rl->burst)
+        rl->tokens = -rl->burst;
+}
+
+double rp_ratelimit_tokens(rp_ratelimit_t *rl, int64_t now_ms)
+{
+    rp_ratelimit_refill(rl, now_ms);
+    return rl->tokens;
+}
+
+int64_t rp_ratelimit_take(rp_ratelimit_t *rl, int64_t now_ms)
+{
+    double need;
+    int64_t ms;
+
+    rp_ratelimit_refill(rl, now_ms);
     if (rl->tokens >= 1.0) {
         rl->tokens -= 1.0;
         return 0;

@@ -29,5 +29,11 @@ void rp_ratelimit_init(rp_ratelimit_t *rl, double rate, double burst,
 /* 0: a token was taken. > 0: none is there; one will be in that many ms
  * (at least 1), and nothing was taken. */
 int64_t rp_ratelimit_take(rp_ratelimit_t *rl, int64_t now_ms);
+/* Take a token even when there is none (a call that must not wait, such as
+ * a cancel): the bucket may go down to -burst, and later takers wait for
+ * the debt to be paid back, so the rate still holds on average. */
+void rp_ratelimit_force(rp_ratelimit_t *rl, int64_t now_ms);
+/* The tokens held at now_ms (refilled, nothing taken; may be < 0). */
+double rp_ratelimit_tokens(rp_ratelimit_t *rl, int64_t now_ms);
 
 #endif

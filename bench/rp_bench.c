@@ -687,7 +687,7 @@ enum {
     S_START, S_FINISH,          /* the command, from the executor (wall) */
     S_PICKED, S_PUBLISHED,      /* the worker: picked up, result queued (wall) */
     S_ADDED, S_LOAD, S_SAVE, S_SPAWN, S_REST, S_DURATION, S_QUEUE,
-    S_DELIVERY, S_E2E,
+    S_DELIVERY, S_E2E, S_FINISH_TO_RESULT,
     S_COUNT
 };
 
@@ -880,6 +880,10 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
         v[S_QUEUE][m] = e->t.queue_wait_ms;
         v[S_DELIVERY][m] = recv_wall - e->res_ts;
         v[S_E2E][m] = recv_wall - e->req_ts;
+        /* The executor's finished_at (its clock, this machine's) to the
+         * result queued: how long the worker took to notice the end and
+         * publish (issue 9 s1). */
+        v[S_FINISH_TO_RESULT][m] = e->res_ts - e->finished_at;
         m++;
     }
     peak_results = peak_overlap(v[S_START], v[S_FINISH], c);
@@ -966,6 +970,8 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
     cJSON_AddItemToObject(lat, "queue_wait", dist(v[S_QUEUE], m));
     cJSON_AddItemToObject(lat, "result_to_bench", dist(v[S_DELIVERY], m));
     cJSON_AddItemToObject(lat, "end_to_end", dist(v[S_E2E], m));
+    cJSON_AddItemToObject(lat, "finished_to_result",
+                          dist(v[S_FINISH_TO_RESULT], m));
 
     goals = cJSON_AddObjectToObject(root, "goals");
     {
@@ -1047,9 +1053,12 @@ static void summary(const bench_t *b, const cJSON *root)
     printf("   load average at start: %s\n",
            cJSON_GetStringValue(cJSON_GetObjectItem(
                cJSON_GetObjectItem(root, "machine"), "loadavg_at_start")));
-    printf("   ms p50/p99: queue wait %g/%g, end to end %g/%g\n",
+    printf("   ms p50/p99: queue wait %g/%g, end to end %g/%g, executor "
+           "finished -> result %g/%g\n",
            num(lat, "queue_wait", "p50"), num(lat, "queue_wait", "p99"),
-           num(lat, "end_to_end", "p50"), num(lat, "end_to_end", "p99"));
+           num(lat, "end_to_end", "p50"), num(lat, "end_to_end", "p99"),
+           num(lat, "finished_to_result", "p50"),
+           num(lat, "finished_to_result", "p99"));
     for (g = goals ? goals->child : NULL; g; g = g->next) {
         if (!cJSON_IsObject(g))
             continue;

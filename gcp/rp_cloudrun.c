@@ -321,11 +321,57 @@ rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                                     "a service account e-mail", errstr,
                                     errstr_size)))
         return err;
-    if ((err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_MAX_RPS", 10, 1,
+    /* The old single bucket: when set, the default of every family. */
+    if ((err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_MAX_RPS", 0, 1,
                                     10000, NULL, &c->max_rps, errstr,
                                     errstr_size)) ||
         (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_BURST", c->max_rps,
                                     1, 10000, NULL, &c->burst, errstr,
+                                    errstr_size)))
+        return err;
+    c->max_rps_set = c->max_rps > 0;
+    if ((err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_RUNS_RPS",
+                                    c->max_rps_set ? c->max_rps : 3, 1, 10000,
+                                    NULL, &c->runs_rps, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_RUNS_BURST",
+                                    c->burst ? c->burst : c->runs_rps, 1,
+                                    10000, NULL, &c->runs_burst, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_READS_RPS",
+                                    c->max_rps_set ? c->max_rps : 10, 1,
+                                    10000, NULL, &c->reads_rps, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_READS_BURST",
+                                    c->burst ? c->burst : c->reads_rps, 1,
+                                    10000, NULL, &c->reads_burst, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_WRITES_RPS",
+                                    c->max_rps_set ? c->max_rps : 3, 1, 10000,
+                                    NULL, &c->writes_rps, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_WRITES_BURST",
+                                    c->burst ? c->burst : c->writes_rps, 1,
+                                    10000, NULL, &c->writes_burst, errstr,
+                                    errstr_size)) ||
+        /* Template mode: gets are for stragglers only, the sweeps keep
+         * the rest of the reads; per-execution mode polls by get. */
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_GET_RPS",
+                                    c->mode == RP_CLOUDRUN_MODE_PER_EXECUTION ||
+                                            c->reads_rps < 5
+                                        ? c->reads_rps
+                                        : 5,
+                                    1,
+                                    10000, NULL, &c->get_rps, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_SWEEP_MS", 250, 0,
+                                    600000, NULL, &c->sweep_ms, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_SWEEP_PAGES", 4, 1,
+                                    100, NULL, &c->sweep_pages, errstr,
+                                    errstr_size)) ||
+        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_QUEUE_MAX_S", 900, 1,
+                                    7 * 86400, NULL, &c->queue_max_s, errstr,
                                     errstr_size)) ||
         (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_POLL_MIN_MS", 1000,
                                     10, 600000, NULL, &c->poll_min_ms, errstr,
@@ -685,6 +731,9 @@ static void rp_cloudrun_exec_fill(const cJSON *ex, rp_cloudrun_exec_t *out)
     if ((ct = rp_cloudrun_str(ex, "createTime")) &&
         rp_time_parse_rfc3339(ct, &out->create_ms) != 0)
         out->create_ms = 0;
+    if ((ct = rp_cloudrun_str(ex, "startTime")) &&
+        rp_time_parse_rfc3339(ct, &out->start_ms) != 0)
+        out->start_ms = 0;
 
     out->outcome = RP_CLOUDRUN_RUNNING;
     if (!rp_cloudrun_str(ex, "completionTime"))
@@ -780,6 +829,51 @@ rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
     }
     *older = all_older && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
                               doc, "executions")) > 0;
+out:
+    cJSON_Delete(doc);
+    return err;
+}
+
+rp_err_t rp_cloudrun_parse_page(const char *body, size_t len,
+                                rp_cloudrun_page_cb *cb, void *opaque,
+                                char *next, size_t next_size,
+                                int64_t *last_create_ms, int *n, char *errstr,
+                                size_t errstr_size)
+{
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    const cJSON *ex;
+    const char *tok;
+    rp_cloudrun_exec_t e;
+    rp_err_t err = RP_OK;
+
+    next[0] = '\0';
+    *last_create_ms = 0;
+    *n = 0;
+    if (!cJSON_IsObject(doc)) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                      "executions.list reply is not a JSON object");
+        goto out;
+    }
+    if ((tok = rp_cloudrun_str(doc, "nextPageToken")) && tok[0]) {
+        if (strlen(tok) >= next_size || !rp_cloudrun_plain(tok)) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                          "executions.list: unusable nextPageToken");
+            goto out;
+        }
+        memcpy(next, tok, strlen(tok) + 1);
+    }
+    cJSON_ArrayForEach(ex, cJSON_GetObjectItemCaseSensitive(doc, "executions"))
+    {
+        const char *name = rp_cloudrun_str(ex, "name");
+
+        rp_cloudrun_exec_fill(ex, &e);
+        (*n)++;
+        *last_create_ms = e.create_ms;
+        if (!name || !rp_cloudrun_name_valid(name))
+            continue; /* not ours to watch: a name we could not have sent */
+        if (cb(opaque, name, &e))
+            break;
+    }
 out:
     cJSON_Delete(doc);
     return err;

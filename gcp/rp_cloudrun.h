@@ -62,8 +62,18 @@ typedef struct rp_cloudrun_conf {
     char endpoint[RP_CLOUDRUN_ENDPOINT_MAX + 1];
     bool endpoint_set;
     rp_cloudrun_mode_t mode;           /* _JOB_MODE [template] */
-    int max_rps;                       /* _MAX_RPS API calls/s [10] */
-    int burst;                         /* _BURST [= max_rps] */
+    /* Quota families (docs/cloudrun.md "Quota families"): calls/s and
+     * bucket size of each. _MAX_RPS / _BURST (deprecated) set the default
+     * of all three when given; max_rps_set says they were. */
+    int max_rps, burst;                /* _MAX_RPS [unset] _BURST [unset] */
+    bool max_rps_set;
+    int runs_rps, runs_burst;          /* _RUNS_RPS [3] _RUNS_BURST [= rps]: jobs.run */
+    int reads_rps, reads_burst;        /* _READS_RPS [10] _READS_BURST: get, list */
+    int writes_rps, writes_burst;      /* _WRITES_RPS [3] _WRITES_BURST: create, delete, cancel */
+    int get_rps;                       /* _GET_RPS [5; per-execution: reads]: executions.get */
+    int sweep_ms;                      /* _SWEEP_MS [250]; 0: no sweeps */
+    int sweep_pages;                   /* _SWEEP_PAGES [4]: list pages per sweep */
+    int queue_max_s;                   /* _QUEUE_MAX_S [900]: not started by then */
     int poll_min_ms, poll_max_ms;      /* _POLL_MIN_MS [1000] _POLL_MAX_MS [15000] */
     char service_account[RP_CLOUDRUN_SA_MAX + 1]; /* _SERVICE_ACCOUNT [""] */
     char job_prefix[RP_CLOUDRUN_PREFIX_MAX + 1];  /* _JOB_PREFIX [runpool] */
@@ -153,6 +163,7 @@ typedef struct rp_cloudrun_exec {
     char message[RP_CLOUDRUN_MESSAGE_MAX]; /* Completed condition's */
     char execution_id[RP_ID_MAX + 1]; /* its EXECUTION_ID variable, or "" */
     int64_t create_ms;                /* createTime, wall; 0 unknown */
+    int64_t start_ms;                 /* startTime, wall; 0: not started */
 } rp_cloudrun_exec_t;
 
 /* Decide an Execution's outcome (docs/cloudrun.md): running while
@@ -174,6 +185,19 @@ rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
                                   size_t found_size, char *next,
                                   size_t next_size, bool *older, char *errstr,
                                   size_t errstr_size);
+
+/* One executions.list page, for a sweep: cb(opaque, name, &exec) for each
+ * execution with a valid name (borrowed for the call; a non-zero return
+ * stops the walk), the nextPageToken into next ("" when none), the
+ * createTime of the page's last (oldest) execution into *last_create_ms
+ * (0 when unknown or the page is empty), the count into *n. */
+typedef int(rp_cloudrun_page_cb)(void *opaque, const char *name,
+                                 const rp_cloudrun_exec_t *ex);
+rp_err_t rp_cloudrun_parse_page(const char *body, size_t len,
+                                rp_cloudrun_page_cb *cb, void *opaque,
+                                char *next, size_t next_size,
+                                int64_t *last_create_ms, int *n, char *errstr,
+                                size_t errstr_size);
 
 typedef enum rp_cloudrun_job_state {
     RP_CLOUDRUN_JOB_RECONCILING,

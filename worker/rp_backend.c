@@ -96,6 +96,22 @@ void rp_backend_run_id(rp_backend_t *be, rp_backend_run_t *run,
         be->ops->run_id(be, run, out);
 }
 
+bool rp_backend_quota(rp_backend_t *be, int i, rp_backend_quota_t *out)
+{
+    return be && be->ops->quota && be->ops->quota(be, i, out);
+}
+
+bool rp_backend_counter(rp_backend_t *be, int i, const char **name,
+                        uint64_t *value)
+{
+    return be && be->ops->counter && be->ops->counter(be, i, name, value);
+}
+
+int64_t rp_backend_started_ms(rp_backend_t *be, rp_backend_run_t *run)
+{
+    return be->ops->started_ms && run ? be->ops->started_ms(be, run) : -1;
+}
+
 void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run)
 {
     be->ops->release(be, run);

@@ -62,6 +62,18 @@ typedef struct rp_backend_done {
     char detail[RP_BACKEND_DETAIL_MAX]; /* human-readable, for logs/results */
 } rp_backend_done_t;
 
+/* One quota family of a backend's API calls (cloudrun: runs, reads,
+ * writes; docs/cloudrun.md "Quota families"), for the metrics. */
+typedef struct rp_backend_quota {
+    const char *family; /* static */
+    double rate;        /* calls per second allowed */
+    double burst;       /* bucket size */
+    double tokens;      /* held now; < 0: calls taken on credit (cancels) */
+    uint64_t calls;     /* sent */
+    uint64_t throttled; /* answered 429 */
+    uint64_t waits;     /* times a call found no token or the family held */
+} rp_backend_quota_t;
+
 /* Called once per run on a backend thread; done is borrowed for the call.
  * It must not block: the worker posts it to its inbox. */
 typedef void(rp_backend_done_cb)(void *job, const rp_backend_done_t *done,
@@ -89,6 +101,11 @@ typedef struct rp_backend_ops {
     /* NULL = the backend cannot name the runs it starts. */
     void (*run_id)(rp_backend_t *be, rp_backend_run_t *run,
                    char out[RP_CLAIM_RUN_MAX + 1]);
+    /* NULL = no quota families / counters / start times (see below). */
+    bool (*quota)(rp_backend_t *be, int i, rp_backend_quota_t *out);
+    bool (*counter)(rp_backend_t *be, int i, const char **name,
+                    uint64_t *value);
+    int64_t (*started_ms)(rp_backend_t *be, rp_backend_run_t *run);
 } rp_backend_ops_t;
 
 struct rp_backend {
@@ -191,6 +208,19 @@ rp_err_t rp_backend_attach(rp_backend_t *be, const char *run_id, void *job,
 void rp_backend_run_id(rp_backend_t *be, rp_backend_run_t *run,
                        char out[RP_CLAIM_RUN_MAX + 1]);
 void rp_backend_release(rp_backend_t *be, rp_backend_run_t *run);
+
+/* Quota family i (0, 1, ...) into out; false past the last (or none).
+ * Any thread. */
+bool rp_backend_quota(rp_backend_t *be, int i, rp_backend_quota_t *out);
+/* Counter i (0, 1, ...): its name (static) and value; false past the
+ * last. Any thread. */
+bool rp_backend_counter(rp_backend_t *be, int i, const char **name,
+                        uint64_t *value);
+/* When the run's command began running (monotonic ms): 0 while it is
+ * queued (a Cloud Run execution without a startTime yet), -1 when the
+ * backend does not tell (it runs at once). The worker's timeout backstop
+ * counts from there. Main thread, before release. */
+int64_t rp_backend_started_ms(rp_backend_t *be, rp_backend_run_t *run);
 
 /* Stops watching (local: detaches, the executors go on; cloudrun: cancels
  * what still runs and waits for it), no more callbacks after this

@@ -6,13 +6,20 @@
  * start/cancel/detach only change a run's flags and its place in a timer
  * queue (rp_timerq, on "next step due at"); a fixed pool of threads takes
  * due runs and performs one step each (an API call or two, a state-store
- * read or write), then puts the run back with its next due time — polls
- * back off from poll_min to poll_max. Every API call but executions.cancel
- * first takes a token from one bucket, so a burst of requests cannot
- * exhaust the project's quota; a step that finds no token goes back on the
- * queue until one is there, so no thread waits for a token and steps that
- * need none (state-store I/O, cancels) are never held up behind it.
- * 429/5xx/timeouts back off with jitter and retry.
+ * read or write), then puts the run back with its next due time. In
+ * template mode a sweeper thread finds completions: one executions.list of
+ * the template job every sweep_ms sees every execution in flight, and
+ * hands the finished ones to their runs; only executions no sweep has seen
+ * lately (stragglers) and per-execution jobs are polled with
+ * executions.get, backing off from poll_min to poll_max. Every API call
+ * first takes a token of its quota family (runs, reads, writes: Cloud
+ * Run's own quotas), so a burst of requests cannot exhaust the project's
+ * quota; a step that finds no token goes back on the queue until one is
+ * there, so no thread waits for a token and steps that need none
+ * (state-store I/O) are never held up behind it; cancels take theirs on
+ * credit. A 429 holds its family for everyone; 429/5xx/timeouts back off
+ * with jitter and retry. The timeout clock starts at the execution's
+ * startTime (docs/cloudrun.md).
  *
  * jobs.run is not idempotent, so each jobs.run is claimed durably first:
  * executions/{id}/attempt-{n}.json, create-only, one object per run (Cloud
@@ -66,6 +73,42 @@
 #define RP_CLOUDRUN_NEW_404_MS 10000 /* a 404 this soon after jobs.run: lag */
 #define RP_CLOUDRUN_ES_MAX 512
 #define RP_CLOUDRUN_DONE (-1)
+/* Sweeps (docs/cloudrun.md "Completion: sweeps of executions.list"). */
+#define RP_CLOUDRUN_SWEEP_PAGE_MAX 1000   /* the API's largest page (guessed) */
+#define RP_CLOUDRUN_SWEEP_PAGE_MIN 10
+#define RP_CLOUDRUN_SWEEP_SLACK_MS 60000  /* clocks: ours vs createTime */
+#define RP_CLOUDRUN_STRAGGLE_MIN_MS 2000  /* unseen this long: a get */
+#define RP_CLOUDRUN_WATCH_BUCKETS 16384   /* name hash -> watched runs */
+
+/* Cloud Run's quota families (cloud-run-semantics.md 3c). */
+typedef enum rp_cloudrun_family {
+    RP_CR_FAM_RUNS,   /* jobs.run: "Job run requests per minute" */
+    RP_CR_FAM_READS,  /* jobs.get, executions.get/list */
+    RP_CR_FAM_WRITES, /* jobs.create/delete, executions.cancel */
+    RP_CR_FAM_N,
+} rp_cloudrun_family_t;
+
+static const char *const rp_cloudrun_family_names[RP_CR_FAM_N] = {
+    "runs", "reads", "writes"};
+
+typedef struct rp_cloudrun_quota {
+    rp_ratelimit_t rl;
+    int64_t hold_until_ms; /* after a 429: no call of the family before */
+    int holds;             /* 429s in a row: the hold grows */
+    uint64_t calls, throttled, waits;
+} rp_cloudrun_quota_t;
+
+/* Counters for the metrics (rp_cloudrun_counter_names). */
+typedef enum rp_cloudrun_counter {
+    RP_CR_CNT_SWEEPS,
+    RP_CR_CNT_SWEEP_PAGES,
+    RP_CR_CNT_DONE_BY_SWEEP,
+    RP_CR_CNT_STRAGGLER_GETS,
+    RP_CR_CNT_N,
+} rp_cloudrun_counter_t;
+
+static const char *const rp_cloudrun_counter_names[RP_CR_CNT_N] = {
+    "sweeps", "sweep_pages", "completed_by_sweep", "straggler_gets"};
 
 typedef enum rp_cloudrun_phase {
     RP_CR_PREPARE, /* open the store; write request.json (always) */
@@ -119,8 +162,12 @@ struct rp_backend_run {
     bool run_refused;          /* our last jobs.run got a 4xx: not applied */
     bool job_create_sent, job_mine, tjob_creator;
     bool cancel_sent, self_cancel;
+    bool queue_cancel;         /* self_cancel because it never started */
     bool seen;                 /* executions.get has answered 200 */
     int64_t cancel_sent_ms, self_cancel_at_ms, poll_since_ms;
+    /* The timeout clock starts when the execution starts running
+     * (startTime), not at jobs.run: 0 while it is queued. */
+    int64_t started_mono_ms, queue_deadline_ms;
     int poll_ms, job_poll_ms;
     int retries;
     int64_t retry_since_ms;
@@ -129,6 +176,20 @@ struct rp_backend_run {
     char list_token[RP_CLOUDRUN_PAGE_TOKEN_MAX];
     bool have_done;
     rp_backend_done_t done;
+
+    /* The sweeps' side, under cr->lock. */
+    bool watched;             /* in cr->watch: sweeps look for it */
+    rp_list_t wlink;          /* on cr->watch_list */
+    rp_backend_run_t *wnext;  /* hash chain */
+    uint64_t whash;
+    int64_t w_created_ms;     /* wall: its createTime is not older */
+    int64_t w_since_ms;       /* mono: watched since */
+    int64_t w_seen_ms;        /* mono: a sweep last saw it; 0 never */
+    int64_t w_next_get_ms;    /* mono: a straggler's next get, not sooner */
+    bool w_have;              /* w_ex is news for the run's next step */
+    bool w_start_seen;        /* a sweep saw its startTime */
+    rp_cloudrun_exec_t w_ex;
+    int64_t started_pub_ms;   /* started_mono_ms, for the worker's backstop */
 };
 
 typedef struct rp_cloudrun {
@@ -145,7 +206,19 @@ typedef struct rp_cloudrun {
     rp_timerq_t timers;     /* queued runs, by next step's due time */
     rp_list_t runs;         /* every unreported run */
     size_t nruns;
-    rp_ratelimit_t rate;    /* API calls */
+    rp_cloudrun_quota_t quota[RP_CR_FAM_N];
+    rp_ratelimit_t get_rl;  /* executions.get, within the reads */
+    uint64_t counters[RP_CR_CNT_N];
+
+    /* Sweeps (template mode); under lock. */
+    bool sweeping;
+    pthread_t sweeper;
+    bool sweeper_started;
+    rp_backend_run_t **watch; /* RP_CLOUDRUN_WATCH_BUCKETS chains */
+    rp_list_t watch_list;
+    size_t nwatch;
+    int straggle_ms;
+    char watch_prefix[RP_CLOUDRUN_NAME_MAX]; /* "{tjob_name}/executions/" */
 
     rp_state_t *state; /* borrowed: the worker's store */
 
@@ -200,28 +273,88 @@ typedef enum rp_cloudrun_rc {
 
 typedef struct rp_cloudrun_call {
     bool fresh_connection; /* in: never reuse a kept connection for it */
-    bool unmetered;        /* in: takes no token (executions.cancel) */
+    bool unmetered;        /* in: never waits for a token (executions.cancel:
+                            * it takes one on credit) */
     int64_t wait_ms;       /* RP_CR_WAIT: until a token is there */
     long status; /* 0: no HTTP answer */
     rp_http_resp_t resp;
     char msg[RP_BACKEND_DETAIL_MAX];
 } rp_cloudrun_call_t;
 
-/* Take one API token without waiting: 0 when taken, else the ms until
- * one is there; -1 when the backend is closing. */
-static int64_t rp_cloudrun_take_token(rp_cloudrun_t *cr, bool unmetered)
+/* The family of a call, from its name (docs/cloudrun.md "Quota
+ * families"). */
+static rp_cloudrun_family_t rp_cloudrun_family_of(const char *what)
 {
-    int64_t wait;
+    if (!strcmp(what, "jobs.run"))
+        return RP_CR_FAM_RUNS;
+    if (!strcmp(what, "jobs.create") || !strcmp(what, "jobs.delete") ||
+        !strcmp(what, "executions.cancel"))
+        return RP_CR_FAM_WRITES;
+    return RP_CR_FAM_READS;
+}
+
+/* Take one token of the call's family without waiting: 0 when taken, else
+ * the ms until one is there (a family held after a 429 gives none); -1
+ * when the backend is closing. executions.get takes one of get_rl too, so
+ * straggler gets never crowd out the sweeps. */
+static int64_t rp_cloudrun_take_token(rp_cloudrun_t *cr, const char *what,
+                                      bool unmetered)
+{
+    rp_cloudrun_quota_t *q = &cr->quota[rp_cloudrun_family_of(what)];
+    int64_t wait, now = rp_time_mono_ms();
 
     pthread_mutex_lock(&cr->lock);
-    if (cr->stopping)
+    if (cr->stopping) {
         wait = -1;
-    else if (unmetered)
+    } else if (unmetered) {
+        rp_ratelimit_force(&q->rl, now);
         wait = 0;
-    else
-        wait = rp_ratelimit_take(&cr->rate, rp_time_mono_ms());
+    } else if (q->hold_until_ms > now) {
+        wait = q->hold_until_ms - now;
+    } else if (!strcmp(what, "executions.get") &&
+               (wait = rp_ratelimit_take(&cr->get_rl, now)) > 0) {
+        ;
+    } else {
+        wait = rp_ratelimit_take(&q->rl, now);
+    }
+    if (wait == 0)
+        q->calls++;
+    else if (wait > 0)
+        q->waits++;
     pthread_mutex_unlock(&cr->lock);
     return wait;
+}
+
+/* A 429 holds the whole family for a growing, jittered while: every
+ * caller of it waits (nothing sent, no retry counted) instead of each
+ * retrying on its own. Any answer that is not a 429 ends the streak. */
+static void rp_cloudrun_quota_answer(rp_cloudrun_t *cr, const char *what,
+                                     long status)
+{
+    rp_cloudrun_quota_t *q = &cr->quota[rp_cloudrun_family_of(what)];
+    int64_t now = rp_time_mono_ms(), hold;
+
+    if (status == 0)
+        return;
+    pthread_mutex_lock(&cr->lock);
+    if (status == 429) {
+        q->throttled++;
+        q->holds++;
+        hold = rp_http_retry_delay_ms(q->holds, cr->conf.retry_base_ms,
+                                      cr->conf.retry_cap_ms);
+        if (hold < cr->conf.retry_base_ms / 2)
+            hold = cr->conf.retry_base_ms / 2;
+        if (now + hold > q->hold_until_ms)
+            q->hold_until_ms = now + hold;
+        if (q->holds == 1)
+            rp_log(RP_LOG_INFO, "cloudrun_quota_hold", NULL, NULL,
+                   "%s answered 429: %s calls held for %lld ms", what,
+                   rp_cloudrun_family_names[rp_cloudrun_family_of(what)],
+                   (long long)hold);
+    } else {
+        q->holds = 0;
+    }
+    pthread_mutex_unlock(&cr->lock);
 }
 
 static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
@@ -240,7 +373,7 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
     rp_http_resp_clear(&call->resp);
     call->status = 0;
     call->msg[0] = '\0';
-    call->wait_ms = rp_cloudrun_take_token(cr, call->unmetered);
+    call->wait_ms = rp_cloudrun_take_token(cr, what, call->unmetered);
     if (call->wait_ms < 0)
         return RP_CR_STOP;
     if (call->wait_ms > 0)
@@ -272,6 +405,7 @@ static rp_cloudrun_rc_t rp_cloudrun_api(rp_cloudrun_t *cr, const char *what,
         return rp_err_retriable(err) ? RP_CR_RETRY : RP_CR_FAIL;
     }
     call->status = call->resp.status;
+    rp_cloudrun_quota_answer(cr, what, call->status);
     if (call->status >= 200 && call->status < 300)
         return RP_CR_OK;
     rp_cloudrun_error_message(call->status, call->resp.body.data,
@@ -388,17 +522,163 @@ static int64_t rp_cloudrun_call_failed(rp_cloudrun_t *cr, rp_backend_run_t *run,
                             call->msg);
 }
 
+/* ------------------------------------------------------------------ */
+/* The watch table: runs whose execution the sweeps look for           */
+
+static uint64_t rp_cloudrun_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* With cr->lock. */
+static void rp_cloudrun_watch_add(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                  int64_t created_wall_ms, int64_t now)
+{
+    size_t b;
+
+    if (run->watched)
+        return;
+    run->whash = rp_cloudrun_hash(run->exec_name);
+    b = (size_t)(run->whash % RP_CLOUDRUN_WATCH_BUCKETS);
+    run->wnext = cr->watch[b];
+    cr->watch[b] = run;
+    rp_list_push_tail(&cr->watch_list, &run->wlink);
+    cr->nwatch++;
+    run->watched = true;
+    run->w_created_ms = created_wall_ms;
+    run->w_since_ms = now;
+    run->w_seen_ms = 0;
+    run->w_next_get_ms = 0;
+    run->w_have = run->w_start_seen = false;
+    pthread_cond_broadcast(&cr->cond); /* the sweeper may be idle */
+}
+
+/* With cr->lock. */
+static void rp_cloudrun_watch_remove(rp_cloudrun_t *cr, rp_backend_run_t *run)
+{
+    rp_backend_run_t **pp;
+
+    if (!run->watched)
+        return;
+    for (pp = &cr->watch[run->whash % RP_CLOUDRUN_WATCH_BUCKETS]; *pp;
+         pp = &(*pp)->wnext) {
+        if (*pp == run) {
+            *pp = run->wnext;
+            break;
+        }
+    }
+    rp_list_unlink(&run->wlink);
+    cr->nwatch--;
+    run->watched = false;
+}
+
+/* With cr->lock. */
+static rp_backend_run_t *rp_cloudrun_watch_find(rp_cloudrun_t *cr,
+                                                const char *name)
+{
+    uint64_t h = rp_cloudrun_hash(name);
+    rp_backend_run_t *r = cr->watch[h % RP_CLOUDRUN_WATCH_BUCKETS];
+
+    for (; r; r = r->wnext)
+        if (r->whash == h && !strcmp(r->exec_name, name))
+            return r;
+    return NULL;
+}
+
+/* Make run's next step due now (it has news). With cr->lock. */
+static void rp_cloudrun_kick_locked(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                    int64_t now)
+{
+    if (run->busy) {
+        run->kick = true;
+    } else if (run->timer.queued && run->timer.due_ms > now) {
+        rp_timerq_add(&cr->timers, &run->timer, now);
+        pthread_cond_broadcast(&cr->cond);
+    }
+}
+
+/* The run's next deadline (mono): the end of the wait after a cancel;
+ * else, once started, its timeout plus margins; else the queue bound. */
+static int64_t rp_cloudrun_deadline(const rp_backend_run_t *run)
+{
+    if (run->cancel_sent)
+        return run->cancel_sent_ms + RP_CLOUDRUN_CANCEL_WAIT_MS;
+    if (run->started_mono_ms)
+        return run->self_cancel_at_ms;
+    return run->queue_deadline_ms;
+}
+
+/* Started at start_wall (the execution's startTime): the timeout clock
+ * starts there. Google's clock is not ours: the start is put no later
+ * than now and no earlier than the claim's jobs.run. */
+static void rp_cloudrun_mark_started(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                     int64_t start_wall, int64_t now)
+{
+    int64_t now_wall = rp_time_wall_ms(), ago = now_wall - start_wall;
+    int64_t most = run->att.run_at_ms ? now_wall - run->att.run_at_ms : 0;
+
+    if (ago > most)
+        ago = most;
+    if (ago < 0)
+        ago = 0;
+    run->started_mono_ms = now - ago;
+    if (!run->started_mono_ms)
+        run->started_mono_ms = 1;
+    /* Cloud Run ends the task at its timeout; if it has not, we do. */
+    run->self_cancel_at_ms =
+        run->started_mono_ms + ((int64_t)run->timeout_s +
+                                cr->conf.timeout_margin_s +
+                                cr->conf.cancel_after_s) * 1000;
+    pthread_mutex_lock(&cr->lock);
+    run->started_pub_ms = run->started_mono_ms;
+    pthread_mutex_unlock(&cr->lock);
+    rp_log(RP_LOG_DEBUG, "cloudrun_started", run->eid, run->sid,
+           "%s started running %lld ms ago; its timeout counts from there",
+           run->exec_name, (long long)ago);
+}
+
+/* Watch the execution run->exec_name. In template mode its completion is
+ * found by the sweeps; else (per-execution jobs, an execution of another
+ * job) by executions.get. */
 static void rp_cloudrun_arm_poll(rp_cloudrun_t *cr, rp_backend_run_t *run)
 {
+    int64_t now = rp_time_mono_ms();
+
     run->phase = RP_CR_POLL;
     run->poll_ms = cr->conf.poll_min_ms;
     run->seen = false;
-    run->poll_since_ms = rp_time_mono_ms();
-    /* Cloud Run ends the task at its timeout; if it has not, we do. */
-    run->self_cancel_at_ms =
-        rp_time_mono_ms() + ((int64_t)run->timeout_s +
-                             cr->conf.timeout_margin_s +
-                             cr->conf.cancel_after_s) * 1000;
+    run->poll_since_ms = now;
+    run->started_mono_ms = 0;
+    run->self_cancel_at_ms = 0;
+    run->queue_deadline_ms = now + (int64_t)cr->conf.queue_max_s * 1000;
+    pthread_mutex_lock(&cr->lock);
+    run->started_pub_ms = 0;
+    if (cr->sweeping && cr->watch_prefix[0] &&
+        !strncmp(run->exec_name, cr->watch_prefix, strlen(cr->watch_prefix)))
+        rp_cloudrun_watch_add(cr, run,
+                              run->att.run_at_ms ? run->att.run_at_ms
+                                                 : rp_time_wall_ms(),
+                              now);
+    pthread_mutex_unlock(&cr->lock);
+}
+
+/* The delay before a watched run looks again by itself: the sweeps kick
+ * it when there is news; this is only the safety net (and the deadline). */
+static int64_t rp_cloudrun_watch_delay(const rp_cloudrun_t *cr,
+                                       const rp_backend_run_t *run,
+                                       int64_t now)
+{
+    int64_t d = cr->conf.poll_max_ms, dl = rp_cloudrun_deadline(run) - now;
+
+    if (dl < d)
+        d = dl;
+    return d > 1 ? d : 1;
 }
 
 /* Create claim run->att.n (create-only): RP_OK makes it ours. */
@@ -1037,6 +1317,87 @@ wait:
     return ret;
 }
 
+/* What an observation of the execution (a get, or a sweep's page) means
+ * for run: its end, or the delay before the next look. */
+static int64_t rp_cloudrun_on_exec(rp_cloudrun_t *cr, rp_backend_run_t *run,
+                                   const rp_cloudrun_exec_t *ex, bool cancel,
+                                   int64_t now, bool watched)
+{
+    /* Ours stopped it: past its timeout (self_cancel), or never started
+     * within queue_max_s (queue_cancel: not a timeout, the command never
+     * ran). */
+    rp_err_t stop_err = run->queue_cancel  ? RP_ERR_UNAVAILABLE
+                        : run->self_cancel ? RP_ERR_TIMEOUT
+                                           : RP_OK;
+    const char *why = run->queue_cancel    ? " (it never started)"
+                      : run->self_cancel   ? " (past its timeout)"
+                                           : "";
+    int64_t ret, dl;
+
+    if (ex->start_ms && !run->started_mono_ms)
+        rp_cloudrun_mark_started(cr, run, ex->start_ms, now);
+    switch (ex->outcome) {
+    case RP_CLOUDRUN_RUNNING:
+        dl = rp_cloudrun_deadline(run);
+        if (!run->cancel_sent && now >= dl) {
+            run->queue_cancel = !run->started_mono_ms;
+            if (run->queue_cancel)
+                rp_log(RP_LOG_WARN, "cloudrun_queued_too_long", run->eid,
+                       run->sid,
+                       "%s has not started %d s after jobs.run: cancelling",
+                       run->exec_name, cr->conf.queue_max_s);
+            else
+                rp_log(RP_LOG_WARN, "cloudrun_overdue", run->eid, run->sid,
+                       "%s still runs %d s past its timeout: cancelling",
+                       run->exec_name, cr->conf.cancel_after_s);
+            run->self_cancel = true;
+            return 0;
+        }
+        if (run->cancel_sent && now >= dl) {
+            rp_cloudrun_set_done(run, stop_err, cancel, -1,
+                                 "execution %s did not end %d s after "
+                                 "being cancelled%s",
+                                 run->exec_name,
+                                 RP_CLOUDRUN_CANCEL_WAIT_MS / 1000, why);
+            return rp_cloudrun_end(run);
+        }
+        if (watched)
+            return rp_cloudrun_watch_delay(cr, run, now);
+        ret = run->poll_ms;
+        if (!run->cancel_sent)
+            run->poll_ms = rp_cloudrun_next_poll(cr, run->poll_ms);
+        if (dl - now < ret)
+            ret = dl - now;
+        return ret > 1 ? ret : 1;
+    case RP_CLOUDRUN_SUCCEEDED:
+        rp_cloudrun_set_done(run, RP_OK, cancel, 0, "execution %s succeeded",
+                             run->exec_name);
+        break;
+    case RP_CLOUDRUN_FAILED:
+        /* The task failed: the executor's record (if any) says more. */
+        rp_cloudrun_set_done(run, stop_err, cancel, 1,
+                             "execution %s failed%s: %s", run->exec_name, why,
+                             ex->message);
+        break;
+    case RP_CLOUDRUN_CANCELLED:
+        rp_cloudrun_set_done(run,
+                             cancel ? RP_OK
+                             : run->self_cancel ? stop_err
+                                                : RP_ERR_CANCELLED,
+                             cancel, -1, "execution %s was cancelled%s",
+                             run->exec_name,
+                             cancel ? ""
+                             : run->self_cancel ? why
+                                                : " outside runpool");
+        break;
+    case RP_CLOUDRUN_DELETED:
+        rp_cloudrun_set_done(run, RP_ERR_NOT_FOUND, cancel, -1,
+                             "execution %s was deleted", run->exec_name);
+        break;
+    }
+    return rp_cloudrun_end(run);
+}
+
 static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
                                      bool cancel)
 {
@@ -1044,7 +1405,8 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
     rp_cloudrun_call_t call;
     rp_cloudrun_rc_t rc;
     rp_cloudrun_exec_t ex;
-    int64_t now = rp_time_mono_ms(), ret = 0;
+    int64_t now = rp_time_mono_ms(), ret = 0, last = 0;
+    bool watched, have = false, straggling = false;
 
     memset(&call, 0, sizeof(call));
     if ((cancel || run->self_cancel) && !run->cancel_sent) {
@@ -1065,15 +1427,51 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
         else
             rp_log(RP_LOG_INFO, "cloudrun_cancel", run->eid, run->sid,
                    "cancelling %s%s", run->exec_name,
-                   run->self_cancel ? " (past its timeout)" : "");
+                   run->queue_cancel  ? " (it never started)"
+                   : run->self_cancel ? " (past its timeout)"
+                                      : "");
         run->cancel_sent = true;
         run->cancel_sent_ms = now;
         run->poll_ms = cr->conf.poll_min_ms;
         rp_cloudrun_ok(run);
     }
+    /* Watched by the sweeps: their news, if any; a get of our own only
+     * when no sweep has seen it for straggle_ms (pruned, too deep, lagging
+     * behind, or the sweeps cannot list), and then at most every poll_ms
+     * (doubling). */
+    pthread_mutex_lock(&cr->lock);
+    watched = run->watched;
+    if (watched) {
+        if ((have = run->w_have))
+            ex = run->w_ex;
+        run->w_have = false;
+        last = run->w_seen_ms > run->w_since_ms ? run->w_seen_ms
+                                                : run->w_since_ms;
+        straggling = now - last >= cr->straggle_ms &&
+                     now >= run->w_next_get_ms;
+    }
+    pthread_mutex_unlock(&cr->lock);
+    if (have) {
+        run->seen = true;
+        return rp_cloudrun_on_exec(cr, run, &ex, cancel, now, true);
+    }
+    if (watched && !straggling) {
+        /* Seen running lately: only the deadlines can have moved. */
+        rp_cloudrun_exec_t running = {.outcome = RP_CLOUDRUN_RUNNING};
+
+        return rp_cloudrun_on_exec(cr, run, &running, cancel, now, true);
+    }
     if (!rp_cloudrun_url(cr, url, sizeof(url), run->exec_name, ""))
         return rp_cloudrun_fail(run, RP_ERR_INVALID, "name too long");
     rc = rp_cloudrun_api(cr, "executions.get", "GET", url, NULL, &call);
+    if (watched && rc != RP_CR_WAIT && rc != RP_CR_STOP) {
+        /* A straggler: its next get not before poll_ms (doubling), and
+         * the sweeper does not kick it before then either. */
+        pthread_mutex_lock(&cr->lock);
+        cr->counters[RP_CR_CNT_STRAGGLER_GETS]++;
+        run->w_next_get_ms = now + run->poll_ms;
+        pthread_mutex_unlock(&cr->lock);
+    }
     if (rc == RP_CR_FAIL && call.status == 404 && !run->seen &&
         now - run->poll_since_ms < RP_CLOUDRUN_NEW_404_MS) {
         /* Just made, never seen yet: a read lagging behind the write is
@@ -1099,58 +1497,14 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
         ret = rp_cloudrun_backoff(cr, run, es);
         goto out;
     }
-    switch (ex.outcome) {
-    case RP_CLOUDRUN_RUNNING:
-        if (!run->cancel_sent && now >= run->self_cancel_at_ms) {
-            rp_log(RP_LOG_WARN, "cloudrun_overdue", run->eid, run->sid,
-                   "%s still runs %d s past its timeout: cancelling",
-                   run->exec_name, cr->conf.cancel_after_s);
-            run->self_cancel = true;
-            goto out;
-        }
-        if (run->cancel_sent &&
-            now - run->cancel_sent_ms > RP_CLOUDRUN_CANCEL_WAIT_MS) {
-            rp_cloudrun_set_done(run, run->self_cancel ? RP_ERR_TIMEOUT
-                                                       : RP_OK,
-                                 cancel, -1,
-                                 "execution %s did not end %d s after "
-                                 "being cancelled",
-                                 run->exec_name,
-                                 RP_CLOUDRUN_CANCEL_WAIT_MS / 1000);
-            ret = rp_cloudrun_end(run);
-            goto out;
-        }
-        ret = run->poll_ms;
-        if (!run->cancel_sent)
-            run->poll_ms = rp_cloudrun_next_poll(cr, run->poll_ms);
-        goto out;
-    case RP_CLOUDRUN_SUCCEEDED:
-        rp_cloudrun_set_done(run, RP_OK, cancel, 0, "execution %s succeeded",
-                             run->exec_name);
-        break;
-    case RP_CLOUDRUN_FAILED:
-        /* The task failed: the executor's record (if any) says more. */
-        rp_cloudrun_set_done(run, run->self_cancel ? RP_ERR_TIMEOUT : RP_OK,
-                             cancel, 1, "execution %s failed: %s",
-                             run->exec_name, ex.message);
-        break;
-    case RP_CLOUDRUN_CANCELLED:
-        rp_cloudrun_set_done(run,
-                             cancel ? RP_OK
-                             : run->self_cancel ? RP_ERR_TIMEOUT
-                                                : RP_ERR_CANCELLED,
-                             cancel, -1, "execution %s was cancelled%s",
-                             run->exec_name,
-                             cancel ? ""
-                             : run->self_cancel ? " (past its timeout)"
-                                                : " outside runpool");
-        break;
-    case RP_CLOUDRUN_DELETED:
-        rp_cloudrun_set_done(run, RP_ERR_NOT_FOUND, cancel, -1,
-                             "execution %s was deleted", run->exec_name);
-        break;
+    ret = rp_cloudrun_on_exec(cr, run, &ex, cancel, now, false);
+    if (watched && ret != RP_CLOUDRUN_DONE && ret > 0 &&
+        ex.outcome == RP_CLOUDRUN_RUNNING) {
+        /* Still watched: the sweeps may find it again meanwhile. */
+        pthread_mutex_lock(&cr->lock);
+        run->w_next_get_ms = now + ret;
+        pthread_mutex_unlock(&cr->lock);
     }
-    ret = rp_cloudrun_end(run);
 out:
     rp_http_resp_clear(&call.resp);
     return ret;
@@ -1232,6 +1586,194 @@ static int64_t rp_cloudrun_step(rp_cloudrun_t *cr, rp_backend_run_t *run)
 }
 
 /* ------------------------------------------------------------------ */
+/* Sweeps: one executions.list walk sees every watched execution        */
+
+typedef struct rp_cloudrun_sweep {
+    rp_cloudrun_t *cr;
+    int64_t now;
+    size_t seen; /* watched executions met on this pass */
+} rp_cloudrun_sweep_t;
+
+/* One execution of a page: news for the run watching it, if any. */
+static int rp_cloudrun_sweep_cb(void *opaque, const char *name,
+                                const rp_cloudrun_exec_t *ex)
+{
+    rp_cloudrun_sweep_t *sw = opaque;
+    rp_cloudrun_t *cr = sw->cr;
+    rp_backend_run_t *run;
+
+    pthread_mutex_lock(&cr->lock);
+    if ((run = rp_cloudrun_watch_find(cr, name)) && !run->reported) {
+        if (run->w_seen_ms < sw->now)
+            sw->seen++;
+        run->w_seen_ms = sw->now;
+        if (ex->create_ms)
+            run->w_created_ms = ex->create_ms;
+        if (ex->outcome != RP_CLOUDRUN_RUNNING ||
+            (ex->start_ms && !run->w_start_seen)) {
+            run->w_start_seen = run->w_start_seen || ex->start_ms;
+            run->w_ex = *ex;
+            run->w_have = true;
+            if (ex->outcome != RP_CLOUDRUN_RUNNING)
+                cr->counters[RP_CR_CNT_DONE_BY_SWEEP]++;
+            rp_cloudrun_kick_locked(cr, run, sw->now);
+        }
+    }
+    pthread_mutex_unlock(&cr->lock);
+    return 0;
+}
+
+/* The sweeper thread: while anything is watched, one sweep every
+ * sweep_ms: executions.list of the template job, newest first, pages of
+ * up to RP_CLOUDRUN_SWEEP_PAGE_MAX, until every watched execution was
+ * seen, the list ends, or it is past the oldest one watched; at most
+ * sweep_pages pages a sweep (a longer walk resumes at the next sweep).
+ * After a whole pass, runs no sweep has seen for straggle_ms are kicked
+ * to look for themselves (executions.get). Calls: reads family. */
+static void *rp_cloudrun_sweeper(void *opaque)
+{
+    rp_cloudrun_t *cr = opaque;
+    char url[RP_HTTP_URL_MAX], es[RP_CLOUDRUN_ES_MAX];
+    char token[RP_CLOUDRUN_PAGE_TOKEN_MAX], esc[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX];
+    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64];
+    rp_cloudrun_sweep_t sw = {.cr = cr};
+    rp_cloudrun_call_t call;
+    int64_t next_ms = 0, oldest = 0, last_create;
+    int page_size = RP_CLOUDRUN_SWEEP_PAGE_MIN, fails = 0, n;
+    size_t nwatch = 0;
+    bool in_pass = false;
+
+    memset(&call, 0, sizeof(call));
+    token[0] = '\0';
+    pthread_mutex_lock(&cr->lock);
+    while (!cr->stopping) {
+        int64_t now = rp_time_mono_ms(), t0;
+        bool done = false, failed = false;
+        rp_cloudrun_rc_t rc;
+        rp_list_t *l;
+
+        if (!cr->nwatch) {
+            in_pass = false;
+            token[0] = '\0';
+            pthread_cond_wait(&cr->cond, &cr->lock);
+            continue;
+        }
+        if (now < next_ms) {
+            rp_cloudrun_wait_until(cr, next_ms);
+            continue;
+        }
+        t0 = now;
+        if (!in_pass) {
+            /* A new pass from the newest: who is watched, the oldest. */
+            in_pass = true;
+            token[0] = '\0';
+            sw.seen = 0;
+            sw.now = now;
+            nwatch = cr->nwatch;
+            oldest = INT64_MAX;
+            for (l = rp_list_first(&cr->watch_list); l;
+                 l = l->next == &cr->watch_list ? NULL : l->next) {
+                rp_backend_run_t *r = RP_LIST_ENTRY(l, rp_backend_run_t, wlink);
+
+                if (r->w_created_ms < oldest)
+                    oldest = r->w_created_ms;
+            }
+            page_size = (int)(nwatch + nwatch / 4 + RP_CLOUDRUN_SWEEP_PAGE_MIN);
+            if (page_size > RP_CLOUDRUN_SWEEP_PAGE_MAX)
+                page_size = RP_CLOUDRUN_SWEEP_PAGE_MAX;
+        }
+        cr->counters[RP_CR_CNT_SWEEPS]++;
+        pthread_mutex_unlock(&cr->lock);
+
+        for (int page = 0; page < cr->conf.sweep_pages && !done; page++) {
+            if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK) {
+                done = true;
+                break;
+            }
+            rp_cloudrun_msg(suffix, sizeof(suffix),
+                            "/executions?pageSize=%d&prettyPrint=false%s%s",
+                            page_size,
+                            token[0] ? "&pageToken=" : "", token[0] ? esc : "");
+            if (!rp_cloudrun_url(cr, url, sizeof(url), cr->tjob_name, suffix)) {
+                done = true;
+                break;
+            }
+            rc = rp_cloudrun_api(cr, "executions.list", "GET", url, NULL, &call);
+            if (rc == RP_CR_STOP)
+                break;
+            if (rc == RP_CR_WAIT) {
+                /* No token (or the reads are held after a 429): this
+                 * thread may wait, it holds no run. */
+                pthread_mutex_lock(&cr->lock);
+                if (!cr->stopping)
+                    rp_cloudrun_wait_until(cr, rp_time_mono_ms() + call.wait_ms);
+                pthread_mutex_unlock(&cr->lock);
+                page--;
+                continue;
+            }
+            if (rc != RP_CR_OK) {
+                /* 404: no job yet (or deleted): nothing to see. Else a
+                 * refusal or a retriable failure: try again later; the
+                 * runs' own gets cover the meantime. */
+                if (rc == RP_CR_FAIL && call.status != 404 && fails == 0)
+                    rp_log(RP_LOG_WARN, "cloudrun_sweep_failed", NULL, NULL,
+                           "%s", call.msg);
+                failed = true;
+                break;
+            }
+            pthread_mutex_lock(&cr->lock);
+            cr->counters[RP_CR_CNT_SWEEP_PAGES]++;
+            pthread_mutex_unlock(&cr->lock);
+            if (rp_cloudrun_parse_page(call.resp.body.data, call.resp.body.len,
+                                       rp_cloudrun_sweep_cb, &sw, token,
+                                       sizeof(token), &last_create, &n, es,
+                                       sizeof(es))) {
+                rp_log(RP_LOG_WARN, "cloudrun_sweep_failed", NULL, NULL,
+                       "executions.list of %s: %s", cr->tjob_name, es);
+                failed = true;
+                break;
+            }
+            if (sw.seen >= nwatch || !token[0] ||
+                (last_create && oldest != INT64_MAX &&
+                 last_create < oldest - RP_CLOUDRUN_SWEEP_SLACK_MS))
+                done = true;
+        }
+        rp_http_resp_clear(&call.resp);
+
+        pthread_mutex_lock(&cr->lock);
+        now = rp_time_mono_ms();
+        if (failed) {
+            fails++;
+            in_pass = false;
+            next_ms = now + rp_http_retry_delay_ms(fails, cr->conf.retry_base_ms,
+                                                   cr->conf.retry_cap_ms);
+            if (next_ms < t0 + cr->conf.sweep_ms)
+                next_ms = t0 + cr->conf.sweep_ms;
+            continue;
+        }
+        fails = 0;
+        next_ms = t0 + cr->conf.sweep_ms;
+        if (!done)
+            continue; /* the pass goes on at the next sweep */
+        in_pass = false;
+        /* Watched but not seen lately: stragglers, each at its own pace. */
+        for (l = rp_list_first(&cr->watch_list); l;
+             l = l->next == &cr->watch_list ? NULL : l->next) {
+            rp_backend_run_t *r = RP_LIST_ENTRY(l, rp_backend_run_t, wlink);
+            int64_t seen = r->w_seen_ms > r->w_since_ms ? r->w_seen_ms
+                                                        : r->w_since_ms;
+
+            /* Its get sets w_next_get_ms, so a kick already due is not
+             * repeated (kick_locked moves only a later timer). */
+            if (now - seen >= cr->straggle_ms && now >= r->w_next_get_ms)
+                rp_cloudrun_kick_locked(cr, r, now);
+        }
+    }
+    pthread_mutex_unlock(&cr->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Reporting and the pool                                              */
 
 static void rp_cloudrun_free_run(rp_backend_run_t *run)
@@ -1258,6 +1800,7 @@ static void rp_cloudrun_report(rp_backend_t *be, rp_backend_run_t *run)
     }
     rp_timerq_remove(&cr->timers, &run->timer);
     rp_list_unlink(&run->link);
+    rp_cloudrun_watch_remove(cr, run);
     cr->nruns--;
     pthread_mutex_unlock(&cr->lock);
 
@@ -1496,6 +2039,8 @@ static void rp_cloudrun_close(rp_backend_t *be)
     pthread_mutex_unlock(&cr->lock);
     for (int i = 0; i < cr->nthreads; i++)
         pthread_join(cr->threads[i], NULL);
+    if (cr->sweeper_started)
+        pthread_join(cr->sweeper, NULL);
     /* What still runs in Cloud Run stays there: a later start() of the
      * same execution re-attaches to it. */
     while ((l = rp_list_first(&cr->runs))) {
@@ -1512,6 +2057,7 @@ static void rp_cloudrun_close(rp_backend_t *be)
             rp_cloudrun_free_run(run); /* the handle dies with the backend */
     }
     free(cr->threads);
+    free(cr->watch);
     rp_timerq_clear(&cr->timers);
     rp_env_clear(&cr->tjob_env);
     pthread_cond_destroy(&cr->cond);
@@ -1520,8 +2066,57 @@ static void rp_cloudrun_close(rp_backend_t *be)
     be->impl = NULL;
 }
 
+static bool rp_cloudrun_quota_op(rp_backend_t *be, int i,
+                                 rp_backend_quota_t *out)
+{
+    rp_cloudrun_t *cr = be->impl;
+    rp_cloudrun_quota_t *q;
+
+    if (i < 0 || i >= RP_CR_FAM_N)
+        return false;
+    q = &cr->quota[i];
+    pthread_mutex_lock(&cr->lock);
+    out->family = rp_cloudrun_family_names[i];
+    out->rate = q->rl.rate;
+    out->burst = q->rl.burst;
+    out->tokens = rp_ratelimit_tokens(&q->rl, rp_time_mono_ms());
+    out->calls = q->calls;
+    out->throttled = q->throttled;
+    out->waits = q->waits;
+    pthread_mutex_unlock(&cr->lock);
+    return true;
+}
+
+static bool rp_cloudrun_counter_op(rp_backend_t *be, int i, const char **name,
+                                   uint64_t *value)
+{
+    rp_cloudrun_t *cr = be->impl;
+
+    if (i < 0 || i >= RP_CR_CNT_N)
+        return false;
+    pthread_mutex_lock(&cr->lock);
+    *name = rp_cloudrun_counter_names[i];
+    *value = cr->counters[i];
+    pthread_mutex_unlock(&cr->lock);
+    return true;
+}
+
+static int64_t rp_cloudrun_started_op(rp_backend_t *be, rp_backend_run_t *run)
+{
+    rp_cloudrun_t *cr = be->impl;
+    int64_t t;
+
+    pthread_mutex_lock(&cr->lock);
+    t = run->started_pub_ms;
+    pthread_mutex_unlock(&cr->lock);
+    return t;
+}
+
 static const rp_backend_ops_t rp_cloudrun_ops = {
     .name = "cloudrun",
+    .quota = rp_cloudrun_quota_op,
+    .counter = rp_cloudrun_counter_op,
+    .started_ms = rp_cloudrun_started_op,
     .start = rp_cloudrun_start,
     .start_fresh = rp_cloudrun_start_fresh,
     .cancel = rp_cloudrun_cancel,
@@ -1568,6 +2163,7 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
     pthread_mutex_init(&cr->lock, NULL);
     rp_timerq_init(&cr->timers);
     rp_list_init(&cr->runs);
+    rp_list_init(&cr->watch_list);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cr->cond, &ca);
@@ -1609,8 +2205,45 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
                       "RUNPOOL_CLOUD_RUN_ENDPOINT)");
         goto out;
     }
-    rp_ratelimit_init(&cr->rate, cr->conf.max_rps, cr->conf.burst,
-                      rp_time_mono_ms());
+    {
+        const int rps[RP_CR_FAM_N] = {cr->conf.runs_rps, cr->conf.reads_rps,
+                                      cr->conf.writes_rps};
+        const int burst[RP_CR_FAM_N] = {cr->conf.runs_burst,
+                                        cr->conf.reads_burst,
+                                        cr->conf.writes_burst};
+        int64_t now = rp_time_mono_ms();
+
+        for (int i = 0; i < RP_CR_FAM_N; i++)
+            rp_ratelimit_init(&cr->quota[i].rl, rps[i], burst[i], now);
+        rp_ratelimit_init(&cr->get_rl, cr->conf.get_rps, cr->conf.get_rps,
+                          now);
+    }
+    if (cr->conf.max_rps_set)
+        rp_log(RP_LOG_WARN, "cloudrun_deprecated_setting", NULL, NULL,
+               "RUNPOOL_CLOUD_RUN_MAX_RPS/_BURST are deprecated: they set "
+               "the default of _RUNS_RPS, _READS_RPS and _WRITES_RPS (and "
+               "their _BURST), now %d, %d, %d calls/s",
+               cr->conf.runs_rps, cr->conf.reads_rps, cr->conf.writes_rps);
+    cr->straggle_ms = 4 * cr->conf.sweep_ms;
+    if (cr->straggle_ms < RP_CLOUDRUN_STRAGGLE_MIN_MS)
+        cr->straggle_ms = RP_CLOUDRUN_STRAGGLE_MIN_MS;
+    cr->sweeping = cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE &&
+                   cr->conf.sweep_ms > 0;
+    if (cr->sweeping) {
+        rp_cloudrun_msg(cr->watch_prefix, sizeof(cr->watch_prefix),
+                        "%s/executions/", cr->tjob_name);
+        if (!(cr->watch = calloc(RP_CLOUDRUN_WATCH_BUCKETS,
+                                 sizeof(*cr->watch)))) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if (pthread_create(&cr->sweeper, NULL, rp_cloudrun_sweeper, cr) != 0) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INTERNAL,
+                          "cloudrun backend: cannot start the sweeper");
+            goto out;
+        }
+        cr->sweeper_started = true;
+    }
     if (!(cr->threads = calloc((size_t)cr->conf.threads, sizeof(pthread_t)))) {
         err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
         goto out;
@@ -1625,13 +2258,16 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
     }
     rp_log(RP_LOG_INFO, "cloudrun_backend", NULL, NULL,
            "project %s region %s image %s, %s mode%s%s, %s, %d threads, "
-           "%d API calls/s",
+           "calls/s: runs %d, reads %d (gets %d), writes %d; sweeps every "
+           "%d ms",
            cr->conf.project, cr->conf.region, cr->conf.image,
            cr->conf.mode == RP_CLOUDRUN_MODE_TEMPLATE ? "template"
                                                        : "per-execution",
            cr->tjob_id[0] ? " job " : "", cr->tjob_id,
            cr->conf.endpoint_set ? cr->conf.endpoint : "run.googleapis.com",
-           cr->conf.threads, cr->conf.max_rps);
+           cr->conf.threads, cr->conf.runs_rps, cr->conf.reads_rps,
+           cr->conf.get_rps, cr->conf.writes_rps,
+           cr->sweeping ? cr->conf.sweep_ms : 0);
 out:
     if (err)
         rp_cloudrun_close(be);

@@ -454,8 +454,26 @@ void rp_job_backend_done(void *jobp, const rp_backend_done_t *done,
  * timeout. The cancelled run still reports done, and is finished then. */
 static void rp_job_backstop(rp_worker_t *w, rp_job_t *job)
 {
+    int64_t started, due, now = rp_time_mono_ms();
+
     if (job->backstop_fired || !job->run)
         return;
+    /* The timeout counts from the command's start: a run still queued
+     * (a Cloud Run execution waiting for capacity) is not overdue, and one
+     * that started late is given its whole timeout from then. The backend
+     * bounds the queueing itself (RUNPOOL_CLOUD_RUN_QUEUE_MAX_S). */
+    started = rp_backend_started_ms(w->backend, job->run);
+    if (started == 0) {
+        rp_worker_arm(w, &job->timer,
+                      now + (int64_t)w->conf.timeout_grace_s * 1000);
+        return;
+    }
+    due = started + ((int64_t)job->req.timeout_s + w->conf.timeout_grace_s) *
+                        1000;
+    if (started > 0 && due > now) {
+        rp_worker_arm(w, &job->timer, due);
+        return;
+    }
     job->backstop_fired = true;
     rp_log(RP_LOG_WARN, "execution_backstop", rp_job_eid(job), rp_job_sid(job),
            "no completion %d s after its timeout; cancelling",

@@ -30,6 +30,9 @@
 #define RP_WMETRICS_STALE_MS 30000
 /* librdkafka statistics every this often (consumer lag). */
 #define RP_WMETRICS_STATS_MS "5000"
+/* The backend's quota families and event counters shown, at most. */
+#define RP_WMETRICS_QUOTAS_MAX 8
+#define RP_WMETRICS_EVENTS_MAX 16
 
 struct rp_wmetrics {
     rp_metrics_t *reg;
@@ -37,7 +40,11 @@ struct rp_wmetrics {
     rp_metric_t *consumed, *results, *dlq, *queued, *running, *inflight,
         *stage, *e2e, *commit, *rebalances, *lag, *loop_lag, *state_ops,
         *state_secs, *publish_retries, *assigned, *draining_g, *api_calls,
-        *api_secs;
+        *api_secs, *q_rate, *q_burst, *q_tokens, *q_calls, *q_throttled,
+        *q_waits, *be_events;
+    /* main thread: the backend's counters as last added (deltas go in) */
+    uint64_t q_prev[RP_WMETRICS_QUOTAS_MAX][3];
+    uint64_t ev_prev[RP_WMETRICS_EVENTS_MAX];
     _Atomic int64_t last_turn_ms;
     atomic_bool draining, assigned_once, stopping;
     atomic_int nassigned;
@@ -177,6 +184,40 @@ static rp_err_t wm_declare(rp_wmetrics_t *m, char *errstr, size_t es)
                        r, "runpool_backend_api_call_seconds",
                        "Duration of those HTTP calls, by api and method.",
                        RP_LV("api", "method"), 2, 32, lat, nlat, errstr, es));
+    DECL(q_rate, rp_metrics_gauge(
+                     r, "runpool_backend_quota_rate",
+                     "The backend's API budget per quota family (cloudrun: "
+                     "runs, reads, writes), calls per second.",
+                     RP_LV("family"), 1, RP_WMETRICS_QUOTAS_MAX, errstr, es));
+    DECL(q_burst, rp_metrics_gauge(r, "runpool_backend_quota_burst",
+                                   "Bucket size of each quota family, calls.",
+                                   RP_LV("family"), 1, RP_WMETRICS_QUOTAS_MAX,
+                                   errstr, es));
+    DECL(q_tokens, rp_metrics_gauge(
+                       r, "runpool_backend_quota_tokens",
+                       "Calls each quota family may make at once now "
+                       "(negative: cancels sent on credit).",
+                       RP_LV("family"), 1, RP_WMETRICS_QUOTAS_MAX, errstr, es));
+    DECL(q_calls, rp_metrics_counter(r, "runpool_backend_quota_calls_total",
+                                     "API calls sent, by quota family.",
+                                     RP_LV("family"), 1,
+                                     RP_WMETRICS_QUOTAS_MAX, errstr, es));
+    DECL(q_throttled, rp_metrics_counter(
+                          r, "runpool_backend_quota_throttled_total",
+                          "API calls answered 429, by quota family (each "
+                          "holds that family for a while).",
+                          RP_LV("family"), 1, RP_WMETRICS_QUOTAS_MAX, errstr,
+                          es));
+    DECL(q_waits, rp_metrics_counter(
+                      r, "runpool_backend_quota_waits_total",
+                      "Times a call found no token of its family (or the "
+                      "family held after a 429) and waited, not sent.",
+                      RP_LV("family"), 1, RP_WMETRICS_QUOTAS_MAX, errstr, es));
+    DECL(be_events, rp_metrics_counter(
+                        r, "runpool_backend_events_total",
+                        "Backend events (cloudrun: sweeps, sweep_pages, "
+                        "completed_by_sweep, straggler_gets).",
+                        RP_LV("event"), 1, RP_WMETRICS_EVENTS_MAX, errstr, es));
     /* Series that exist from the start show 0 instead of appearing with
      * their first observation already counted, which rate() cannot see. */
     static const char *const stages[] = {"queue_wait", "state_load", "run",
@@ -307,6 +348,35 @@ void rp_wmetrics_turn(rp_worker_t *w, int64_t start_ms, int64_t end_ms)
     atomic_store(&m->stopping, w->stop || w->fatal);
     if (w->ever_assigned)
         atomic_store(&m->assigned_once, true);
+    if (w->backend) {
+        rp_backend_quota_t q;
+        const char *name;
+        uint64_t v;
+
+        for (int i = 0; i < RP_WMETRICS_QUOTAS_MAX &&
+                        rp_backend_quota(w->backend, i, &q);
+             i++) {
+            const char *const *lv = RP_LV(q.family);
+
+            rp_metrics_set(m->q_rate, lv, q.rate);
+            rp_metrics_set(m->q_burst, lv, q.burst);
+            rp_metrics_set(m->q_tokens, lv, q.tokens);
+            rp_metrics_add(m->q_calls, lv, (double)(q.calls - m->q_prev[i][0]));
+            rp_metrics_add(m->q_throttled, lv,
+                           (double)(q.throttled - m->q_prev[i][1]));
+            rp_metrics_add(m->q_waits, lv, (double)(q.waits - m->q_prev[i][2]));
+            m->q_prev[i][0] = q.calls;
+            m->q_prev[i][1] = q.throttled;
+            m->q_prev[i][2] = q.waits;
+        }
+        for (int i = 0; i < RP_WMETRICS_EVENTS_MAX &&
+                        rp_backend_counter(w->backend, i, &name, &v);
+             i++) {
+            rp_metrics_add(m->be_events, RP_LV(name),
+                           (double)(v - m->ev_prev[i]));
+            m->ev_prev[i] = v;
+        }
+    }
 }
 
 void rp_wmetrics_consumed(rp_worker_t *w)

@@ -435,6 +435,12 @@ static void test_config_errors(void **state)
     set(f, "RUNPOOL_CLOUD_RUN_MAX_RPS", "0");
     expect_invalid(f, "RUNPOOL_CLOUD_RUN_MAX_RPS");
     set(f, "RUNPOOL_CLOUD_RUN_MAX_RPS", "10");
+    set(f, "RUNPOOL_CLOUD_RUN_READS_RPS", "0");
+    expect_invalid(f, "RUNPOOL_CLOUD_RUN_READS_RPS");
+    set(f, "RUNPOOL_CLOUD_RUN_READS_RPS", "10");
+    set(f, "RUNPOOL_CLOUD_RUN_SWEEP_PAGES", "0");
+    expect_invalid(f, "RUNPOOL_CLOUD_RUN_SWEEP_PAGES");
+    set(f, "RUNPOOL_CLOUD_RUN_SWEEP_PAGES", "4");
     set(f, "RUNPOOL_CLOUD_RUN_POLL_MAX_MS", "50"); /* below the minimum */
     expect_invalid(f, "RUNPOOL_CLOUD_RUN_POLL_MAX_MS");
     set(f, "RUNPOOL_CLOUD_RUN_POLL_MAX_MS", "400");
@@ -498,7 +504,16 @@ static void test_names(void **state)
                      RP_OK);
     assert_string_equal(c.endpoint, RP_CLOUDRUN_ENDPOINT_DEFAULT);
     assert_int_equal(c.mode, RP_CLOUDRUN_MODE_TEMPLATE);
-    assert_int_equal(c.max_rps, 10);
+    /* Three quota families; the deprecated single bucket is unset. */
+    assert_false(c.max_rps_set);
+    assert_int_equal(c.runs_rps, 3);
+    assert_int_equal(c.reads_rps, 10);
+    assert_int_equal(c.writes_rps, 3);
+    assert_int_equal(c.reads_burst, 10);
+    assert_int_equal(c.get_rps, 5);
+    assert_int_equal(c.sweep_ms, 250);
+    assert_int_equal(c.sweep_pages, 4);
+    assert_int_equal(c.queue_max_s, 900);
     assert_int_equal(c.poll_min_ms, 1000);
     assert_int_equal(c.poll_max_ms, 15000);
     assert_int_equal(c.threads, 8);
@@ -1450,7 +1465,7 @@ static void test_poll_5xx_and_timeout(void **state)
     char es[512];
 
     need_fake(f);
-    fake_config("{\"faults\":[{\"route\":\"executions.get\",\"status\":503,"
+    fake_config("{\"faults\":[{\"route\":\"executions.list\",\"status\":503,"
                 "\"count\":3},{\"route\":\"jobs.get\",\"status\":500,"
                 "\"count\":1}]}");
     spec_init(&spec, f, "slow-1", "sleep 20");
@@ -1468,9 +1483,10 @@ static void test_poll_5xx_and_timeout(void **state)
     rp_result_clear(&res);
 }
 
-/* Cloud Run never starts it (and so never times it out): past its timeout
- * plus the margins we cancel it ourselves. */
-static void test_overdue_self_cancel(void **state)
+/* Cloud Run never starts it (queued for ever): its timeout has not begun,
+ * so it is not timed_out; past RUNPOOL_CLOUD_RUN_QUEUE_MAX_S we cancel it
+ * and say it never started (RP_ERR_UNAVAILABLE). */
+static void test_queued_too_long(void **state)
 {
     fx_t *f = *state;
     rp_jobspec_t spec;
@@ -1479,6 +1495,7 @@ static void test_overdue_self_cancel(void **state)
 
     set(f, "RUNPOOL_CLOUD_RUN_TIMEOUT_MARGIN_S", "0");
     set(f, "RUNPOOL_CLOUD_RUN_CANCEL_AFTER_S", "1");
+    set(f, "RUNPOOL_CLOUD_RUN_QUEUE_MAX_S", "3");
     need_fake(f);
     fake_config("{\"exec_faults\":[{\"execution_id\":\"stuck-1\","
                 "\"hang\":\"start\"}]}");
@@ -1487,12 +1504,55 @@ static void test_overdue_self_cancel(void **state)
     memset(&j, 0, sizeof(j));
     assert_int_equal(rp_backend_start(f->be, &spec, &j, &j.run, es, sizeof(es)),
                      RP_OK);
+    /* Past timeout + margin + cancel_after (2 s) it is still waiting. */
+    assert_false(wait_job(&j, 2));
+    assert_int_equal(rp_backend_started_ms(f->be, j.run), 0);
     assert_true(wait_job(&j, 30));
-    assert_int_equal(j.d.err, RP_ERR_TIMEOUT);
+    assert_int_equal(j.d.err, RP_ERR_UNAVAILABLE);
     assert_false(j.d.cancelled);
+    assert_non_null(strstr(j.d.detail, "never started"));
     finish(f, &j);
     assert_int_equal(fake_exec_outcome("stuck-1", oc, sizeof(oc)), 1);
     assert_string_equal(oc, "cancelled");
+}
+
+/* Queued longer than its timeout, then it runs a short command: the
+ * timeout counts from the start (startTime), so it succeeds. (Before, the
+ * clock began at jobs.run and it was cancelled as overdue at 2 s.) */
+static void test_queued_then_runs(void **state)
+{
+    fx_t *f = *state;
+    rp_jobspec_t spec;
+    tjob_t j;
+    rp_result_t res;
+    char es[512];
+    int64_t t0;
+
+    set(f, "RUNPOOL_CLOUD_RUN_TIMEOUT_MARGIN_S", "0");
+    set(f, "RUNPOOL_CLOUD_RUN_CANCEL_AFTER_S", "1");
+    need_fake(f);
+    fake_config("{\"exec_faults\":[{\"execution_id\":\"queued-1\","
+                "\"start_latency_ms\":4000}]}");
+    spec_init(&spec, f, "queued-1", "echo began");
+    spec.timeout_s = 1;
+    memset(&j, 0, sizeof(j));
+    t0 = rp_time_mono_ms();
+    assert_int_equal(rp_backend_start(f->be, &spec, &j, &j.run, es, sizeof(es)),
+                     RP_OK);
+    assert_true(wait_job(&j, 30));
+    if (j.d.err != RP_OK)
+        fail_msg("%s", j.d.detail);
+    assert_int_equal(j.d.exit_code, 0);
+    assert_false(j.d.cancelled);
+    assert_true(rp_time_mono_ms() - t0 >= 4000);
+    /* The start was seen, after the queueing. */
+    assert_true(rp_backend_started_ms(f->be, j.run) >= t0 + 3000);
+    finish(f, &j);
+    assert_true(record(f, "queued-1", &res));
+    assert_int_equal(res.status, RP_STATUS_SUCCEEDED);
+    assert_memory_equal(res.stdout_data, "began\n", 6);
+    rp_result_clear(&res);
+    assert_int_equal(stat_int("requests", "POST executions.cancel"), 0);
 }
 
 /* Per-execution mode: a cancelled execution's job is deleted too; a
@@ -1535,25 +1595,30 @@ static void test_per_execution_cancel_detach(void **state)
     assert_int_equal(stat_int("requests", "DELETE jobs.delete"), 2);
 }
 
-/* The token bucket bounds the API calls however many runs there are. */
+/* The quota families bound the API calls however many runs there are:
+ * jobs.run by the runs budget, gets and lists by the reads budget. */
 static void test_rate_limit(void **state)
 {
     fx_t *f = *state;
-    enum { N = 8, RPS = 10 };
+    enum { N = 8, RUNS = 4, READS = 6 };
     tjob_t j[N];
     char eid[32];
     int64_t t0;
     double secs;
-    int calls = 0;
-    cJSON *s, *v;
+    int runs, reads;
+    rp_backend_quota_t q;
 
-    set(f, "RUNPOOL_CLOUD_RUN_MAX_RPS", "10");
-    set(f, "RUNPOOL_CLOUD_RUN_BURST", "2");
+    unset(f, "RUNPOOL_CLOUD_RUN_MAX_RPS");
+    set(f, "RUNPOOL_CLOUD_RUN_RUNS_RPS", "4");
+    set(f, "RUNPOOL_CLOUD_RUN_RUNS_BURST", "1");
+    set(f, "RUNPOOL_CLOUD_RUN_READS_RPS", "6");
+    set(f, "RUNPOOL_CLOUD_RUN_READS_BURST", "2");
+    set(f, "RUNPOOL_CLOUD_RUN_WRITES_RPS", "10");
     need_fake(f);
     t0 = rp_time_mono_ms();
     for (int i = 0; i < N; i++) {
         snprintf(eid, sizeof(eid), "rate-%d", i);
-        start(f, &j[i], eid, "true");
+        start(f, &j[i], eid, "sleep 0.5");
     }
     for (int i = 0; i < N; i++) {
         assert_true(wait_job(&j[i], 60));
@@ -1561,18 +1626,29 @@ static void test_rate_limit(void **state)
         finish(f, &j[i]);
     }
     secs = (double)(rp_time_mono_ms() - t0) / 1000.0;
-    s = fake_stats();
-    cJSON_ArrayForEach(v, cJSON_GetObjectItem(s, "requests"))
-    {
-        if (strncmp(v->string, "GET fake.", 9) && strncmp(v->string, "POST fake.", 10))
-            calls += v->valueint;
-    }
-    cJSON_Delete(s);
-    /* Each run needs jobs.run and at least one executions.get. */
-    assert_true(calls >= 2 * N);
-    print_message("%d API calls in %.2f s\n", calls, secs);
-    if (calls > RPS * secs + 2 + 1)
-        fail_msg("%d API calls in %.2f s: over %d/s", calls, secs, RPS);
+    runs = stat_int("requests", "POST jobs.run");
+    reads = stat_int("requests", "GET jobs.get") +
+            stat_int("requests", "GET executions.get") +
+            stat_int("requests", "GET executions.list");
+    print_message("%d jobs.run, %d reads in %.2f s\n", runs, reads, secs);
+    assert_int_equal(runs, N);
+    assert_true(reads >= 1);
+    if (runs > RUNS * secs + 1 + 1)
+        fail_msg("%d jobs.run in %.2f s: over %d/s", runs, secs, RUNS);
+    if (reads > READS * secs + 2 + 1)
+        fail_msg("%d reads in %.2f s: over %d/s", reads, secs, READS);
+    /* The families as the metrics show them. */
+    assert_true(rp_backend_quota(f->be, 0, &q));
+    assert_string_equal(q.family, "runs");
+    assert_true(q.rate == RUNS);
+    assert_int_equal((int)q.calls, runs);
+    assert_true(q.waits > 0); /* 8 runs at once, a bucket of 1 */
+    assert_true(rp_backend_quota(f->be, 1, &q));
+    assert_string_equal(q.family, "reads");
+    assert_int_equal((int)q.calls, reads);
+    assert_true(rp_backend_quota(f->be, 2, &q));
+    assert_string_equal(q.family, "writes");
+    assert_false(rp_backend_quota(f->be, 3, &q));
 }
 
 /* An empty bucket holds no thread: with every token spoken for by other
@@ -1633,8 +1709,8 @@ static void test_deleted_execution(void **state)
     start(f, &j, "del-1", "sleep 10");
     for (int i = 0; i < 100 && stat_int(NULL, "live_processes") < 1; i++)
         usleep(50 * 1000);
-    /* Seen by a poll first: a 404 before that is taken for lag. */
-    for (int i = 0; i < 100 && stat_int("requests", "GET executions.get") < 1;
+    /* Seen by a sweep first. */
+    for (int i = 0; i < 100 && stat_int("requests", "GET executions.list") < 1;
          i++)
         usleep(50 * 1000);
     d = fake_call("GET", "/_fake/executions", NULL, NULL);
@@ -1650,6 +1726,188 @@ static void test_deleted_execution(void **state)
     assert_true(j.d.err == RP_ERR_NOT_FOUND || j.d.err == RP_ERR_CANCELLED);
     assert_false(j.d.cancelled);
     finish(f, &j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sweeps                                                              */
+
+static uint64_t counter(fx_t *f, const char *name)
+{
+    const char *n;
+    uint64_t v;
+
+    for (int i = 0; rp_backend_counter(f->be, i, &n, &v); i++)
+        if (!strcmp(n, name))
+            return v;
+    fail_msg("no counter %s", name);
+    return 0;
+}
+
+/* Many executions, one executions.list call sees them all: no gets, far
+ * fewer list calls than executions, and every one completed by a sweep. */
+static void test_sweep_many(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 24 };
+    tjob_t j[N];
+    char eid[32], cmd[64], want[32];
+    rp_result_t res;
+    int lists;
+
+    need_fake(f);
+    for (int i = 0; i < N; i++) {
+        snprintf(eid, sizeof(eid), "sw-%d", i);
+        snprintf(cmd, sizeof(cmd), "sleep 1; echo sw-%d", i);
+        start(f, &j[i], eid, cmd);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_job(&j[i], 60));
+        if (j[i].d.err != RP_OK)
+            fail_msg("run %d: %s", i, j[i].d.detail);
+        assert_int_equal(j[i].d.exit_code, 0);
+        finish(f, &j[i]);
+        snprintf(eid, sizeof(eid), "sw-%d", i);
+        assert_true(record(f, eid, &res));
+        snprintf(want, sizeof(want), "sw-%d\n", i);
+        assert_memory_equal(res.stdout_data, want, strlen(want));
+        rp_result_clear(&res);
+    }
+    lists = stat_int("requests", "GET executions.list");
+    print_message("%d executions: %d list calls, %d gets\n", N, lists,
+                  stat_int("requests", "GET executions.get"));
+    assert_int_equal(stat_int("requests", "GET executions.get"), 0);
+    assert_true(lists >= 1);
+    assert_int_equal((int)counter(f, "completed_by_sweep"), N);
+    assert_int_equal((int)counter(f, "straggler_gets"), 0);
+    /* At most one sweep per 250 ms: bounded by time, not by N. */
+    assert_true((uint64_t)lists <= counter(f, "sweep_pages"));
+}
+
+/* An execution the list does not show (the fake's list_lag_ms on a
+ * successful jobs.run: a listing that lags behind the write) is a
+ * straggler: found by its own executions.get, long before the listing
+ * would show it. */
+static void test_sweep_straggler(void **state)
+{
+    fx_t *f = *state;
+    tjob_t j, k;
+    int64_t t0;
+
+    need_fake(f);
+    start(f, &k, "sg-other", "sleep 1"); /* the job exists, sweeps run */
+    assert_true(wait_job(&k, 30));
+    assert_int_equal(k.d.err, RP_OK);
+    finish(f, &k);
+    fake_config("{\"reset_stats\":true,\"faults\":[{\"route\":\"jobs.run\","
+                "\"after\":true,\"status\":200,\"list_lag_ms\":20000,"
+                "\"count\":1}]}");
+    t0 = rp_time_mono_ms();
+    start(f, &j, "sg-1", "echo late");
+    assert_true(wait_job(&j, 30));
+    if (j.d.err != RP_OK)
+        fail_msg("%s", j.d.detail);
+    assert_int_equal(j.d.exit_code, 0);
+    finish(f, &j);
+    print_message("straggler done after %lld ms\n",
+                  (long long)(rp_time_mono_ms() - t0));
+    assert_true(rp_time_mono_ms() - t0 < 15000);
+    assert_int_equal(stat_int(NULL, "faults_injected"), 1);
+    assert_true(stat_int("requests", "GET executions.get") >= 1);
+    assert_true(counter(f, "straggler_gets") >= 1);
+    assert_int_equal(stat_int("executions_by_execution_id", "sg-1"), 1);
+}
+
+/* The execution we watch sits under executions we do not (made on the
+ * same job by someone else): the sweep follows nextPageToken, two pages a
+ * sweep, and goes on at the next sweep where it stopped. */
+static void test_sweep_pages(void **state)
+{
+    fx_t *f = *state;
+    enum { OTHERS = 30 };
+    tjob_t j;
+    rp_cloudrun_conf_t c;
+    char id[64], path[256], es[256];
+    long status = 0;
+    int tokens = 0;
+    cJSON *r, *e;
+
+    set(f, "RUNPOOL_CLOUD_RUN_SWEEP_PAGES", "2");
+    need_fake(f);
+    start(f, &j, "deep-1", "sleep 3; echo deep");
+    for (int i = 0; i < 200 && stat_int(NULL, "live_processes") < 1; i++)
+        usleep(50 * 1000);
+    assert_int_equal(stat_int(NULL, "live_processes"), 1);
+    /* Newer executions of the same job, none ours (they fail at once). */
+    assert_int_equal(rp_cloudrun_conf_read(lookup, f, &c, es, sizeof(es)),
+                     RP_OK);
+    rp_cloudrun_template_job_id(&c, f->url, id, sizeof(id));
+    snprintf(es, sizeof(es),
+             "{\"clear_exec_faults\":true,\"exec_faults\":[{\"job\":\"%s\","
+             "\"exit_code\":1,\"count\":%d}]}",
+             id, OTHERS);
+    fake_config(es);
+    snprintf(path, sizeof(path),
+             "/v2/projects/test-project/locations/europe-west1/jobs/%s:run", id);
+    for (int i = 0; i < OTHERS; i++) {
+        r = fake_call("POST", path, "{}", &status);
+        assert_int_equal(status, 200);
+        cJSON_Delete(r);
+    }
+    fake_config("{\"reset_stats\":true}");
+    assert_true(wait_job(&j, 60));
+    if (j.d.err != RP_OK)
+        fail_msg("%s", j.d.detail);
+    assert_int_equal(j.d.exit_code, 0);
+    finish(f, &j);
+    /* Found by the sweeps, through later pages; no get was needed. */
+    r = fake_call("GET", "/_fake/requests", NULL, NULL);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "requests"))
+    {
+        const char *u = cJSON_GetStringValue(cJSON_GetObjectItem(e, "url"));
+
+        if (u && strstr(u, "/executions?") && strstr(u, "pageToken="))
+            tokens++;
+    }
+    cJSON_Delete(r);
+    print_message("%d list calls with a pageToken\n", tokens);
+    assert_true(tokens >= 2);
+    assert_int_equal(stat_int("requests", "GET executions.get"), 0);
+    assert_int_equal((int)counter(f, "straggler_gets"), 0);
+}
+
+/* A 429 on executions.list holds the reads family: the sweep waits and
+ * lists again, the runs do not start gets of their own (no multiplied
+ * calls), and jobs.run (the runs family) is not held. */
+static void test_sweep_429(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 4 };
+    tjob_t j[N];
+    char eid[32];
+    rp_backend_quota_t q;
+
+    need_fake(f);
+    fake_config("{\"faults\":[{\"route\":\"executions.list\",\"status\":429,"
+                "\"count\":3}]}");
+    for (int i = 0; i < N; i++) {
+        snprintf(eid, sizeof(eid), "s429-%d", i);
+        start(f, &j[i], eid, "sleep 0.5");
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_job(&j[i], 60));
+        if (j[i].d.err != RP_OK)
+            fail_msg("%s", j[i].d.detail);
+        finish(f, &j[i]);
+    }
+    assert_int_equal(stat_int(NULL, "faults_injected"), 3);
+    assert_int_equal(stat_int("responses_by_status", "429"), 3);
+    assert_int_equal(stat_int("requests", "GET executions.get"), 0);
+    assert_true(rp_backend_quota(f->be, 1, &q));
+    assert_string_equal(q.family, "reads");
+    assert_int_equal((int)q.throttled, 3);
+    assert_true(rp_backend_quota(f->be, 0, &q));
+    assert_int_equal((int)q.throttled, 0);
+    assert_int_equal((int)q.calls, N);
 }
 
 /* Closing with runs in flight: reported cancelled, left running. */
@@ -1697,7 +1955,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fresh_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poll_5xx_and_timeout, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_overdue_self_cancel, setup,
+        cmocka_unit_test_setup_teardown(test_queued_too_long, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queued_then_runs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_per_execution_cancel_detach,
                                         setup, teardown),
@@ -1706,6 +1966,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deleted_execution, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_straggler, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_429, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_leaves_running, setup,
                                         teardown),
     };

@@ -60,12 +60,34 @@ static void test_delay_rounds_up(void **state)
     assert_int_equal(rp_ratelimit_take(&rl, 334), 0);
 }
 
+/* A forced take goes into debt (down to -burst at most); the next taker
+ * waits until the debt is paid back. */
+static void test_force_on_credit(void **state)
+{
+    rp_ratelimit_t rl;
+
+    (void)state;
+    rp_ratelimit_init(&rl, 10, 2, 0);
+    assert_true(rp_ratelimit_tokens(&rl, 0) == 2.0);
+    assert_int_equal(rp_ratelimit_take(&rl, 0), 0);
+    assert_int_equal(rp_ratelimit_take(&rl, 0), 0);
+    rp_ratelimit_force(&rl, 0); /* -1 */
+    assert_true(rp_ratelimit_tokens(&rl, 0) == -1.0);
+    for (int i = 0; i < 5; i++)
+        rp_ratelimit_force(&rl, 0);
+    assert_true(rp_ratelimit_tokens(&rl, 0) == -2.0); /* floor: -burst */
+    /* 3 tokens at 10/s to get back to 1. */
+    assert_int_equal(rp_ratelimit_take(&rl, 0), 300);
+    assert_int_equal(rp_ratelimit_take(&rl, 300), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_rate),
         cmocka_unit_test(test_rate_over_time),
         cmocka_unit_test(test_delay_rounds_up),
+        cmocka_unit_test(test_force_on_credit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -717,7 +717,11 @@ def _check_fault(rule):
     if r["list_lag_ms"] < 0 or (r["list_lag_ms"] and
                                 (r["route"] != "jobs.run" or not r["after"])):
         raise ValueError("list_lag_ms is for jobs.run faults with after:true")
-    if not r["drop"] and r["status"] not in STATUS_OF_HTTP:
+    # status 200 with after:true is no error at all: the action is done and
+    # answered normally; only its side effects (list_lag_ms) apply.
+    if r["status"] == 200 and (not r["after"] or r["drop"]):
+        raise ValueError("status 200 is for after:true faults (with list_lag_ms)")
+    if not r["drop"] and r["status"] != 200 and r["status"] not in STATUS_OF_HTTP:
         raise ValueError(f"fault status must be one of {sorted(STATUS_OF_HTTP)}")
     return r
 
@@ -1877,7 +1881,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 except ValueError as e:
                     raise invalid(f"Invalid JSON payload received. {e}")
             result = self._dispatch(route, groups, params, body)
-            if fault:
+            if fault and fault["status"] == 200:
+                with fake.stats.lock:
+                    fake.stats.faults_injected += 1
+            elif fault:
                 self._inject(fault)
                 status = "drop" if fault["drop"] else fault["status"]
                 return
