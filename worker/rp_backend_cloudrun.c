@@ -591,14 +591,19 @@ static rp_backend_run_t *rp_cloudrun_watch_find(rp_cloudrun_t *cr,
     return NULL;
 }
 
-/* Make run's next step due now (it has news). With cr->lock. */
+/* Make run's next step due at due (it has news). A sweep's news is due
+ * at RP_CLOUDRUN_DUE_FIRST, before every other step: reporting an end
+ * takes no I/O, and must not wait behind the state-store steps of a
+ * thousand runs being started (the queue is ordered by due time). With
+ * cr->lock. */
+#define RP_CLOUDRUN_DUE_FIRST 1
 static void rp_cloudrun_kick_locked(rp_cloudrun_t *cr, rp_backend_run_t *run,
-                                    int64_t now)
+                                    int64_t due)
 {
     if (run->busy) {
         run->kick = true;
-    } else if (run->timer.queued && run->timer.due_ms > now) {
-        rp_timerq_add(&cr->timers, &run->timer, now);
+    } else if (run->timer.queued && run->timer.due_ms > due) {
+        rp_timerq_add(&cr->timers, &run->timer, due);
         pthread_cond_broadcast(&cr->cond);
     }
 }
@@ -1616,7 +1621,7 @@ static int rp_cloudrun_sweep_cb(void *opaque, const char *name,
             run->w_have = true;
             if (ex->outcome != RP_CLOUDRUN_RUNNING)
                 cr->counters[RP_CR_CNT_DONE_BY_SWEEP]++;
-            rp_cloudrun_kick_locked(cr, run, sw->now);
+            rp_cloudrun_kick_locked(cr, run, RP_CLOUDRUN_DUE_FIRST);
         }
     }
     pthread_mutex_unlock(&cr->lock);

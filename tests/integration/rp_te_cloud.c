@@ -157,6 +157,9 @@ static void rp_te_cloud_start_with(rp_te_t *te, const char *job_mode,
         {"RUNPOOL_CLOUD_RUN_HTTP_TIMEOUT_MS", "10000"},
         {"RUNPOOL_CLOUD_RUN_SETTLE_MS", "12000"},
         {"RUNPOOL_CLOUD_RUN_MAX_RPS", "200"},
+        /* Never started this long after jobs.run: cancelled, a backend
+         * failure (its timeout has not begun). */
+        {"RUNPOOL_CLOUD_RUN_QUEUE_MAX_S", "6"},
     };
     char margin[16], cancel_after[16];
 
