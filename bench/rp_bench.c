@@ -29,6 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -48,6 +52,9 @@
 #define BENCH_FLUSH_MS 10000
 #define BENCH_STATS_MAX (4 * 1024 * 1024) /* a /metrics or stats reply */
 #define BENCH_STATS_MS 5000
+#define BENCH_SCRAPE_MAX (4 * 1024 * 1024) /* one /metrics page */
+#define BENCH_SCRAPE_MS 5000
+#define BENCH_LAG_BUCKETS_MAX 32 /* runpool_loop_lag_seconds buckets */
 
 typedef struct bench_opts {
     const char *brokers;
@@ -61,6 +68,7 @@ typedef struct bench_opts {
     int per_session;
     int timeout_s;
     int warmup;
+    int warmup_wait_s; /* how long the warm-up may take */
     int deadline_s;
     int sample_ms; /* 0: do not sample executor processes */
     pid_t worker_pid;
@@ -71,6 +79,9 @@ typedef struct bench_opts {
     double goal_worker_cpu_ms; /* per execution, at most; <= 0: no goal */
     double goal_turn_p50_ms;   /* turnaround p50 at most; <= 0: no goal */
     double goal_turn_p99_ms;   /* turnaround p99 at most; <= 0: no goal */
+    double goal_lag_p99_ms;     /* <= 0: no goal */
+    double goal_cpu_ms_per_exec; /* <= 0: no goal */
+    const char *metrics_url; /* the worker's /metrics (http://IP:PORT/PATH) */
     const char *meta[BENCH_META_MAX];
     size_t n_meta;
     char peer_name[BENCH_PEERS_MAX][32];
@@ -512,7 +523,7 @@ static void consume(bench_t *b, int wait_ms)
 static void warm_up(bench_t *b)
 {
     char eid[RP_ID_MAX + 1], sid[RP_ID_MAX + 1];
-    int64_t deadline = rp_time_mono_ms() + BENCH_WARMUP_WAIT_MS;
+    int64_t deadline = rp_time_mono_ms() + b->o.warmup_wait_s * 1000LL;
 
     for (int i = 0; i < b->o.warmup; i++) {
         snprintf(eid, sizeof(eid), "%s-w%d", b->tag, i);
@@ -522,7 +533,7 @@ static void warm_up(bench_t *b)
     while (b->warm_received < b->o.warmup) {
         if (rp_time_mono_ms() > deadline)
             die("warm-up: %d of %d results in %d s: is a worker running?",
-                b->warm_received, b->o.warmup, BENCH_WARMUP_WAIT_MS / 1000);
+                b->warm_received, b->o.warmup, b->o.warmup_wait_s);
         consume(b, 50);
     }
     if (!b->o.prime)
@@ -865,9 +876,152 @@ enum {
 };
 
 /* Build the report. Returns true when every execution succeeded once. */
+/* The loop-lag histogram of one /metrics scrape: cumulative counts per
+ * upper bound (seconds), +Inf last. */
+typedef struct bench_lag {
+    bool ok;
+    size_t n;
+    double le[BENCH_LAG_BUCKETS_MAX];
+    double count[BENCH_LAG_BUCKETS_MAX];
+} bench_lag_t;
+
+/* GET url (http://IPv4:PORT/PATH only: the worker's own listener) into a
+ * malloc'd NUL-terminated buffer of at most BENCH_SCRAPE_MAX; NULL on any
+ * failure (the figure is then left out, not guessed). */
+static char *http_get(const char *url)
+{
+    char host[64], req[512], *buf = NULL;
+    const char *p, *path;
+    struct sockaddr_in sa;
+    size_t len = 0;
+    int fd = -1, port = 0;
+    int64_t end_us = rp_time_mono_us() + (int64_t)BENCH_SCRAPE_MS * 1000;
+
+    if (strncmp(url, "http://", 7) != 0)
+        return NULL;
+    p = url + 7;
+    path = strchr(p, '/');
+    if (!path)
+        path = "/metrics";
+    {
+        const char *colon = memchr(p, ':', (size_t)(path - p));
+        size_t hl = colon ? (size_t)(colon - p) : 0;
+
+        if (!colon || hl >= sizeof(host))
+            return NULL;
+        memcpy(host, p, hl);
+        host[hl] = '\0';
+        port = atoi(colon + 1);
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return NULL;
+    if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        goto fail;
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s:%d\r\n\r\n",
+             path, host, port);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+        goto fail;
+    if (!(buf = malloc(BENCH_SCRAPE_MAX + 1)))
+        goto fail;
+    for (;;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int64_t left = (end_us - rp_time_mono_us()) / 1000;
+        ssize_t r;
+
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0 || len >= BENCH_SCRAPE_MAX)
+            goto fail;
+        r = read(fd, buf + len, BENCH_SCRAPE_MAX - len);
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 8, " 200", 4) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return NULL;
+}
+
+static bench_lag_t scrape_lag(const char *url)
+{
+    static const char name[] = "runpool_loop_lag_seconds_bucket{le=\"";
+    bench_lag_t lag;
+    char *page, *p;
+
+    memset(&lag, 0, sizeof(lag));
+    if (!url || !(page = http_get(url)))
+        return lag;
+    for (p = strstr(page, name); p && lag.n < BENCH_LAG_BUCKETS_MAX;
+         p = strstr(p, name)) {
+        char *q = p + sizeof(name) - 1, *end;
+
+        lag.le[lag.n] = strncmp(q, "+Inf", 4) ? strtod(q, &end) : INFINITY;
+        q = strchr(q, '}');
+        if (!q)
+            break;
+        lag.count[lag.n++] = strtod(q + 1, &end);
+        p = q;
+    }
+    lag.ok = lag.n > 0 && isinf(lag.le[lag.n - 1]);
+    free(page);
+    return lag;
+}
+
+/* The turns between two scrapes: how many, the bucket bounds holding the
+ * median and the 99th percentile (upper bounds: the histogram's
+ * resolution), and how many took longer than 10 ms. */
+static cJSON *lag_json(const bench_lag_t *a, const bench_lag_t *b,
+                       double *p99_ms)
+{
+    cJSON *o = cJSON_CreateObject();
+    double total, over10 = 0, p50 = NAN, p99 = NAN;
+
+    *p99_ms = NAN;
+    if (!a->ok || !b->ok || a->n != b->n) {
+        cJSON_AddStringToObject(o, "error", "no runpool_loop_lag_seconds "
+                                "histogram on --metrics-url");
+        return o;
+    }
+    total = b->count[b->n - 1] - a->count[a->n - 1];
+    for (size_t i = 0; i < b->n; i++) {
+        double c = b->count[i] - a->count[i];
+
+        if (isnan(p50) && c >= 0.50 * total)
+            p50 = b->le[i];
+        if (isnan(p99) && c >= 0.99 * total)
+            p99 = b->le[i];
+        if (fabs(b->le[i] - 0.01) < 1e-9)
+            over10 = total - c;
+    }
+    cJSON_AddStringToObject(o, "how", "runpool_loop_lag_seconds scraped "
+                            "after the warm-up and after the last result; "
+                            "percentiles are the bucket upper bounds");
+    cJSON_AddNumberToObject(o, "turns", total);
+    cJSON_AddNumberToObject(o, "p50_le_ms", isinf(p50) ? -1 : p50 * 1000);
+    cJSON_AddNumberToObject(o, "p99_le_ms", isinf(p99) ? -1 : p99 * 1000);
+    cJSON_AddNumberToObject(o, "turns_over_10ms", over10);
+    *p99_ms = isinf(p99) ? INFINITY : p99 * 1000;
+    return o;
+}
+
 static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
                    bench_cpu_t w0, bench_cpu_t w1, bench_cpu_t k0,
-                   bench_cpu_t k1, long hwm_kib, long rss_kib)
+                   bench_cpu_t k1, long hwm_kib, long rss_kib,
+                   long rss0_kib, const bench_lag_t *lag0,
+                   const bench_lag_t *lag1)
 {
     size_t n = (size_t)b->total, m = 0, c = 0;
     int64_t *v[S_COUNT];
@@ -877,6 +1031,7 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
     cJSON *fig, *lat, *probs, *goals, *run;
     double worker_ms = NAN, turn_p50 = NAN, turn_p99 = NAN;
     bool ok, all_pass = true;
+    double cpu_ms, lag_p99 = NAN;
 
     for (int k = 0; k < S_COUNT; k++)
         if (!(v[k] = calloc(n + 1, sizeof(int64_t))))
@@ -973,6 +1128,22 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
                                 r3(b->peak_rss_mib_sampled));
     cJSON_AddItemToObject(fig, "worker_cpu", cpu_json(w0, w1));
     cJSON_AddItemToObject(fig, "broker_cpu", cpu_json(k0, k1));
+    /* The worker's own cost per execution (its children excluded) and
+     * what one more execution held at once costs it in memory. */
+    cpu_ms = w0.ok && w1.ok && b->received
+                 ? (w1.user + w1.sys - w0.user - w0.sys) * 1000 / b->received
+                 : NAN;
+    cJSON_AddNumberToObject(fig, "worker_cpu_ms_per_execution",
+                            isnan(cpu_ms) ? -1 : round(cpu_ms * 1000) / 1000);
+    cJSON_AddNumberToObject(fig, "worker_vmrss_at_start_mib",
+                            r3(rss0_kib / 1024.0));
+    cJSON_AddNumberToObject(fig, "worker_kib_per_in_worker_execution",
+                            peak_worker > 0
+                                ? round((double)(hwm_kib - rss0_kib) /
+                                        peak_worker * 100) / 100
+                                : -1);
+    if (b->o.metrics_url)
+        cJSON_AddItemToObject(fig, "loop_lag", lag_json(lag0, lag1, &lag_p99));
 
     lat = cJSON_AddObjectToObject(fig, "latency_ms");
     cJSON_AddItemToObject(lat, "worker_added", dist(v[S_ADDED], m));
@@ -1061,6 +1232,12 @@ static bool report(bench_t *b, cJSON *root, int64_t t0_us, int64_t t0_wall,
     if (b->o.goal_turn_p99_ms > 0)
         goal_bound(goals, "turnaround_p99_ms", b->o.goal_turn_p99_ms, turn_p99,
                    true, &all_pass);
+    if (b->o.goal_lag_p99_ms > 0)
+        goal(goals, "loop_lag_p99_ms", b->o.goal_lag_p99_ms,
+             isnan(lag_p99) || isinf(lag_p99) ? 1e9 : lag_p99, &all_pass);
+    if (b->o.goal_cpu_ms_per_exec > 0)
+        goal(goals, "worker_cpu_ms_per_execution", b->o.goal_cpu_ms_per_exec,
+             isnan(cpu_ms) ? 1e9 : round(cpu_ms * 1000) / 1000, &all_pass);
     cJSON_AddStringToObject(goals, "all", all_pass ? "pass" : "fail");
 
     run = cJSON_GetObjectItem(root, "run");
@@ -1169,6 +1346,7 @@ static void usage(FILE *f)
 "  --sample-ms MS       count the worker's executors every MS (0 = off) [0]\n"
 "  --deadline-s S       give up waiting for results after S s [300]\n"
 "  --warmup N           warm-up requests before measuring [8]\n"
+"  --warmup-wait-s S    how long the warm-up may take [60]\n"
 "  --timeout-s S        request timeout_s [120]\n"
 "  --goal-wall-s S      goal: wall time below S seconds\n"
 "  --goal-rss-mib M     goal: worker VmHWM below M MiB\n"
@@ -1177,6 +1355,10 @@ static void usage(FILE *f)
 "  --goal-turnaround-p50-ms X, --goal-turnaround-p99-ms X\n"
 "                       goal: gap between a session's consecutive results\n"
 "                       at most X ms (p50, p99)\n"
+"  --metrics-url URL    the worker's /metrics (http://IP:PORT/metrics):\n"
+"                       main-loop lag over the run\n"
+"  --goal-lag-p99-ms MS goal: loop lag p99 below MS (needs --metrics-url)\n"
+"  --goal-cpu-ms-per-exec MS  goal: worker CPU per execution below MS\n"
 "  --description TEXT   what the scenario measures (into the file)\n"
 "  --meta KEY=VALUE     extra string for the file's \"run\" (repeatable)\n"
 "  --peer NAME=PID      another process whose CPU and command line go into\n"
@@ -1224,7 +1406,8 @@ static void parse_args(bench_t *b, int argc, char **argv)
     enum { O_BROKERS = 256, O_NAME, O_SESS, O_PER, O_CMD, O_OUT, O_WPID,
            O_BPID, O_SAMPLE, O_DEADLINE, O_WARM, O_TMO, O_GWALL, O_GRSS,
            O_DESC, O_META, O_REQ, O_RES, O_PEER, O_GRATE, O_GWCPU, O_GT50,
-           O_GT99, O_PRIME, O_WMETRICS, O_CRSTATS };
+           O_GT99, O_PRIME, O_WMETRICS, O_CRSTATS, O_MURL, O_GLAG, O_GCPU,
+           O_WWAIT };
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, O_BROKERS},
         {"name", required_argument, NULL, O_NAME},
@@ -1252,6 +1435,10 @@ static void parse_args(bench_t *b, int argc, char **argv)
         {"prime", no_argument, NULL, O_PRIME},
         {"worker-metrics", required_argument, NULL, O_WMETRICS},
         {"cloudrun-stats", required_argument, NULL, O_CRSTATS},
+        {"metrics-url", required_argument, NULL, O_MURL},
+        {"warmup-wait-s", required_argument, NULL, O_WWAIT},
+        {"goal-lag-p99-ms", required_argument, NULL, O_GLAG},
+        {"goal-cpu-ms-per-exec", required_argument, NULL, O_GCPU},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -1263,6 +1450,7 @@ static void parse_args(bench_t *b, int argc, char **argv)
     o->results_topic = RP_TOPIC_RESULTS_DEFAULT;
     o->timeout_s = RP_TIMEOUT_DEFAULT_S;
     o->warmup = 8;
+    o->warmup_wait_s = BENCH_WARMUP_WAIT_MS / 1000;
     o->deadline_s = 300;
     opterr = 0; /* one line of our own, not getopt's and the usage */
     while ((c = getopt_long(argc, argv, ":X:hV", opts, NULL)) != -1) {
@@ -1307,6 +1495,16 @@ static void parse_args(bench_t *b, int argc, char **argv)
             break;
         case O_GT99:
             o->goal_turn_p99_ms = num_arg("--goal-turnaround-p99-ms", optarg);
+            break;
+        case O_MURL: o->metrics_url = optarg; break;
+        case O_WWAIT:
+            o->warmup_wait_s = (int)int_arg("--warmup-wait-s", optarg, 1, 86400);
+            break;
+        case O_GLAG:
+            o->goal_lag_p99_ms = num_arg("--goal-lag-p99-ms", optarg);
+            break;
+        case O_GCPU:
+            o->goal_cpu_ms_per_exec = num_arg("--goal-cpu-ms-per-exec", optarg);
             break;
         case O_DESC: o->description = optarg; break;
         case O_META:
@@ -1387,7 +1585,8 @@ int main(int argc, char **argv)
     int64_t t0_us, t0_wall, deadline_us, next_sample_us, now;
     char date[RP_TIME_RFC3339_MAX], *text, eid[RP_ID_MAX + 1],
         sid[RP_ID_MAX + 1], load0[128], load1[128];
-    long hwm, rss;
+    long hwm, rss, rss0;
+    bench_lag_t lag0, lag1;
     bool ok, cpu_taken = false;
     int i = 0;
 
@@ -1411,6 +1610,8 @@ int main(int argc, char **argv)
     loadavg(load0, sizeof(load0));
     calls_w0 = worker_calls(b.o.worker_metrics);
     calls_r0 = cloudrun_calls(b.o.cloudrun_stats);
+    rss0 = status_kib(b.o.worker_pid, "VmRSS");
+    lag0 = scrape_lag(b.o.metrics_url);
     w0 = proc_cpu(b.o.worker_pid);
     k0 = proc_cpu(b.o.broker_pid);
     for (size_t p = 0; p < b.o.n_peers; p++)
@@ -1470,6 +1671,7 @@ int main(int argc, char **argv)
     }
     calls_w1 = worker_calls(b.o.worker_metrics);
     calls_r1 = cloudrun_calls(b.o.cloudrun_stats);
+    lag1 = scrape_lag(b.o.metrics_url);
     loadavg(load1, sizeof(load1));
 
     root = cJSON_CreateObject();
@@ -1519,7 +1721,8 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(wl, "command", b.o.command);
     cJSON_AddNumberToObject(wl, "warmup_executions", b.o.warmup);
 
-    ok = report(&b, root, t0_us, t0_wall, w0, w1, k0, k1, hwm, rss);
+    ok = report(&b, root, t0_us, t0_wall, w0, w1, k0, k1, hwm, rss, rss0,
+                &lag0, &lag1);
     cJSON_AddBoolToObject(wl, "primed", b.o.prime);
     calls_json(cJSON_GetObjectItemCaseSensitive(root, "figures"), b.total,
                calls_w0, calls_w1, calls_r0, calls_r1);

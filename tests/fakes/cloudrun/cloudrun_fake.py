@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cloudrun_schema as S  # noqa: E402  (generated table, stdlib only)
+import simulated  # noqa: E402  (simulated images: no process per task)
 
 API_TYPE = "type.googleapis.com/google.cloud.run.v2."
 MAX_OPS = 50000
@@ -458,6 +459,7 @@ class Job:
         self.ready_time = None
         self.executions = []           # creation order
         self.execution_count = 0
+        self.done_count = 0            # at least the done ones in executions
         self.latest = None             # Execution
         self.deleted = False
 
@@ -558,6 +560,34 @@ class Execution:
         self.annotations = dict(jt.get("annotations", {}))
         self.timeout_s = parse_duration(template.get("timeout", "600s"))
         self.max_retries = template.get("maxRetries", 3)
+        self._render_cache = None     # (fingerprint, int_enums, reply)
+
+    def fingerprint(self):
+        """Changes whenever canonical() can: every change of a condition
+        or a task moves update_time; the rest is listed. With the lock."""
+        return (self.update_time, self.state, self.start_time, self.completion_time,
+                self.delete_time, self.etag, self.retried, self.cancelling,
+                tuple(self.counts().values()))
+
+    def rendered(self, fp, d, int_enums):
+        """render_msg of canonical() d taken at fingerprint fp, kept until
+        the execution changes: a sweep lists the same 1,000 executions
+        every 250 ms (bench d), and rendering them was most of the fake's
+        CPU. Any thread; the cached reply is never mutated."""
+        c = self._render_cache
+        if c is not None and c[0] == fp and c[1] == int_enums:
+            return c[2]
+        out = render_msg(M_EXECUTION, d, int_enums)
+        self._render_cache = (fp, int_enums, out)
+        return out
+
+    def _cached_or_render(self, fp, int_enums):
+        c = self._render_cache
+        if c is not None and c[0] == fp and c[1] == int_enums:
+            return c[2]
+        with self.fake.lock:   # changed meanwhile, or other enum encoding
+            d, fp = self.canonical(), self.fingerprint()
+        return self.rendered(fp, d, int_enums)
 
     def completion_status(self):
         if self.state == "pending":
@@ -812,10 +842,13 @@ class Fake:
             "faults": [],
             "exec_faults": [],
             "fresh_filesystem": True,
+            "simulated_images": {},
+            "storage_emulator_host": os.environ.get("STORAGE_EMULATOR_HOST", ""),
         }
         self.base_env = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR")
                          if k in os.environ}
         self.live = set()                   # tasks with a process
+        self.sim = None                     # SimRunner, made on first use
         self.pidfd_ok = hasattr(os, "pidfd_open")
 
     # ---------------- config ----------------
@@ -826,12 +859,19 @@ class Fake:
                  "images", "secrets", "cloud_run_env", "run_failure_error_code",
                  "default_page_size", "max_page_size", "faults", "exec_faults",
                  "clear_faults", "clear_exec_faults", "reset_stats",
-                 "fresh_filesystem"}
+                 "fresh_filesystem", "simulated_images",
+                 "storage_emulator_host"}
         extra = set(body) - known
         if extra:
             raise ValueError(f"unknown config keys {sorted(extra)}")
         faults = [_check_fault(f) for f in body.get("faults", [])]
         exec_faults = [_check_exec_fault(f) for f in body.get("exec_faults", [])]
+        sims = body.get("simulated_images", {})
+        if not isinstance(sims, dict):
+            raise ValueError("simulated_images maps an image to its simulation")
+        sims = {str(k): simulated.check_spec(k, v) for k, v in sims.items()}
+        if not isinstance(body.get("storage_emulator_host", ""), str):
+            raise ValueError("storage_emulator_host is a string")
         with self.cfg_lock:
             for k in ("start_latency_ms", "op_latency_ms", "run_failure_error_code",
                       "default_page_size", "max_page_size"):
@@ -856,6 +896,9 @@ class Fake:
                 if not isinstance(body["secrets"], dict):
                     raise ValueError("secrets maps a secret name to its value")
                 self.cfg["secrets"].update({str(k): str(v) for k, v in body["secrets"].items()})
+            self.cfg["simulated_images"].update(sims)
+            if "storage_emulator_host" in body:
+                self.cfg["storage_emulator_host"] = body["storage_emulator_host"]
             if body.get("clear_faults"):
                 self.cfg["faults"] = []
             if body.get("clear_exec_faults"):
@@ -1225,10 +1268,19 @@ class Fake:
         return ex
 
     def _prune(self, job):
+        # done_count is an upper bound (removals elsewhere do not lower it),
+        # so the scan (O(executions) per jobs.run) runs only when it can
+        # find something: 10,000 in flight stay cheap.
+        if job.done_count <= 1000:
+            return
         done = [e for e in job.executions if e.state == "done" and not e.deleting]
-        for ex in done[:max(0, len(done) - 1000)]:
-            job.executions.remove(ex)
-            self.executions.pop(ex.name, None)
+        drop = done[:max(0, len(done) - 1000)]
+        if drop:
+            gone = set(id(e) for e in drop)
+            job.executions = [e for e in job.executions if id(e) not in gone]
+            for ex in drop:
+                self.executions.pop(ex.name, None)
+        job.done_count = len(done) - len(drop)
 
     def _locked(self, fn, *a):
         with self.lock:
@@ -1284,17 +1336,62 @@ class Fake:
             t.state = "running"
             t.virtual = True
             return
+        sim = self._simulated(t)
         try:
-            argv, env, cwd, log_path = self._container_spec(t)
+            argv, env, cwd, log_path = self._container_spec(t, sim is not None)
         except ApiError as e:
             t.state = "running"
             msg = e.message
             self.loop.call_soon(lambda: self._locked(self._on_exit, t, gen, 127, None, msg))
             return
+        if sim is not None:
+            self._start_simulated(t, gen, sim, env)
+            return
         t.log_path = log_path
         self.spawner.submit(self._spawn, t, gen, argv, env, cwd, log_path)
 
-    def _container_spec(self, t):
+    def _simulated(self, t):
+        """The simulation of t's image (simulated_images), or None: a
+        container with its own command always runs for real."""
+        c = t.ex.template["containers"][0]
+        if c.get("command"):
+            return None
+        with self.cfg_lock:
+            return self.cfg["simulated_images"].get(c["image"])
+
+    def _start_simulated(self, t, gen, sim, env):
+        """A task attempt without a process (simulated.py): running at
+        once, "virtual" as an injected hang is, so cancel and timeout end
+        it without a signal; the simulation's exit code ends it otherwise."""
+        t.state = "running"
+        t.virtual = True
+        with self.cfg_lock:
+            host = self.cfg["storage_emulator_host"]
+        host = env.get("STORAGE_EMULATOR_HOST") or host
+        if self.sim is None:
+            self.sim = simulated.SimRunner(self.loop, self.log)
+        eid = t.ex.exec_env_id
+        with self.stats.lock:
+            self.stats.container_starts += 1
+            if eid is not None:
+                self.stats.bump(self.stats.starts_by_eid, eid)
+
+        def wanted():
+            return gen == t.gen and not t.terminal() and not t.cancel_requested
+
+        def on_exit(code, msg):
+            self.loop.call_soon(lambda: self._locked(self._sim_exit, t, gen, code, msg))
+        self.sim.start(sim, env, host, wanted, on_exit)
+
+    def _sim_exit(self, t, gen, code, msg):
+        if gen != t.gen or t.terminal():
+            return
+        t.virtual = False
+        if msg:
+            self.log(f"task {t.id} attempt {t.attempt}: {msg}")
+        self._on_exit(t, gen, code, None, msg if code else None)
+
+    def _container_spec(self, t, simulated=False):
         ex = t.ex
         c = ex.template["containers"][0]
         with self.cfg_lock:
@@ -1305,8 +1402,8 @@ class Fake:
         entry = images.get(c["image"]) or ([executor] if executor else None)
         if c.get("command"):
             argv = list(c["command"]) + list(c.get("args", []))
-        elif entry:
-            argv = list(entry) + list(c.get("args", []))
+        elif entry or simulated:
+            argv = list(entry or []) + list(c.get("args", []))
         else:
             raise ApiError("FAILED_PRECONDITION",
                            f"Application failed to start: image '{c['image']}' has no "
@@ -1562,6 +1659,7 @@ class Fake:
             return
         t_end = now()
         ex.state = "done"
+        ex.job.done_count += 1
         ex.completion_time = t_end
         if ex.start_timer:
             ex.start_timer.cancel()
@@ -1968,8 +2066,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 exs.sort(key=lambda e: -e.seq)
                 page, nxt = fake.list_page(exs, q.get("pageSize", 0), q.get("pageToken"),
                                            lambda e: -e.seq)
-                items = [e.canonical() for e in page]
-            return lambda ie: _page("executions", M_EXECUTION, items, nxt, ie)
+                items = []
+                for e in page:
+                    fp = e.fingerprint()
+                    c = e._render_cache
+                    items.append((e, fp, None if c is not None and c[0] == fp
+                                  else e.canonical()))
+
+            def reply(ie):
+                out = {}
+                if items:
+                    out["executions"] = [e.rendered(fp, d, ie) if d is not None
+                                         else e._cached_or_render(fp, ie)
+                                         for e, fp, d in items]
+                if nxt:
+                    out["nextPageToken"] = nxt
+                return out
+            return reply
         if route == "executions.get":
             with fake.lock:
                 d = fake.get_execution(fake.get_job(parent, job_id), g[3]).canonical()
@@ -2054,6 +2167,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "live_pids": pids,
                     "faults_injected": st.faults_injected,
                 }
+            out["simulated"] = (fake.sim.stats() if fake.sim is not None else
+                                {"in_flight": 0, "started": 0, "records": 0})
             return self._send(200, out)
         if what == "executions" and method == "GET":
             with fake.lock:
@@ -2148,6 +2263,10 @@ def main(argv=None):
     ap.add_argument("--exec-fault", action="append", default=[], metavar="K=V,...",
                     help="execution fault, e.g. execution_id=X,exit_code=3 or job=J,hang=start "
                          "(repeatable)")
+    ap.add_argument("--simulate", action="append", default=[], metavar="IMAGE=MS",
+                    help="IMAGE is simulated: no process; the fake writes the executor's "
+                         "claim and record to Cloud Storage after MS ms (repeatable; "
+                         "see simulated_images in README.md)")
     ap.add_argument("--no-cloud-run-env", action="store_true",
                     help="do not set CLOUD_RUN_JOB/EXECUTION/TASK_* in the tasks' env")
     ap.add_argument("--no-parent-watch", action="store_true",
@@ -2164,6 +2283,17 @@ def main(argv=None):
                 ap.error("--image wants IMAGE=PATH")
             imgs[img] = [path]
         fake.apply_config({"images": imgs})
+    if args.simulate:
+        sims = {}
+        for spec in args.simulate:
+            img, _, ms = spec.rpartition("=")
+            if not img or not ms.isdigit():
+                ap.error("--simulate wants IMAGE=MS")
+            sims[img] = {"duration_ms": int(ms)}
+        try:
+            fake.apply_config({"simulated_images": sims})
+        except ValueError as e:
+            ap.error(f"--simulate: {e}")
     try:
         fake.apply_config({"faults": [_kv(x) for x in args.fault],
                            "exec_faults": [_kv(x) for x in args.exec_fault]})
