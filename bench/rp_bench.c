@@ -29,10 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -52,8 +49,6 @@
 #define BENCH_FLUSH_MS 10000
 #define BENCH_STATS_MAX (4 * 1024 * 1024) /* a /metrics or stats reply */
 #define BENCH_STATS_MS 5000
-#define BENCH_SCRAPE_MAX (4 * 1024 * 1024) /* one /metrics page */
-#define BENCH_SCRAPE_MS 5000
 #define BENCH_LAG_BUCKETS_MAX 32 /* runpool_loop_lag_seconds buckets */
 
 typedef struct bench_opts {
@@ -884,76 +879,6 @@ typedef struct bench_lag {
     double le[BENCH_LAG_BUCKETS_MAX];
     double count[BENCH_LAG_BUCKETS_MAX];
 } bench_lag_t;
-
-/* GET url (http://IPv4:PORT/PATH only: the worker's own listener) into a
- * malloc'd NUL-terminated buffer of at most BENCH_SCRAPE_MAX; NULL on any
- * failure (the figure is then left out, not guessed). */
-static char *http_get(const char *url)
-{
-    char host[64], req[512], *buf = NULL;
-    const char *p, *path;
-    struct sockaddr_in sa;
-    size_t len = 0;
-    int fd = -1, port = 0;
-    int64_t end_us = rp_time_mono_us() + (int64_t)BENCH_SCRAPE_MS * 1000;
-
-    if (strncmp(url, "http://", 7) != 0)
-        return NULL;
-    p = url + 7;
-    path = strchr(p, '/');
-    if (!path)
-        path = "/metrics";
-    {
-        const char *colon = memchr(p, ':', (size_t)(path - p));
-        size_t hl = colon ? (size_t)(colon - p) : 0;
-
-        if (!colon || hl >= sizeof(host))
-            return NULL;
-        memcpy(host, p, hl);
-        host[hl] = '\0';
-        port = atoi(colon + 1);
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return NULL;
-    if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        goto fail;
-    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s:%d\r\n\r\n",
-             path, host, port);
-    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-        goto fail;
-    if (!(buf = malloc(BENCH_SCRAPE_MAX + 1)))
-        goto fail;
-    for (;;) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        int64_t left = (end_us - rp_time_mono_us()) / 1000;
-        ssize_t r;
-
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0 || len >= BENCH_SCRAPE_MAX)
-            goto fail;
-        r = read(fd, buf + len, BENCH_SCRAPE_MAX - len);
-        if (r < 0)
-            goto fail;
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    if (strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 8, " 200", 4) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-fail:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return NULL;
-}
 
 static bench_lag_t scrape_lag(const char *url)
 {
