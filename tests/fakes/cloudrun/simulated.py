@@ -258,11 +258,12 @@ class SimRunner:
                 return
             ended = time.time()   # the "command" exits now; the write follows
             self.q.put(lambda: self._finish(spec, env, host, eid, sid, cwd, senv,
-                                            started, ended, timed_out, done))
+                                            session, started, ended, timed_out,
+                                            done))
         self.loop.call_later(run_ms / 1000.0, finish)
 
-    def _finish(self, spec, env, host, eid, sid, cwd, senv, started, ended,
-                timed_out, done):
+    def _finish(self, spec, env, host, eid, sid, cwd, senv, session, started,
+                ended, timed_out, done):
         code = 143 if timed_out else spec["exit_code"]
         rec = {"v": 1, "execution_id": eid, "session_id": sid,
                "status": "timed_out" if timed_out else
@@ -272,7 +273,20 @@ class SimRunner:
                "stdout_truncated": False, "stderr_truncated": False,
                "encoding": "utf-8", "cwd": cwd,
                "started_at": rfc3339_ms(started), "finished_at": rfc3339_ms(ended),
-               "duration_ms": int(round((ended - started) * 1000)), "env": senv}
+               "duration_ms": int(round((ended - started) * 1000))}
+        ws = env.get("RUNPOOL_WORKSPACE", "")
+        if ws and ws != "off" and not ws.startswith("mount:"):
+            # What runpool-executor reports for a snapshot workspace the
+            # command left as it found it: no file system here, so the
+            # session's workspace (if any) counts as unchanged.
+            cur = session.get("workspace") or {}
+            rec["workspace"] = {"saved": True, "unchanged": True, "root": ws,
+                                "bytes": cur.get("bytes", 0),
+                                "files": cur.get("files", 0),
+                                "bytes_uploaded": 0, "chunks_uploaded": 0,
+                                "bytes_downloaded": 0, "restore_ms": 0,
+                                "save_ms": 0, "skipped": 0}
+        rec["env"] = senv
         data = json.dumps(rec, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             self._store(host, env["RUNPOOL_STATE_URL"]).create(
