@@ -7,8 +7,6 @@
  */
 #include "rp_ws.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +23,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "rp_archive.h" /* libarchive, dlopen'ed on first use */
 #include "rp_cdc.h"
 #include "rp_ids.h"
 #include "rp_layout.h"
@@ -1379,17 +1378,20 @@ static rp_err_t rp_ws_rstream_open(rp_ws_rstream_t *r, struct archive **out,
                                    char *errstr, size_t errstr_size)
 {
     struct archive *a;
+    rp_err_t err;
 
     *out = NULL;
+    if ((err = rp_archive_load(errstr, errstr_size)))
+        return err;
     if (!(a = archive_read_new()))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     archive_read_support_format_tar(a);
     if (archive_read_open2(a, r, NULL, rp_ws_rstream_read, NULL, NULL) !=
         ARCHIVE_OK) {
-        rp_err_t err = r->err ? r->err
-                              : rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                                        "workspace stream: %s",
-                                        archive_error_string(a));
+        err = r->err ? r->err
+                     : rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                               "workspace stream: %s",
+                               archive_error_string(a));
         archive_read_free(a);
         return err;
     }
@@ -1702,7 +1704,8 @@ static void rp_ws_wstream_free(rp_ws_wstream_t *w)
     free(w->up);
     if (w->a)
         archive_write_free(w->a);
-    archive_entry_free(w->ent);
+    if (w->ent) /* NULL also when libarchive did not load */
+        archive_entry_free(w->ent);
     rp_cdc_destroy(w->cdc);
     ZSTD_freeCCtx(w->cz);
     free(w->zbuf);
@@ -1716,6 +1719,8 @@ static rp_err_t rp_ws_wstream_open(rp_ws_wstream_t *w, rp_state_t *st,
                                    const char *cache_dir, rp_ws_stats_t *stats,
                                    char *errstr, size_t errstr_size)
 {
+    rp_err_t err;
+
     memset(w, 0, sizeof(*w));
     w->st = st;
     w->session_id = session_id;
@@ -1724,6 +1729,8 @@ static rp_err_t rp_ws_wstream_open(rp_ws_wstream_t *w, rp_state_t *st,
     w->stats = stats;
     w->errstr = errstr;
     w->errstr_size = errstr_size;
+    if ((err = rp_archive_load(errstr, errstr_size)))
+        return err;
     if (!(w->cdc = rp_cdc_new(rp_ws_wstream_emit, w)) ||
         !(w->cz = ZSTD_createCCtx()) ||
         !(w->zbuf = malloc(ZSTD_compressBound(RP_CDC_MAX))) ||
