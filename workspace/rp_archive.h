@@ -26,13 +26,15 @@
 
 #define RP_ARCHIVE_LIB "libarchive.so.13"
 
-/* The libarchive functions rp_ws uses. Written once by rp_archive_load
+/* The libarchive functions rp_ws uses (and the two *_open_memory its
+ * tests use). Written once by rp_archive_load
  * (under pthread_once), read-only after: any thread may read it once
  * rp_archive_load has returned RP_OK. */
 typedef struct rp_archive_fns {
     /* reading a tar stream */
     struct archive *(*read_new)(void);
     int (*read_support_format_tar)(struct archive *a);
+    int (*read_open_memory)(struct archive *a, const void *buf, size_t n);
     int (*read_open2)(struct archive *a, void *client_data,
                       archive_open_callback *open, archive_read_callback *read,
                       archive_skip_callback *skip,
@@ -53,6 +55,8 @@ typedef struct rp_archive_fns {
                        archive_write_callback *write,
                        archive_close_callback *close,
                        archive_free_callback *free);
+    int (*write_open_memory)(struct archive *a, void *buf, size_t n,
+                             size_t *used);
     int (*write_header)(struct archive *a, struct archive_entry *e);
     la_ssize_t (*write_data)(struct archive *a, const void *buf, size_t n);
     int (*write_close)(struct archive *a);
@@ -100,6 +104,7 @@ rp_err_t rp_archive_load_from(const char *soname, rp_archive_fns_t *out,
 #define archive_read_new (*rp_archive_fn.read_new)
 #define archive_read_support_format_tar (*rp_archive_fn.read_support_format_tar)
 #define archive_read_open2 (*rp_archive_fn.read_open2)
+#define archive_read_open_memory (*rp_archive_fn.read_open_memory)
 #define archive_read_next_header (*rp_archive_fn.read_next_header)
 #define archive_read_data_block (*rp_archive_fn.read_data_block)
 #define archive_read_free (*rp_archive_fn.read_free)
@@ -112,6 +117,7 @@ rp_err_t rp_archive_load_from(const char *soname, rp_archive_fns_t *out,
 #define archive_write_set_bytes_in_last_block \
     (*rp_archive_fn.write_set_bytes_in_last_block)
 #define archive_write_open2 (*rp_archive_fn.write_open2)
+#define archive_write_open_memory (*rp_archive_fn.write_open_memory)
 #define archive_write_header (*rp_archive_fn.write_header)
 #define archive_write_data (*rp_archive_fn.write_data)
 #define archive_write_close (*rp_archive_fn.write_close)
