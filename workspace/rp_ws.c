@@ -14,7 +14,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "rp_cdc.h"
 #include "rp_ids.h"
 #include "rp_layout.h"
+#include "rp_sha256.h"
 #include "rp_text.h"
 #include "rp_time.h"
 
@@ -78,12 +78,7 @@ static int rp_ws_unhex(const char *s, uint8_t h[32])
 static rp_err_t rp_ws_sha256(const void *p, size_t n, uint8_t out[32],
                              char *errstr, size_t errstr_size)
 {
-    unsigned int len = 0;
-
-    if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) || len != 32)
-        return rp_errf(errstr, errstr_size, RP_ERR_INTERNAL,
-                       "sha256 failed");
-    return RP_OK;
+    return rp_sha256(p, n, out, errstr, errstr_size); /* libcrypto, lazily */
 }
 
 static void rp_ws_stats_start(rp_ws_stats_t *s, int64_t *t0)
