@@ -21,7 +21,7 @@ static char rp_sha256_load_msg[512];
 
 /* Resolve both or neither; never dlclose'd. The sizeof() assignments are
  * not evaluated (no link reference) but check the slots' types. */
-static void rp_sha256_load(void)
+static void rp_sha256_load_once(void)
 {
     void *lib = dlopen(RP_SHA256_LIB, RTLD_NOW | RTLD_LOCAL);
     void *d, *s;
@@ -48,15 +48,23 @@ static void rp_sha256_load(void)
     rp_sha256_load_err = RP_OK;
 }
 
+rp_err_t rp_sha256_load(char *errstr, size_t errstr_size)
+{
+    pthread_once(&rp_sha256_once, rp_sha256_load_once);
+    if (rp_sha256_load_err != RP_OK)
+        return rp_errf(errstr, errstr_size, rp_sha256_load_err, "%s",
+                       rp_sha256_load_msg);
+    return RP_OK;
+}
+
 rp_err_t rp_sha256(const void *p, size_t n, uint8_t out[32], char *errstr,
                    size_t errstr_size)
 {
     unsigned int len = 0;
+    rp_err_t err;
 
-    pthread_once(&rp_sha256_once, rp_sha256_load);
-    if (rp_sha256_load_err != RP_OK)
-        return rp_errf(errstr, errstr_size, rp_sha256_load_err, "%s",
-                       rp_sha256_load_msg);
+    if ((err = rp_sha256_load(errstr, errstr_size)) != RP_OK)
+        return err;
     if (!rp_sha256_fn.digest(p, n, out, &len, rp_sha256_fn.sha256(), NULL) ||
         len != 32)
         return rp_errf(errstr, errstr_size, RP_ERR_INTERNAL, "sha256 failed");

@@ -17,6 +17,10 @@
 
 #define RP_SHA256_LIB "libcrypto.so.3"
 
+/* Load libcrypto now (once; later calls report the first outcome), so a
+ * caller can tell a missing library from a failed hash. Any thread. */
+rp_err_t rp_sha256_load(char *errstr, size_t errstr_size);
+
 /* out = sha256(p[0..n)). Loads libcrypto once (pthread_once); when it or
  * a function is missing: RP_ERR_INTERNAL (not retriable) naming it. Any
  * thread; p borrowed. */

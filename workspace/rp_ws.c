@@ -1111,7 +1111,8 @@ static rp_err_t rp_ws_fetch_init(rp_ws_fetch_t *f, rp_state_t *st,
     f->raw = malloc(RP_CDC_MAX);
     if (!f->dz || !f->raw)
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
-    return RP_OK;
+    /* Here, not in the check: a missing libcrypto is not a corrupt chunk. */
+    return rp_sha256_load(errstr, errstr_size);
 }
 
 static void rp_ws_fetch_free(rp_ws_fetch_t *f)
