@@ -7,8 +7,6 @@
  */
 #include "rp_ws.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +14,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +22,11 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "rp_archive.h" /* libarchive, dlopen'ed on first use */
 #include "rp_cdc.h"
 #include "rp_ids.h"
 #include "rp_layout.h"
+#include "rp_sha256.h"
 #include "rp_text.h"
 #include "rp_time.h"
 
@@ -79,12 +78,7 @@ static int rp_ws_unhex(const char *s, uint8_t h[32])
 static rp_err_t rp_ws_sha256(const void *p, size_t n, uint8_t out[32],
                              char *errstr, size_t errstr_size)
 {
-    unsigned int len = 0;
-
-    if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) || len != 32)
-        return rp_errf(errstr, errstr_size, RP_ERR_INTERNAL,
-                       "sha256 failed");
-    return RP_OK;
+    return rp_sha256(p, n, out, errstr, errstr_size); /* libcrypto, lazily */
 }
 
 static void rp_ws_stats_start(rp_ws_stats_t *s, int64_t *t0)
@@ -1117,7 +1111,8 @@ static rp_err_t rp_ws_fetch_init(rp_ws_fetch_t *f, rp_state_t *st,
     f->raw = malloc(RP_CDC_MAX);
     if (!f->dz || !f->raw)
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
-    return RP_OK;
+    /* Here, not in the check: a missing libcrypto is not a corrupt chunk. */
+    return rp_sha256_load(errstr, errstr_size);
 }
 
 static void rp_ws_fetch_free(rp_ws_fetch_t *f)
@@ -1379,17 +1374,20 @@ static rp_err_t rp_ws_rstream_open(rp_ws_rstream_t *r, struct archive **out,
                                    char *errstr, size_t errstr_size)
 {
     struct archive *a;
+    rp_err_t err;
 
     *out = NULL;
+    if ((err = rp_archive_load(errstr, errstr_size)))
+        return err;
     if (!(a = archive_read_new()))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     archive_read_support_format_tar(a);
     if (archive_read_open2(a, r, NULL, rp_ws_rstream_read, NULL, NULL) !=
         ARCHIVE_OK) {
-        rp_err_t err = r->err ? r->err
-                              : rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                                        "workspace stream: %s",
-                                        archive_error_string(a));
+        err = r->err ? r->err
+                     : rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                               "workspace stream: %s",
+                               archive_error_string(a));
         archive_read_free(a);
         return err;
     }
@@ -1702,7 +1700,8 @@ static void rp_ws_wstream_free(rp_ws_wstream_t *w)
     free(w->up);
     if (w->a)
         archive_write_free(w->a);
-    archive_entry_free(w->ent);
+    if (w->ent) /* NULL also when libarchive did not load */
+        archive_entry_free(w->ent);
     rp_cdc_destroy(w->cdc);
     ZSTD_freeCCtx(w->cz);
     free(w->zbuf);
@@ -1716,6 +1715,8 @@ static rp_err_t rp_ws_wstream_open(rp_ws_wstream_t *w, rp_state_t *st,
                                    const char *cache_dir, rp_ws_stats_t *stats,
                                    char *errstr, size_t errstr_size)
 {
+    rp_err_t err;
+
     memset(w, 0, sizeof(*w));
     w->st = st;
     w->session_id = session_id;
@@ -1724,6 +1725,8 @@ static rp_err_t rp_ws_wstream_open(rp_ws_wstream_t *w, rp_state_t *st,
     w->stats = stats;
     w->errstr = errstr;
     w->errstr_size = errstr_size;
+    if ((err = rp_archive_load(errstr, errstr_size)))
+        return err;
     if (!(w->cdc = rp_cdc_new(rp_ws_wstream_emit, w)) ||
         !(w->cz = ZSTD_createCCtx()) ||
         !(w->zbuf = malloc(ZSTD_compressBound(RP_CDC_MAX))) ||
