@@ -7,6 +7,8 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -451,6 +453,12 @@ char *rp_result_to_json(const rp_result_t *res, bool include_env)
                 cJSON_Delete(o);
         }
     }
+    if (ok && include_env && res->has_state_version) {
+        char v[24];
+
+        snprintf(v, sizeof(v), "%" PRIu64, res->state_version);
+        ok = rp_json_add_text(root, "state_version", v);
+    }
     if (ok && include_env)
         ok = rp_json_add_env(root, "env", &res->env);
     out = rp_json_finish(root, ok);
@@ -485,6 +493,7 @@ enum {
     RS_WORKSPACE_ERROR,
     RS_OP,
     RS_OP_RESULT,
+    RS_STATE_VERSION,
     RS__COUNT
 };
 
@@ -495,7 +504,7 @@ static const char *const rp_result_fields[RS__COUNT] = {
     "started_at",  "finished_at",      "duration_ms",      "timings",
     "error",       "worker",           "env",              "reused",
     "workspace",   "workspace_saved",  "workspace_error",  "op",
-    "op_result",
+    "op_result",   "state_version",
 };
 
 /* The members every result carries (rp_result_to_json always writes them). */
@@ -749,6 +758,20 @@ rp_err_t rp_result_parse(const char *json, size_t len, rp_result_t *out,
                                                 &out->reused, errstr,
                                                 errstr_size)))
         goto out;
+    if (f[RS_STATE_VERSION]) {
+        const char *v = cJSON_GetStringValue(f[RS_STATE_VERSION]);
+        char *end = NULL;
+
+        errno = 0;
+        out->state_version = v ? strtoull(v, &end, 10) : 0;
+        if (!v || !v[0] || strlen(v) > 20 || *end || errno || v[0] == '-' ||
+            v[0] == '+' || v[0] == ' ') {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                          "state_version: expected a string of decimal digits");
+            goto out;
+        }
+        out->has_state_version = true;
+    }
     if (f[RS_ENV]) {
         if ((err = rp_json_get_env(f[RS_ENV], "env", &out->env, errstr,
                                   errstr_size)))

@@ -92,6 +92,12 @@ typedef struct rp_result {
                             execution_id, not a new run ("reused": true;
                             absent = false) */
     bool has_env;        /* executor record only */
+    /* Executor record only: the version of the session state the executor
+     * read (0 = none: a new session), so the worker saves on the state the
+     * command really started from ("state_version", decimal digits: a
+     * Cloud Storage generation does not fit a JSON double). */
+    bool has_state_version;
+    uint64_t state_version;
     rp_env_t env;        /* session env after the command (executor record) */
     rp_result_ws_t ws;   /* workspace report; ws.present = false: none */
     /* A file op's result (rp_fileop.h): its name ("read_file"; NULL for a

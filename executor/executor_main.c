@@ -67,6 +67,8 @@ typedef struct rp_main {
     rp_jobspec_t spec;
     rp_state_t *st;
     rp_session_t session;     /* zeroed for a new session */
+    uint64_t state_version;   /* of the state read; 0 = none (the record's
+                               * state_version) */
     const char *default_cwd;  /* borrowed: spec, $HOME or "/" */
     rp_env_t base;            /* variables we supplied under the session's */
     rp_env_t cmd_env;         /* base + session + COMMAND_ENV */
@@ -156,8 +158,9 @@ static rp_err_t rp_main_load_session(rp_main_t *m, char *errstr,
 
     rp_buf_init(&doc, RP_STATE_DOC_MAX);
     rp_layout_session_key(m->spec.session_id, key, sizeof(key));
-    err = rp_state_get(m->st, key, &doc, NULL, msg, sizeof(msg));
+    err = rp_state_get(m->st, key, &doc, &m->state_version, msg, sizeof(msg));
     if (err == RP_ERR_NOT_FOUND) {
+        m->state_version = 0;
         err = RP_OK;
         goto out;
     }
@@ -392,6 +395,8 @@ static rp_err_t rp_main_fill_result(rp_main_t *m, rp_exec_outcome_t *oc,
     res->finished_at_ms = oc->finished_at_ms;
     res->duration_ms = oc->duration_ms;
     res->has_env = true;
+    res->has_state_version = true;
+    res->state_version = m->state_version;
     return rp_main_session_env(m, &oc->env_after, &res->env);
 }
 

@@ -255,6 +255,52 @@ static bool rp_cycle_saved_by_other(rp_worker_t *w, const rp_job_t *job,
     return same;
 }
 
+/* A job that skipped LOADING (the session cache) saves on the version the
+ * executor read (its record's state_version), not on the cached one: if
+ * they differ, someone else wrote or deleted the state between our last
+ * save and the command (runpool-sessions close, say). Re-read it: still
+ * the version the command started from -> it is the base. Otherwise it
+ * changed while the command ran, and the compare-and-swap reports that.
+ * false (with the job's error set) when the state cannot be read. */
+static bool rp_cycle_rebase(rp_worker_t *w, rp_job_t *job, const char *key)
+{
+    rp_session_t now;
+    rp_buf_t buf;
+    uint64_t version = 0;
+    char es[256];
+    rp_err_t err;
+    bool ok = true;
+
+    memset(&now, 0, sizeof(now));
+    rp_buf_init(&buf, RP_STATE_DOC_MAX);
+    err = rp_state_get(w->state, key, &buf, &version, es, sizeof(es));
+    if (err == RP_ERR_NOT_FOUND) {
+        version = 0;
+    } else if (err) {
+        rp_job_set_error(job, RP_CODE_STATE_LOAD_FAILED, "loading %s: %s", key,
+                         es);
+        ok = false;
+        goto out;
+    } else if (rp_session_parse(buf.data, buf.len, &now, es, sizeof(es))) {
+        rp_job_set_error(job, RP_CODE_STATE_CORRUPT,
+                         "session state %s is unreadable: %s", key, es);
+        ok = false;
+        goto out;
+    }
+    job->scache_drop = true;
+    if (version != job->result.state_version)
+        goto out; /* changed while the command ran: the CAS says so */
+    rp_session_clear(&job->session);
+    job->session = now;
+    memset(&now, 0, sizeof(now));
+    job->session_found = version != 0;
+    job->session_version = version;
+out:
+    rp_session_clear(&now);
+    rp_buf_free(&buf);
+    return ok;
+}
+
 void rp_cycle_finish(void *arg)
 {
     rp_job_t *job = arg;
@@ -335,6 +381,12 @@ void rp_cycle_finish(void *arg)
         job->reused = true;
     }
     if (!rp_cycle_should_apply(job))
+        goto out;
+    rp_layout_session_key(job->req.session_id, key, sizeof(key));
+    if (job->cached && job->result.has_state_version &&
+        job->result.state_version !=
+            (job->session_found ? job->session_version : 0) &&
+        !rp_cycle_rebase(w, job, key))
         goto out;
 
     now = rp_time_wall_ms();

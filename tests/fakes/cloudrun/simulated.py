@@ -92,6 +92,7 @@ class _Gcs:
         u = urllib.parse.urlsplit(base if "://" in base else "http://" + base)
         self.host, self.port = u.hostname, u.port or 80
         self.conn = None
+        self.generation = ""   # X-Goog-Generation of the last reply
 
     def request(self, method, path, body=None):
         for attempt in (0, 1):   # one retry on a connection the server closed
@@ -102,6 +103,7 @@ class _Gcs:
                 self.conn.request(method, path, body=body, headers=headers)
                 r = self.conn.getresponse()
                 data = r.read(DOC_MAX + 1)
+                self.generation = r.getheader("X-Goog-Generation", "")
                 if r.getheader("Connection", "").lower() == "close":
                     self.conn.close()
                     self.conn = None
@@ -129,13 +131,20 @@ class _Store:
 
     def get(self, key):
         """bytes, or None when absent."""
+        return self.get_versioned(key)[0]
+
+    def get_versioned(self, key):
+        """(bytes, generation as a decimal string); (None, "0") when absent."""
         st, data = self.gcs.request(
             "GET", f"/storage/v1/b/{self.bucket}/o/{self._name(key)}?alt=media")
         if st == 404:
-            return None
+            return None, "0"
         if st != 200 or len(data) > DOC_MAX:
             raise StorageError(f"GET {key}: HTTP {st}")
-        return data
+        gen = self.gcs.generation
+        if not gen.isdigit():
+            raise StorageError(f"GET {key}: no X-Goog-Generation in the reply")
+        return data, gen
 
     def create(self, key, data):
         """True when created, False when the object exists (412)."""
@@ -220,7 +229,7 @@ class SimRunner:
             if ref and ref != "-" and st.get(ref) is None:
                 done(EXIT_CONTRACT, f"simulated executor: request document {ref} is missing")
                 return
-            raw = st.get(f"sessions/{sid}/state.json")
+            raw, state_version = st.get_versioned(f"sessions/{sid}/state.json")
             session = json.loads(raw) if raw is not None else {}
             claim = {"v": 1, "execution_id": eid,
                      "run": f"cloudrun:{env.get('CLOUD_RUN_EXECUTION', '')}",
@@ -258,12 +267,12 @@ class SimRunner:
                 return
             ended = time.time()   # the "command" exits now; the write follows
             self.q.put(lambda: self._finish(spec, env, host, eid, sid, cwd, senv,
-                                            session, started, ended, timed_out,
-                                            done))
+                                            session, state_version, started,
+                                            ended, timed_out, done))
         self.loop.call_later(run_ms / 1000.0, finish)
 
-    def _finish(self, spec, env, host, eid, sid, cwd, senv, session, started,
-                ended, timed_out, done):
+    def _finish(self, spec, env, host, eid, sid, cwd, senv, session,
+                state_version, started, ended, timed_out, done):
         code = 143 if timed_out else spec["exit_code"]
         rec = {"v": 1, "execution_id": eid, "session_id": sid,
                "status": "timed_out" if timed_out else
@@ -286,6 +295,7 @@ class SimRunner:
                                 "bytes_uploaded": 0, "chunks_uploaded": 0,
                                 "bytes_downloaded": 0, "restore_ms": 0,
                                 "save_ms": 0, "skipped": 0}
+        rec["state_version"] = state_version
         rec["env"] = senv
         data = json.dumps(rec, separators=(",", ":"), ensure_ascii=False).encode()
         try:
