@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +60,11 @@ static int teardown(void **state)
 
 static void put_file(const char *dir, const char *name, const char *text)
 {
-    char path[600];
+    char path[PATH_MAX];
     FILE *fp;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_true(snprintf(path, sizeof(path), "%s/%s", dir, name) <
+                (int)sizeof(path));
     assert_non_null(fp = fopen(path, "w"));
     fputs(text, fp);
     fclose(fp);
