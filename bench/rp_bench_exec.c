@@ -105,7 +105,7 @@ static int bx_run_one(const char *exe, const char *state_dir,
     struct rusage ru;
     rp_result_t res;
     rp_buf_t rec;
-    int fd, status = 0, rc = 1;
+    int fd = -1, status = 0, rc = 1;
     int64_t t0;
     pid_t pid;
 

@@ -435,7 +435,7 @@ void rp_cycle_finish(void *arg)
     else if (err)
         rp_job_set_error(job, RP_CODE_STATE_SAVE_FAILED, "saving %s: %s", key, es);
     if (err)
-        rp_jobws_not_applied(w, job, job->err_msg);
+        rp_jobws_not_applied(job, job->err_msg);
     else if (superseded)
         rp_jobws_gc(w, job, superseded, s->workspace.manifest);
 out:

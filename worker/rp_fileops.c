@@ -836,7 +836,9 @@ static void fop_gc(fop_t *f, const rp_ws_manifest_t *cur)
 {
     char es[512];
 
-    if (f->m && cur && rp_ws_gc(f->st, f->m, cur, es, sizeof(es)) != RP_OK)
+    if (f->m && cur &&
+        rp_ws_gc_until(f->st, f->m, cur, rp_jobws_revoked, f->job, es,
+                       sizeof(es)) != RP_OK)
         rp_log(RP_LOG_WARN, "workspace_gc_failed", rp_job_eid(f->job),
                rp_job_sid(f->job), "%s", es);
 }

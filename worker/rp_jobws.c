@@ -53,22 +53,17 @@ rp_err_t rp_jobws_apply(rp_job_t *job, rp_session_t *s, int64_t now_ms,
     return RP_OK;
 }
 
-void rp_jobws_not_applied(rp_worker_t *w, rp_job_t *job, const char *why)
+void rp_jobws_not_applied(rp_job_t *job, const char *why)
 {
     rp_result_ws_t *r = &job->result.ws;
-    char *code, *msg, es[256];
-    rp_err_t err;
+    char *code, *msg;
 
     if (!r->present || !r->saved)
         return;
-    /* A new snapshot nobody will ever make current: its manifest goes
-     * (docs/workspace.md, garbage collection rule 3); its chunks stay
-     * until the session is closed. */
-    if (!r->unchanged && r->manifest &&
-        (err = rp_state_delete(w->state, r->manifest, RP_STATE_ANY, es,
-                               sizeof(es))) && err != RP_ERR_NOT_FOUND)
-        rp_log(RP_LOG_WARN, "workspace_gc_failed", rp_job_eid(job),
-               rp_job_sid(job), "deleting the unused %s: %s", r->manifest, es);
+    /* The new manifest is kept, not deleted (docs/workspace.md, garbage
+     * collection rule 3): a save whose reply was lost may have made it
+     * current after all, and a redelivery that reuses this record applies
+     * it. It and its chunks go when the session is closed. */
     if (asprintf(&msg, "the workspace was saved but not made the session's: "
                        "%s", why) < 0)
         msg = NULL;
@@ -85,6 +80,11 @@ void rp_jobws_not_applied(rp_worker_t *w, rp_job_t *job, const char *why)
     free(r->message);
     r->code = code;
     r->message = msg;
+}
+
+bool rp_jobws_revoked(void *job)
+{
+    return atomic_load(&((rp_job_t *)job)->io_revoked);
 }
 
 void rp_jobws_gc(rp_worker_t *w, rp_job_t *job, const char *old_key,
@@ -109,7 +109,8 @@ void rp_jobws_gc(rp_worker_t *w, rp_job_t *job, const char *old_key,
                rp_job_sid(job), "loading %s: %s", cur_key, es);
         goto out;
     }
-    if ((err = rp_ws_gc(w->state, old, cur, es, sizeof(es))))
+    if ((err = rp_ws_gc_until(w->state, old, cur, rp_jobws_revoked, job, es,
+                              sizeof(es))))
         rp_log(RP_LOG_WARN, "workspace_gc_failed", rp_job_eid(job),
                rp_job_sid(job), "deleting %s: %s", old_key, es);
     else

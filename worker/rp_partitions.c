@@ -312,6 +312,7 @@ static void rp_partitions_revoke(rp_worker_t *w,
         if (!rp_partitions_match(job, parts) || job->revoked)
             continue;
         job->revoked = true;
+        atomic_store(&job->io_revoked, true);
         /* At least once: a job already publishing finishes its publish;
          * the new owner reuses the record and skips it only if our commit
          * named it. Exactly once: the commit above took every queued

@@ -333,6 +333,7 @@ static void rp_worker_abandon_all(rp_worker_t *w)
         if (job->stage == RP_JOB_PUBLISHING)
             continue; /* let the flush finish it */
         job->revoked = true;
+        atomic_store(&job->io_revoked, true);
         if (job->stage == RP_JOB_RUNNING && job->run)
             rp_backend_detach(w->backend, job->run);
     }

@@ -29,6 +29,7 @@
 #define RP_WORKER_INT_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -147,6 +148,9 @@ struct rp_job {
     rp_request_t req;
     rp_job_stage_t stage;
     bool revoked; /* abandoned: partition lost or worker stopping */
+    /* revoked, as I/O steps may read it (set with it, main thread): a
+     * workspace gc stops at it (rp_jobws_gc, rp_fileops). */
+    atomic_bool io_revoked;
     bool in_txn;    /* exactly-once: a message of it is queued in the
                        open transaction (on w->txn_jobs) */
     bool txn_whole; /* ...and all of them: its offset is staged; it ends
@@ -386,14 +390,20 @@ void rp_cycle_finish(void *job);
 rp_err_t rp_jobws_apply(rp_job_t *job, rp_session_t *s, int64_t now_ms,
                         char **superseded);
 /* The session state was not saved: the published result must not say
- * the workspace was (it says workspace_error, why), and a new snapshot's
- * manifest is deleted (it can never become current). */
-void rp_jobws_not_applied(rp_worker_t *w, rp_job_t *job, const char *why);
+ * the workspace was (it says workspace_error, why). The new snapshot is
+ * left in place: a save whose reply was lost may have made it current,
+ * and a redelivery reusing the record applies it. */
+void rp_jobws_not_applied(rp_job_t *job, const char *why);
 /* Delete old_key's snapshot except the chunks cur_key (NULL = empty) uses.
  * Best effort: a failure is logged; the objects stay until the session
- * is closed. */
+ * is closed. It stops as soon as the job is revoked (rp_jobws_revoked):
+ * the partition's next owner may already count one of those chunks as
+ * stored. I/O thread. */
 void rp_jobws_gc(rp_worker_t *w, rp_job_t *job, const char *old_key,
                  const char *cur_key);
+/* rp_ws_stop_fn for a job (rp_job_t *, borrowed): its io_revoked. Any
+ * thread. */
+bool rp_jobws_revoked(void *job);
 
 /* ---- rp_publish.c ---- */
 

@@ -19,15 +19,21 @@ static pthread_once_t rp_sha256_once = PTHREAD_ONCE_INIT;
 static rp_err_t rp_sha256_load_err = RP_ERR_INTERNAL;
 static char rp_sha256_load_msg[512];
 
-/* Resolve both or neither; never dlclose'd. The sizeof() assignments are
- * not evaluated (no link reference) but check the slots' types. */
+/* The slots' types are the prototypes' (__typeof__ is not evaluated: no
+ * link reference to libcrypto). */
+_Static_assert(__builtin_types_compatible_p(__typeof__(&EVP_Digest),
+                                            __typeof__(rp_sha256_fn.digest)),
+               "EVP_Digest slot");
+_Static_assert(__builtin_types_compatible_p(__typeof__(&EVP_sha256),
+                                            __typeof__(rp_sha256_fn.sha256)),
+               "EVP_sha256 slot");
+
+/* Resolve both or neither; never dlclose'd. */
 static void rp_sha256_load_once(void)
 {
     void *lib = dlopen(RP_SHA256_LIB, RTLD_NOW | RTLD_LOCAL);
     void *d, *s;
 
-    (void)sizeof(rp_sha256_fn.digest = EVP_Digest);
-    (void)sizeof(rp_sha256_fn.sha256 = EVP_sha256);
     if (!lib) {
         const char *why = dlerror();
 

@@ -2785,6 +2785,13 @@ rp_err_t rp_ws_gc(rp_state_t *st, const rp_ws_manifest_t *old,
                   const rp_ws_manifest_t *cur, char *errstr,
                   size_t errstr_size)
 {
+    return rp_ws_gc_until(st, old, cur, NULL, NULL, errstr, errstr_size);
+}
+
+rp_err_t rp_ws_gc_until(rp_state_t *st, const rp_ws_manifest_t *old,
+                        const rp_ws_manifest_t *cur, rp_ws_stop_fn *stop,
+                        void *arg, char *errstr, size_t errstr_size)
+{
     rp_ws_hset_t keep = {0}, done = {0};
     char hex[65], key[RP_STATE_KEY_MAX + 1];
     rp_err_t err = RP_OK;
@@ -2806,6 +2813,11 @@ rp_err_t rp_ws_gc(rp_state_t *st, const rp_ws_manifest_t *old,
 
         if (rp_ws_hset_has(&keep, h) || rp_ws_hset_has(&done, h))
             continue;
+        if (stop && stop(arg)) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_CANCELLED,
+                          "stopped: the rest of %s is left in place", old->key);
+            goto out;
+        }
         rp_ws_hex(h, hex);
         rp_layout_ws_chunk_key(old->session_id, hex, key, sizeof(key));
         err = rp_state_delete(st, key, RP_STATE_ANY, errstr, errstr_size);
@@ -2818,6 +2830,11 @@ rp_err_t rp_ws_gc(rp_state_t *st, const rp_ws_manifest_t *old,
         }
     }
     /* The manifest last: an interrupted gc can be run again. */
+    if (stop && stop(arg)) {
+        err = rp_errf(errstr, errstr_size, RP_ERR_CANCELLED,
+                      "stopped: %s is left in place", old->key);
+        goto out;
+    }
     err = rp_state_delete(st, old->key, RP_STATE_ANY, errstr, errstr_size);
     if (err == RP_ERR_NOT_FOUND)
         err = RP_OK;

@@ -30,6 +30,7 @@
 #ifndef RP_WS_H
 #define RP_WS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -222,6 +223,19 @@ rp_err_t rp_ws_edit(rp_state_t *st, const rp_ws_manifest_t *m,
 rp_err_t rp_ws_gc(rp_state_t *st, const rp_ws_manifest_t *old,
                   const rp_ws_manifest_t *cur, char *errstr,
                   size_t errstr_size);
+
+/* Asked before every delete of rp_ws_gc_until (arg borrowed): true = stop
+ * now. Called on the gc's thread. */
+typedef bool rp_ws_stop_fn(void *arg);
+
+/* rp_ws_gc that asks stop (may be NULL) before each delete and, when it
+ * says so, returns RP_ERR_CANCELLED with the rest left in place (garbage,
+ * never a broken session). The worker stops when the job's partition was
+ * revoked: the next owner may already be saving a snapshot that counts a
+ * chunk of old as stored. */
+rp_err_t rp_ws_gc_until(rp_state_t *st, const rp_ws_manifest_t *old,
+                        const rp_ws_manifest_t *cur, rp_ws_stop_fn *stop,
+                        void *arg, char *errstr, size_t errstr_size);
 
 /* Path rules for ops: path must be relative to the workspace root, valid
  * UTF-8, at most RP_WS_PATH_MAX bytes with segments of at most

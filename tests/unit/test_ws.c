@@ -1316,6 +1316,53 @@ static int count_keys(fx_t *f, const char *prefix)
     return n;
 }
 
+/* rp_ws_gc_until: a stop after n deletes leaves the rest and the
+ * manifest; a later gc finishes the job. */
+static bool stop_after(void *arg)
+{
+    int *left = arg;
+
+    return (*left)-- <= 0;
+}
+
+static void test_gc_until_stop(void **state)
+{
+    fx_t *f = *state;
+    char w[512], es[512];
+    rp_ws_manifest_t *m1 = NULL, *m2 = NULL;
+    rp_buf_t b;
+    uint8_t *data = malloc(1024 * 1024);
+    int before, left = 2;
+
+    assert_non_null(data);
+    sub(f, "w", w, sizeof(w));
+    mkdir(w, 0755);
+    make_10mb(w);
+    OKE(rp_ws_save(&f->st, "s1", "e1", w, NULL, NULL, NULL, &m1, NULL, es,
+                   sizeof(es)));
+    fill(data, 1024 * 1024, 778);
+    wfile(w, "lib/part05.bin", data, 1024 * 1024, 0644);
+    OKE(rp_ws_save(&f->st, "s1", "e2", w, m1, NULL, NULL, &m2, NULL, es,
+                   sizeof(es)));
+    before = count_keys(f, "workspaces/s1/chunks/");
+    assert_int_equal(rp_ws_gc_until(&f->st, m1, m2, stop_after, &left, es,
+                                    sizeof(es)),
+                     RP_ERR_CANCELLED);
+    /* Two chunks went, then it stopped: the rest and m1's manifest stay. */
+    assert_int_equal(count_keys(f, "workspaces/s1/chunks/"), before - 2);
+    rp_buf_init(&b, RP_WS_MANIFEST_MAX);
+    assert_int_equal(rp_state_get(f->inner, rp_ws_manifest_key(m1), &b, NULL,
+                                  es, sizeof(es)),
+                     RP_OK);
+    rp_buf_free(&b);
+    OKE(rp_ws_gc(&f->st, m1, m2, es, sizeof(es)));
+    assert_int_equal(count_keys(f, "workspaces/s1/chunks/"),
+                     (int)rp_ws_manifest_chunks(m2));
+    rp_ws_manifest_destroy(m1);
+    rp_ws_manifest_destroy(m2);
+    free(data);
+}
+
 static void test_gc(void **state)
 {
     fx_t *f = *state;
@@ -1389,6 +1436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_until_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
