@@ -319,6 +319,31 @@ static fop_rc_t fop_list(fop_t *f)
     return FOP_OK;
 }
 
+/* true when pattern has a back-reference (\1 .. \9 outside a bracket
+ * expression). */
+static bool fop_has_backref(const char *pattern)
+{
+    bool bracket = false;
+
+    for (const char *p = pattern; *p; p++) {
+        if (bracket) {
+            if (*p == ']')
+                bracket = false;
+        } else if (*p == '[') {
+            bracket = true;
+            if (p[1] == '^')
+                p++;
+            if (p[1] == ']')
+                p++;
+        } else if (*p == '\\' && p[1]) {
+            if (p[1] >= '1' && p[1] <= '9')
+                return true;
+            p++;
+        }
+    }
+    return false;
+}
+
 /* search: lines of the text files below norm that match. */
 static fop_rc_t fop_search(fop_t *f)
 {
@@ -333,6 +358,13 @@ static fop_rc_t fop_search(fop_t *f)
 
     if ((rc = fop_need_dir(f)) != FOP_OK)
         return rc;
+    if (!f->op->fixed && fop_has_backref(f->op->pattern))
+        /* glibc takes \1..\9 in extended patterns too, and matching them
+         * is exponential: one request could hold an I/O thread that every
+         * session shares. */
+        return FOP_FAIL(f, RP_CODE_INVALID,
+                        "search: back-references (\\1 to \\9) are not "
+                        "allowed in pattern");
     if (!f->op->fixed) {
         int r = regcomp(&re, f->op->pattern,
                         REG_EXTENDED | REG_NOSUB |

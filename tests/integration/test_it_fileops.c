@@ -323,6 +323,13 @@ static void test_fileops(void **state)
     assert_int_equal(jint(r, "files_searched"), 1);
     send_op(te, "s3", "search", "pattern", "(", NULL);
     expect_op(te, "s3", "search", "failed", "invalid");
+    /* Back-references are refused (exponential matching); in a bracket
+     * expression a backslash and a digit are plain characters. */
+    send_op(te, "s4", "search", "pattern", "^(a+)+\\1$", NULL);
+    expect_op(te, "s4", "search", "failed", "invalid");
+    send_op(te, "s5", "search", "pattern", "[\\1]HEL", "ignore_case", "true",
+            NULL);
+    expect_op(te, "s5", "search", "succeeded", NULL);
 
     /* replace_in_file: count must match, else nothing changes. */
     send_op(te, "x1", "replace_in_file", "path", "a.txt", "old", "o", "new",
