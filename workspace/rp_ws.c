@@ -1188,6 +1188,22 @@ static int rp_ws_tar_name_is(const char *p, const char *want)
            (p[n] == '\0' || (p[n] == '/' && p[n + 1] == '\0'));
 }
 
+/* Ends a stream's threads (reader's fetches or writer's uploads): sets
+ * *stop under mu, wakes them, joins the nth started, then destroys mu and
+ * cv. The stream's owner only, once. */
+static void rp_ws_threads_end(pthread_mutex_t *mu, pthread_cond_t *cv,
+                              int *stop, pthread_t *th, int nth)
+{
+    pthread_mutex_lock(mu);
+    *stop = 1;
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(mu);
+    for (int i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    pthread_cond_destroy(cv);
+    pthread_mutex_destroy(mu);
+}
+
 /* libarchive's reader over a manifest's chunks, in order. Chunks are
  * fetched ahead by RP_WS_FETCH_THREADS threads into RP_WS_FETCH_AHEAD slots
  * (each with its own buffers): a restore is one GET per chunk, and over
@@ -1304,16 +1320,8 @@ static rp_err_t rp_ws_rstream_init(rp_ws_rstream_t *r, rp_state_t *st,
 
 static void rp_ws_rstream_free(rp_ws_rstream_t *r)
 {
-    if (r->mu_ok) {
-        pthread_mutex_lock(&r->mu);
-        r->stop = 1;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-        for (int i = 0; i < r->nth; i++)
-            pthread_join(r->th[i], NULL);
-        pthread_cond_destroy(&r->cv);
-        pthread_mutex_destroy(&r->mu);
-    }
+    if (r->mu_ok)
+        rp_ws_threads_end(&r->mu, &r->cv, &r->stop, r->th, r->nth);
     for (int i = 0; r->slots && i < RP_WS_FETCH_AHEAD; i++)
         rp_ws_fetch_free(&r->slots[i].f);
     free(r->slots);
@@ -1685,16 +1693,8 @@ static la_ssize_t rp_ws_wstream_write(struct archive *a, void *opaque,
 
 static void rp_ws_wstream_free(rp_ws_wstream_t *w)
 {
-    if (w->mu_ok) {
-        pthread_mutex_lock(&w->mu);
-        w->stop = 1;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        for (int i = 0; i < w->nth; i++)
-            pthread_join(w->th[i], NULL);
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-    }
+    if (w->mu_ok)
+        rp_ws_threads_end(&w->mu, &w->cv, &w->stop, w->th, w->nth);
     for (int i = 0; w->up && i < RP_WS_PUT_SLOTS; i++)
         free(w->up[i].raw);
     free(w->up);
