@@ -218,6 +218,26 @@ static rp_err_t rp_cloudrun_conf_int(const rp_cloudrun_reader_t *r,
     return RP_OK;
 }
 
+/* One rate family's bucket: rps defaults to _MAX_RPS when set, else dflt;
+ * burst to _BURST when set, else to the family's rps. c: _MAX_RPS and
+ * _BURST read already. */
+static rp_err_t rp_cloudrun_conf_family(const rp_cloudrun_reader_t *r,
+                                        const rp_cloudrun_conf_t *c,
+                                        const char *rps_name,
+                                        const char *burst_name, int dflt,
+                                        int *rps, int *burst, char *errstr,
+                                        size_t errstr_size)
+{
+    rp_err_t err;
+
+    if ((err = rp_cloudrun_conf_int(r, rps_name,
+                                    c->max_rps_set ? c->max_rps : dflt, 1,
+                                    10000, NULL, rps, errstr, errstr_size)))
+        return err;
+    return rp_cloudrun_conf_int(r, burst_name, c->burst ? c->burst : *rps, 1,
+                                10000, NULL, burst, errstr, errstr_size);
+}
+
 rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                                rp_cloudrun_conf_t *c, char *errstr,
                                size_t errstr_size)
@@ -330,30 +350,18 @@ rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                                     errstr_size)))
         return err;
     c->max_rps_set = c->max_rps > 0;
-    if ((err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_RUNS_RPS",
-                                    c->max_rps_set ? c->max_rps : 3, 1, 10000,
-                                    NULL, &c->runs_rps, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_RUNS_BURST",
-                                    c->burst ? c->burst : c->runs_rps, 1,
-                                    10000, NULL, &c->runs_burst, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_READS_RPS",
-                                    c->max_rps_set ? c->max_rps : 10, 1,
-                                    10000, NULL, &c->reads_rps, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_READS_BURST",
-                                    c->burst ? c->burst : c->reads_rps, 1,
-                                    10000, NULL, &c->reads_burst, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_WRITES_RPS",
-                                    c->max_rps_set ? c->max_rps : 3, 1, 10000,
-                                    NULL, &c->writes_rps, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_WRITES_BURST",
-                                    c->burst ? c->burst : c->writes_rps, 1,
-                                    10000, NULL, &c->writes_burst, errstr,
-                                    errstr_size)) ||
+    if ((err = rp_cloudrun_conf_family(&r, c, "RUNPOOL_CLOUD_RUN_RUNS_RPS",
+                                       "RUNPOOL_CLOUD_RUN_RUNS_BURST", 3,
+                                       &c->runs_rps, &c->runs_burst, errstr,
+                                       errstr_size)) ||
+        (err = rp_cloudrun_conf_family(&r, c, "RUNPOOL_CLOUD_RUN_READS_RPS",
+                                       "RUNPOOL_CLOUD_RUN_READS_BURST", 10,
+                                       &c->reads_rps, &c->reads_burst, errstr,
+                                       errstr_size)) ||
+        (err = rp_cloudrun_conf_family(&r, c, "RUNPOOL_CLOUD_RUN_WRITES_RPS",
+                                       "RUNPOOL_CLOUD_RUN_WRITES_BURST", 3,
+                                       &c->writes_rps, &c->writes_burst,
+                                       errstr, errstr_size)) ||
         /* Template mode: gets are for stragglers only, the sweeps keep
          * the rest of the reads; per-execution mode polls by get. */
         (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_GET_RPS",
