@@ -743,25 +743,6 @@ static fop_rc_t fop_delete(fop_t *f)
 /* ------------------------------------------------------------------ */
 /* The commit: record, session state, gc                               */
 
-/* After a lost compare-and-swap: did the winner save this very
- * execution (an earlier owner, as it was being revoked)? */
-static bool fop_saved_by_other(fop_t *f, const char *key)
-{
-    rp_session_t now;
-    rp_buf_t buf;
-    char es[256];
-    bool same = false;
-
-    memset(&now, 0, sizeof(now));
-    rp_buf_init(&buf, RP_STATE_DOC_MAX);
-    if (rp_state_get(f->st, key, &buf, NULL, es, sizeof(es)) == RP_OK &&
-        rp_session_parse(buf.data, buf.len, &now, es, sizeof(es)) == RP_OK)
-        same = !strcmp(now.last_execution_id, f->job->req.execution_id);
-    rp_session_clear(&now);
-    rp_buf_free(&buf);
-    return same;
-}
-
 /* Make the record's snapshot the session's, with compare-and-swap, unless
  * this execution is applied already or the session moved on past it (a
  * reused record older than the state). *applied: the state now names it
@@ -811,7 +792,7 @@ static fop_rc_t fop_apply(fop_t *f, const rp_result_t *rec, bool *applied)
                        job->session_found ? job->session_version : 0, NULL, es,
                        sizeof(es));
     if ((err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS) &&
-        fop_saved_by_other(f, key))
+        rp_cycle_saved_by_other(f->st, key, job->req.execution_id))
         err = RP_OK; /* applied, by a previous owner: not ours to collect */
     else if (err == RP_OK)
         *applied = true;
