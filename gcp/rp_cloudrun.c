@@ -791,6 +791,23 @@ rp_err_t rp_cloudrun_parse_execution(const char *body, size_t len,
     return err;
 }
 
+/* An executions.list reply's nextPageToken into next ("" stays when there
+ * is none); RP_ERR_PROTOCOL when it does not fit or is not plain. */
+static rp_err_t rp_cloudrun_next_token(const cJSON *doc, char *next,
+                                       size_t next_size, char *errstr,
+                                       size_t errstr_size)
+{
+    const char *tok = rp_cloudrun_str(doc, "nextPageToken");
+
+    if (!tok || !tok[0])
+        return RP_OK;
+    if (strlen(tok) >= next_size || !rp_cloudrun_plain(tok))
+        return rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                       "executions.list: unusable nextPageToken");
+    memcpy(next, tok, strlen(tok) + 1);
+    return RP_OK;
+}
+
 rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
                                   const char *execution_id,
                                   int64_t not_before_ms, char *found,
@@ -800,7 +817,6 @@ rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *ex;
-    const char *tok;
     rp_cloudrun_exec_t e;
     bool all_older = true;
     rp_err_t err = RP_OK;
@@ -827,14 +843,9 @@ rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
         }
         memcpy(found, name, strlen(name) + 1);
     }
-    if ((tok = rp_cloudrun_str(doc, "nextPageToken")) && tok[0]) {
-        if (strlen(tok) >= next_size || !rp_cloudrun_plain(tok)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                          "executions.list: unusable nextPageToken");
-            goto out;
-        }
-        memcpy(next, tok, strlen(tok) + 1);
-    }
+    if ((err = rp_cloudrun_next_token(doc, next, next_size, errstr,
+                                      errstr_size)))
+        goto out;
     *older = all_older && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
                               doc, "executions")) > 0;
 out:
@@ -850,7 +861,6 @@ rp_err_t rp_cloudrun_parse_page(const char *body, size_t len,
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *ex;
-    const char *tok;
     rp_cloudrun_exec_t e;
     rp_err_t err = RP_OK;
 
@@ -862,14 +872,9 @@ rp_err_t rp_cloudrun_parse_page(const char *body, size_t len,
                       "executions.list reply is not a JSON object");
         goto out;
     }
-    if ((tok = rp_cloudrun_str(doc, "nextPageToken")) && tok[0]) {
-        if (strlen(tok) >= next_size || !rp_cloudrun_plain(tok)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                          "executions.list: unusable nextPageToken");
-            goto out;
-        }
-        memcpy(next, tok, strlen(tok) + 1);
-    }
+    if ((err = rp_cloudrun_next_token(doc, next, next_size, errstr,
+                                      errstr_size)))
+        goto out;
     cJSON_ArrayForEach(ex, cJSON_GetObjectItemCaseSensitive(doc, "executions"))
     {
         const char *name = rp_cloudrun_str(ex, "name");
