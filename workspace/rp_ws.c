@@ -878,6 +878,17 @@ out:
     return err;
 }
 
+/* Append n decompressed bytes to the manifest's JSON (capped at
+ * RP_WS_MANIFEST_MAX). */
+static rp_err_t rp_ws_manifest_append(rp_buf_t *json, const void *p, size_t n,
+                                      char *errstr, size_t errstr_size)
+{
+    if (rp_buf_append(json, p, n) != RP_OK)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "workspace manifest over %d bytes", RP_WS_MANIFEST_MAX);
+    return RP_OK;
+}
+
 rp_err_t rp_ws_manifest_parse(const void *zst, size_t len,
                               rp_ws_manifest_t **out, char *errstr,
                               size_t errstr_size)
@@ -911,12 +922,9 @@ rp_err_t rp_ws_manifest_parse(const void *zst, size_t len,
                           ZSTD_getErrorName(r));
             goto out;
         }
-        if (rp_buf_append(&json, tmp, o.pos) != RP_OK) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "workspace manifest over %d bytes",
-                          RP_WS_MANIFEST_MAX);
+        if ((err = rp_ws_manifest_append(&json, tmp, o.pos, errstr,
+                                         errstr_size)))
             goto out;
-        }
         if (r != 0 && o.pos < o.size && in.pos == in.size)
             break;
     }
@@ -929,12 +937,9 @@ rp_err_t rp_ws_manifest_parse(const void *zst, size_t len,
                           "workspace manifest: truncated zstd frame");
             goto out;
         }
-        if (rp_buf_append(&json, tmp, o.pos) != RP_OK) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "workspace manifest over %d bytes",
-                          RP_WS_MANIFEST_MAX);
+        if ((err = rp_ws_manifest_append(&json, tmp, o.pos, errstr,
+                                         errstr_size)))
             goto out;
-        }
     }
     if (in.pos != in.size) {
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
@@ -1494,6 +1499,16 @@ static rp_err_t rp_ws_put_chunk(rp_ws_wstream_t *w, ZSTD_CCtx *cz,
     return RP_OK;
 }
 
+/* Count a chunk rp_ws_put_chunk wrote (zn > 0; 0: it was stored already).
+ * With threads, w->mu held. */
+static void rp_ws_count_upload(rp_ws_wstream_t *w, size_t zn)
+{
+    if (zn && w->stats) {
+        w->stats->chunks_uploaded++;
+        w->stats->bytes_uploaded += zn;
+    }
+}
+
 static void *rp_ws_upload_main(void *opaque)
 {
     rp_ws_wstream_t *w = opaque;
@@ -1542,10 +1557,8 @@ static void *rp_ws_upload_main(void *opaque)
             w->up_err = err;
             snprintf(w->up_errstr, sizeof(w->up_errstr), "%s", es);
         }
-        if (!err && zn && w->stats) {
-            w->stats->chunks_uploaded++;
-            w->stats->bytes_uploaded += zn;
-        }
+        if (!err)
+            rp_ws_count_upload(w, zn);
         sl->state = 0;
         pthread_cond_broadcast(&w->cv);
     }
@@ -1601,10 +1614,8 @@ static rp_err_t rp_ws_upload(rp_ws_wstream_t *w, const uint8_t *data,
         size_t zn;
         err = rp_ws_put_chunk(w, w->cz, w->zbuf, data, len, h, &zn, w->errstr,
                               w->errstr_size);
-        if (!err && zn && w->stats) {
-            w->stats->chunks_uploaded++;
-            w->stats->bytes_uploaded += zn;
-        }
+        if (!err)
+            rp_ws_count_upload(w, zn);
     }
     return err;
 }
