@@ -218,6 +218,26 @@ static rp_err_t rp_cloudrun_conf_int(const rp_cloudrun_reader_t *r,
     return RP_OK;
 }
 
+/* One rate family's bucket: rps defaults to _MAX_RPS when set, else dflt;
+ * burst to _BURST when set, else to the family's rps. c: _MAX_RPS and
+ * _BURST read already. */
+static rp_err_t rp_cloudrun_conf_family(const rp_cloudrun_reader_t *r,
+                                        const rp_cloudrun_conf_t *c,
+                                        const char *rps_name,
+                                        const char *burst_name, int dflt,
+                                        int *rps, int *burst, char *errstr,
+                                        size_t errstr_size)
+{
+    rp_err_t err;
+
+    if ((err = rp_cloudrun_conf_int(r, rps_name,
+                                    c->max_rps_set ? c->max_rps : dflt, 1,
+                                    10000, NULL, rps, errstr, errstr_size)))
+        return err;
+    return rp_cloudrun_conf_int(r, burst_name, c->burst ? c->burst : *rps, 1,
+                                10000, NULL, burst, errstr, errstr_size);
+}
+
 rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                                rp_cloudrun_conf_t *c, char *errstr,
                                size_t errstr_size)
@@ -330,30 +350,18 @@ rp_err_t rp_cloudrun_conf_read(rp_cloudrun_lookup_fn *lookup, void *opaque,
                                     errstr_size)))
         return err;
     c->max_rps_set = c->max_rps > 0;
-    if ((err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_RUNS_RPS",
-                                    c->max_rps_set ? c->max_rps : 3, 1, 10000,
-                                    NULL, &c->runs_rps, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_RUNS_BURST",
-                                    c->burst ? c->burst : c->runs_rps, 1,
-                                    10000, NULL, &c->runs_burst, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_READS_RPS",
-                                    c->max_rps_set ? c->max_rps : 10, 1,
-                                    10000, NULL, &c->reads_rps, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_READS_BURST",
-                                    c->burst ? c->burst : c->reads_rps, 1,
-                                    10000, NULL, &c->reads_burst, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_WRITES_RPS",
-                                    c->max_rps_set ? c->max_rps : 3, 1, 10000,
-                                    NULL, &c->writes_rps, errstr,
-                                    errstr_size)) ||
-        (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_WRITES_BURST",
-                                    c->burst ? c->burst : c->writes_rps, 1,
-                                    10000, NULL, &c->writes_burst, errstr,
-                                    errstr_size)) ||
+    if ((err = rp_cloudrun_conf_family(&r, c, "RUNPOOL_CLOUD_RUN_RUNS_RPS",
+                                       "RUNPOOL_CLOUD_RUN_RUNS_BURST", 3,
+                                       &c->runs_rps, &c->runs_burst, errstr,
+                                       errstr_size)) ||
+        (err = rp_cloudrun_conf_family(&r, c, "RUNPOOL_CLOUD_RUN_READS_RPS",
+                                       "RUNPOOL_CLOUD_RUN_READS_BURST", 10,
+                                       &c->reads_rps, &c->reads_burst, errstr,
+                                       errstr_size)) ||
+        (err = rp_cloudrun_conf_family(&r, c, "RUNPOOL_CLOUD_RUN_WRITES_RPS",
+                                       "RUNPOOL_CLOUD_RUN_WRITES_BURST", 3,
+                                       &c->writes_rps, &c->writes_burst,
+                                       errstr, errstr_size)) ||
         /* Template mode: gets are for stragglers only, the sweeps keep
          * the rest of the reads; per-execution mode polls by get. */
         (err = rp_cloudrun_conf_int(&r, "RUNPOOL_CLOUD_RUN_GET_RPS",
@@ -783,6 +791,23 @@ rp_err_t rp_cloudrun_parse_execution(const char *body, size_t len,
     return err;
 }
 
+/* An executions.list reply's nextPageToken into next ("" stays when there
+ * is none); RP_ERR_PROTOCOL when it does not fit or is not plain. */
+static rp_err_t rp_cloudrun_next_token(const cJSON *doc, char *next,
+                                       size_t next_size, char *errstr,
+                                       size_t errstr_size)
+{
+    const char *tok = rp_cloudrun_str(doc, "nextPageToken");
+
+    if (!tok || !tok[0])
+        return RP_OK;
+    if (strlen(tok) >= next_size || !rp_cloudrun_plain(tok))
+        return rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
+                       "executions.list: unusable nextPageToken");
+    memcpy(next, tok, strlen(tok) + 1);
+    return RP_OK;
+}
+
 rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
                                   const char *execution_id,
                                   int64_t not_before_ms, char *found,
@@ -792,7 +817,6 @@ rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *ex;
-    const char *tok;
     rp_cloudrun_exec_t e;
     bool all_older = true;
     rp_err_t err = RP_OK;
@@ -819,14 +843,9 @@ rp_err_t rp_cloudrun_find_in_list(const char *body, size_t len,
         }
         memcpy(found, name, strlen(name) + 1);
     }
-    if ((tok = rp_cloudrun_str(doc, "nextPageToken")) && tok[0]) {
-        if (strlen(tok) >= next_size || !rp_cloudrun_plain(tok)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                          "executions.list: unusable nextPageToken");
-            goto out;
-        }
-        memcpy(next, tok, strlen(tok) + 1);
-    }
+    if ((err = rp_cloudrun_next_token(doc, next, next_size, errstr,
+                                      errstr_size)))
+        goto out;
     *older = all_older && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
                               doc, "executions")) > 0;
 out:
@@ -842,7 +861,6 @@ rp_err_t rp_cloudrun_parse_page(const char *body, size_t len,
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *ex;
-    const char *tok;
     rp_cloudrun_exec_t e;
     rp_err_t err = RP_OK;
 
@@ -854,14 +872,9 @@ rp_err_t rp_cloudrun_parse_page(const char *body, size_t len,
                       "executions.list reply is not a JSON object");
         goto out;
     }
-    if ((tok = rp_cloudrun_str(doc, "nextPageToken")) && tok[0]) {
-        if (strlen(tok) >= next_size || !rp_cloudrun_plain(tok)) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_PROTOCOL,
-                          "executions.list: unusable nextPageToken");
-            goto out;
-        }
-        memcpy(next, tok, strlen(tok) + 1);
-    }
+    if ((err = rp_cloudrun_next_token(doc, next, next_size, errstr,
+                                      errstr_size)))
+        goto out;
     cJSON_ArrayForEach(ex, cJSON_GetObjectItemCaseSensitive(doc, "executions"))
     {
         const char *name = rp_cloudrun_str(ex, "name");

@@ -237,8 +237,8 @@ static bool rp_cycle_should_apply(const rp_job_t *job)
 /* After a lost compare-and-swap: did the writer that won save this same
  * execution (an earlier owner of the partition, finishing as it was
  * revoked)? Then the state is right and there is no conflict. */
-static bool rp_cycle_saved_by_other(rp_worker_t *w, const rp_job_t *job,
-                                 const char *key)
+bool rp_cycle_saved_by_other(rp_state_t *st, const char *key,
+                             const char *execution_id)
 {
     rp_session_t now;
     rp_buf_t buf;
@@ -247,9 +247,9 @@ static bool rp_cycle_saved_by_other(rp_worker_t *w, const rp_job_t *job,
 
     memset(&now, 0, sizeof(now));
     rp_buf_init(&buf, RP_STATE_DOC_MAX);
-    if (rp_state_get(w->state, key, &buf, NULL, es, sizeof(es)) == RP_OK &&
+    if (rp_state_get(st, key, &buf, NULL, es, sizeof(es)) == RP_OK &&
         rp_session_parse(buf.data, buf.len, &now, es, sizeof(es)) == RP_OK)
-        same = !strcmp(now.last_execution_id, job->req.execution_id);
+        same = !strcmp(now.last_execution_id, execution_id);
     rp_session_clear(&now);
     rp_buf_free(&buf);
     return same;
@@ -425,7 +425,7 @@ void rp_cycle_finish(void *arg)
         job->scache_drop = true; /* whatever is stored, we do not know it */
     }
     if ((err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS) &&
-        rp_cycle_saved_by_other(w, job, key)) {
+        rp_cycle_saved_by_other(w->state, key, job->req.execution_id)) {
         err = RP_OK; /* a previous owner saved this very execution */
     }
     if (err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS)

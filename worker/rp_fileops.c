@@ -152,7 +152,7 @@ static fop_rc_t fop_need_dir(fop_t *f)
     return FOP_OK;
 }
 
-/* A file op's file: an existing regular file. */
+/* A file op's file: an existing regular file, not a symlink. */
 static fop_rc_t fop_need_file(fop_t *f, const rp_ws_entry_t **out)
 {
     const rp_ws_entry_t *e;
@@ -169,6 +169,10 @@ static fop_rc_t fop_need_file(fop_t *f, const rp_ws_entry_t **out)
     if (e->type == 'd')
         return FOP_FAIL(f, RP_CODE_IS_A_DIRECTORY, "%s: %s is a directory",
                         f->name, f->norm);
+    if (e->type == 'l')
+        return FOP_FAIL(f, RP_CODE_INVALID_PATH,
+                        "%s: %s is a symlink; file ops do not follow "
+                        "symlinks", f->name, f->norm);
     *out = e;
     return FOP_OK;
 }
@@ -223,21 +227,37 @@ static fop_rc_t fop_nomem(fop_t *f)
 /* ------------------------------------------------------------------ */
 /* Read-only ops                                                       */
 
+/* len bytes of e's data from off into *buf (initialised here; the
+ * caller frees it on FOP_OK, freed here otherwise); never NULL data on
+ * FOP_OK, even for 0 bytes. */
+static fop_rc_t fop_read(fop_t *f, const rp_ws_entry_t *e, uint64_t off,
+                         uint64_t len, rp_buf_t *buf)
+{
+    char es[512];
+    rp_err_t err;
+
+    es[0] = '\0';
+    rp_buf_init(buf, len + 1);
+    err = len ? rp_ws_read(f->st, f->m, e, off, len, buf, NULL, es,
+                           sizeof(es))
+              : rp_buf_append(buf, "", 0);
+    if (err) {
+        rp_buf_free(buf);
+        return FOP_ERR(f, RP_CODE_STATE_LOAD_FAILED, "%s %s: %s", f->name,
+                       f->norm, es);
+    }
+    return FOP_OK;
+}
+
 static fop_rc_t fop_read_file(fop_t *f)
 {
     const rp_ws_entry_t *e = NULL;
     uint64_t cap, off = f->op->offset, len;
-    char es[512];
     rp_buf_t buf;
-    rp_err_t err;
     fop_rc_t rc;
 
     if ((rc = fop_need_file(f, &e)) != FOP_OK)
         return rc;
-    if (e->type == 'l')
-        return FOP_FAIL(f, RP_CODE_INVALID_PATH,
-                        "read_file: %s is a symlink; file ops do not follow "
-                        "symlinks", f->norm);
     /* Capped twice: the named maximum, and what a result can carry once
      * base64 makes 3 bytes 4. */
     cap = RP_FILEOP_READ_MAX;
@@ -248,15 +268,8 @@ static fop_rc_t fop_read_file(fop_t *f)
         off = e->size;
     if (len > e->size - off)
         len = e->size - off;
-    rp_buf_init(&buf, len + 1);
-    err = len ? rp_ws_read(f->st, f->m, e, off, len, &buf, NULL, es,
-                           sizeof(es))
-              : rp_buf_append(&buf, "", 0);
-    if (err) {
-        rp_buf_free(&buf);
-        return FOP_ERR(f, RP_CODE_STATE_LOAD_FAILED, "read_file %s: %s",
-                       f->norm, es);
-    }
+    if ((rc = fop_read(f, e, off, len, &buf)) != FOP_OK)
+        return rc;
     if (!(f->res = cJSON_CreateObject()) ||
         !rp_json_add_text(f->res, "path", f->norm) ||
         !rp_json_add_int(f->res, "size", (int64_t)e->size) ||
@@ -478,24 +491,13 @@ static fop_rc_t fop_download(fop_t *f)
 
     if ((rc = fop_need_file(f, &e)) != FOP_OK)
         return rc;
-    if (e->type == 'l')
-        return FOP_FAIL(f, RP_CODE_INVALID_PATH,
-                        "download: %s is a symlink; file ops do not follow "
-                        "symlinks", f->norm);
     if (e->size > RP_FILEOP_TRANSFER_MAX)
         return FOP_FAIL(f, RP_CODE_TOO_LARGE,
                         "download: %s is %llu bytes, over the %d of a "
                         "transfer", f->norm, (unsigned long long)e->size,
                         RP_FILEOP_TRANSFER_MAX);
-    rp_buf_init(&buf, e->size + 1);
-    err = e->size ? rp_ws_read(f->st, f->m, e, 0, e->size, &buf, NULL, es,
-                               sizeof(es))
-                  : rp_buf_append(&buf, "", 0);
-    if (err) {
-        rp_buf_free(&buf);
-        return FOP_ERR(f, RP_CODE_STATE_LOAD_FAILED, "download %s: %s",
-                       f->norm, es);
-    }
+    if ((rc = fop_read(f, e, 0, e->size, &buf)) != FOP_OK)
+        return rc;
     /* Unconditional: a download delivered again writes the same bytes. */
     err = rp_state_put(f->st, f->op->object, buf.data, buf.len, RP_STATE_ANY,
                        NULL, es, sizeof(es));
@@ -688,10 +690,6 @@ static fop_rc_t fop_replace(fop_t *f)
 
     if ((rc = fop_need_file(f, &e)) != FOP_OK)
         return rc;
-    if (e->type == 'l')
-        return FOP_FAIL(f, RP_CODE_INVALID_PATH,
-                        "replace_in_file: %s is a symlink; file ops do not "
-                        "follow symlinks", f->norm);
     if (e->size > RP_FILEOPS_REPLACE_FILE_MAX)
         return FOP_FAIL(f, RP_CODE_TOO_LARGE,
                         "replace_in_file: %s is %llu bytes, over %d",
@@ -777,25 +775,6 @@ static fop_rc_t fop_delete(fop_t *f)
 /* ------------------------------------------------------------------ */
 /* The commit: record, session state, gc                               */
 
-/* After a lost compare-and-swap: did the winner save this very
- * execution (an earlier owner, as it was being revoked)? */
-static bool fop_saved_by_other(fop_t *f, const char *key)
-{
-    rp_session_t now;
-    rp_buf_t buf;
-    char es[256];
-    bool same = false;
-
-    memset(&now, 0, sizeof(now));
-    rp_buf_init(&buf, RP_STATE_DOC_MAX);
-    if (rp_state_get(f->st, key, &buf, NULL, es, sizeof(es)) == RP_OK &&
-        rp_session_parse(buf.data, buf.len, &now, es, sizeof(es)) == RP_OK)
-        same = !strcmp(now.last_execution_id, f->job->req.execution_id);
-    rp_session_clear(&now);
-    rp_buf_free(&buf);
-    return same;
-}
-
 /* Make the record's snapshot the session's, with compare-and-swap, unless
  * this execution is applied already or the session moved on past it (a
  * reused record older than the state). *applied: the state now names it
@@ -845,7 +824,7 @@ static fop_rc_t fop_apply(fop_t *f, const rp_result_t *rec, bool *applied)
                        job->session_found ? job->session_version : 0, NULL, es,
                        sizeof(es));
     if ((err == RP_ERR_CONFLICT || err == RP_ERR_EXISTS) &&
-        fop_saved_by_other(f, key))
+        rp_cycle_saved_by_other(f->st, key, job->req.execution_id))
         err = RP_OK; /* applied, by a previous owner: not ours to collect */
     else if (err == RP_OK)
         *applied = true;

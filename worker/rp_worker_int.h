@@ -380,6 +380,12 @@ void rp_cycle_load(void *job);
 /* FINISHING: read the executor's record and save the new session state
  * with compare-and-swap; posts RP_EV_FINISHED. */
 void rp_cycle_finish(void *job);
+/* After a lost compare-and-swap on the session state at key (st, key
+ * borrowed): does the stored state name execution_id as its last, i.e. did
+ * an earlier owner save this very execution? false when it cannot be read.
+ * Any thread (the finish and file-op paths). */
+bool rp_cycle_saved_by_other(rp_state_t *st, const char *key,
+                             const char *execution_id);
 
 /* ---- rp_jobws.c (rp_cycle's workspace half; I/O pool threads) ---- */
 

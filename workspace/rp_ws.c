@@ -878,6 +878,17 @@ out:
     return err;
 }
 
+/* Append n decompressed bytes to the manifest's JSON (capped at
+ * RP_WS_MANIFEST_MAX). */
+static rp_err_t rp_ws_manifest_append(rp_buf_t *json, const void *p, size_t n,
+                                      char *errstr, size_t errstr_size)
+{
+    if (rp_buf_append(json, p, n) != RP_OK)
+        return rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
+                       "workspace manifest over %d bytes", RP_WS_MANIFEST_MAX);
+    return RP_OK;
+}
+
 rp_err_t rp_ws_manifest_parse(const void *zst, size_t len,
                               rp_ws_manifest_t **out, char *errstr,
                               size_t errstr_size)
@@ -911,12 +922,9 @@ rp_err_t rp_ws_manifest_parse(const void *zst, size_t len,
                           ZSTD_getErrorName(r));
             goto out;
         }
-        if (rp_buf_append(&json, tmp, o.pos) != RP_OK) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "workspace manifest over %d bytes",
-                          RP_WS_MANIFEST_MAX);
+        if ((err = rp_ws_manifest_append(&json, tmp, o.pos, errstr,
+                                         errstr_size)))
             goto out;
-        }
         if (r != 0 && o.pos < o.size && in.pos == in.size)
             break;
     }
@@ -929,12 +937,9 @@ rp_err_t rp_ws_manifest_parse(const void *zst, size_t len,
                           "workspace manifest: truncated zstd frame");
             goto out;
         }
-        if (rp_buf_append(&json, tmp, o.pos) != RP_OK) {
-            err = rp_errf(errstr, errstr_size, RP_ERR_TOO_LARGE,
-                          "workspace manifest over %d bytes",
-                          RP_WS_MANIFEST_MAX);
+        if ((err = rp_ws_manifest_append(&json, tmp, o.pos, errstr,
+                                         errstr_size)))
             goto out;
-        }
     }
     if (in.pos != in.size) {
         err = rp_errf(errstr, errstr_size, RP_ERR_INVALID,
@@ -1188,6 +1193,22 @@ static int rp_ws_tar_name_is(const char *p, const char *want)
            (p[n] == '\0' || (p[n] == '/' && p[n + 1] == '\0'));
 }
 
+/* Ends a stream's threads (reader's fetches or writer's uploads): sets
+ * *stop under mu, wakes them, joins the nth started, then destroys mu and
+ * cv. The stream's owner only, once. */
+static void rp_ws_threads_end(pthread_mutex_t *mu, pthread_cond_t *cv,
+                              int *stop, pthread_t *th, int nth)
+{
+    pthread_mutex_lock(mu);
+    *stop = 1;
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(mu);
+    for (int i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    pthread_cond_destroy(cv);
+    pthread_mutex_destroy(mu);
+}
+
 /* libarchive's reader over a manifest's chunks, in order. Chunks are
  * fetched ahead by RP_WS_FETCH_THREADS threads into RP_WS_FETCH_AHEAD slots
  * (each with its own buffers): a restore is one GET per chunk, and over
@@ -1304,16 +1325,8 @@ static rp_err_t rp_ws_rstream_init(rp_ws_rstream_t *r, rp_state_t *st,
 
 static void rp_ws_rstream_free(rp_ws_rstream_t *r)
 {
-    if (r->mu_ok) {
-        pthread_mutex_lock(&r->mu);
-        r->stop = 1;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-        for (int i = 0; i < r->nth; i++)
-            pthread_join(r->th[i], NULL);
-        pthread_cond_destroy(&r->cv);
-        pthread_mutex_destroy(&r->mu);
-    }
+    if (r->mu_ok)
+        rp_ws_threads_end(&r->mu, &r->cv, &r->stop, r->th, r->nth);
     for (int i = 0; r->slots && i < RP_WS_FETCH_AHEAD; i++)
         rp_ws_fetch_free(&r->slots[i].f);
     free(r->slots);
@@ -1486,6 +1499,16 @@ static rp_err_t rp_ws_put_chunk(rp_ws_wstream_t *w, ZSTD_CCtx *cz,
     return RP_OK;
 }
 
+/* Count a chunk rp_ws_put_chunk wrote (zn > 0; 0: it was stored already).
+ * With threads, w->mu held. */
+static void rp_ws_count_upload(rp_ws_wstream_t *w, size_t zn)
+{
+    if (zn && w->stats) {
+        w->stats->chunks_uploaded++;
+        w->stats->bytes_uploaded += zn;
+    }
+}
+
 static void *rp_ws_upload_main(void *opaque)
 {
     rp_ws_wstream_t *w = opaque;
@@ -1534,10 +1557,8 @@ static void *rp_ws_upload_main(void *opaque)
             w->up_err = err;
             snprintf(w->up_errstr, sizeof(w->up_errstr), "%s", es);
         }
-        if (!err && zn && w->stats) {
-            w->stats->chunks_uploaded++;
-            w->stats->bytes_uploaded += zn;
-        }
+        if (!err)
+            rp_ws_count_upload(w, zn);
         sl->state = 0;
         pthread_cond_broadcast(&w->cv);
     }
@@ -1593,10 +1614,8 @@ static rp_err_t rp_ws_upload(rp_ws_wstream_t *w, const uint8_t *data,
         size_t zn;
         err = rp_ws_put_chunk(w, w->cz, w->zbuf, data, len, h, &zn, w->errstr,
                               w->errstr_size);
-        if (!err && zn && w->stats) {
-            w->stats->chunks_uploaded++;
-            w->stats->bytes_uploaded += zn;
-        }
+        if (!err)
+            rp_ws_count_upload(w, zn);
     }
     return err;
 }
@@ -1685,16 +1704,8 @@ static la_ssize_t rp_ws_wstream_write(struct archive *a, void *opaque,
 
 static void rp_ws_wstream_free(rp_ws_wstream_t *w)
 {
-    if (w->mu_ok) {
-        pthread_mutex_lock(&w->mu);
-        w->stop = 1;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        for (int i = 0; i < w->nth; i++)
-            pthread_join(w->th[i], NULL);
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-    }
+    if (w->mu_ok)
+        rp_ws_threads_end(&w->mu, &w->cv, &w->stop, w->th, w->nth);
     for (int i = 0; w->up && i < RP_WS_PUT_SLOTS; i++)
         free(w->up[i].raw);
     free(w->up);

@@ -83,11 +83,41 @@ bad:
                    "or seconds, from 1 s to 10 years", s ? s : "");
 }
 
+enum { O_STATE = 1, O_JSON, O_IDLE, O_DRY, O_HELP, O_VERSION };
+
+/* One option getopt_long returned (c, optarg), before or after the
+ * command. *done: --help or --version, parsing stops there. */
+static rp_err_t rp_sessions_opt(rp_sessions_conf_t *conf, int c, char **argv,
+                                bool *done, char *errstr, size_t errstr_size)
+{
+    rp_err_t err;
+
+    *done = false;
+    switch (c) {
+    case O_STATE: conf->state_url = optarg; break;
+    case O_JSON: conf->json = true; break;
+    case O_IDLE:
+        if ((err = rp_sessions_parse_duration(optarg, &conf->idle_s, errstr,
+                                              errstr_size)))
+            return err;
+        break;
+    case O_DRY: conf->dry_run = true; break;
+    case O_HELP: conf->help = true; *done = true; break;
+    case O_VERSION: conf->version = true; *done = true; break;
+    case ':':
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "option '%s' needs a value", argv[optind - 1]);
+    default:
+        return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
+                       "unknown option '%s'", argv[optind - 1]);
+    }
+    return RP_OK;
+}
+
 rp_err_t rp_sessions_conf_parse(rp_sessions_conf_t *conf, int argc,
                                 char **argv, const char *env_state,
                                 char *errstr, size_t errstr_size)
 {
-    enum { O_STATE = 1, O_JSON, O_IDLE, O_DRY, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"state", required_argument, NULL, O_STATE},
         {"json", no_argument, NULL, O_JSON},
@@ -99,30 +129,16 @@ rp_err_t rp_sessions_conf_parse(rp_sessions_conf_t *conf, int argc,
     };
     const char *cmd;
     int c, nargs;
+    bool done;
     rp_err_t err;
 
     memset(conf, 0, sizeof(*conf));
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case O_STATE: conf->state_url = optarg; break;
-        case O_JSON: conf->json = true; break;
-        case O_IDLE:
-            if ((err = rp_sessions_parse_duration(optarg, &conf->idle_s,
-                                                  errstr, errstr_size)))
-                return err;
-            break;
-        case O_DRY: conf->dry_run = true; break;
-        case O_HELP: conf->help = true; return RP_OK;
-        case O_VERSION: conf->version = true; return RP_OK;
-        case ':':
-            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                           "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                           "unknown option '%s'", argv[optind - 1]);
-        }
+        if ((err = rp_sessions_opt(conf, c, argv, &done, errstr,
+                                   errstr_size)) || done)
+            return err;
     }
     /* Options may also follow the command ("expire --idle 7d"). */
     if (optind >= argc)
@@ -145,24 +161,9 @@ rp_err_t rp_sessions_conf_parse(rp_sessions_conf_t *conf, int argc,
             optind++;
             continue;
         }
-        switch (c) {
-        case O_STATE: conf->state_url = optarg; break;
-        case O_JSON: conf->json = true; break;
-        case O_IDLE:
-            if ((err = rp_sessions_parse_duration(optarg, &conf->idle_s,
-                                                  errstr, errstr_size)))
-                return err;
-            break;
-        case O_DRY: conf->dry_run = true; break;
-        case O_HELP: conf->help = true; return RP_OK;
-        case O_VERSION: conf->version = true; return RP_OK;
-        case ':':
-            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                           "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return rp_errf(errstr, errstr_size, RP_ERR_INVALID,
-                           "unknown option '%s'", argv[optind - 1]);
-        }
+        if ((err = rp_sessions_opt(conf, c, argv, &done, errstr,
+                                   errstr_size)) || done)
+            return err;
     }
     nargs = conf->id[0] ? 1 : 0;
     if (!strcmp(cmd, "list")) {
