@@ -352,6 +352,24 @@ static void send_workload(rp_te_t *te)
         fail_msg("the bad request never reached the DLQ");
 }
 
+/* A second, smaller batch a few scrapes after the first: a rate over [1m]
+ * needs a counter to grow between two scrapes, and the first batch can be
+ * over (the sweeps find ends in well under a second) before Prometheus
+ * has scraped the series twice. */
+static void send_more(rp_te_t *te)
+{
+    static const char *const eids[] = {"dash-more-0", "dash-more-1",
+                                       "dash-more-2", "dash-more-3"};
+    char sid[32];
+
+    for (int i = 0; i < 4; i++) {
+        snprintf(sid, sizeof(sid), "dash-%d", i);
+        rp_te_send_exec(te, sid, eids[i], "echo more", 0, NULL);
+    }
+    rp_te_flush(te);
+    rp_te_wait_results_for(te, eids, 4, WAIT_MS);
+}
+
 static void test_dashboard(void **state)
 {
     rp_te_t *te = *state;
@@ -385,6 +403,8 @@ static void test_dashboard(void **state)
     wait_targets_up(te, pport);
 
     send_workload(te);
+    rp_te_sleep_ms(2500); /* scrapes of the first batch's counts */
+    send_more(te);
     /* Three more scrapes of both, so rates over the window see the work. */
     rp_te_sleep_ms(4000);
 

@@ -1902,8 +1902,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # would meet the client's delayed ACK (40 ms per reply).
         self._headers_buffer.append(b"\r\n")
         self._headers_buffer.append(data)
-        self.flush_headers()
+        self._record(code)   # before the reply: a client that reads
+        self.flush_headers()  # /_fake/requests next must find this call
         return code
+
+    def _record(self, status):
+        """Log the API call being answered in stats.recent, once."""
+        rec, self._rec = getattr(self, "_rec", None), None
+        if rec is not None:
+            rec["status"] = status
+            with self.fake.stats.lock:
+                self.fake.stats.recent.append(rec)
 
     def _drop(self):
         self.close_connection = True
@@ -1941,6 +1950,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pretty = qs.get("prettyPrint", qs.get("$prettyPrint", ["true"]))[-1] != "false"
         int_enums = any("enum-encoding=int" in v for v in qs.get("$alt", []) + qs.get("alt", []))
         status = None
+        self._rec = None if route.startswith("fake.") else {
+            "method": method, "url": self.path, "route": route, "status": None,
+            "authorization": auth}
         try:
             if route.startswith("fake."):
                 status = self._fake_endpoint(method, route[5:], body_bytes)
@@ -1982,12 +1994,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             traceback.print_exc()
             status = self._send(500, ApiError("INTERNAL", f"Internal error: {e}").body(), pretty)
         finally:
+            self._record(status)  # drops and injected faults
             with fake.stats.lock:
                 fake.stats.bump(fake.stats.responses, str(status))
-                if not route.startswith("fake."):
-                    fake.stats.recent.append({"method": method, "url": self.path,
-                                              "route": route, "status": status,
-                                              "authorization": auth})
             fake.log(f"{method} {self.path} -> {status} ({route}, auth={'yes' if auth else 'no'}, "
                      f"{(time.monotonic() - t0) * 1000:.1f} ms)")
 
