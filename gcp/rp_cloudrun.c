@@ -2,6 +2,7 @@
  * Admin API v2 (see rp_cloudrun.h and /work/shared/reference section 1).
  */
 #include "rp_cloudrun.h"
+#include "rp_hash.h"
 #include "rp_layout.h"
 #include "rp_time.h"
 
@@ -432,16 +433,12 @@ bool rp_cloudrun_parent(const rp_cloudrun_conf_t *conf, char *out,
     return n > 0 && (size_t)n < out_size;
 }
 
-/* FNV-1a: names only need to differ, not to resist anyone. */
+/* FNV-1a of one field: names only need to differ, not to resist anyone.
+ * The values are part of the template job's name: never change them. */
 static uint64_t rp_cloudrun_fnv(uint64_t h, const char *s)
 {
-    for (size_t i = 0; s && s[i]; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    h ^= 0xff; /* field separator: ("ab","c") != ("a","bc") */
-    h *= 0x100000001b3ULL;
-    return h;
+    h = rp_hash_fnv1a64_str(h, s);
+    return rp_hash_fnv1a64(h, "\xff", 1); /* field separator: ("ab","c") != ("a","bc") */
 }
 
 void rp_cloudrun_template_job_id(const rp_cloudrun_conf_t *conf,
@@ -449,7 +446,7 @@ void rp_cloudrun_template_job_id(const rp_cloudrun_conf_t *conf,
                                  size_t out_size)
 {
     char timeout[16];
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = RP_HASH_FNV1A64_INIT;
 
     snprintf(timeout, sizeof(timeout), "%d", conf->job_timeout_s);
     h = rp_cloudrun_fnv(h, conf->image);
@@ -469,7 +466,7 @@ void rp_cloudrun_execution_job_id(const rp_cloudrun_conf_t *conf,
     /* prefix '-' middle '-' 8 hex <= RP_CLOUDRUN_JOB_ID_MAX */
     size_t room = RP_CLOUDRUN_JOB_ID_MAX - strlen(conf->job_prefix) - 10;
     char mid[RP_CLOUDRUN_JOB_ID_MAX + 1];
-    uint64_t h = rp_cloudrun_fnv(0xcbf29ce484222325ULL, execution_id);
+    uint64_t h = rp_cloudrun_fnv(RP_HASH_FNV1A64_INIT, execution_id);
     size_t m = 0;
 
     for (size_t i = 0; execution_id[i] && m < room; i++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rp_hash.h"
 #include "rp_kafka.h"
 #include "rp_log.h"
 #include "rp_sign.h"
@@ -63,11 +64,8 @@ struct rp_producer {
 
 static size_t rp_producer_hash(const char *id)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % RP_PRODUCER_BUCKETS;
+    return (size_t)(rp_hash_fnv1a64_str(RP_HASH_FNV1A64_INIT, id) %
+                    RP_PRODUCER_BUCKETS);
 }
 
 /* The slot that points at id's entry, or at the NULL ending its chain. */

@@ -4,6 +4,7 @@
  * below RP_WORKER_RESUME_PCT). Main thread only: librdkafka calls the
  * rebalance callback from rd_kafka_consumer_poll on it.
  */
+#include "rp_hash.h"
 #include "rp_time.h"
 #include "rp_worker_int.h"
 
@@ -78,11 +79,7 @@ bool rp_partitions_window_full(const rp_worker_t *w, int32_t p)
 /* FNV-1a of a commit's metadata: a commit is due when it changes. */
 static uint64_t rp_partitions_hash(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
+    return rp_hash_fnv1a64(RP_HASH_FNV1A64_INIT, s, n);
 }
 
 /* Forget what p's last commit was (a new assignment). */

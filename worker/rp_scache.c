@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rp_hash.h"
 #include "rp_list.h"
 
 #define RP_SCACHE_BUCKETS_MIN 64
@@ -31,13 +32,7 @@ struct rp_scache {
 
 static uint64_t rp_scache_hash(const char *key)
 {
-    uint64_t h = 14695981039346656037ULL;
-
-    for (; *key; key++) {
-        h ^= (unsigned char)*key;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return rp_hash_fnv1a64_str(RP_HASH_FNV1A64_INIT, key);
 }
 
 rp_err_t rp_scache_new(size_t max_entries, size_t max_bytes,

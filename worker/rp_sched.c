@@ -1,5 +1,7 @@
 #include "rp_sched.h"
 
+#include "rp_hash.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +34,11 @@ struct rp_sched {
     size_t nqueued;
 };
 
-/* FNV-1a, 64 bit: simple, fast for the short ids we see, and spreads
- * similar keys ("s-1", "s-2" ...) well. */
+/* FNV-1a: simple, fast for the short ids we see, and spreads similar
+ * keys ("s-1", "s-2" ...) well. */
 static uint64_t rp_sched_hash(const char *key, size_t keylen)
 {
-    uint64_t h = 14695981039346656037ULL;
-
-    for (size_t i = 0; i < keylen; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return rp_hash_fnv1a64(RP_HASH_FNV1A64_INIT, key, keylen);
 }
 
 rp_sched_t *rp_sched_new(void)

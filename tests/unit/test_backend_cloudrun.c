@@ -524,6 +524,9 @@ static void test_names(void **state)
     assert_int_equal(strncmp(a, "runpool-", 8), 0);
     rp_cloudrun_template_job_id(&c, "gs://b", b, sizeof(b));
     assert_string_equal(a, b);
+    /* The name is the job's identity across worker versions: a changed
+     * hash would make every worker create a second template job. */
+    assert_string_equal(a, "runpool-5ead6786bca723f4");
     c2 = c;
     snprintf(c2.memory, sizeof(c2.memory), "1Gi");
     rp_cloudrun_template_job_id(&c2, "gs://b", b, sizeof(b));
