@@ -140,6 +140,9 @@ typedef struct rp_backend_conf {
     const char *workdir;       /* local: sessions start in workdir/{session},
                                 * created mode 0700 */
     int kill_grace_ms;         /* local: SIGTERM -> SIGKILL on cancel */
+    /* local: the chunk cache (workdir/.chunks) is pruned to this many
+     * bytes every RP_LOCAL_PRUNE_MS (rp_wscache.h); 0 = 1 GiB. */
+    size_t ws_cache_max_bytes;
     rp_backend_limits_t limits; /* local: per execution */
     /* local: "UID:GID" the commands run as (RUNPOOL_RUN_AS, rp_runas.h);
      * NULL or "": as the worker's user. Borrowed for rp_backend_new. */

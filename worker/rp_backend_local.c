@@ -22,7 +22,9 @@
  * snapshot (chunks it finds in BASE/.chunks are not downloaded) and
  * removes when done (RUNPOOL_WORKSPACE_SCRATCH=1) — so a local session
  * behaves as on Cloud Run, and the next command may run on another
- * worker. BASE is --workdir, else $TMPDIR/runpool-local-{uid}. With
+ * worker. BASE is --workdir, else $TMPDIR/runpool-local-{uid}. The
+ * cache BASE/.chunks is kept under --workspace-cache-max-bytes by a
+ * pruner thread (least recently used first, rp_wscache.h). With
  * "keep" or "off" (or no workspace in the spec) the old behaviour: a new
  * session's directory workdir/{session} is created mode 0700 and files
  * stay on this machine; "mount:/PATH" is passed through.
@@ -60,6 +62,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rp_claim.h"
@@ -68,9 +71,13 @@
 #include "rp_runas.h"
 #include "rp_time.h"
 #include "rp_timerq.h"
+#include "rp_wscache.h"
 
 #define RP_LOCAL_PATH_DEFAULT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define RP_LOCAL_KILL_GRACE_DEFAULT_MS 5000
+/* The chunk cache: its default size, and how often it is pruned. */
+#define RP_LOCAL_WS_CACHE_MAX_DEFAULT ((size_t)1 << 30)
+#define RP_LOCAL_PRUNE_MS 60000
 
 /* Variables a job container gets from its deployment, not from the
  * request: where the state store and credentials are. */
@@ -122,6 +129,12 @@ typedef struct rp_local {
     rp_list_t detached; /* detached runs whose done is not reported yet */
     rp_timerq_t kills; /* SIGKILL deadlines of cancelled live runs */
     bool stopping;
+    /* The chunk cache's pruner (rp_wscache.h): one pass at start, then
+     * every RP_LOCAL_PRUNE_MS; waits on prune_cond under lock. */
+    size_t ws_cache_max_bytes;
+    pthread_t pruner;
+    bool pruner_started;
+    pthread_cond_t prune_cond;
 } rp_local_t;
 
 static void rp_local_free_run(rp_backend_run_t *run)
@@ -847,6 +860,42 @@ static void *rp_local_reaper(void *opaque)
     return NULL;
 }
 
+/* The pruner thread: keeps BASE/.chunks under ws_cache_max_bytes. Its
+ * own thread, since a pass over a large cache is a directory scan that
+ * must not delay reaping. */
+static void *rp_local_pruner(void *opaque)
+{
+    rp_local_t *lb = opaque;
+    char dir[PATH_MAX + 16], es[256];
+    rp_wscache_stats_t st;
+    struct timespec ts;
+
+    snprintf(dir, sizeof(dir), "%s/.chunks", lb->ws_base);
+    pthread_mutex_lock(&lb->lock);
+    while (!lb->stopping) {
+        pthread_mutex_unlock(&lb->lock);
+        if (rp_wscache_prune(dir, lb->ws_cache_max_bytes, time(NULL), &st, es,
+                             sizeof(es)) != RP_OK)
+            rp_log(RP_LOG_WARN, "chunk_cache_prune_failed", NULL, NULL, "%s",
+                   es);
+        else if (st.removed_files)
+            rp_log(RP_LOG_INFO, "chunk_cache_pruned", NULL, NULL,
+                   "%s: %llu files (%llu bytes) deleted, %llu bytes kept "
+                   "(limit %zu)",
+                   dir, (unsigned long long)st.removed_files,
+                   (unsigned long long)st.removed_bytes,
+                   (unsigned long long)st.kept_bytes, lb->ws_cache_max_bytes);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += RP_LOCAL_PRUNE_MS / 1000;
+        pthread_mutex_lock(&lb->lock);
+        while (!lb->stopping &&
+               pthread_cond_timedwait(&lb->prune_cond, &lb->lock, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&lb->lock);
+    return NULL;
+}
+
 /* The worker is going: stop watching, kill nothing. Executors still
  * running finish on their own and write their records; once this process
  * is gone they are reparented (to init or a subreaper) and reaped there.
@@ -858,13 +907,16 @@ static void rp_local_close(rp_backend_t *be)
 
     if (!lb)
         return;
+    pthread_mutex_lock(&lb->lock);
+    lb->stopping = true;
+    pthread_cond_broadcast(&lb->prune_cond);
+    pthread_mutex_unlock(&lb->lock);
     if (lb->reaper_started) {
-        pthread_mutex_lock(&lb->lock);
-        lb->stopping = true;
-        pthread_mutex_unlock(&lb->lock);
         rp_local_wake(lb);
         pthread_join(lb->reaper, NULL);
     }
+    if (lb->pruner_started)
+        pthread_join(lb->pruner, NULL);
     RP_LIST_FOREACH_SAFE(l, tmp, &lb->live) {
         rp_backend_run_t *run = RP_LIST_ENTRY(l, rp_backend_run_t, link);
 
@@ -884,6 +936,7 @@ static void rp_local_close(rp_backend_t *be)
     if (lb->wake_fd >= 0)
         close(lb->wake_fd);
     rp_timerq_clear(&lb->kills);
+    pthread_cond_destroy(&lb->prune_cond);
     pthread_mutex_destroy(&lb->lock);
     free(lb->executor_path);
     free(lb->workdir);
@@ -917,6 +970,10 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
     if (!(lb = calloc(1, sizeof(*lb))))
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&lb->lock, NULL);
+    pthread_cond_init(&lb->prune_cond, NULL);
+    lb->ws_cache_max_bytes = conf->ws_cache_max_bytes
+                                 ? conf->ws_cache_max_bytes
+                                 : RP_LOCAL_WS_CACHE_MAX_DEFAULT;
     rp_list_init(&lb->live);
     rp_list_init(&lb->detached);
     rp_timerq_init(&lb->kills);
@@ -974,6 +1031,14 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
         goto out;
     }
     lb->reaper_started = true;
+    if (lb->ws_base[0]) {
+        if (pthread_create(&lb->pruner, NULL, rp_local_pruner, lb) != 0) {
+            err = rp_errf(errstr, errstr_size, RP_ERR_INTERNAL,
+                          "local backend: cannot start the chunk cache pruner");
+            goto out;
+        }
+        lb->pruner_started = true;
+    }
 out:
     if (err)
         rp_local_close(be);

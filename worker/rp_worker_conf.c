@@ -162,6 +162,12 @@ static const rp_worker_opt_t rp_worker_opts[] = {
      "in `DIR/SESSION_ID` (created mode 0700); with snapshots the scratch "
      "directories (`DIR/.scratch`) and the chunk cache (`DIR/.chunks`) go "
      "here"},
+    {"workspace-cache-max-bytes", "BYTES", "RUNPOOL_WORKSPACE_CACHE_MAX_BYTES",
+     RP_OPT_SIZE, RP_OFF(backend_conf.ws_cache_max_bytes), NULL, 1L << 30, 1,
+     1L << 50, 0, "1073741824 (1 GiB)",
+     "local backend: the chunk cache (`--workdir/.chunks`) is kept under this "
+     "size: once a minute the least recently used chunks are deleted (a "
+     "deleted chunk is fetched from the state store again when needed)"},
     /* Per-execution resource limits of the local backend (rp_backend.h). */
     {"exec-max-address-space", "BYTES", "RUNPOOL_EXEC_MAX_ADDRESS_SPACE",
      RP_OPT_SIZE, RP_OFF(backend_conf.limits.address_space), NULL, 0, 0,

@@ -1045,6 +1045,10 @@ static int rp_ws_cache_get(const char *cache_dir, const char *hex,
             break;
         }
     }
+    /* Used now: the pruner (rp_wscache.h) deletes the oldest mtime first.
+     * Best effort: a chunk not touched is only pruned sooner. */
+    if (rc == 0 && futimens(fd, NULL) != 0) {
+    }
     close(fd);
     return rc;
 }
