@@ -15,6 +15,10 @@ RP_APT_PACKAGES=(
   "libmicrohttpd-dev=0.9.75*"
   "libarchive-dev=3.6.2*"
   "libzstd-dev=1.5.4*"
+  # scripts/build-libarchive (the executor image's libarchive)
+  "curl"
+  "xz-utils"
+  "patch"
 )
 
 rp_log() { printf '==> %s\n' "$*" >&2; }
