@@ -15,6 +15,10 @@ RP_APT_PACKAGES=(
   "libmicrohttpd-dev=0.9.75*"
   "libarchive-dev=3.6.2*"
   "libzstd-dev=1.5.4*"
+  # scripts/build-libarchive (the executor image's libarchive)
+  "curl"
+  "xz-utils"
+  "patch"
 )
 
 rp_log() { printf '==> %s\n' "$*" >&2; }
@@ -41,3 +45,14 @@ rp_build() {
   cmake -S "$RP_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
   cmake --build "$dir" -- -j"$(nproc)"
 }
+
+# The executor image's libarchive (scripts/build-libarchive): Debian
+# bookworm's own source package, built with only pax/tar and no optional
+# libraries, so the image carries no libxml2/ICU/libstdc++. The version is
+# the one libarchive13 from bookworm(-security) has; the sha256s are the
+# .dsc's (Checksums-Sha256), checked before anything is unpacked.
+RP_LIBARCHIVE_DEB_VERSION="3.6.2-1+deb12u5"
+RP_LIBARCHIVE_ORIG_URL="http://deb.debian.org/debian/pool/main/liba/libarchive/libarchive_3.6.2.orig.tar.xz"
+RP_LIBARCHIVE_ORIG_SHA256="9e2c1b80d5fbe59b61308fdfab6c79b5021d7ff4ff2489fb12daf0a96a83551d"
+RP_LIBARCHIVE_DEBIAN_URL="http://deb.debian.org/debian-security/pool/updates/main/liba/libarchive/libarchive_3.6.2-1+deb12u5.debian.tar.xz"
+RP_LIBARCHIVE_DEBIAN_SHA256="5b32794076e9b0d8cd74fd2c453340b72c6362188f40fa1aac96304cb5683315"

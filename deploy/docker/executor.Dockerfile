@@ -2,10 +2,14 @@
 #   docker build -f deploy/docker/executor.Dockerfile -t runpool-executor .
 # Minimal on purpose: an empty image holding only what an execution uses —
 # runpool-executor (near-static: libc and libcjson at start; libcurl and
-# libcrypto are dlopened for gs:// and a key file), /bin/sh (dash), their
-# shared libraries, the CA bundle and user 10001. scripts/executor-rootfs
-# makes that tree; run on the build machine it measures the image: 19.4 MB
-# (bench/README.md, "The executor image"), against ~75 MB for the
+# libcrypto are dlopened for gs:// and a key file, libarchive for workspace
+# snapshots), /bin/sh (dash), their shared libraries, the CA bundle and
+# user 10001. libarchive is a minimal build of Debian's source package
+# (scripts/build-libarchive, pinned in scripts/deps.sh, fetched from
+# deb.debian.org): Debian's libarchive13 would bring libxml2 and ICU.
+# scripts/executor-rootfs makes that tree; run on the build machine it
+# measures the image: 20.2 MB (bench/README.md, "The executor image";
+# 59.1 MB with Debian's libarchive13), against ~75 MB for the
 # debian:12-slim base alone. It has no package manager and no tools beyond
 # the shell's builtins: for sessions that need python3, git, coreutils ...
 # build `--target debian` (the same binaries on debian:12-slim, as before)
@@ -21,6 +25,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       librdkafka-dev libcjson-dev libcurl4-openssl-dev libssl-dev \
       libmicrohttpd-dev libarchive-dev libzstd-dev \
+      curl ca-certificates xz-utils patch \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -29,7 +34,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=MinSizeRel \
     && cmake --build /build --target runpool-executor runpool-dump-env \
     && mkdir -p /out \
     && install -s -m 0755 /build/bin/runpool-executor /build/bin/runpool-dump-env /out/ \
-    && scripts/executor-rootfs /out /rootfs
+    && RP_LIBARCHIVE_PREFIX=/libarchive-min scripts/executor-rootfs /out /rootfs
 
 # The default image: only the executor's file tree (scripts/executor-rootfs).
 FROM scratch AS minimal
