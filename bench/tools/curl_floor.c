@@ -2,7 +2,8 @@
  * on one reused easy handle (keep-alive), against a given URL (the fake
  * Cloud Storage server of bench s). Prints user+sys CPU per call from
  * getrusage, the floor under any HTTP client the worker could use with
- * blocking HTTP/1.1 calls. Not built by CMake; build by hand:
+ * blocking HTTP/1.1 calls. Built as runpool-curl-floor (bench/CMakeLists.txt),
+ * or by hand:
  *   cc -O2 -o /tmp/curl_floor bench/tools/curl_floor.c -lcurl
  *   /tmp/curl_floor URL N [fresh]
  * "fresh": a new TCP connection per call (CURLOPT_FRESH_CONNECT, what the
