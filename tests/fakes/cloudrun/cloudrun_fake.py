@@ -2067,6 +2067,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         route, groups = "unknown", ()
+        self._ftree = self._fsel = None
         if path.startswith("/_fake/"):
             route = "fake." + path[len("/_fake/"):]
         else:
@@ -2104,6 +2105,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ftree = parse_fields(fsel) if fsel is not None else None
             if ftree:
                 check_fields(ftree, reply_msg(route))
+            self._ftree, self._fsel = ftree, fsel
             self._fault = fault
             body = {}
             if method in ("POST", "PATCH") and body_bytes.strip():
@@ -2125,7 +2127,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 reply = result(int_enums)
             else:
                 reply = result
-            if ftree:
+            if ftree and route == "executions.list":
+                # The executions were trimmed one by one (cached): only the
+                # page's own members are left to select.
+                reply = {k: v for k, v in reply.items()
+                         if k in ftree or "*" in ftree or
+                         (k == "nextPageToken" and "next_page_token" in ftree)}
+            elif ftree:
                 reply = apply_fields(reply, ftree, reply_msg(route))
             status = self._send(200, reply, pretty)
         except ApiError as e:
@@ -2222,12 +2230,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     items.append((e, fp, None if c is not None and c[0] == fp
                                   else e.canonical()))
 
+            ftree = getattr(self, "_ftree", None)
+            fsel = getattr(self, "_fsel", None)
+
+            def one(e, fp, d, ie):
+                r = e.rendered(fp, d, ie) if d is not None else e._cached_or_render(fp, ie)
+                if not ftree:
+                    return r
+                # A sweep asks for the same fields of the same execution
+                # many times: keep the trimmed copy until it changes.
+                c = getattr(e, "_fields_cache", None)
+                if c is not None and c[0] == (fp, ie, fsel):
+                    return c[1]
+                if "*" in ftree or "executions" not in ftree:
+                    return r  # whole, or dropped with the page's member
+                sub = ftree["executions"]
+                t = r if sub is None else apply_fields(r, sub, M_EXECUTION)
+                e._fields_cache = ((fp, ie, fsel), t)
+                return t
+
             def reply(ie):
                 out = {}
                 if items:
-                    out["executions"] = [e.rendered(fp, d, ie) if d is not None
-                                         else e._cached_or_render(fp, ie)
-                                         for e, fp, d in items]
+                    out["executions"] = [one(e, fp, d, ie) for e, fp, d in items]
                 if nxt:
                     out["nextPageToken"] = nxt
                 return out
