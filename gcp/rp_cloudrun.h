@@ -42,6 +42,18 @@
 #define RP_CLOUDRUN_TIMEOUT_MAX_S (168 * 3600) /* Cloud Run task timeout */
 #define RP_CLOUDRUN_CONTAINER "executor"       /* the job's one container */
 
+/* Partial responses (docs/cloudrun.md "Partial responses"): the `fields`
+ * selectors of executions.get and executions.list, exactly the members
+ * rp_cloudrun_exec_fill and the list parsers read. A member added there
+ * must be added here, or it reads as absent. */
+#define RP_CLOUDRUN_EXEC_FIELDS                                              \
+    "name,createTime,startTime,completionTime,taskCount,succeededCount,"   \
+    "failedCount,cancelledCount,"                                           \
+    "conditions(type,state,reason,executionReason,message),"               \
+    "template/containers/env(name,value)"
+#define RP_CLOUDRUN_LIST_FIELDS                                              \
+    "executions(" RP_CLOUDRUN_EXEC_FIELDS "),nextPageToken"
+
 typedef enum rp_cloudrun_mode {
     RP_CLOUDRUN_MODE_TEMPLATE,      /* one job per image+shape, run many */
     RP_CLOUDRUN_MODE_PER_EXECUTION, /* one job per execution, deleted after */

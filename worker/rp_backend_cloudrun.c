@@ -1268,7 +1268,8 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
 {
     char url[RP_HTTP_URL_MAX], found[RP_CLOUDRUN_NAME_MAX], es[RP_CLOUDRUN_ES_MAX];
     char token[RP_CLOUDRUN_PAGE_TOKEN_MAX], esc[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX];
-    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64];
+    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64 +
+                sizeof(RP_CLOUDRUN_LIST_FIELDS)];
     const char *job = run->att.job[0] ? run->att.job : run->job_name;
     rp_cloudrun_call_t call;
     rp_cloudrun_rc_t rc;
@@ -1283,7 +1284,8 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
     for (int page = run->list_page; page < RP_CLOUDRUN_LIST_PAGES_MAX; page++) {
         if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK)
             break;
-        rp_cloudrun_msg(suffix, sizeof(suffix), "/executions?pageSize=%d%s%s",
+        rp_cloudrun_msg(suffix, sizeof(suffix),
+                 "/executions?pageSize=%d&fields=" RP_CLOUDRUN_LIST_FIELDS "%s%s",
                  RP_CLOUDRUN_LIST_PAGE, token[0] ? "&pageToken=" : "",
                  token[0] ? esc : "");
         if (!rp_cloudrun_url(cr, url, sizeof(url), job, suffix))
@@ -1501,7 +1503,8 @@ static int64_t rp_cloudrun_step_poll(rp_cloudrun_t *cr, rp_backend_run_t *run,
 
         return rp_cloudrun_on_exec(cr, run, &running, cancel, now, true);
     }
-    if (!rp_cloudrun_url(cr, url, sizeof(url), run->exec_name, ""))
+    if (!rp_cloudrun_url(cr, url, sizeof(url), run->exec_name,
+                         "?prettyPrint=false&fields=" RP_CLOUDRUN_EXEC_FIELDS))
         return rp_cloudrun_fail(run, RP_ERR_INVALID, "name too long");
     rc = rp_cloudrun_api(cr, "executions.get", "GET", url, NULL, &call);
     if (watched && rc != RP_CR_WAIT && rc != RP_CR_STOP) {
@@ -1675,7 +1678,8 @@ static void *rp_cloudrun_sweeper(void *opaque)
     rp_cloudrun_t *cr = opaque;
     char url[RP_HTTP_URL_MAX], es[RP_CLOUDRUN_ES_MAX];
     char token[RP_CLOUDRUN_PAGE_TOKEN_MAX], esc[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX];
-    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64];
+    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64 +
+                sizeof(RP_CLOUDRUN_LIST_FIELDS)];
     rp_cloudrun_sweep_t sw = {.cr = cr};
     rp_cloudrun_call_t call;
     int64_t next_ms = 0, oldest = 0, last_create;
@@ -1731,7 +1735,8 @@ static void *rp_cloudrun_sweeper(void *opaque)
                 break;
             }
             rp_cloudrun_msg(suffix, sizeof(suffix),
-                            "/executions?pageSize=%d&prettyPrint=false%s%s",
+                            "/executions?pageSize=%d&prettyPrint=false"
+                            "&fields=" RP_CLOUDRUN_LIST_FIELDS "%s%s",
                             page_size,
                             token[0] ? "&pageToken=" : "", token[0] ? esc : "");
             if (!rp_cloudrun_url(cr, url, sizeof(url), cr->tjob_name, suffix)) {

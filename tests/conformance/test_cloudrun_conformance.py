@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -682,6 +683,64 @@ def test_list_executions_paged_and_across_jobs(fake, clients, out_dir):
     assert set(names) <= everywhere
     with pytest.raises(gexc.NotFound):
         list(execs.list_executions(parent=f"{PARENT}/jobs/no-such-job"))
+
+
+def test_partial_responses_with_fields(fake, clients, out_dir):
+    """The `fields` system parameter: only the selected members come back
+    (paths a/b, sub-selections a(b,c), '*'), names are checked against the
+    reply message, a malformed selector is 400 INVALID_ARGUMENT and has no
+    effect (the run it came with does not happen)."""
+    jobs, execs, _ = clients
+    jid = job_id("fld")
+    create_job(jobs, jid, make_job({"OUT_DIR": out_dir}))
+    names = [run(jobs, jid).metadata.name for _ in range(3)]
+    for n in names:
+        wait_done(execs, n)
+    full_st, full, _ = fake.raw("GET", f"/v2/{names[0]}")
+    assert full_st == 200 and "uid" in full and "template" in full
+    sel = ("name,createTime,completionTime,conditions(type,state),"
+           "template/containers/env(name,value)")
+    st, part, _ = fake.raw("GET", f"/v2/{names[0]}?fields={urllib.parse.quote(sel)}")
+    assert st == 200
+    assert set(part) == {"name", "createTime", "completionTime", "conditions", "template"}
+    assert part["name"] == full["name"] and part["createTime"] == full["createTime"]
+    assert all(set(c) <= {"type", "state"} for c in part["conditions"])
+    assert [c["type"] for c in part["conditions"]] == [c["type"] for c in full["conditions"]]
+    assert set(part["template"]) == {"containers"}
+    assert all(set(c) == {"env"} for c in part["template"]["containers"])
+    assert part["template"]["containers"][0]["env"] == full["template"]["containers"][0]["env"]
+    # The proto (snake_case) name selects too; the reply keeps JSON names.
+    st, part, _ = fake.raw("GET", f"/v2/{names[0]}?fields=create_time")
+    assert (st, part) == (200, {"createTime": full["createTime"]})
+    st, part, _ = fake.raw("GET", f"/v2/{names[0]}?fields=*")
+    assert (st, part) == (200, full)
+    # Lists: the selection applies to each element; nextPageToken only if asked.
+    base = f"/v2/{PARENT}/jobs/{jid}/executions?pageSize=2"
+    st, page, _ = fake.raw("GET", base + "&fields=executions(name)")
+    assert st == 200 and page == {"executions": [{"name": names[2]}, {"name": names[1]}]}
+    st, page, _ = fake.raw("GET", base + "&fields=executions/name,nextPageToken")
+    assert st == 200 and [e["name"] for e in page["executions"]] == names[:0:-1]
+    st, page2, _ = fake.raw("GET", base + "&fields=executions(name)&pageToken="
+                            + urllib.parse.quote(page["nextPageToken"]))
+    assert st == 200 and page2 == {"executions": [{"name": names[0]}]}
+    st, page, _ = fake.raw("GET", base + "&fields=nextPageToken")
+    assert st == 200 and set(page) == {"nextPageToken"}
+    # Errors: unknown members, a member of a scalar, bad syntax.
+    for bad in ["bogus", "executions(bogus)", "executions(name", "executions)",
+                "executions/name/x", "executions(,name)", "nextPageToken(x)"]:
+        st, body, _ = fake.raw("GET", base + "&fields=" + urllib.parse.quote(bad))
+        assert st == 400, bad
+        assert body["error"]["status"] == "INVALID_ARGUMENT", bad
+        assert body["error"]["message"].startswith("Invalid field selection"), bad
+    st, body, _ = fake.raw("GET", f"/v2/{names[0]}?fields=Name")  # case-sensitive
+    assert st == 400
+    before = len(list(execs.list_executions(parent=f"{PARENT}/jobs/{jid}")))
+    st, body, _ = fake.raw("POST", f"/v2/{PARENT}/jobs/{jid}:run?fields=metadata(", {})
+    assert st == 400
+    assert len(list(execs.list_executions(parent=f"{PARENT}/jobs/{jid}"))) == before
+    # Error replies are never trimmed.
+    st, body, _ = fake.raw("GET", f"/v2/{PARENT}/jobs/{jid}/executions/nope?fields=name")
+    assert st == 404 and body["error"]["status"] == "NOT_FOUND"
 
 
 # --------------------------------------------------------------------------

@@ -1843,6 +1843,140 @@ SNAKE = {"jobId": "job_id", "validateOnly": "validate_only", "pageSize": "page_s
 CAMEL = {v: k for k, v in SNAKE.items()}
 
 
+# --------------------------------------------------------------------------
+# Partial responses: the `fields` system parameter
+# (https://cloud.google.com/apis/docs/system-parameters). A selector is a
+# comma-separated list of paths `a/b/c`, each optionally followed by a
+# sub-selection `(x,y)` that applies to the last element; `*` selects every
+# member. Repeated members apply the rest of the selection to each element.
+# Names are checked against the response message (json or proto name, case
+# sensitive); an unknown name or a syntax error is 400 INVALID_ARGUMENT
+# "Invalid field selection ..." (the message Google's frontend gives, e.g.
+# googleapis/google-api-dotnet-client#1444). Only 200 replies are trimmed.
+
+LIST_REPLY = {
+    "jobs.list": ("jobs", M_JOB), "executions.list": ("executions", M_EXECUTION),
+    "tasks.list": ("tasks", M_TASK),
+}
+ROUTE_REPLY = {"jobs.get": M_JOB, "executions.get": M_EXECUTION, "tasks.get": M_TASK}
+FIELDS_MAX = 8192  # longest selector the fake parses
+
+
+def parse_fields(sel):
+    """Selector text -> tree {name: subtree or None (= whole member)}."""
+    if len(sel) > FIELDS_MAX:
+        raise invalid("Invalid field selection: longer than the fake accepts")
+    pos = 0
+
+    def bad(what):
+        raise invalid(f"Invalid field selection {sel[:pos + 1]!r}: {what} at "
+                      f"offset {pos}")
+
+    def name():
+        nonlocal pos
+        start = pos
+        while pos < len(sel) and (sel[pos].isalnum() or sel[pos] in "_*"):
+            pos += 1
+        n = sel[start:pos]
+        if not n or ("*" in n and n != "*"):
+            bad("a field name expected")
+        return n
+
+    def merge(tree, key, sub):
+        if key in tree and (tree[key] is None or sub is None):
+            tree[key] = None
+        elif key in tree:
+            for k, v in sub.items():
+                merge(tree[key], k, v)
+        else:
+            tree[key] = sub
+
+    def selection(depth):
+        nonlocal pos
+        tree = {}
+        while True:
+            path = [name()]
+            while pos < len(sel) and sel[pos] == "/":
+                pos += 1
+                path.append(name())
+            sub = None
+            if pos < len(sel) and sel[pos] == "(":
+                pos += 1
+                sub = selection(depth + 1)
+                if pos >= len(sel) or sel[pos] != ")":
+                    bad("')' expected")
+                pos += 1
+            for n in reversed(path[1:]):
+                sub = {n: sub}
+            merge(tree, path[0], sub)
+            if pos < len(sel) and sel[pos] == ",":
+                pos += 1
+                continue
+            if depth == 0 and pos < len(sel):
+                bad("',' expected")
+            return tree
+
+    sel = sel.strip()
+    if not sel:
+        return None
+    return selection(0)
+
+
+def check_fields(tree, msg, where=""):
+    """Raise INVALID_ARGUMENT for a name the message (a table name, or a
+    dict name -> (kind, type) for list replies) does not define."""
+    for n, sub in tree.items():
+        if n == "*":
+            if sub is not None:
+                raise invalid(f"Invalid field selection {where}*: '*' takes no sub-selection")
+            continue
+        spec = (msg.get(n) if isinstance(msg, dict) else
+                FIELDS.get(msg, {}).get(n) if msg else ("", "", "any", "", False, False))
+        if spec is None:
+            raise invalid(f"Invalid field selection {where}{n}")
+        if sub is None:
+            continue
+        if spec[2] == "msg":
+            check_fields(sub, spec[3], f"{where}{n}/")
+        elif spec[2] != "any":
+            raise invalid(f"Invalid field selection {where}{n}/{next(iter(sub))}")
+
+
+def reply_msg(route):
+    """The message a route's 200 reply is: a table name, a dict for list
+    replies, None for operations (whose response type varies; names are
+    not checked there)."""
+    if route in LIST_REPLY:
+        key, m = LIST_REPLY[route]
+        return {key: ("", "", "msg", m, True, False),
+                "nextPageToken": ("", "", "scalar", "string", False, False),
+                "unreachable": ("", "", "scalar", "string", True, False)}
+    return ROUTE_REPLY.get(route)
+
+
+def apply_fields(obj, tree, msg=None):
+    """Keep only the selected members of a rendered reply."""
+    if isinstance(obj, list):
+        return [apply_fields(x, tree, msg) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "*" in tree:
+        return obj
+    out = {}
+    fields = FIELDS.get(msg, {}) if isinstance(msg, str) else (msg or {})
+    for k, v in obj.items():
+        sub, hit = None, False
+        spec = fields.get(k)
+        for n in (k, spec[1] if spec else None):
+            if n is not None and n in tree:
+                hit, sub = True, tree[n]
+                break
+        if not hit:
+            continue
+        out[k] = v if sub is None else apply_fields(v, sub, spec[3] if spec else None)
+    return out
+
+
 class LostReply(Exception):
     pass
 
@@ -1933,6 +2067,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         route, groups = "unknown", ()
+        self._ftree = self._fsel = None
         if path.startswith("/_fake/"):
             route = "fake." + path[len("/_fake/"):]
         else:
@@ -1966,6 +2101,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 status = "drop" if fault["drop"] else fault["status"]
                 return
             params = self._params(route, qs)
+            fsel = qs.get("fields", qs.get("$fields", [None]))[-1]
+            ftree = parse_fields(fsel) if fsel is not None else None
+            if ftree:
+                check_fields(ftree, reply_msg(route))
+            self._ftree, self._fsel = ftree, fsel
             self._fault = fault
             body = {}
             if method in ("POST", "PATCH") and body_bytes.strip():
@@ -1987,6 +2127,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 reply = result(int_enums)
             else:
                 reply = result
+            if ftree and route == "executions.list":
+                # The executions were trimmed one by one (cached): only the
+                # page's own members are left to select.
+                reply = {k: v for k, v in reply.items()
+                         if k in ftree or "*" in ftree or
+                         (k == "nextPageToken" and "next_page_token" in ftree)}
+            elif ftree:
+                reply = apply_fields(reply, ftree, reply_msg(route))
             status = self._send(200, reply, pretty)
         except ApiError as e:
             status = self._send(e.http, e.body(), pretty)
@@ -2082,12 +2230,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     items.append((e, fp, None if c is not None and c[0] == fp
                                   else e.canonical()))
 
+            ftree = getattr(self, "_ftree", None)
+            fsel = getattr(self, "_fsel", None)
+
+            def one(e, fp, d, ie):
+                r = e.rendered(fp, d, ie) if d is not None else e._cached_or_render(fp, ie)
+                if not ftree:
+                    return r
+                # A sweep asks for the same fields of the same execution
+                # many times: keep the trimmed copy until it changes.
+                c = getattr(e, "_fields_cache", None)
+                if c is not None and c[0] == (fp, ie, fsel):
+                    return c[1]
+                if "*" in ftree or "executions" not in ftree:
+                    return r  # whole, or dropped with the page's member
+                sub = ftree["executions"]
+                t = r if sub is None else apply_fields(r, sub, M_EXECUTION)
+                e._fields_cache = ((fp, ie, fsel), t)
+                return t
+
             def reply(ie):
                 out = {}
                 if items:
-                    out["executions"] = [e.rendered(fp, d, ie) if d is not None
-                                         else e._cached_or_render(fp, ie)
-                                         for e, fp, d in items]
+                    out["executions"] = [one(e, fp, d, ie) for e, fp, d in items]
                 if nxt:
                     out["nextPageToken"] = nxt
                 return out
