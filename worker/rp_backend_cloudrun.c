@@ -446,6 +446,26 @@ static bool rp_cloudrun_url(const rp_cloudrun_t *cr, char *out, size_t size,
     return n > 0 && (size_t)n < size;
 }
 
+/* The URL of one executions.list page of job: page_size entries, only the
+ * members the worker reads (RP_CLOUDRUN_LIST_FIELDS), after token (""
+ * for the first page). false: the token or the URL does not fit. */
+static bool rp_cloudrun_list_url(const rp_cloudrun_t *cr, char *out,
+                                 size_t size, const char *job, int page_size,
+                                 const char *token)
+{
+    char esc[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX];
+    char suffix[sizeof(esc) + 64 + sizeof(RP_CLOUDRUN_LIST_FIELDS)];
+
+    if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK)
+        return false;
+    rp_cloudrun_msg(suffix, sizeof(suffix),
+                    "/executions?pageSize=%d&prettyPrint=false"
+                    "&fields=" RP_CLOUDRUN_LIST_FIELDS "%s%s",
+                    page_size, token[0] ? "&pageToken=" : "",
+                    token[0] ? esc : "");
+    return rp_cloudrun_url(cr, out, size, job, suffix);
+}
+
 /* ------------------------------------------------------------------ */
 /* Step helpers                                                        */
 
@@ -1267,9 +1287,7 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
                                      bool cancel)
 {
     char url[RP_HTTP_URL_MAX], found[RP_CLOUDRUN_NAME_MAX], es[RP_CLOUDRUN_ES_MAX];
-    char token[RP_CLOUDRUN_PAGE_TOKEN_MAX], esc[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX];
-    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64 +
-                sizeof(RP_CLOUDRUN_LIST_FIELDS)];
+    char token[RP_CLOUDRUN_PAGE_TOKEN_MAX];
     const char *job = run->att.job[0] ? run->att.job : run->job_name;
     rp_cloudrun_call_t call;
     rp_cloudrun_rc_t rc;
@@ -1282,13 +1300,8 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
      * page could never get through a list longer than the bucket refills. */
     memcpy(token, run->list_token, sizeof(token));
     for (int page = run->list_page; page < RP_CLOUDRUN_LIST_PAGES_MAX; page++) {
-        if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK)
-            break;
-        rp_cloudrun_msg(suffix, sizeof(suffix),
-                 "/executions?pageSize=%d&fields=" RP_CLOUDRUN_LIST_FIELDS "%s%s",
-                 RP_CLOUDRUN_LIST_PAGE, token[0] ? "&pageToken=" : "",
-                 token[0] ? esc : "");
-        if (!rp_cloudrun_url(cr, url, sizeof(url), job, suffix))
+        if (!rp_cloudrun_list_url(cr, url, sizeof(url), job,
+                                  RP_CLOUDRUN_LIST_PAGE, token))
             break;
         rc = rp_cloudrun_api(cr, "executions.list", "GET", url, NULL, &call);
         if (rc == RP_CR_WAIT) {
@@ -1677,9 +1690,7 @@ static void *rp_cloudrun_sweeper(void *opaque)
 {
     rp_cloudrun_t *cr = opaque;
     char url[RP_HTTP_URL_MAX], es[RP_CLOUDRUN_ES_MAX];
-    char token[RP_CLOUDRUN_PAGE_TOKEN_MAX], esc[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX];
-    char suffix[3 * RP_CLOUDRUN_PAGE_TOKEN_MAX + 64 +
-                sizeof(RP_CLOUDRUN_LIST_FIELDS)];
+    char token[RP_CLOUDRUN_PAGE_TOKEN_MAX];
     rp_cloudrun_sweep_t sw = {.cr = cr};
     rp_cloudrun_call_t call;
     int64_t next_ms = 0, oldest = 0, last_create;
@@ -1730,16 +1741,8 @@ static void *rp_cloudrun_sweeper(void *opaque)
         pthread_mutex_unlock(&cr->lock);
 
         for (int page = 0; page < cr->conf.sweep_pages && !done; page++) {
-            if (token[0] && rp_http_escape(token, esc, sizeof(esc)) != RP_OK) {
-                done = true;
-                break;
-            }
-            rp_cloudrun_msg(suffix, sizeof(suffix),
-                            "/executions?pageSize=%d&prettyPrint=false"
-                            "&fields=" RP_CLOUDRUN_LIST_FIELDS "%s%s",
-                            page_size,
-                            token[0] ? "&pageToken=" : "", token[0] ? esc : "");
-            if (!rp_cloudrun_url(cr, url, sizeof(url), cr->tjob_name, suffix)) {
+            if (!rp_cloudrun_list_url(cr, url, sizeof(url), cr->tjob_name,
+                                      page_size, token)) {
                 done = true;
                 break;
             }
