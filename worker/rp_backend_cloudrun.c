@@ -207,7 +207,15 @@ typedef struct rp_cloudrun {
     rp_auth_t *auth; /* borrowed from conf->gcp; NULL: send no token */
 
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC; always broadcast */
+    /* Three condition variables (CLOCK_MONOTONIC), so that one new step
+     * wakes one thread: with one broadcast condvar for all, every step
+     * queued woke the 8 pool threads and the sweeper (about 10 thread
+     * switches an execution in bench s). See rp_cloudrun_pool_wake(). */
+    pthread_cond_t cond;       /* pool threads with nothing to do */
+    pthread_cond_t timer_cond; /* the one pool thread timing the queue */
+    pthread_cond_t sweep_cond; /* the sweeper */
+    int pool_idle;             /* pool threads waiting on cond */
+    int64_t timer_until;       /* timer_cond's waiter's deadline; 0: none */
     pthread_t *threads;
     int nthreads;
     bool stopping;
@@ -258,14 +266,41 @@ static void rp_cloudrun_msg(char *out, size_t size, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* Waiting (called with cr->lock)                                      */
 
-/* Wait on cr->cond until the monotonic deadline (ms) or a broadcast. */
-static void rp_cloudrun_wait_until(rp_cloudrun_t *cr, int64_t until_ms)
+/* Wait on cond until the monotonic deadline (ms) or a signal. */
+static void rp_cloudrun_wait_until(rp_cloudrun_t *cr, pthread_cond_t *cond,
+                                   int64_t until_ms)
 {
     struct timespec ts;
 
     ts.tv_sec = (time_t)(until_ms / 1000);
     ts.tv_nsec = (long)(until_ms % 1000) * 1000000L;
-    pthread_cond_timedwait(&cr->cond, &cr->lock, &ts);
+    pthread_cond_timedwait(cond, &cr->lock, &ts);
+}
+
+/* The queue changed: wake the one pool thread that has to act, if any.
+ * Its first step due now wants an idle thread (or the timing thread when
+ * none is idle); due later, it wants the timing thread when it is due
+ * sooner than that thread waits for, or an idle thread to start timing
+ * when none does. A pool thread that takes a step calls this too, so a
+ * wake that found no waiter (pool_idle counts a signalled thread until
+ * it runs) is passed on by the next one. With cr->lock. */
+static void rp_cloudrun_pool_wake(rp_cloudrun_t *cr, int64_t now)
+{
+    rp_timer_t *first = rp_timerq_peek(&cr->timers);
+
+    if (!first)
+        return;
+    if (first->due_ms <= now) {
+        if (cr->pool_idle > 0)
+            pthread_cond_signal(&cr->cond);
+        else if (cr->timer_until)
+            pthread_cond_signal(&cr->timer_cond);
+    } else if (cr->timer_until) {
+        if (first->due_ms < cr->timer_until)
+            pthread_cond_signal(&cr->timer_cond);
+    } else if (cr->pool_idle > 0) {
+        pthread_cond_signal(&cr->cond);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -584,7 +619,8 @@ static void rp_cloudrun_watch_add(rp_cloudrun_t *cr, rp_backend_run_t *run,
     run->w_seen_ms = 0;
     run->w_next_get_ms = 0;
     run->w_have = run->w_start_seen = false;
-    pthread_cond_broadcast(&cr->cond); /* the sweeper may be idle */
+    if (cr->nwatch == 1)
+        pthread_cond_signal(&cr->sweep_cond); /* it waits for a first one */
 }
 
 /* With cr->lock. */
@@ -632,7 +668,7 @@ static void rp_cloudrun_kick_locked(rp_cloudrun_t *cr, rp_backend_run_t *run,
         run->kick = true;
     } else if (run->timer.queued && run->timer.due_ms > due) {
         rp_timerq_add(&cr->timers, &run->timer, due);
-        pthread_cond_broadcast(&cr->cond);
+        rp_cloudrun_pool_wake(cr, rp_time_mono_ms());
     }
 }
 
@@ -1710,11 +1746,11 @@ static void *rp_cloudrun_sweeper(void *opaque)
         if (!cr->nwatch) {
             in_pass = false;
             token[0] = '\0';
-            pthread_cond_wait(&cr->cond, &cr->lock);
+            pthread_cond_wait(&cr->sweep_cond, &cr->lock);
             continue;
         }
         if (now < next_ms) {
-            rp_cloudrun_wait_until(cr, next_ms);
+            rp_cloudrun_wait_until(cr, &cr->sweep_cond, next_ms);
             continue;
         }
         t0 = now;
@@ -1754,7 +1790,8 @@ static void *rp_cloudrun_sweeper(void *opaque)
                  * thread may wait, it holds no run. */
                 pthread_mutex_lock(&cr->lock);
                 if (!cr->stopping)
-                    rp_cloudrun_wait_until(cr, rp_time_mono_ms() + call.wait_ms);
+                    rp_cloudrun_wait_until(cr, &cr->sweep_cond,
+                                           rp_time_mono_ms() + call.wait_ms);
                 pthread_mutex_unlock(&cr->lock);
                 page--;
                 continue;
@@ -1874,19 +1911,29 @@ static void *rp_cloudrun_thread(void *opaque)
     while (!cr->stopping) {
         rp_backend_run_t *run;
         rp_timer_t *t, *first;
-        int64_t delay;
+        int64_t delay, now = rp_time_mono_ms(), due;
 
-        if (!(first = rp_timerq_peek(&cr->timers))) {
+        /* Nothing queued, or nothing due and another thread times the
+         * queue: wait to be woken. Nothing due and none times it: this
+         * thread does, alone, so a due time wakes one thread. */
+        first = rp_timerq_peek(&cr->timers);
+        if (!first || (first->due_ms > now && cr->timer_until)) {
+            cr->pool_idle++;
             pthread_cond_wait(&cr->cond, &cr->lock);
+            cr->pool_idle--;
             continue;
         }
-        if (!(t = rp_timerq_pop_due(&cr->timers, rp_time_mono_ms()))) {
-            rp_cloudrun_wait_until(cr, first->due_ms);
+        if (first->due_ms > now) {
+            cr->timer_until = first->due_ms;
+            rp_cloudrun_wait_until(cr, &cr->timer_cond, first->due_ms);
+            cr->timer_until = 0;
             continue;
         }
+        t = rp_timerq_pop_due(&cr->timers, now);
         run = RP_TIMER_ENTRY(t, rp_backend_run_t, timer);
         run->busy = true;
         run->kick = false;
+        rp_cloudrun_pool_wake(cr, now); /* the next step, or its timer */
         pthread_mutex_unlock(&cr->lock);
 
         delay = rp_cloudrun_step(cr, run);
@@ -1901,9 +1948,8 @@ static void *rp_cloudrun_thread(void *opaque)
         }
         if (cr->stopping)
             break; /* left off the queue: close() reports it */
-        if (rp_timerq_add(&cr->timers, &run->timer,
-                          rp_time_mono_ms() + (run->kick ? 0 : delay)) !=
-            RP_OK) {
+        due = rp_time_mono_ms() + (run->kick ? 0 : delay);
+        if (rp_timerq_add(&cr->timers, &run->timer, due) != RP_OK) {
             /* No memory for the queue: report rather than lose it. */
             rp_cloudrun_set_done(run, RP_ERR_NOMEM, false, -1,
                                  "out of memory while watching %s",
@@ -1913,8 +1959,10 @@ static void *rp_cloudrun_thread(void *opaque)
             pthread_mutex_lock(&cr->lock);
             continue;
         }
-        if (rp_timerq_peek(&cr->timers) == &run->timer)
-            pthread_cond_broadcast(&cr->cond);
+        /* This thread looks at the queue next, so only a timing thread
+         * that would wake too late needs a signal. */
+        if (cr->timer_until && due < cr->timer_until)
+            pthread_cond_signal(&cr->timer_cond);
     }
     pthread_mutex_unlock(&cr->lock);
     return NULL;
@@ -1997,7 +2045,7 @@ static rp_err_t rp_cloudrun_start_run(rp_backend_t *be,
     if (!err) {
         rp_list_push_head(&cr->runs, &run->link);
         cr->nruns++;
-        pthread_cond_broadcast(&cr->cond);
+        rp_cloudrun_pool_wake(cr, rp_time_mono_ms());
         *out = run;
         run = NULL;
     }
@@ -2042,7 +2090,7 @@ static void rp_cloudrun_flag(rp_backend_t *be, rp_backend_run_t *run,
             run->kick = true;
         } else if (run->timer.queued) {
             rp_timerq_add(&cr->timers, &run->timer, rp_time_mono_ms());
-            pthread_cond_broadcast(&cr->cond);
+            rp_cloudrun_pool_wake(cr, rp_time_mono_ms());
         }
     }
     pthread_mutex_unlock(&cr->lock);
@@ -2084,6 +2132,8 @@ static void rp_cloudrun_close(rp_backend_t *be)
     pthread_mutex_lock(&cr->lock);
     cr->stopping = true;
     pthread_cond_broadcast(&cr->cond);
+    pthread_cond_broadcast(&cr->timer_cond);
+    pthread_cond_broadcast(&cr->sweep_cond);
     pthread_mutex_unlock(&cr->lock);
     for (int i = 0; i < cr->nthreads; i++)
         pthread_join(cr->threads[i], NULL);
@@ -2109,6 +2159,8 @@ static void rp_cloudrun_close(rp_backend_t *be)
     rp_timerq_clear(&cr->timers);
     rp_env_clear(&cr->tjob_env);
     pthread_cond_destroy(&cr->cond);
+    pthread_cond_destroy(&cr->timer_cond);
+    pthread_cond_destroy(&cr->sweep_cond);
     pthread_mutex_destroy(&cr->lock);
     free(cr);
     be->impl = NULL;
@@ -2215,6 +2267,8 @@ rp_err_t rp_backend_cloudrun_init(rp_backend_t *be,
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cr->cond, &ca);
+    pthread_cond_init(&cr->timer_cond, &ca);
+    pthread_cond_init(&cr->sweep_cond, &ca);
     pthread_condattr_destroy(&ca);
     be->ops = &rp_cloudrun_ops;
     be->impl = cr;
