@@ -15,7 +15,11 @@ RP_APT_PACKAGES=(
   "libmicrohttpd-dev=0.9.75*"
   "libarchive-dev=3.6.2*"
   "libzstd-dev=1.5.4*"
-  # scripts/build-libarchive (the executor image's libarchive)
+  # scripts/build-librdkafka: what Debian's librdkafka1 is built with
+  # (libssl-dev, libzstd-dev and zlib1g-dev come with the lines above)
+  "liblz4-dev=1.9.4*"
+  "libsasl2-dev=2.1.28*"
+  # scripts/build-libarchive and build-librdkafka (fetch and unpack)
   "curl"
   "xz-utils"
   "patch"
@@ -42,6 +46,7 @@ rp_install_debian() {
 # Configure and build one build directory. $1 = dir, rest = cmake args.
 rp_build() {
   local dir=$1; shift
+  rp_librdkafka
   cmake -S "$RP_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
   cmake --build "$dir" -- -j"$(nproc)"
 }
@@ -56,3 +61,21 @@ RP_LIBARCHIVE_ORIG_URL="http://deb.debian.org/debian/pool/main/liba/libarchive/l
 RP_LIBARCHIVE_ORIG_SHA256="9e2c1b80d5fbe59b61308fdfab6c79b5021d7ff4ff2489fb12daf0a96a83551d"
 RP_LIBARCHIVE_DEBIAN_URL="http://deb.debian.org/debian-security/pool/updates/main/liba/libarchive/libarchive_3.6.2-1+deb12u5.debian.tar.xz"
 RP_LIBARCHIVE_DEBIAN_SHA256="5b32794076e9b0d8cd74fd2c453340b72c6362188f40fa1aac96304cb5683315"
+
+# The librdkafka runpool links (scripts/build-librdkafka): Debian bookworm's
+# source package 2.0.2-1, the version librdkafka-dev has, with Debian's
+# patches and the upstream main-loop fix of scripts/patches/. sha256s from
+# the .dsc (Checksums-Sha256).
+RP_LIBRDKAFKA_DEB_VERSION="2.0.2-1"
+RP_LIBRDKAFKA_ORIG_URL="http://deb.debian.org/debian/pool/main/libr/librdkafka/librdkafka_2.0.2.orig.tar.gz"
+RP_LIBRDKAFKA_ORIG_SHA256="f321bcb1e015a34114c83cf1aa7b99ee260236aab096b85c003170c90a47ca9d"
+RP_LIBRDKAFKA_DEBIAN_URL="http://deb.debian.org/debian/pool/main/libr/librdkafka/librdkafka_2.0.2-1.debian.tar.xz"
+RP_LIBRDKAFKA_DEBIAN_SHA256="1a78b7ab2f5098806cfaabf12e80984a5513780c99b1ec37d7cd59535aaef421"
+# Where scripts/test, scripts/demo and bench/run build it, and where
+# CMakeLists.txt looks for it first.
+RP_LIBRDKAFKA_PREFIX_DEFAULT=".tools/librdkafka"
+
+# Build (or find cached) the patched librdkafka; prints its prefix.
+rp_librdkafka() {
+  "$RP_ROOT/scripts/build-librdkafka" "$RP_ROOT/$RP_LIBRDKAFKA_PREFIX_DEFAULT" >/dev/null
+}
