@@ -167,6 +167,7 @@ struct rp_backend_run {
     int my_claim_n;            /* our own last claim's number; 0: none */
     bool claim_fresh;          /* claimed, no jobs.run sent since */
     bool run_refused;          /* our last jobs.run got a 4xx: not applied */
+    int64_t run_sent_ms;       /* wall: our last jobs.run went out; 0 never */
     bool job_create_sent, job_mine, tjob_creator;
     bool claim_reused;         /* claim_fresh again after a 429 on jobs.run */
     bool cancel_sent, self_cancel;
@@ -1236,6 +1237,7 @@ static int64_t rp_cloudrun_step_claim(rp_cloudrun_t *cr, rp_backend_run_t *run)
      * second execution. On a new connection it reports the loss instead,
      * and the lost reply is handled below, by looking before running. */
     call.fresh_connection = true;
+    run->run_sent_ms = rp_time_wall_ms();
     rc = rp_cloudrun_api(cr, "jobs.run", "POST", url, body, &call);
     if (rc == RP_CR_WAIT || rc == RP_CR_STOP) {
         ret = rp_cloudrun_call_failed(cr, run, rc, &call); /* nothing sent */
@@ -1383,6 +1385,11 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
     now_wall = rp_time_wall_ms();
     since = run->att.run_at_ms > run->att.created_ms ? run->att.run_at_ms
                                                      : run->att.created_ms;
+    /* Our own jobs.run may have gone out well after the claim (its write
+     * retried through Storage faults): what it made may be listed only
+     * settle_ms after the call, not after the claim. */
+    if (run->att.n == run->my_claim_n && run->run_sent_ms > since)
+        since = run->run_sent_ms;
     if (!(run->run_refused && run->att.n == run->my_claim_n) &&
         now_wall - since < cr->conf.settle_ms) {
         ret = cr->conf.settle_ms - (now_wall - since);
