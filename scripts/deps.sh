@@ -51,6 +51,23 @@ rp_build() {
   cmake --build "$dir" -- -j"$(nproc)"
 }
 
+# For scripts/build-libarchive and build-librdkafka: download URL to FILE
+# and check it against its pinned sha256 before anything uses it.
+rp_fetch_pinned() { # URL SHA256 FILE
+  curl -sSfL --retry 3 -o "$3" "$1"
+  echo "$2  $3" | sha256sum -c --quiet - \
+    || { echo "$(basename "$3"): does not match its pinned sha256 ($1)" >&2; return 1; }
+}
+
+# Apply an unpacked Debian source package's debian/patches/series to SRC.
+rp_apply_debian_patches() { # SRC
+  local p _
+  while read -r p _; do
+    case $p in ''|'#'*) continue ;; esac
+    patch -s -p1 -d "$1" <"$1/debian/patches/$p"
+  done <"$1/debian/patches/series"
+}
+
 # The executor image's libarchive (scripts/build-libarchive): Debian
 # bookworm's own source package, built with only pax/tar and no optional
 # libraries, so the image carries no libxml2/ICU/libstdc++. The version is

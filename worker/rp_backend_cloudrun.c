@@ -2096,8 +2096,10 @@ static void rp_cloudrun_flag(rp_backend_t *be, rp_backend_run_t *run,
         if (run->busy) {
             run->kick = true;
         } else if (run->timer.queued) {
-            rp_timerq_add(&cr->timers, &run->timer, rp_time_mono_ms());
-            rp_cloudrun_pool_wake(cr, rp_time_mono_ms());
+            int64_t now = rp_time_mono_ms();
+
+            rp_timerq_add(&cr->timers, &run->timer, now);
+            rp_cloudrun_pool_wake(cr, now);
         }
     }
     pthread_mutex_unlock(&cr->lock);
