@@ -95,6 +95,10 @@ struct rp_backend_run {
     char run_id[RP_CLAIM_RUN_MAX + 1]; /* "local:boot:pid:ticks" */
     rp_timer_t kill_timer; /* on lb->kills: SIGKILL after a cancel's grace */
     bool child;    /* started here (waitpid); false: attached to */
+    /* rp_backend_start_fresh: the worker looked for no earlier record or
+     * claim, so an executor that finds a claim (exit RP_EXEC_EXIT_CLAIMED)
+     * is reported RP_ERR_EXISTS and the worker looks the slow way. */
+    bool fresh;
     bool cancelled;
     bool detached; /* given up: its done reported as cancelled; it goes on */
     bool reaped;   /* gone: waited for or no longer watched; never signal */
@@ -460,9 +464,10 @@ static rp_err_t rp_local_watch(rp_local_t *lb, rp_backend_run_t *run,
     return RP_OK;
 }
 
-static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
-                               void *job, rp_backend_run_t **out, char *errstr,
-                               size_t errstr_size)
+static rp_err_t rp_local_start_run(rp_backend_t *be, const rp_jobspec_t *spec,
+                                   void *job, bool fresh,
+                                   rp_backend_run_t **out, char *errstr,
+                                   size_t errstr_size)
 {
     rp_local_t *lb = be->impl;
     rp_jobspec_t s = *spec; /* shallow: default_cwd and workspace replaced */
@@ -515,6 +520,7 @@ static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
         goto out;
     }
     run->job = job;
+    run->fresh = fresh;
 
     pid = rp_local_spawn(lb, envp, request_fd);
     if (pid < 0) {
@@ -555,6 +561,25 @@ out:
     rp_local_free_envp(envp);
     rp_env_clear(&env);
     return err;
+}
+
+static rp_err_t rp_local_start(rp_backend_t *be, const rp_jobspec_t *spec,
+                               void *job, rp_backend_run_t **out, char *errstr,
+                               size_t errstr_size)
+{
+    return rp_local_start_run(be, spec, job, false, out, errstr, errstr_size);
+}
+
+/* The executor's create-only claim (rp_claim.h) answers "started before"
+ * on its own, so a session's next command needs no read first (the
+ * worker's session cache holds its state): one trip to the I/O pool and
+ * two file lookups less per execution. */
+static rp_err_t rp_local_start_fresh(rp_backend_t *be,
+                                     const rp_jobspec_t *spec, void *job,
+                                     rp_backend_run_t **out, char *errstr,
+                                     size_t errstr_size)
+{
+    return rp_local_start_run(be, spec, job, true, out, errstr, errstr_size);
 }
 
 static void rp_local_wake(rp_local_t *lb)
@@ -658,7 +683,12 @@ static void rp_local_reap(rp_backend_t *be, rp_backend_run_t *run)
         done.exit_code = WEXITSTATUS(status);
         snprintf(done.detail, sizeof(done.detail), "executor exited with %d",
                  done.exit_code);
-        if (done.exit_code == 127 || done.exit_code == 126) {
+        if (run->fresh && done.exit_code == RP_EXEC_EXIT_CLAIMED) {
+            done.err = RP_ERR_EXISTS; /* nothing ran: look the slow way */
+            snprintf(done.detail, sizeof(done.detail),
+                     "the execution was claimed before (executor exit %d)",
+                     done.exit_code);
+        } else if (done.exit_code == 127 || done.exit_code == 126) {
             done.err = RP_ERR_SPAWN;
             snprintf(done.detail, sizeof(done.detail),
                      "could not execute %s (exit %d)", lb->executor_path,
@@ -947,6 +977,7 @@ static void rp_local_close(rp_backend_t *be)
 static const rp_backend_ops_t rp_local_ops = {
     .name = "local",
     .start = rp_local_start,
+    .start_fresh = rp_local_start_fresh,
     .cancel = rp_local_cancel,
     .detach = rp_local_detach,
     .release = rp_local_release,

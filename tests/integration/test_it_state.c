@@ -6,7 +6,9 @@
  * file says so too. A per-request env reaches one command only.
  * close_session deletes the state and the session's workspace objects
  * (workspaces/{session_id}/, another session's left alone), and the next
- * command starts afresh.
+ * command starts afresh. An earlier command re-sent with its execution_id
+ * is answered from its record without running again (the fresh start's
+ * claim check, then the full load).
  * Meanwhile, in sessions of their own: `exit 3` fails with exit_code 3 and
  * `sleep 30` with timeout_s 1 is stopped as timed_out within seconds. */
 #include <setjmp.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rp_testenv.h"
@@ -102,6 +105,35 @@ static bool planted(rp_te_t *te, const char *rel)
     rp_te_format(full, sizeof(full), "state/%s", rel);
     rp_te_path(te, path, sizeof(path), full);
     return access(path, F_OK) == 0;
+}
+
+/* executions/EID/claim.json naming a local run of this machine whose
+ * process is gone: a child that has exited and been reaped. */
+static void plant_dead_claim(rp_te_t *te, const char *eid)
+{
+    char boot[128], doc[512], rel[128], *text;
+    struct stat ns;
+    size_t n;
+    pid_t pid = fork();
+
+    if (pid == 0)
+        _exit(0);
+    assert_true(pid > 0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    if (!(text = rp_te_read_file("/proc/sys/kernel/random/boot_id", NULL)))
+        fail_msg("cannot read the boot id");
+    n = strcspn(text, "\n");
+    text[n] = '\0';
+    assert_int_equal(stat("/proc/self/ns/pid", &ns), 0);
+    rp_te_format(boot, sizeof(boot), "%s.%llu", text,
+                 (unsigned long long)ns.st_ino);
+    free(text);
+    rp_te_format(doc, sizeof(doc),
+                 "{\"v\":1,\"execution_id\":\"%s\",\"run\":\"local:%s:%ld:1\","
+                 "\"attempt\":1,\"claimed_at_ms\":%lld}",
+                 eid, boot, (long)pid, (long long)rp_te_now_ms());
+    rp_te_format(rel, sizeof(rel), "executions/%s/claim.json", eid);
+    plant(te, rel, doc);
 }
 
 static void test_state(void **state)
@@ -200,6 +232,45 @@ static void test_state(void **state)
     assert_non_null(doc);
     assert_int_equal(doc_count(doc), 1);
     cJSON_Delete(doc);
+
+    /* 3b. An earlier command re-sent with its execution_id after a later
+     *     one was saved: the worker's cached state says "fresh", the
+     *     executor meets its claim and starts nothing, and the worker
+     *     answers from the record (docs/worker.md "Fresh"). Its command
+     *     does not run again and the state does not roll back. */
+    run(te, "state-resend", "r1", "echo r1 >> log; export N=1; echo one", NULL);
+    run(te, "state-resend", "r2", "export N=2; echo two", NULL);
+    rp_te_send_exec(te, "state-resend", "r1",
+                    "echo r1 >> log; export N=1; echo one", 0, NULL);
+    rp_te_flush(te);
+    {
+        const rp_te_msg_t *r1[2];
+
+        for (int i = 0; i < WAIT_MS / 100 &&
+                        rp_te_results_for(te, "r1", r1, 2) < 2;
+             i++)
+            usleep(100 * 1000);
+        if (rp_te_results_for(te, "r1", r1, 2) < 2)
+            fail_msg("no second result for the re-sent r1");
+        rp_te_expect(te, r1[1], "succeeded", "one\n");
+        assert_string_equal(rp_te_str(r1[1], "finished_at"),
+                            rp_te_str(r1[0], "finished_at"));
+    }
+    /* A claim without a record, naming a run on this machine that is
+     * gone (its command "began" and died): the executor starts nothing
+     * (exit 3), the worker looks the slow way, finds the claim of a dead
+     * run and ends the execution "interrupted", never running it. */
+    plant_dead_claim(te, "r9");
+    m = run(te, "state-resend", "r9", "echo r9 >> log", NULL);
+    rp_te_expect(te, m, "error", NULL);
+    assert_string_equal(rp_te_error(m, "code"), "interrupted");
+    assert_int_equal(rp_te_log_events(te, workers[0], "execution_seen_before",
+                                      NULL) +
+                         rp_te_log_events(te, workers[1],
+                                          "execution_seen_before", NULL),
+                     1);
+    m = run(te, "state-resend", "r3", "cat log; echo N=$N", NULL);
+    rp_te_expect(te, m, "succeeded", "r1\nN=2\n");
 
     /* 4. A failing command: status failed, its exit code and stderr. */
     m = rp_te_wait_result(te, "fail-1", WAIT_MS);

@@ -311,6 +311,48 @@ static void test_exit_code_and_contract_env(void **state)
     free(env);
 }
 
+/* A fresh start (the worker read no earlier record or claim first): an
+ * executor that met a claim (exit 3, RP_EXEC_EXIT_CLAIMED) started
+ * nothing, which the backend reports as RP_ERR_EXISTS so the worker looks
+ * the slow way. Other exits are reported as they are; and exit 3 of a
+ * plain start stays exit 3 (the worker's claim fence reads it). */
+static void test_fresh_start_claimed(void **state)
+{
+    fixture_t *f = *state;
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512];
+
+    assert_true(rp_backend_can_start_fresh(f->be));
+    spec_init(&spec, f, "f1", "exit 3");
+    assert_int_equal(rp_backend_start_fresh(f->be, &spec, NULL, &run, es,
+                                            sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 1, 20));
+    assert_int_equal(f->box.done.err, RP_ERR_EXISTS);
+    assert_int_equal(f->box.done.exit_code, RP_EXEC_EXIT_CLAIMED);
+    assert_non_null(strstr(f->box.done.detail, "claimed before"));
+    rp_backend_release(f->be, run);
+
+    spec_init(&spec, f, "f2", "exit 0");
+    assert_int_equal(rp_backend_start_fresh(f->be, &spec, NULL, &run, es,
+                                            sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 2, 20));
+    assert_int_equal(f->box.done.err, RP_OK);
+    assert_int_equal(f->box.done.exit_code, 0);
+    rp_backend_release(f->be, run);
+
+    spec_init(&spec, f, "f3", "exit 3");
+    assert_int_equal(rp_backend_start(f->be, &spec, NULL, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, 3, 20));
+    assert_int_equal(f->box.done.err, RP_OK);
+    assert_int_equal(f->box.done.exit_code, RP_EXEC_EXIT_CLAIMED);
+    rp_backend_release(f->be, run);
+}
+
 /* A 256 KiB command and per-request values of 30 KiB reach the executor
  * whole, as the request document on its stdin: before, they travelled in
  * one environment string and execve refused anything over 128 KiB
@@ -786,6 +828,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_workspace_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_and_contract_env, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_start_claimed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_request_on_stdin, setup,
                                         teardown),
