@@ -168,6 +168,12 @@ struct rp_backend_run {
     bool claim_fresh;          /* claimed, no jobs.run sent since */
     bool run_refused;          /* our last jobs.run got a 4xx: not applied */
     int64_t run_sent_ms;       /* wall: our last jobs.run went out; 0 never */
+    /* Another owner's claim, taken over without a name: its number and
+     * when this run first read it (wall). FIND's settle counts from then
+     * too: that owner's jobs.run may have gone out long after its claim
+     * (quota waits, slow Storage) and be in flight now. */
+    int seen_claim_n;
+    int64_t seen_claim_ms;
     bool job_create_sent, job_mine, tjob_creator;
     bool claim_reused;         /* claim_fresh again after a 429 on jobs.run */
     bool cancel_sent, self_cancel;
@@ -954,6 +960,11 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
                "claim %d made before (by %s) without an execution name: "
                "looking for it",
                run->att.n, run->att.worker[0] ? run->att.worker : "?");
+        if ((!run->my_claim_n || run->att.n != run->my_claim_n) &&
+            (!run->seen_claim_ms || run->att.n != run->seen_claim_n)) {
+            run->seen_claim_n = run->att.n;
+            run->seen_claim_ms = rp_time_wall_ms();
+        }
         run->phase = RP_CR_FIND;
     }
     goto out;
@@ -1390,6 +1401,15 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
      * settle_ms after the call, not after the claim. */
     if (run->att.n == run->my_claim_n && run->run_sent_ms > since)
         since = run->run_sent_ms;
+    /* Another owner's claim: when it sent its jobs.run we cannot know,
+     * only that it was before we took the claim over (it had stopped, or
+     * been stopped, by then), so that counts too. An old claim without an
+     * execution therefore still waits settle_ms before claim n+1: else a
+     * late jobs.run of the previous owner, in flight at the handover,
+     * could land beside ours. */
+    if ((!run->my_claim_n || run->att.n != run->my_claim_n) &&
+        run->att.n == run->seen_claim_n && run->seen_claim_ms > since)
+        since = run->seen_claim_ms;
     if (!(run->run_refused && run->att.n == run->my_claim_n) &&
         now_wall - since < cr->conf.settle_ms) {
         ret = cr->conf.settle_ms - (now_wall - since);

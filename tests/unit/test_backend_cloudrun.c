@@ -1285,9 +1285,12 @@ static void test_reattach_by_list(void **state)
     assert_memory_equal(res.stdout_data, "by-hand\n", 8);
     rp_result_clear(&res);
 
-    /* Claimed long ago, nothing ran: runs now, once. The claim is in the
-     * single attempt.json of earlier versions: read as claim 0, and the
-     * new run makes claim 1 instead of rewriting it. */
+    /* Claimed long ago, nothing ran: runs once, but not before settle_ms
+     * (1.5 s here) after this owner took the claim over, however old the
+     * claim: the previous owner's jobs.run may have gone out late and be
+     * in flight at the handover. The claim is in the single attempt.json
+     * of earlier versions: read as claim 0, and the new run makes claim 1
+     * instead of rewriting it. */
     a.created_ms = a.run_at_ms = rp_time_wall_ms() - 60000;
     snprintf(a.execution_id, sizeof(a.execution_id), "rl-2");
     json = rp_cloudrun_attempt_json(&a);
@@ -1295,7 +1298,21 @@ static void test_reattach_by_list(void **state)
                                   strlen(json), 0, NULL, es, sizeof(es)),
                      RP_OK);
     free(json);
-    start(f, &k, "rl-2", "echo second");
+    {
+        int64_t t0 = rp_time_mono_ms(), ran_after = -1;
+
+        start(f, &k, "rl-2", "echo second");
+        while (rp_time_mono_ms() - t0 < 30000) {
+            if (stat_int("executions_by_execution_id", "rl-2") > 0) {
+                ran_after = rp_time_mono_ms() - t0;
+                break;
+            }
+            usleep(20 * 1000);
+        }
+        print_message("rl-2 ran %lld ms after the takeover\n",
+                      (long long)ran_after);
+        assert_true(ran_after >= 1500);
+    }
     assert_true(wait_job(&k, 30));
     if (k.d.err != RP_OK)
         fail_msg("%s", k.d.detail);
