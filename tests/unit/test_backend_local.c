@@ -311,6 +311,25 @@ static void test_exit_code_and_contract_env(void **state)
     free(env);
 }
 
+/* Start eid running command, fresh or not, wait for done number n, and
+ * check what it reports. */
+static void run_and_expect(fixture_t *f, const char *eid, const char *command,
+                           bool fresh, int n, rp_err_t err, int exit_code)
+{
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512];
+
+    spec_init(&spec, f, eid, command);
+    assert_int_equal((fresh ? rp_backend_start_fresh : rp_backend_start)(
+                         f->be, &spec, NULL, &run, es, sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, n, 20));
+    assert_int_equal(f->box.done.err, err);
+    assert_int_equal(f->box.done.exit_code, exit_code);
+    rp_backend_release(f->be, run);
+}
+
 /* A fresh start (the worker read no earlier record or claim first): an
  * executor that met a claim (exit 3, RP_EXEC_EXIT_CLAIMED) started
  * nothing, which the backend reports as RP_ERR_EXISTS so the worker looks
@@ -319,38 +338,13 @@ static void test_exit_code_and_contract_env(void **state)
 static void test_fresh_start_claimed(void **state)
 {
     fixture_t *f = *state;
-    rp_jobspec_t spec;
-    rp_backend_run_t *run = NULL;
-    char es[512];
 
     assert_true(rp_backend_can_start_fresh(f->be));
-    spec_init(&spec, f, "f1", "exit 3");
-    assert_int_equal(rp_backend_start_fresh(f->be, &spec, NULL, &run, es,
-                                            sizeof(es)),
-                     RP_OK);
-    assert_true(wait_done(&f->box, 1, 20));
-    assert_int_equal(f->box.done.err, RP_ERR_EXISTS);
-    assert_int_equal(f->box.done.exit_code, RP_EXEC_EXIT_CLAIMED);
+    run_and_expect(f, "f1", "exit 3", true, 1, RP_ERR_EXISTS,
+                   RP_EXEC_EXIT_CLAIMED);
     assert_non_null(strstr(f->box.done.detail, "claimed before"));
-    rp_backend_release(f->be, run);
-
-    spec_init(&spec, f, "f2", "exit 0");
-    assert_int_equal(rp_backend_start_fresh(f->be, &spec, NULL, &run, es,
-                                            sizeof(es)),
-                     RP_OK);
-    assert_true(wait_done(&f->box, 2, 20));
-    assert_int_equal(f->box.done.err, RP_OK);
-    assert_int_equal(f->box.done.exit_code, 0);
-    rp_backend_release(f->be, run);
-
-    spec_init(&spec, f, "f3", "exit 3");
-    assert_int_equal(rp_backend_start(f->be, &spec, NULL, &run, es,
-                                      sizeof(es)),
-                     RP_OK);
-    assert_true(wait_done(&f->box, 3, 20));
-    assert_int_equal(f->box.done.err, RP_OK);
-    assert_int_equal(f->box.done.exit_code, RP_EXEC_EXIT_CLAIMED);
-    rp_backend_release(f->be, run);
+    run_and_expect(f, "f2", "exit 0", true, 2, RP_OK, 0);
+    run_and_expect(f, "f3", "exit 3", false, 3, RP_OK, RP_EXEC_EXIT_CLAIMED);
 }
 
 /* A 256 KiB command and per-request values of 30 KiB reach the executor
