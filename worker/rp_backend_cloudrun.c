@@ -256,6 +256,13 @@ typedef struct rp_cloudrun {
     char tjob_error[RP_BACKEND_DETAIL_MAX];
 } rp_cloudrun_t;
 
+/* Whether the run's current claim is one this worker made. Claim 0 (a
+ * legacy claim without a number) is never ours. Any thread holding run. */
+static int rp_cloudrun_claim_is_mine(const rp_backend_run_t *run)
+{
+    return run->my_claim_n && run->att.n == run->my_claim_n;
+}
+
 /* snprintf, cutting long messages quietly: Google's messages and our
  * names are bounded, but not so that every sum fits a detail line. */
 static void rp_cloudrun_msg(char *out, size_t size, const char *fmt, ...)
@@ -960,7 +967,7 @@ static int64_t rp_cloudrun_step_attempt(rp_cloudrun_t *cr,
                "claim %d made before (by %s) without an execution name: "
                "looking for it",
                run->att.n, run->att.worker[0] ? run->att.worker : "?");
-        if ((!run->my_claim_n || run->att.n != run->my_claim_n) &&
+        if (!rp_cloudrun_claim_is_mine(run) &&
             (!run->seen_claim_ms || run->att.n != run->seen_claim_n)) {
             run->seen_claim_n = run->att.n;
             run->seen_claim_ms = rp_time_wall_ms();
@@ -1407,7 +1414,7 @@ static int64_t rp_cloudrun_step_find(rp_cloudrun_t *cr, rp_backend_run_t *run,
      * execution therefore still waits settle_ms before claim n+1: else a
      * late jobs.run of the previous owner, in flight at the handover,
      * could land beside ours. */
-    if ((!run->my_claim_n || run->att.n != run->my_claim_n) &&
+    if (!rp_cloudrun_claim_is_mine(run) &&
         run->att.n == run->seen_claim_n && run->seen_claim_ms > since)
         since = run->seen_claim_ms;
     if (!(run->run_refused && run->att.n == run->my_claim_n) &&
