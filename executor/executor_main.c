@@ -52,6 +52,7 @@
 #include "rp_runas.h"
 #include "rp_state.h"
 #include "rp_time.h"
+#include "rp_zygote.h"
 
 /* Exit statuses: rp_jobenv.h, where the backends read them too. */
 #define RP_EXECUTOR_EXIT_RECORDED RP_EXEC_EXIT_RECORDED
@@ -634,7 +635,7 @@ out:
     return rc;
 }
 
-int main(int argc, char **argv)
+static int rp_executor_main(int argc, char **argv)
 {
     char errstr[RP_EXECUTOR_ERRSTR_MAX];
     const char *url;
@@ -650,7 +651,8 @@ int main(int argc, char **argv)
         return rp_runas_exec_main(argc, argv);
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: runpool-executor [--dump-env | --exec-as UID:GID -- PROG "
-               "ARGS... |\n                        --help | --version]\n"
+               "ARGS... |\n                        --serve | --help | "
+               "--version]\n"
                "Runs the command described by the job environment "
                "(EXECUTION_ID, SESSION_ID,\nRUNPOOL_REQUEST_REF, TIMEOUT, "
                "RUNPOOL_STATE_URL, ...; docs/executor.md) and records\n"
@@ -658,6 +660,9 @@ int main(int argc, char **argv)
                "the request\ndocument (command and env) from stdin.\n\n"
                "  --dump-env   write the environment NUL-separated to stdout "
                "and exit\n"
+               "  --serve      be the local backend's fork server: start an "
+               "executor for each\n               request on the "
+               "SOCK_SEQPACKET socket on stdin (rp_zygote.h)\n"
                "  --exec-as UID:GID -- PROG ARGS...\n"
                "               become UID:GID for good, then exec PROG (how "
                "the command's\n               shell starts under "
@@ -734,4 +739,13 @@ out:
     rp_jobspec_clear(&m.spec);
     rp_gcp_destroy(m.gcp);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* The local backend's fork server: each child runs rp_executor_main
+     * as an exec'd executor would (rp_zygote.h). */
+    if (argc == 2 && !strcmp(argv[1], RP_ZYGOTE_FLAG))
+        return rp_zygote_serve(STDIN_FILENO, argv[0], rp_executor_main);
+    return rp_executor_main(argc, argv);
 }

@@ -140,6 +140,9 @@ typedef struct rp_backend_conf {
     const char *workdir;       /* local: sessions start in workdir/{session},
                                 * created mode 0700 */
     int kill_grace_ms;         /* local: SIGTERM -> SIGKILL on cancel */
+    /* local: fork executors from one `runpool-executor --serve` rather
+     * than exec each (rp_zygote.h); falls back to exec on its own. */
+    int fork_server;
     /* local: the chunk cache (workdir/.chunks) is pruned to this many
      * bytes every RP_LOCAL_PRUNE_MS (rp_wscache.h); 0 = 1 GiB. */
     size_t ws_cache_max_bytes;

@@ -32,6 +32,13 @@
  * Children are watched through pidfds on an epoll set served by one reaper
  * thread, so thousands of executions cost one thread, not thousands.
  *
+ * How an executor starts (--executor-fork-server, rp_zygote.h): by default
+ * one `runpool-executor --serve`, started with the backend, forks each one
+ * with CLONE_PARENT, so it is our child all the same and everything below
+ * (waitpid, pidfds, signals, detach) treats both kinds alike. Without the
+ * server, or while it is down or refuses a request, the executor is
+ * vfork+exec'd here (rp_local_spawn).
+ *
  * An executor outlives its worker: it runs in its own session (setsid: a
  * Ctrl-C or a terminal hang-up meant for the worker does not reach it) and
  * gets no parent-death signal, so a worker that is killed, or that exits
@@ -57,6 +64,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
@@ -72,12 +80,19 @@
 #include "rp_time.h"
 #include "rp_timerq.h"
 #include "rp_wscache.h"
+#include "rp_zygote.h"
 
 #define RP_LOCAL_PATH_DEFAULT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define RP_LOCAL_KILL_GRACE_DEFAULT_MS 5000
 /* The chunk cache: its default size, and how often it is pruned. */
 #define RP_LOCAL_WS_CACHE_MAX_DEFAULT ((size_t)1 << 30)
 #define RP_LOCAL_PRUNE_MS 60000
+/* The fork server (rp_zygote.h): how long its greeting and each answer
+ * may take before it is given up (an answer is one clone, well under a
+ * millisecond), and how long after a failure it is started again. */
+#define RP_LOCAL_ZYGOTE_HELLO_MS 5000
+#define RP_LOCAL_ZYGOTE_ANSWER_MS 2000
+#define RP_LOCAL_ZYGOTE_RETRY_MS 1000
 
 /* Variables a job container gets from its deployment, not from the
  * request: where the state store and credentials are. */
@@ -106,11 +121,8 @@ struct rp_backend_run {
     bool released; /* the worker is finished with it */
 };
 
-/* One resource limit to set in each executor before its execve. */
-typedef struct rp_local_limit {
-    int resource;
-    struct rlimit value;
-} rp_local_limit_t;
+/* One resource limit to set in each executor before it runs. */
+typedef rp_zygote_limit_t rp_local_limit_t;
 
 #define RP_LOCAL_LIMITS_MAX 4
 
@@ -139,6 +151,14 @@ typedef struct rp_local {
     pthread_t pruner;
     bool pruner_started;
     pthread_cond_t prune_cond;
+    /* The fork server (rp_zygote.h), under zy_lock: zy_sock our end of
+     * its socket (-1: none now), zy_pid its pid (our child; -1: none),
+     * zy_retry_ms when a failed one may be started again (monotonic). */
+    bool fork_server; /* configured on */
+    pthread_mutex_t zy_lock;
+    int zy_sock;
+    pid_t zy_pid;
+    int64_t zy_retry_ms;
 } rp_local_t;
 
 static void rp_local_free_run(rp_backend_run_t *run)
@@ -179,12 +199,11 @@ static void rp_local_free_envp(char **envp)
 /* The child side of vfork(): it runs on the parent's memory until execve,
  * so it only makes async-signal-safe system calls and never returns. */
 static void __attribute__((noreturn))
-rp_local_child(const char *path, char **envp, int request_fd,
+rp_local_child(char *const *argv, char **envp, int request_fd,
                const rp_local_limit_t *limits, int nlimits)
 {
     sigset_t none;
     struct sigaction dfl;
-    char *argv[] = {(char *)path, NULL};
     int devnull;
 
     /* The worker blocks SIGTERM/SIGINT for its signalfd and ignores
@@ -220,7 +239,7 @@ rp_local_child(const char *path, char **envp, int request_fd,
         if (devnull > STDERR_FILENO)
             close(devnull);
     }
-    execve(path, argv, envp);
+    execve(argv[0], argv, envp);
     _exit(127);
 }
 
@@ -229,14 +248,131 @@ rp_local_child(const char *path, char **envp, int request_fd,
  * borrows the parent's memory until the child's execve. Kept apart and
  * not inlined so that nothing of the caller's frame is live across it. */
 static pid_t __attribute__((noinline))
-rp_local_spawn(const rp_local_t *lb, char **envp, int request_fd)
+rp_local_spawn(char *const *argv, char **envp, int request_fd,
+               const rp_local_limit_t *limits, int nlimits)
 {
     pid_t pid = vfork();
 
     if (pid == 0)
-        rp_local_child(lb->executor_path, envp, request_fd, lb->limits,
-                       lb->nlimits);
+        rp_local_child(argv, envp, request_fd, limits, nlimits);
     return pid;
+}
+
+/* Stop using the fork server: close our end (it exits at end of file),
+ * make sure it is gone and reap it. Its executors are our children, not
+ * its own, and go on. With zy_lock held. */
+static void rp_local_zygote_stop(rp_local_t *lb)
+{
+    if (lb->zy_sock >= 0)
+        close(lb->zy_sock);
+    lb->zy_sock = -1;
+    if (lb->zy_pid > 0) {
+        kill(lb->zy_pid, SIGKILL);
+        waitpid(lb->zy_pid, NULL, 0);
+    }
+    lb->zy_pid = -1;
+    lb->zy_retry_ms = rp_time_mono_ms() + RP_LOCAL_ZYGOTE_RETRY_MS;
+}
+
+/* Start `runpool-executor --serve` with the deployment's environment and
+ * no limits (each execution's are set in its own process), and wait for
+ * its greeting. With zy_lock held; on failure there is none, and the
+ * executors are vfork+exec'd until zy_retry_ms. */
+static void rp_local_zygote_start(rp_local_t *lb)
+{
+    char *argv[] = {lb->executor_path, RP_ZYGOTE_FLAG, NULL};
+    char es[256], **envp = NULL, *room = NULL;
+    rp_env_t env = {0};
+    const char *v;
+    int sv[2];
+    pid_t hello_pid;
+    rp_err_t err = rp_env_set(&env, "PATH", RP_LOCAL_PATH_DEFAULT);
+
+    for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
+                                       sizeof(rp_local_passthrough[0]);
+         i++)
+        if ((v = getenv(rp_local_passthrough[i])))
+            err = rp_env_set(&env, rp_local_passthrough[i], v);
+    /* Room for each executor's /proc/PID/environ (rp_zygote.h). */
+    if (!err && !(room = malloc(RP_ZYGOTE_ROOM + 1)))
+        err = RP_ERR_NOMEM;
+    if (!err) {
+        memset(room, '.', RP_ZYGOTE_ROOM);
+        room[RP_ZYGOTE_ROOM] = '\0';
+        err = rp_env_set(&env, RP_ZYGOTE_ROOM_ENV, room);
+    }
+    if (err || !(envp = rp_local_envp(&env))) {
+        rp_log(RP_LOG_WARN, "fork_server_failed", NULL, NULL,
+               "out of memory; executors are exec'd");
+        lb->zy_retry_ms = rp_time_mono_ms() + RP_LOCAL_ZYGOTE_RETRY_MS;
+        goto out;
+    }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        rp_log(RP_LOG_WARN, "fork_server_failed", NULL, NULL,
+               "socketpair: %s; executors are exec'd", strerror(errno));
+        lb->zy_retry_ms = rp_time_mono_ms() + RP_LOCAL_ZYGOTE_RETRY_MS;
+        goto out;
+    }
+    lb->zy_sock = sv[0];
+    lb->zy_pid = rp_local_spawn(argv, envp, sv[1], NULL, 0);
+    close(sv[1]);
+    if (lb->zy_pid < 0) {
+        err = rp_errf(es, sizeof(es), RP_ERR_SPAWN, "vfork: %s",
+                      strerror(errno));
+    } else if (!(err = rp_zygote_hello(lb->zy_sock, RP_LOCAL_ZYGOTE_HELLO_MS,
+                                       &hello_pid, es, sizeof(es))) &&
+               hello_pid != lb->zy_pid) {
+        err = rp_errf(es, sizeof(es), RP_ERR_PROTOCOL,
+                      "greeting from pid %d, not %d", (int)hello_pid,
+                      (int)lb->zy_pid);
+    }
+    if (err) {
+        rp_log(RP_LOG_WARN, "fork_server_failed", NULL, NULL,
+               "%s --serve: %s; executors are exec'd", lb->executor_path, es);
+        rp_local_zygote_stop(lb);
+        goto out;
+    }
+    rp_log(RP_LOG_INFO, "fork_server_started", NULL, NULL,
+           "executor fork server pid %d", (int)lb->zy_pid);
+out:
+    free(room);
+    rp_local_free_envp(envp);
+    rp_env_clear(&env);
+}
+
+/* Start one executor: forked by the fork server when there is one, else
+ * vfork+exec'd. Either way it is our child. Any thread. */
+static pid_t rp_local_spawn_executor(rp_local_t *lb, char **envp,
+                                     int request_fd)
+{
+    char *argv[] = {lb->executor_path, NULL};
+    char es[256];
+    pid_t pid = -1;
+    rp_err_t err;
+
+    if (lb->fork_server) {
+        pthread_mutex_lock(&lb->zy_lock);
+        if (lb->zy_sock < 0 && rp_time_mono_ms() >= lb->zy_retry_ms)
+            rp_local_zygote_start(lb);
+        if (lb->zy_sock >= 0 &&
+            (err = rp_zygote_spawn(lb->zy_sock, envp, request_fd, lb->limits,
+                                   lb->nlimits, RP_LOCAL_ZYGOTE_ANSWER_MS,
+                                   &pid, es, sizeof(es)))) {
+            /* Too large or a failed clone: this one is exec'd (and fails
+             * the same way if it must). Anything else: the server is not
+             * to be trusted any more; a new one comes in a while. */
+            if (err != RP_ERR_TOO_LARGE && err != RP_ERR_SPAWN) {
+                rp_log(RP_LOG_WARN, "fork_server_failed", NULL, NULL,
+                       "%s; executors are exec'd for now", es);
+                rp_local_zygote_stop(lb);
+            }
+            pid = -1;
+        }
+        pthread_mutex_unlock(&lb->zy_lock);
+        if (pid > 0)
+            return pid;
+    }
+    return rp_local_spawn(argv, envp, request_fd, lb->limits, lb->nlimits);
 }
 
 /* workdir/{session}, the default cwd of a new session: private to the
@@ -522,7 +658,7 @@ static rp_err_t rp_local_start_run(rp_backend_t *be, const rp_jobspec_t *spec,
     run->job = job;
     run->fresh = fresh;
 
-    pid = rp_local_spawn(lb, envp, request_fd);
+    pid = rp_local_spawn_executor(lb, envp, request_fd);
     if (pid < 0) {
         err = rp_errf(errstr, errstr_size, RP_ERR_SPAWN, "vfork: %s",
                       strerror(errno));
@@ -532,8 +668,8 @@ static rp_err_t rp_local_start_run(rp_backend_t *be, const rp_jobspec_t *spec,
     run->pid = pid;
     run->child = true;
     /* The name its claim will carry (the executor computes the same from
-     * /proc/self): vfork returned, so the child has exec'd or exited, and
-     * unreaped it still has its /proc entry. */
+     * /proc/self): our child, unreaped, still has its /proc entry, and its
+     * start time is fixed at its fork. */
     if (rp_claim_local_run(pid, run->run_id, errstr, errstr_size) != RP_OK)
         run->run_id[0] = '\0'; /* unnamed: the worker then waits for it */
     run->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -947,6 +1083,9 @@ static void rp_local_close(rp_backend_t *be)
     }
     if (lb->pruner_started)
         pthread_join(lb->pruner, NULL);
+    pthread_mutex_lock(&lb->zy_lock);
+    rp_local_zygote_stop(lb);
+    pthread_mutex_unlock(&lb->zy_lock);
     RP_LIST_FOREACH_SAFE(l, tmp, &lb->live) {
         rp_backend_run_t *run = RP_LIST_ENTRY(l, rp_backend_run_t, link);
 
@@ -968,6 +1107,7 @@ static void rp_local_close(rp_backend_t *be)
     rp_timerq_clear(&lb->kills);
     pthread_cond_destroy(&lb->prune_cond);
     pthread_mutex_destroy(&lb->lock);
+    pthread_mutex_destroy(&lb->zy_lock);
     free(lb->executor_path);
     free(lb->workdir);
     free(lb);
@@ -1002,6 +1142,10 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
         return rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&lb->lock, NULL);
     pthread_cond_init(&lb->prune_cond, NULL);
+    pthread_mutex_init(&lb->zy_lock, NULL);
+    lb->zy_sock = -1;
+    lb->zy_pid = -1;
+    lb->fork_server = conf->fork_server;
     lb->ws_cache_max_bytes = conf->ws_cache_max_bytes
                                  ? conf->ws_cache_max_bytes
                                  : RP_LOCAL_WS_CACHE_MAX_DEFAULT;
@@ -1069,6 +1213,12 @@ rp_err_t rp_backend_local_init(rp_backend_t *be, const rp_backend_conf_t *conf,
             goto out;
         }
         lb->pruner_started = true;
+    }
+    /* Started now, so that the first execution does not wait for it. */
+    if (lb->fork_server) {
+        pthread_mutex_lock(&lb->zy_lock);
+        rp_local_zygote_start(lb);
+        pthread_mutex_unlock(&lb->zy_lock);
     }
 out:
     if (err)

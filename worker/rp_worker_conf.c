@@ -156,6 +156,13 @@ static const rp_worker_opt_t rp_worker_opts[] = {
     {"executor", "PATH", "RUNPOOL_EXECUTOR", RP_OPT_STR,
      RP_OFF(backend_conf.executor_path), NULL, 0, 0, 0, 0,
      "next to `runpool-worker`", "local backend: the executor binary"},
+    {"executor-fork-server", "0|1", "RUNPOOL_EXECUTOR_FORK_SERVER", RP_OPT_INT,
+     RP_OFF(backend_conf.fork_server), NULL, 1, 0, 1, RP_OPT_ZERO_IS_NONE,
+     "1", "local backend: 1 forks each executor from one loaded "
+     "`runpool-executor --serve` (about 0.7 ms of CPU less per execution, "
+     "docs/executor.md \"Fork server\"); 0 execs each one. Either way the "
+     "executor is the worker's child; if the server fails, executors are "
+     "exec'd until it is back"},
     {"workdir", "DIR", "RUNPOOL_WORKDIR", RP_OPT_STR,
      RP_OFF(backend_conf.workdir), NULL, 0, 0, 0, 0, "–",
      "local backend: with `--workspace keep` (or `off`) new sessions start "

@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -798,6 +800,157 @@ static void test_attach(void **state)
                      RP_ERR_NOT_FOUND);
 }
 
+/* The fork server's executor (pid) ran the command: read its parent and
+ * its command line from what the command saved of /proc/$PPID. Returns
+ * whether the fork server forked it (its command line is the server's). */
+static bool forked_by_server(fixture_t *f, const char *eid)
+{
+    char *st = slurp(f, "status", eid), *cmd = slurp(f, "cmdline", eid);
+    char *env = slurp(f, "environ", eid), want[64];
+    bool forked;
+
+    assert_non_null(st);
+    assert_non_null(cmd);
+    assert_non_null(env);
+    /* /proc/PID/environ is the execution's, forked or not (rp_zygote.h). */
+    snprintf(want, sizeof(want), "\nEXECUTION_ID=%s\n", eid);
+    assert_true(!strncmp(env, want + 1, strlen(want + 1)) ||
+                strstr(env, want));
+    assert_null(strstr(env, "RUNPOOL_FORK_SERVER_ROOM"));
+    free(env);
+    /* Either way the executor is our child, so we wait for it. */
+    snprintf(want, sizeof(want), "\nPPid:\t%d\n", (int)getpid());
+    assert_non_null(strstr(st, want));
+    forked = strstr(cmd, "--serve") != NULL;
+    free(st);
+    free(cmd);
+    return forked;
+}
+
+/* /proc/PID/WHAT into buf, NUL-terminated; its length (0: unreadable). */
+static size_t read_proc(const char *pid, const char *what, char *buf,
+                        size_t size)
+{
+    char path[300];
+    FILE *fp;
+    size_t len;
+
+    snprintf(path, sizeof(path), "/proc/%s/%s", pid, what);
+    if (!(fp = fopen(path, "r")))
+        return 0;
+    len = fread(buf, 1, size - 1, fp);
+    fclose(fp);
+    buf[len] = '\0';
+    return len;
+}
+
+/* The fork server process: our child with the command line --serve that
+ * is no execution's executor (none runs when this is called). */
+static pid_t find_fork_server(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = -1;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char buf[4096];
+        size_t len;
+        int ppid = -1;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (read_proc(e->d_name, "stat", buf, sizeof(buf)) == 0 ||
+            !strrchr(buf, ')') ||
+            sscanf(strrchr(buf, ')') + 2, "%*c %d", &ppid) != 1 ||
+            ppid != getpid())
+            continue;
+        len = read_proc(e->d_name, "cmdline", buf, sizeof(buf));
+        if (len > 8 && !strcmp(buf + strlen(buf) + 1, "--serve")) {
+            found = (pid_t)atoi(e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(n, 1);
+    return found;
+}
+
+/* One execution by the real executor; its command saves its executor's
+ * /proc status and command line. */
+static void run_real(fixture_t *f, const char *eid, int nth)
+{
+    rp_jobspec_t spec;
+    rp_backend_run_t *run = NULL;
+    char es[512], cmd[512];
+    int job_marker;
+
+    snprintf(cmd, sizeof(cmd),
+             "cat /proc/$PPID/status > %s/status.%s && "
+             "tr '\\0' ' ' < /proc/$PPID/cmdline > %s/cmdline.%s && "
+             "cat /proc/$PPID/limits > %s/limits.%s && "
+             "tr '\\0' '\\n' < /proc/$PPID/environ > %s/environ.%s",
+             f->dir, eid, f->dir, eid, f->dir, eid, f->dir, eid);
+    spec_init(&spec, f, eid, cmd);
+    assert_int_equal(rp_backend_start(f->be, &spec, &job_marker, &run, es,
+                                      sizeof(es)),
+                     RP_OK);
+    assert_true(wait_done(&f->box, nth, 20));
+    assert_int_equal(f->box.done.err, RP_OK);
+    assert_int_equal(f->box.done.exit_code, 0); /* its record written */
+    rp_backend_release(f->be, run);
+}
+
+/* --executor-fork-server with the real executor: executions are forked
+ * by the server yet are our children with the configured limits; a
+ * killed server costs no execution (the next is exec'd) and is replaced
+ * a while later. */
+static void test_fork_server(void **state)
+{
+    fixture_t *f = *state;
+    const char *bin = getenv("RP_BIN_DIR");
+    rp_backend_conf_t conf = {0};
+    char exe[1024], es[512], *lim;
+    pid_t server, server2;
+    int status;
+
+    assert_non_null(bin);
+    snprintf(exe, sizeof(exe), "%s/runpool-executor", bin);
+    rp_backend_destroy(f->be); /* the fixture's, with the fake script */
+    conf.executor_path = exe;
+    conf.workdir = f->workdir;
+    conf.fork_server = 1;
+    conf.limits.open_files = 222;
+    assert_int_equal(rp_backend_new("local", &conf, on_done, &f->box, &f->be,
+                                    es, sizeof(es)),
+                     RP_OK);
+    server = find_fork_server();
+
+    run_real(f, "fs1", 1);
+    assert_true(forked_by_server(f, "fs1"));
+    lim = slurp(f, "limits", "fs1");
+    assert_non_null(lim);
+    assert_non_null(strstr(lim, "Max open files            222                  222"));
+    free(lim);
+
+    /* Killed: the next execution is exec'd, and the dead server reaped. */
+    assert_int_equal(kill(server, SIGKILL), 0);
+    run_real(f, "fs2", 2);
+    assert_false(forked_by_server(f, "fs2"));
+    assert_true(waitpid(server, &status, WNOHANG) < 0 && errno == ECHILD);
+    lim = slurp(f, "limits", "fs2");
+    assert_non_null(strstr(lim, "Max open files            222                  222"));
+    free(lim);
+
+    /* A second later a new server forks them again. */
+    usleep(1100 * 1000);
+    run_real(f, "fs3", 3);
+    assert_true(forked_by_server(f, "fs3"));
+    server2 = find_fork_server();
+    assert_true(server2 != server);
+}
+
 static void test_bad_executor_and_backend(void **state)
 {
     rp_backend_conf_t conf = {.executor_path = "/nonexistent/runpool-executor"};
@@ -841,6 +994,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_leaves_running, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_attach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_server, setup, teardown),
         cmocka_unit_test(test_bad_executor_and_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
