@@ -101,6 +101,21 @@ static const char *const rp_local_passthrough[] = {
     "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST", "RUNPOOL_LOG_LEVEL",
 };
 
+/* Copy the worker's rp_local_passthrough variables that are set into
+ * env (over what env has of them). */
+static rp_err_t rp_local_passthrough_env(rp_env_t *env)
+{
+    rp_err_t err = RP_OK;
+    const char *v;
+
+    for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
+                                       sizeof(rp_local_passthrough[0]);
+         i++)
+        if ((v = getenv(rp_local_passthrough[i])))
+            err = rp_env_set(env, rp_local_passthrough[i], v);
+    return err;
+}
+
 struct rp_backend_run {
     rp_list_t link;        /* on lb->live, under lock */
     rp_list_t report_link; /* on lb->detached until its done is reported */
@@ -283,16 +298,12 @@ static void rp_local_zygote_start(rp_local_t *lb)
     char *argv[] = {lb->executor_path, RP_ZYGOTE_FLAG, NULL};
     char es[256], **envp = NULL, *room = NULL;
     rp_env_t env = {0};
-    const char *v;
     int sv[2];
     pid_t hello_pid;
     rp_err_t err = rp_env_set(&env, "PATH", RP_LOCAL_PATH_DEFAULT);
 
-    for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
-                                       sizeof(rp_local_passthrough[0]);
-         i++)
-        if ((v = getenv(rp_local_passthrough[i])))
-            err = rp_env_set(&env, rp_local_passthrough[i], v);
+    if (!err)
+        err = rp_local_passthrough_env(&env);
     /* Room for each executor's /proc/PID/environ (rp_zygote.h). */
     if (!err && !(room = malloc(RP_ZYGOTE_ROOM + 1)))
         err = RP_ERR_NOMEM;
@@ -609,7 +620,6 @@ static rp_err_t rp_local_start_run(rp_backend_t *be, const rp_jobspec_t *spec,
     rp_jobspec_t s = *spec; /* shallow: default_cwd and workspace replaced */
     rp_env_t env = {0};
     char **envp = NULL, cwd[4096], wsdir[PATH_MAX], cache[PATH_MAX];
-    const char *v;
     rp_backend_run_t *run = NULL;
     rp_err_t err;
     int request_fd = -1;
@@ -645,11 +655,8 @@ static rp_err_t rp_local_start_run(rp_backend_t *be, const rp_jobspec_t *spec,
     err = rp_env_set(&env, "PATH", RP_LOCAL_PATH_DEFAULT);
     if (!err && lb->run_as.set)
         err = rp_env_set(&env, RP_RUNAS_ENV, lb->run_as_str);
-    for (size_t i = 0; !err && i < sizeof(rp_local_passthrough) /
-                                       sizeof(rp_local_passthrough[0]);
-         i++)
-        if ((v = getenv(rp_local_passthrough[i])))
-            err = rp_env_set(&env, rp_local_passthrough[i], v);
+    if (!err)
+        err = rp_local_passthrough_env(&env);
     if (err || !(envp = rp_local_envp(&env)) ||
         !(run = calloc(1, sizeof(*run)))) {
         err = rp_errf(errstr, errstr_size, RP_ERR_NOMEM, "out of memory");
